@@ -1,0 +1,2 @@
+/** Jest global setup for e2e: replaced by the fleet harness (issue 3). */
+export default async function globalSetup(): Promise<void> {}

@@ -1,0 +1,30 @@
+// Jest 30 in ESM mode (see ../shared/notes/stack.md): ts-jest with useESM, .js suffixes stripped from
+// relative imports. Two projects: unit tests beside the code, e2e tests against the real control plane.
+const common = {
+  preset: 'ts-jest/presets/default-esm',
+  extensionsToTreatAsEsm: ['.ts'],
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json', diagnostics: { ignoreCodes: ['TS151001'] } }],
+  },
+  testEnvironment: 'node',
+};
+
+/** @type {import('jest').Config} */
+export default {
+  projects: [
+    {
+      ...common,
+      displayName: 'unit',
+      testMatch: ['<rootDir>/operator/**/*.test.ts', '<rootDir>/collector/**/*.test.ts', '<rootDir>/e2e/**/*.unit.test.ts'],
+    },
+    {
+      ...common,
+      displayName: 'e2e',
+      testMatch: ['<rootDir>/e2e/**/*.e2e.test.ts'],
+      globalSetup: '<rootDir>/e2e/jest/global-setup.ts',
+      globalTeardown: '<rootDir>/e2e/jest/global-teardown.ts',
+      testTimeout: 600000,
+    },
+  ],
+};
