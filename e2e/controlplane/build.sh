@@ -152,27 +152,31 @@ build_kwok() {
   ln -sfn "$stages" "$BIN/kwok-stages"
 }
 
+# The CoreDNS plugin set is part of the cache key: changing the list below must change COREDNS_FLAVOR.
+COREDNS_FLAVOR="tro2"
 build_coredns() {
   use_asset coredns && return 0
-  local out="$CACHE/coredns-$COREDNS_VERSION"
+  local out="$CACHE/coredns-$COREDNS_VERSION-$COREDNS_FLAVOR"
   if [ ! -x "$out/coredns" ]; then
     local work; work="$(mktemp -d "$CACHE/build-coredns.XXXXXX")"
     # A small main: only the plugins we use, in CoreDNS's directive order, so the build skips every cloud SDK.
+    # bind keeps every listener on 127.0.0.1; forward/loop/whoami are there for people's own Corefiles.
     cat > "$work/main.go" <<'GO'
 package main
 
 import (
 	"github.com/coredns/coredns/core/dnsserver"
-	_ "github.com/coredns/coredns/core/plugin/../../plugin/cache"
+	_ "github.com/coredns/coredns/plugin/bind"
+	_ "github.com/coredns/coredns/plugin/cache"
 	_ "github.com/coredns/coredns/plugin/errors"
+	_ "github.com/coredns/coredns/plugin/forward"
 	_ "github.com/coredns/coredns/plugin/health"
 	_ "github.com/coredns/coredns/plugin/kubernetes"
 	_ "github.com/coredns/coredns/plugin/log"
+	_ "github.com/coredns/coredns/plugin/loop"
 	_ "github.com/coredns/coredns/plugin/metrics"
 	_ "github.com/coredns/coredns/plugin/ready"
 	_ "github.com/coredns/coredns/plugin/reload"
-	_ "github.com/coredns/coredns/plugin/forward"
-	_ "github.com/coredns/coredns/plugin/loop"
 	_ "github.com/coredns/coredns/plugin/whoami"
 
 	"github.com/coredns/coredns/coremain"
@@ -180,13 +184,12 @@ import (
 
 func init() {
 	dnsserver.Directives = []string{
-		"reload", "health", "ready", "prometheus", "errors", "log", "cache", "loop", "kubernetes", "forward", "whoami",
+		"reload", "bind", "ready", "health", "prometheus", "errors", "log", "cache", "loop", "kubernetes", "forward", "whoami",
 	}
 }
 
 func main() { coremain.Run() }
 GO
-    sed -i 's#github.com/coredns/coredns/core/plugin/../../plugin/cache#github.com/coredns/coredns/plugin/cache#' "$work/main.go"
     printf 'module tro.local/coredns-wrapper\n\ngo 1.26.0\n\nrequire github.com/coredns/coredns %s\n' "$COREDNS_VERSION" > "$work/go.mod"
     (cd "$work" && with_progress "coredns: go mod tidy" go mod tidy >/dev/null)
     mkdir -p "$work/out"
