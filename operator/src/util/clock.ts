@@ -16,7 +16,8 @@ export interface Clock {
   now(): Date;
   /**
    * Resolves after `ms` milliseconds (`ms <= 0` resolves on the next turn). When `signal` aborts first,
-   * rejects with `signal.reason` and cancels the timer; an already aborted signal rejects at once.
+   * rejects with `signal.reason` (see {@link abortReason}) and cancels the timer; an already aborted
+   * signal rejects at once.
    */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
   /**
@@ -26,8 +27,12 @@ export interface Clock {
   setTimer(ms: number, fn: () => void): () => void;
 }
 
-function abortReason(signal: AbortSignal): unknown {
-  return signal.reason ?? new DOMException('The operation was aborted', 'AbortError');
+/** The abort reason as an Error: `abort()` without a reason gives a DOMException already; a non-Error reason is wrapped. */
+export function abortReason(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  if (reason instanceof Error) return reason;
+  if (reason === undefined) return new DOMException('The operation was aborted', 'AbortError');
+  return new Error(`aborted: ${typeof reason === 'string' ? reason : JSON.stringify(reason)}`, { cause: reason });
 }
 
 /** Shared implementation of {@link Clock.sleep} on top of {@link Clock.setTimer}. */
