@@ -66,7 +66,6 @@ const METRIC_TYPES: ReadonlySet<string> = new Set(['counter', 'gauge', 'histogra
 
 // Character codes used by the scanner.
 const TAB = 9;
-const LF = 10;
 const CR = 13;
 const SPACE = 32;
 const QUOTE = 34;
