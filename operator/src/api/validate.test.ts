@@ -1,6 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
 import { INVALID_CASES, invalidObject, loadSamples, validBase } from './fixtures.js';
+import type { TelemetryRollout } from './types.generated.js';
 import { formatErrors, validateRollout } from './validate.js';
+
+const specOf = (o: Record<string, unknown>) => (o as unknown as TelemetryRollout).spec;
 
 describe('offline validation: samples', () => {
   const samples = loadSamples();
@@ -20,28 +23,28 @@ describe('offline validation: defaults', () => {
   it('fills safe defaults into a minimal rollout', () => {
     const r = validateRollout(validBase());
     expect(r.valid).toBe(true);
-    const spec = r.defaulted.spec as Record<string, any>;
+    const spec = specOf(r.defaulted);
     expect(spec.paused).toBe(false);
     expect(spec.strategy.order).toBe('LargestFirst');
-    expect(spec.strategy.stages.map((s: { name: string }) => s.name)).toEqual(['canary', 'fleet']);
+    expect(spec.strategy.stages.map((s) => s.name)).toEqual(['canary', 'fleet']);
     expect(spec.strategy.stages[0]).toMatchObject({ clusters: 1, nodeSteps: [1, 5, 25, 100], maxConcurrentClusters: 1 });
     expect(spec.gates).toMatchObject({ failureLimit: 2, onFailure: 'Rollback', onNoData: 'Pause' });
     expect(spec.gates.apiServer).toEqual({ maxP99LatencySeconds: 1, maxLatencyIncreaseRatio: 1.5, maxErrorRatio: 0.01, maxAPFRejectionsPerSecond: 1 });
     expect(spec.breakGlass).toMatchObject({ unreachableAfterSeconds: 60, action: 'Auto' });
-    expect(spec.targets.clusters[0].kubeconfigSecretRef.key).toBe('value');
+    expect(spec.targets.clusters?.[0]?.kubeconfigSecretRef.key).toBe('value');
     expect(spec.collector.namespace).toBe('telemetry-system');
   });
   it('defaults inside a user stage and inside collector config sections that are present', () => {
     const o = validBase();
-    const spec = o.spec as Record<string, any>;
+    const spec = o.spec as Record<string, Record<string, unknown>>;
     spec.strategy = { stages: [{ name: 'one', percent: 100 }] };
-    spec.collector.config = { metadata: {} };
+    spec.collector!.config = { metadata: {} };
     const r = validateRollout(o);
     expect(r.valid).toBe(true);
-    const d = r.defaulted.spec as Record<string, any>;
+    const d = specOf(r.defaulted);
     expect(d.strategy.stages[0]).toEqual({ name: 'one', percent: 100, nodeSteps: [1, 5, 25, 100], bakeSeconds: 300, maxConcurrentClusters: 1 });
-    expect(d.collector.config.metadata).toEqual({ mode: 'Kubelet', kubeletURL: 'http://127.0.0.1:10255', naiveRelistSeconds: 30 });
-    expect(spec.strategy.stages[0].nodeSteps).toBeUndefined(); // the input is not modified
+    expect(d.collector.config?.metadata).toEqual({ mode: 'Kubelet', kubeletURL: 'http://127.0.0.1:10255', naiveRelistSeconds: 30 });
+    expect((spec.strategy.stages as Array<Record<string, unknown>>)[0]!.nodeSteps).toBeUndefined(); // the input is not modified
   });
   it('rejects unknown fields, naming them', () => {
     const o = validBase();
