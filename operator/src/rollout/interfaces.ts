@@ -1,0 +1,143 @@
+/**
+ * The narrow interfaces through which the rollout reconciler talks to the world. The same reconciler
+ * runs against real clusters (client-node implementations in operator/src/cluster/), in-memory fakes
+ * (unit tests, operator/src/rollout/fakes.ts) and the fleet simulator.
+ */
+import type { Baseline, GateResult, Projection, TelemetryRollout, TelemetryRolloutStatus } from '../api/types.generated.js';
+
+/** The node label whose value names the collector revision a node runs. */
+export const REVISION_LABEL = 'telemetry.rollout.dev/revision';
+/** Label on every object the operator owns in a target: the owning rollout, as `namespace.name`. */
+export const ROLLOUT_LABEL = 'telemetry.rollout.dev/rollout';
+/** Label on owned DaemonSets and ConfigMaps: the revision they belong to. */
+export const OBJECT_REVISION_LABEL = 'telemetry.rollout.dev/collector-revision';
+/** Label on the DaemonSet of the stable revision, which also takes unlabelled nodes. */
+export const STABLE_LABEL = 'telemetry.rollout.dev/stable';
+/** The one field manager of every server-side apply the operator makes. */
+export const FIELD_MANAGER = 'telemetry-rollout-operator';
+
+/** What the operator needs to know of a target node. */
+export interface NodeInfo {
+  name: string;
+  /** Only the labels that matter (the revision label and the usual topology labels). */
+  labels: Record<string, string>;
+  addresses: Array<{ type: string; address: string }>;
+  ready: boolean;
+}
+
+/** A collector DaemonSet the operator owns in a target, with its rollout status. */
+export interface CollectorDaemonSet {
+  name: string;
+  revision: string;
+  stable: boolean;
+  desiredNumberScheduled: number;
+  numberReady: number;
+  /** Whether the DaemonSet controller has seen the latest spec (status.observedGeneration). */
+  observed: boolean;
+}
+
+/** A Kubernetes object to apply (server-side apply), a pure function of the spec. */
+export interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  [field: string]: unknown;
+}
+
+/** Identifies an object to delete. */
+export interface ObjectRef {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  namespace?: string;
+}
+
+/**
+ * One target cluster, as the reconciler sees it. Implementations must be safe to call repeatedly
+ * (every call is idempotent) and must never put credentials in errors.
+ */
+export interface ClusterClient {
+  /** The cluster's name in the rollout. */
+  readonly name: string;
+  /** Probes the API server (/readyz with a short timeout). Never throws. */
+  probe(signal?: AbortSignal): Promise<{ reachable: boolean; message?: string }>;
+  /** Every node, with the labels and addresses that matter. */
+  listNodes(signal?: AbortSignal): Promise<NodeInfo[]>;
+  /** Sets (revision) or removes (null) the revision label of one node. */
+  setNodeRevision(node: string, revision: string | null, signal?: AbortSignal): Promise<void>;
+  /** Server-side applies an object with the operator's field manager. */
+  apply(obj: KubeObject, signal?: AbortSignal): Promise<void>;
+  /** Deletes an object; an object that is already gone is not an error. */
+  delete(ref: ObjectRef, signal?: AbortSignal): Promise<void>;
+  /** The collector DaemonSets of one rollout in a namespace. */
+  listCollectorDaemonSets(namespace: string, rollout: string, signal?: AbortSignal): Promise<CollectorDaemonSet[]>;
+  /** GETs a raw API server path such as /metrics. */
+  getRaw(path: string, signal?: AbortSignal): Promise<string>;
+}
+
+/** Why a cluster client could not be had: the condition the rollout shows (never the Secret's content). */
+export class ClusterUnavailableError extends Error {
+  readonly reason: string;
+  readonly cluster: string;
+  constructor(cluster: string, reason: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'ClusterUnavailableError';
+    this.cluster = cluster;
+    this.reason = reason;
+  }
+}
+
+/** A target as resolved from the spec: explicit entry or selected Secret. */
+export interface ResolvedTarget {
+  name: string;
+  secretName: string;
+  secretKey: string;
+  metrics?: { prometheusURL?: string; coreDNSMetricsURL?: string };
+}
+
+/** Gives the client of a target, building it from its kubeconfig Secret (cached per Secret version). */
+export interface ClusterClientFactory {
+  /** Resolves spec.targets to the list of targets (reading Secrets for a selector). */
+  resolveTargets(rollout: TelemetryRollout): Promise<ResolvedTarget[]>;
+  /** The client of one target; throws ClusterUnavailableError with a clear reason. */
+  client(rollout: TelemetryRollout, target: ResolvedTarget): Promise<ClusterClient>;
+}
+
+/** What the gate evaluator is told about the cluster being evaluated. */
+export interface GateContext {
+  rollout: TelemetryRollout;
+  target: ResolvedTarget;
+  client: ClusterClient;
+  /** The baseline captured before the current step, if any. */
+  baseline?: Baseline;
+  /** Fraction (0..1) of the cluster's nodes on the new revision. */
+  fraction: number;
+  /** Consecutive failures so far, from status. */
+  consecutiveFailures: number;
+  signal?: AbortSignal;
+}
+
+/** One gate evaluation: verdict, measurements and thresholds (GateResult of the API). */
+export type GateEvaluation = GateResult & { verdict: 'Pass' | 'Fail' | 'NoData'; unreachable?: boolean };
+
+/** Decides whether a cluster's control plane is healthy enough to go on. */
+export interface GateEvaluator {
+  /** Whether this evaluator really measures anything (false only for the pass-through stand-in). */
+  readonly measures: boolean;
+  /** Measures the signals before a step, to be stored as the step's baseline. */
+  captureBaseline(ctx: GateContext): Promise<Baseline | undefined>;
+  /** Evaluates the gates now. Never throws: failures to measure are NoData. */
+  evaluate(ctx: GateContext): Promise<GateEvaluation>;
+  /** Projects the load at 100 % of the nodes, before moving on to the next step (optional). */
+  project?(ctx: GateContext): Promise<Projection | undefined>;
+}
+
+/** Writes the status subresource; conflicts (stale resourceVersion) throw so the pass is retried. */
+export interface StatusWriter {
+  writeStatus(rollout: TelemetryRollout, status: TelemetryRolloutStatus): Promise<void>;
+}
+
+/** Emits Kubernetes Events on a rollout. Never throws (events are best effort). */
+export interface EventRecorder {
+  event(rollout: TelemetryRollout, type: 'Normal' | 'Warning', reason: string, message: string): void;
+}
