@@ -1,0 +1,248 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ApiException, KubeConfig } from '@kubernetes/client-node';
+import { FakeClock } from '../util/clock.js';
+import {
+  RawGetError,
+  isConflict,
+  isGone,
+  isNotFound,
+  isRetryable,
+  rawGet,
+  requestOptions,
+  retryAfterMs,
+  statusCode,
+  withRetry,
+} from './kube.js';
+
+const api = (code: number, headers: Record<string, string> = {}, body: unknown = {}): ApiException<unknown> =>
+  new ApiException(code, 'message', body, headers);
+
+describe('error classification', () => {
+  it('reads status codes from ApiException and numeric code/statusCode fields', () => {
+    expect(statusCode(api(404))).toBe(404);
+    expect(statusCode({ statusCode: 410 })).toBe(410);
+    expect(statusCode(Object.assign(new Error('x'), { code: 'ECONNRESET' }))).toBeUndefined();
+    expect(isNotFound(api(404))).toBe(true);
+    expect(isConflict(api(409))).toBe(true);
+    expect(isGone({ code: 410 })).toBe(true);
+    expect(isNotFound(api(409))).toBe(false);
+  });
+
+  it.each<[string, unknown, boolean]>([
+    ['429', api(429), true],
+    ['500', api(500), true],
+    ['503', api(503), true],
+    ['504', api(504), true],
+    ['408', api(408), true],
+    ['501 not implemented', api(501), false],
+    ['400', api(400), false],
+    ['403', api(403), false],
+    ['404', api(404), false],
+    ['409', api(409), false],
+    ['ECONNRESET', Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }), true],
+    ['fetch failed(ECONNREFUSED)', new TypeError('fetch failed', { cause: Object.assign(new Error('x'), { code: 'ECONNREFUSED' }) }), true],
+    ['undici connect timeout', new TypeError('fetch failed', { cause: { code: 'UND_ERR_CONNECT_TIMEOUT' } }), true],
+    ['TimeoutError', new DOMException('timed out', 'TimeoutError'), true],
+    ['AbortError', new DOMException('aborted', 'AbortError'), false],
+    ['plain error', new Error('boom'), false],
+    ['string', 'boom', false],
+  ])('isRetryable(%s) = %s', (_name, err, want) => {
+    expect(isRetryable(err)).toBe(want);
+  });
+
+  it('parses Retry-After as seconds, HTTP date, or Status details', () => {
+    const now = new Date('2026-11-25T10:00:00Z');
+    expect(retryAfterMs(api(429, { 'retry-after': '7' }), now)).toBe(7000);
+    expect(retryAfterMs(api(429, { 'Retry-After': 'Wed, 25 Nov 2026 10:00:30 GMT' }), now)).toBe(30_000);
+    expect(retryAfterMs(api(429, {}, { kind: 'Status', details: { retryAfterSeconds: 3 } }), now)).toBe(3000);
+    expect(retryAfterMs(api(429, {}, '{"details":{"retryAfterSeconds":2}}'), now)).toBe(2000);
+    expect(retryAfterMs(api(429, {}, 'not json'), now)).toBeUndefined();
+    expect(retryAfterMs(api(500), now)).toBeUndefined();
+    expect(retryAfterMs(undefined)).toBeUndefined();
+  });
+});
+
+describe('withRetry', () => {
+  it('retries retryable errors with backoff on the clock and honours a longer Retry-After', async () => {
+    const clock = new FakeClock(0);
+    const delays: number[] = [];
+    let calls = 0;
+    const p = withRetry(
+      async () => {
+        calls++;
+        if (calls === 1) throw api(503);
+        if (calls === 2) throw api(429, { 'retry-after': '7' });
+        return 'ok';
+      },
+      { clock, random: () => 0, onRetry: ({ delayMs }) => delays.push(delayMs) },
+    );
+    await clock.advance(199);
+    expect(calls).toBe(1);
+    await clock.advance(1);
+    expect(calls).toBe(2);
+    await clock.advance(6999);
+    expect(calls).toBe(2);
+    await clock.advance(1);
+    await expect(p).resolves.toBe('ok');
+    expect(delays).toEqual([200, 7000]);
+  });
+
+  it('caps an absurd Retry-After and applies jitter to the backoff', async () => {
+    const clock = new FakeClock(0);
+    const delays: number[] = [];
+    let calls = 0;
+    const p = withRetry(
+      async () => {
+        if (++calls === 1) throw api(429, { 'retry-after': '86400' });
+        if (calls === 2) throw api(500);
+        return calls;
+      },
+      { clock, random: () => 0.5, minDelayMs: 100, maxRetryAfterMs: 10_000, onRetry: ({ delayMs }) => delays.push(delayMs) },
+    );
+    await clock.advance(20_000);
+    await expect(p).resolves.toBe(3);
+    expect(delays).toEqual([10_000, 250]);
+  });
+
+  it('rethrows a non-retryable error at once and the last error when retries run out', async () => {
+    const clock = new FakeClock(0);
+    let calls = 0;
+    await expect(
+      withRetry(async () => {
+        calls++;
+        throw api(403);
+      }, { clock }),
+    ).rejects.toMatchObject({ code: 403 });
+    expect(calls).toBe(1);
+
+    calls = 0;
+    const p = withRetry(
+      async () => {
+        calls++;
+        throw api(500);
+      },
+      { clock, retries: 2, random: () => 0 },
+    );
+    const settled = p.catch((e: unknown) => e);
+    await clock.advance(10_000);
+    expect(await settled).toMatchObject({ code: 500 });
+    expect(calls).toBe(3);
+  });
+
+  it('stops waiting when the signal aborts', async () => {
+    const clock = new FakeClock(0);
+    const ac = new AbortController();
+    const p = withRetry(
+      async () => {
+        throw api(503);
+      },
+      { clock, signal: ac.signal },
+    );
+    const settled = p.catch((e: unknown) => e);
+    await clock.flush();
+    ac.abort(new Error('shutting down'));
+    expect(await settled).toMatchObject({ message: 'shutting down' });
+  });
+});
+
+describe('requestOptions', () => {
+  it('sets the signal on the request context through promise middleware', async () => {
+    const signal = new AbortController().signal;
+    const opts = requestOptions(signal) as unknown as {
+      middleware: Array<{ pre(ctx: { setSignal(s: AbortSignal): void }): Promise<unknown> }>;
+      middlewareMergeStrategy: string;
+    };
+    let got: AbortSignal | undefined;
+    await opts.middleware[0]!.pre({ setSignal: (s) => (got = s) });
+    expect(got).toBe(signal);
+    expect(opts.middlewareMergeStrategy).toBe('append');
+  });
+});
+
+describe('rawGet', () => {
+  const TOKEN = 'sekrit-token-0123456789';
+  let server: http.Server;
+  let base: string;
+  const seen: Array<{ url?: string; authorization?: string }> = [];
+
+  beforeAll(async () => {
+    server = http.createServer((req, res) => {
+      seen.push({ url: req.url, authorization: req.headers.authorization });
+      if (req.url === '/readyz?verbose') {
+        res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end('[-]etcd failed: reason withheld\nreadyz check failed\n');
+      } else if (req.url === '/hang') {
+        // Never answers: the client must time out or abort.
+      } else if (req.url === '/big') {
+        res.end('x'.repeat(2048));
+      } else {
+        res.end('# HELP up\nup 1\n');
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  function kubeconfig(server: string): KubeConfig {
+    const kc = new KubeConfig();
+    kc.loadFromString(
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'c', cluster: { server, 'insecure-skip-tls-verify': true } }],
+        users: [{ name: 'u', user: { token: TOKEN } }],
+        contexts: [{ name: 'ctx', context: { cluster: 'c', user: 'u' } }],
+        'current-context': 'ctx',
+      }),
+    );
+    return kc;
+  }
+
+  it('sends the kubeconfig credentials and returns status and body', async () => {
+    const res = await rawGet(kubeconfig(base), '/metrics', { timeoutMs: 5000 });
+    expect(res.statusCode).toBe(200);
+    expect(res.body).toContain('up 1');
+    expect(seen.at(-1)).toEqual({ url: '/metrics', authorization: `Bearer ${TOKEN}` });
+  });
+
+  it('resolves non-2xx statuses with their body', async () => {
+    const res = await rawGet(kubeconfig(base), '/readyz?verbose', { timeoutMs: 5000 });
+    expect(res.statusCode).toBe(500);
+    expect(res.body).toContain('[-]etcd failed');
+  });
+
+  it('keeps credentials out of transport errors', async () => {
+    // A port nothing listens on: bind, note, close.
+    const probe = http.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const err = await rawGet(kubeconfig(`http://127.0.0.1:${port}`), '/livez', { timeoutMs: 5000 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RawGetError);
+    expect((err as RawGetError).code).toBe('ECONNREFUSED');
+    const everything = JSON.stringify(err, Object.getOwnPropertyNames(err));
+    expect(everything).not.toContain(TOKEN);
+    expect((err as Error).cause).toBeUndefined();
+  });
+
+  it('times out, aborts and refuses oversized bodies with distinct codes', async () => {
+    const kc = kubeconfig(base);
+    await expect(rawGet(kc, '/hang', { timeoutMs: 20 })).rejects.toMatchObject({ name: 'TimeoutError', code: 'ETIMEDOUT' });
+    const ac = new AbortController();
+    const pending = rawGet(kc, '/hang', { timeoutMs: 60_000, signal: ac.signal });
+    ac.abort();
+    await expect(pending).rejects.toMatchObject({ name: 'AbortError', code: 'EABORTED' });
+    await expect(rawGet(kc, '/big', { timeoutMs: 5000, maxBytes: 1024 })).rejects.toMatchObject({ code: 'ETOOBIG' });
+  });
+
+  it('fails clearly without a current cluster', async () => {
+    await expect(rawGet(new KubeConfig(), '/livez', { timeoutMs: 10 })).rejects.toMatchObject({ code: 'ENOCLUSTER' });
+  });
+});

@@ -1,0 +1,285 @@
+/**
+ * Small helpers around `@kubernetes/client-node`: error classification, retries that honour
+ * Retry-After, per-request cancellation for the typed APIs, and a raw GET for non-resource paths
+ * (`/readyz`, `/metrics`).
+ *
+ * Secrets: nothing here puts a kubeconfig, token, client key or request header into an error message.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { ApiException } from '@kubernetes/client-node';
+import type { ConfigurationOptions, KubeConfig } from '@kubernetes/client-node';
+import pRetry from 'p-retry';
+import { SystemClock, type Clock } from '../util/clock.js';
+
+const isHttpStatus = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 100 && v <= 599;
+
+/**
+ * The HTTP status of an API error: `ApiException.code`, or a numeric `code`/`statusCode` in 100..599
+ * on other errors (client-node's watch sets `statusCode`; fakes may set `code`). Undefined for anything
+ * else: Node system errors (string `code`) and DOMExceptions (legacy numeric `code`, e.g. 23 for
+ * TimeoutError) are not HTTP statuses.
+ */
+export function statusCode(err: unknown): number | undefined {
+  if (err instanceof ApiException) return err.code;
+  if (typeof err !== 'object' || err === null || err instanceof DOMException) return undefined;
+  const e = err as { code?: unknown; statusCode?: unknown };
+  if (isHttpStatus(e.code)) return e.code;
+  if (isHttpStatus(e.statusCode)) return e.statusCode;
+  return undefined;
+}
+
+/** 404: the object does not exist (a reconcile of a deleted object is done). */
+export function isNotFound(err: unknown): boolean {
+  return statusCode(err) === 404;
+}
+
+/** 409: a write lost an optimistic-concurrency race (resourceVersion) or the object already exists. */
+export function isConflict(err: unknown): boolean {
+  return statusCode(err) === 409;
+}
+
+/** 410: the requested resourceVersion is too old (a watch must relist). */
+export function isGone(err: unknown): boolean {
+  return statusCode(err) === 410;
+}
+
+// Transport failures worth retrying: the server or the path to it is (maybe briefly) unavailable.
+const RETRYABLE_SYSTEM_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'EHOSTDOWN',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+]);
+
+/**
+ * Whether retrying `err` may help: HTTP 408, 429 and 5xx other than 501/505; connection-level errors
+ * (reset, refused, unreachable, DNS, undici socket/timeout errors, also when wrapped as the `cause` of
+ * fetch's `TypeError: fetch failed`); and timeouts (`TimeoutError`). Not retryable: other 4xx, an
+ * `AbortError` (the caller cancelled), and anything unrecognised.
+ */
+export function isRetryable(err: unknown): boolean {
+  const code = statusCode(err);
+  if (code !== undefined) return code === 408 || code === 429 || (code >= 500 && code !== 501 && code !== 505);
+  let e: unknown = err;
+  for (let depth = 0; depth < 5 && typeof e === 'object' && e !== null; depth++) {
+    const { name, code: sysCode, cause } = e as { name?: unknown; code?: unknown; cause?: unknown };
+    if (name === 'AbortError') return false;
+    if (name === 'TimeoutError') return true;
+    if (typeof sysCode === 'string' && RETRYABLE_SYSTEM_CODES.has(sysCode)) return true;
+    e = cause;
+  }
+  return false;
+}
+
+function headerValue(headers: unknown, name: string): string | undefined {
+  if (typeof headers !== 'object' || headers === null) return undefined;
+  for (const [k, v] of Object.entries(headers as Record<string, unknown>)) {
+    if (k.toLowerCase() === name) return Array.isArray(v) ? String(v[0]) : typeof v === 'string' ? v : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * The delay the server asked for, in ms: the `Retry-After` header (seconds or an HTTP date, relative
+ * to `now`), else the Status body's `details.retryAfterSeconds`. Undefined when absent or unparsable.
+ */
+export function retryAfterMs(err: unknown, now: Date = new Date()): number | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const { headers, body } = err as { headers?: unknown; body?: unknown };
+  const header = headerValue(headers, 'retry-after')?.trim();
+  if (header !== undefined && header !== '') {
+    if (/^\d+$/.test(header)) return Number(header) * 1000;
+    const at = Date.parse(header);
+    if (!Number.isNaN(at)) return Math.max(0, at - now.getTime());
+  }
+  let status: unknown = body;
+  if (typeof status === 'string') {
+    try {
+      status = JSON.parse(status);
+    } catch {
+      // Not a Status object: no retry-after in it.
+      status = undefined;
+    }
+  }
+  const seconds = (status as { details?: { retryAfterSeconds?: unknown } } | undefined)?.details?.retryAfterSeconds;
+  return typeof seconds === 'number' && seconds >= 0 ? seconds * 1000 : undefined;
+}
+
+/** Options of {@link withRetry}. */
+export interface RetryOptions {
+  /** Retries after the first attempt (default 5). */
+  retries?: number;
+  /** Delay before the first retry (default 200 ms). */
+  minDelayMs?: number;
+  /** Upper bound of the backoff delay (default 30 s). */
+  maxDelayMs?: number;
+  /** Growth per retry (default 2). */
+  factor?: number;
+  /** A server's Retry-After beyond this is capped to it (default 60 s), so a bogus header cannot park us. */
+  maxRetryAfterMs?: number;
+  /** Which errors to retry (default {@link isRetryable}). */
+  shouldRetry?: (err: unknown) => boolean;
+  /** Cancels waiting and further attempts; the promise then rejects with the abort reason. */
+  signal?: AbortSignal;
+  /** Time source for the delays (default the system clock). */
+  clock?: Clock;
+  /** Jitter source in [0, 1) (default Math.random); each delay is scaled by 1 + 0.5 × random. */
+  random?: () => number;
+  /** Told about every retry before its delay (for logs/metrics). Must not throw. */
+  onRetry?: (info: { error: unknown; attempt: number; delayMs: number }) => void;
+}
+
+/**
+ * Runs `fn` and retries it on retryable errors with jittered exponential backoff, waiting at least as
+ * long as a server's Retry-After. p-retry 9 drives the attempts; the delay itself is slept on the
+ * injected clock (p-retry's own delay is set to zero) so it is testable and honours Retry-After
+ * exactly. The last error is rethrown unchanged when retries run out or the error is not retryable.
+ */
+export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: RetryOptions = {}): Promise<T> {
+  const clock = opts.clock ?? new SystemClock();
+  const random = opts.random ?? Math.random;
+  const minDelayMs = opts.minDelayMs ?? 200;
+  const maxDelayMs = opts.maxDelayMs ?? 30_000;
+  const factor = opts.factor ?? 2;
+  const maxRetryAfterMs = opts.maxRetryAfterMs ?? 60_000;
+  const shouldRetry = opts.shouldRetry ?? isRetryable;
+  return pRetry((attempt) => fn(attempt), {
+    retries: opts.retries ?? 5,
+    minTimeout: 0,
+    signal: opts.signal,
+    shouldRetry: async ({ error, attemptNumber }) => {
+      if (!shouldRetry(error)) return false;
+      const backoff = Math.min(maxDelayMs, minDelayMs * factor ** (attemptNumber - 1)) * (1 + 0.5 * random());
+      const serverAsked = retryAfterMs(error, clock.now());
+      const delayMs = Math.round(Math.max(backoff, Math.min(serverAsked ?? 0, maxRetryAfterMs)));
+      opts.onRetry?.({ error, attempt: attemptNumber, delayMs });
+      await clock.sleep(delayMs, opts.signal);
+      return true;
+    },
+  });
+}
+
+/**
+ * Per-request options for client-node's typed APIs that attach `signal` to the request, so a hung
+ * call can be cancelled (client-node has no per-call timeout). Pass it as the last argument, e.g.
+ * `api.readNamespacedLease({ name, namespace }, requestOptions(AbortSignal.timeout(5000)))`.
+ *
+ * The object APIs type their options as observable middleware, but hand them to the promise layer,
+ * which expects promise middleware (client-node 2.0.1), hence the cast.
+ */
+export function requestOptions(signal: AbortSignal): ConfigurationOptions {
+  const middleware = {
+    pre: async <C extends { setSignal(s: AbortSignal): void }>(ctx: C): Promise<C> => {
+      ctx.setSignal(signal);
+      return ctx;
+    },
+    post: async <R>(ctx: R): Promise<R> => ctx,
+  };
+  return { middleware: [middleware], middlewareMergeStrategy: 'append' } as unknown as ConfigurationOptions;
+}
+
+/** Options of {@link rawGet}. */
+export interface RawGetOptions {
+  /** Whole-request timeout in ms (connect, headers and body). */
+  timeoutMs: number;
+  /** Cancels the request; it then rejects with a `RawGetError` named `AbortError`. */
+  signal?: AbortSignal;
+  /** Response bodies beyond this many bytes fail the request (default 64 MiB). */
+  maxBytes?: number;
+  /** The Accept header (default `text/plain, *\/*`). */
+  accept?: string;
+}
+
+/** A raw GET response. Any HTTP status resolves; only transport failures reject. */
+export interface RawResponse {
+  statusCode: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/**
+ * A failed raw GET. The message names the server URL, path and failure (`ECONNREFUSED`, timeout...);
+ * it never carries the kubeconfig, credentials or request headers, and the low-level error is not
+ * attached as `cause` (TLS errors carry certificate objects and sockets that do not belong in logs).
+ */
+export class RawGetError extends Error {
+  /** `ETIMEDOUT`, `ECONNREFUSED`, `EABORTED`, `ETOOBIG`, `ENOCLUSTER`, ... */
+  readonly code: string;
+  constructor(message: string, code: string, name = 'RawGetError') {
+    super(message);
+    this.name = name;
+    this.code = code;
+  }
+}
+
+/**
+ * GET a non-resource path (`/readyz?verbose`, `/livez`, `/metrics`) of the kubeconfig's current cluster
+ * with its credentials, via `kc.applyToHTTPSOptions` and Node's https (http for `http:` servers, which
+ * client-node only allows with skipTLSVerify). Resolves with status, headers and the body as text for
+ * any status; rejects with {@link RawGetError} on transport failure, timeout, abort or an oversized body.
+ */
+export async function rawGet(kc: KubeConfig, path: string, opts: RawGetOptions): Promise<RawResponse> {
+  const cluster = kc.getCurrentCluster();
+  if (cluster === null) throw new RawGetError('kubeconfig has no current cluster', 'ENOCLUSTER');
+  const url = new URL(cluster.server.replace(/\/+$/, '') + (path.startsWith('/') ? path : `/${path}`));
+  const where = `GET ${url.origin}${url.pathname}`;
+  const options: https.RequestOptions = { method: 'GET', headers: { Accept: opts.accept ?? 'text/plain, */*' } };
+  try {
+    await kc.applyToHTTPSOptions(options);
+  } catch (err) {
+    // The message of an auth-provider failure may quote its config; only say which step failed.
+    throw new RawGetError(`${where}: preparing credentials failed (${(err as { name?: string }).name ?? 'Error'})`, 'EAUTH');
+  }
+  const maxBytes = opts.maxBytes ?? 64 * 1024 * 1024;
+  const transport = url.protocol === 'http:' ? http : https;
+
+  return new Promise<RawResponse>((resolve, reject) => {
+    let settled = false;
+    const fail = (message: string, code: string, name?: string): void => {
+      if (settled) return;
+      settled = true;
+      cleanup();
+      req.destroy();
+      reject(new RawGetError(`${where}: ${message}`, code, name));
+    };
+    const timer = setTimeout(() => fail(`timed out after ${opts.timeoutMs} ms`, 'ETIMEDOUT', 'TimeoutError'), opts.timeoutMs);
+    const onAbort = (): void => fail('aborted', 'EABORTED', 'AbortError');
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+    };
+    const req = transport.request(url, options, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > maxBytes) fail(`response larger than ${maxBytes} bytes`, 'ETOOBIG');
+        else chunks.push(chunk);
+      });
+      res.on('error', (err: NodeJS.ErrnoException) => fail(`response failed: ${err.code ?? err.name}`, err.code ?? 'ERESPONSE'));
+      res.on('end', () => {
+        if (settled) return;
+        settled = true;
+        cleanup();
+        resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') });
+      });
+    });
+    req.on('error', (err: NodeJS.ErrnoException) => fail(`request failed: ${err.code ?? err.name}`, err.code ?? 'EREQUEST'));
+    if (opts.signal?.aborted) onAbort();
+    else opts.signal?.addEventListener('abort', onAbort, { once: true });
+    req.end();
+  });
+}
