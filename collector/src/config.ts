@@ -1,0 +1,464 @@
+/**
+ * The collector's configuration: `spec.collector.config` of the TelemetryRollout CRD, rendered by the
+ * operator into a ConfigMap that the agent reads from `TRO_CONFIG`.
+ *
+ * One source of truth: `COLLECTOR_CONFIG_OPENAPI` is the structural schema embedded in the CRD, and
+ * `validateCollectorConfig` walks that same schema (plus the TypeScript twin of each CEL rule), so the
+ * operator, the agent and the API server agree on what is valid. `DEFAULT_CONFIG` equals the schema's
+ * defaults (a unit test proves it).
+ */
+import { ConfigError } from './errors.js';
+
+/** Where pod/container metadata comes from. `Naive` is the incident pattern: pressure tests only. */
+export type MetadataMode = 'Kubelet' | 'Naive';
+/** Resources the cluster-mode watcher can watch. */
+export type WatchedResource = 'pods' | 'services' | 'endpointslices' | 'nodes';
+/** winston log levels the agent accepts. */
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+
+/** The fully resolved collector configuration (every field present). See COLLECTOR_CONFIG_OPENAPI. */
+export interface CollectorConfig {
+  /** Collection interval in seconds, 1..3600. */
+  intervalSeconds: number;
+  metadata: {
+    /** Kubelet (frugal, node-local) or Naive (cluster-wide LIST/WATCH from every node: dangerous). */
+    mode: MetadataMode;
+    /** Base URL of the node's kubelet read-only API; the agent GETs `<kubeletURL>/pods`. */
+    kubeletURL: string;
+    /** Naive mode only: cluster-wide relist period in seconds, 1..3600. */
+    naiveRelistSeconds: number;
+  };
+  clusterWatcher: {
+    /** Run the leader-elected cluster-mode watcher Deployment. */
+    enabled: boolean;
+    /** Resources the watcher lists (resourceVersion=0) and watches. */
+    resources: WatchedResource[];
+  };
+  apiRateLimit: {
+    /** Token-bucket refill per second, per agent: (0, 100]. */
+    qps: number;
+    /** Token-bucket size: 1..1000. */
+    burst: number;
+  };
+  backoff: {
+    /** First retry delay in seconds, > 0. */
+    initialSeconds: number;
+    /** Cap of the exponential delay in seconds, >= initialSeconds. */
+    maxSeconds: number;
+    /** Fraction 0..1 of each delay that is randomised (see backoff.ts). */
+    jitter: number;
+  };
+  collect: {
+    /** CPU, memory, filesystem, network from /proc and /sys. */
+    node: boolean;
+    /** Container and pod info from the kubelet /pods. */
+    containers: boolean;
+  };
+  /** Path of the node-local stop file (break-glass). */
+  stopFilePath: string;
+  /** Port of the agent's HTTP server (/metrics, /healthz, and /metadata in cluster mode), 1024..65535. */
+  metricsPort: number;
+  /** Minimum level of the JSON logs. */
+  logLevel: LogLevel;
+}
+
+/** A partial config as written by a user: every field optional at every depth. */
+export type CollectorConfigInput = {
+  [K in keyof CollectorConfig]?: CollectorConfig[K] extends unknown[]
+    ? CollectorConfig[K]
+    : CollectorConfig[K] extends object
+      ? Partial<CollectorConfig[K]>
+      : CollectorConfig[K];
+};
+
+/** One validation problem. `path` is dotted from the prefix given to the validator. */
+export interface ConfigValidationError {
+  path: string;
+  message: string;
+}
+
+/** The defaults of every field; identical to the `default`s in COLLECTOR_CONFIG_OPENAPI. */
+export const DEFAULT_CONFIG: Readonly<CollectorConfig> = Object.freeze({
+  intervalSeconds: 10,
+  metadata: { mode: 'Kubelet', kubeletURL: 'http://127.0.0.1:10255', naiveRelistSeconds: 30 },
+  clusterWatcher: { enabled: true, resources: ['pods', 'services'] },
+  apiRateLimit: { qps: 2, burst: 5 },
+  backoff: { initialSeconds: 1, maxSeconds: 300, jitter: 0.5 },
+  collect: { node: true, containers: true },
+  stopFilePath: '/var/run/telemetry-rollout/stop',
+  metricsPort: 9464,
+  logLevel: 'info',
+} satisfies CollectorConfig);
+
+/**
+ * The subset of Kubernetes' JSONSchemaProps (OpenAPI v3, structural) that the collector's schema uses.
+ * Kept deliberately small: the validator below implements exactly these keywords.
+ */
+export interface OpenApiSchema {
+  type: 'object' | 'array' | 'string' | 'integer' | 'number' | 'boolean';
+  description: string;
+  default?: unknown;
+  properties?: Record<string, OpenApiSchema>;
+  items?: OpenApiSchema;
+  enum?: readonly (string | number)[];
+  minimum?: number;
+  maximum?: number;
+  exclusiveMinimum?: boolean;
+  exclusiveMaximum?: boolean;
+  maxItems?: number;
+  maxLength?: number;
+  pattern?: string;
+  'x-kubernetes-list-type'?: 'atomic' | 'set' | 'map';
+  'x-kubernetes-validations'?: readonly { rule: string; message: string }[];
+}
+
+/**
+ * Cross-field rules: the CEL text that goes into the schema and its TypeScript twin used by
+ * validateCollectorConfig (the operator validates without an API server at hand). A unit test evaluates
+ * the CEL text with a CEL interpreter on the same cases to prove both agree.
+ */
+const BACKOFF_RULE = {
+  rule: 'self.maxSeconds >= self.initialSeconds',
+  message: 'backoff.maxSeconds must be greater than or equal to backoff.initialSeconds',
+  check: (b: CollectorConfig['backoff']): boolean => b.maxSeconds >= b.initialSeconds,
+};
+
+/**
+ * The structural OpenAPI v3 schema of `spec.collector.config`, to be embedded verbatim in the CRD.
+ * Every field has a description and a default; nested objects default to `{}` so that the API server
+ * applies the nested defaults even when a whole section is omitted. Uniqueness of `resources` uses
+ * `x-kubernetes-list-type: set` because structural schemas forbid `uniqueItems: true`.
+ */
+export const COLLECTOR_CONFIG_OPENAPI: OpenApiSchema = {
+  type: 'object',
+  description:
+    'Configuration of the telemetry collector agent, rendered into a ConfigMap and read by every agent. ' +
+    'All fields are optional; the defaults are frugal with the API server.',
+  default: {},
+  properties: {
+    intervalSeconds: {
+      type: 'integer',
+      description: 'Collection interval in seconds (node telemetry and kubelet /pods).',
+      default: 10,
+      minimum: 1,
+      maximum: 3600,
+    },
+    metadata: {
+      type: 'object',
+      description: 'Where pod and container metadata comes from.',
+      default: {},
+      properties: {
+        mode: {
+          type: 'string',
+          description:
+            'Kubelet: node-local metadata from the kubelet read-only API, no cluster-wide LIST/WATCH. ' +
+            'Naive: DANGEROUS, reproduces the December 2024 incident pattern (every node LISTs pods, services ' +
+            'and endpoints cluster-wide without resourceVersion, watches them and relists periodically); for ' +
+            'pressure tests only, the operator refuses it on large clusters.',
+          default: 'Kubelet',
+          enum: ['Kubelet', 'Naive'],
+        },
+        kubeletURL: {
+          type: 'string',
+          description: "Base URL of the node's kubelet read-only API; the agent GETs <kubeletURL>/pods.",
+          default: 'http://127.0.0.1:10255',
+          pattern: '^https?://',
+          maxLength: 2048,
+        },
+        naiveRelistSeconds: {
+          type: 'integer',
+          description: 'Naive mode only: period in seconds of the cluster-wide relist.',
+          default: 30,
+          minimum: 1,
+          maximum: 3600,
+        },
+      },
+    },
+    clusterWatcher: {
+      type: 'object',
+      description: 'The single leader-elected cluster-mode watcher (a Deployment), the only cluster-wide watch.',
+      default: {},
+      properties: {
+        enabled: {
+          type: 'boolean',
+          description: 'Run the leader-elected cluster-mode watcher Deployment.',
+          default: true,
+        },
+        resources: {
+          type: 'array',
+          description:
+            'Resources the watcher lists (resourceVersion=0, served from the watch cache) and then watches.',
+          default: ['pods', 'services'],
+          maxItems: 4,
+          'x-kubernetes-list-type': 'set',
+          items: {
+            type: 'string',
+            description: 'A resource to watch cluster-wide.',
+            enum: ['pods', 'services', 'endpointslices', 'nodes'],
+          },
+        },
+      },
+    },
+    apiRateLimit: {
+      type: 'object',
+      description: 'Client-side token bucket applied to every API server request of one agent.',
+      default: {},
+      properties: {
+        qps: {
+          type: 'number',
+          description: 'Token-bucket refill rate in requests per second, per agent.',
+          default: 2,
+          minimum: 0,
+          exclusiveMinimum: true,
+          maximum: 100,
+        },
+        burst: {
+          type: 'integer',
+          description: 'Token-bucket capacity: requests that may be sent back to back.',
+          default: 5,
+          minimum: 1,
+          maximum: 1000,
+        },
+      },
+    },
+    backoff: {
+      type: 'object',
+      description:
+        'Jittered exponential backoff on retryable API errors (429, 5xx, network) and before every relist.',
+      default: {},
+      'x-kubernetes-validations': [{ rule: BACKOFF_RULE.rule, message: BACKOFF_RULE.message }],
+      properties: {
+        initialSeconds: {
+          type: 'number',
+          description: 'Delay before the first retry, in seconds.',
+          default: 1,
+          minimum: 0,
+          exclusiveMinimum: true,
+        },
+        maxSeconds: {
+          type: 'number',
+          description: 'Upper bound of the exponential delay, in seconds; at least initialSeconds.',
+          default: 300,
+          minimum: 0,
+          exclusiveMinimum: true,
+        },
+        jitter: {
+          type: 'number',
+          description:
+            'Fraction of each delay that is randomised: a delay d is drawn uniformly from [d*(1-jitter), d].',
+          default: 0.5,
+          minimum: 0,
+          maximum: 1,
+        },
+      },
+    },
+    collect: {
+      type: 'object',
+      description: 'What the node agent collects.',
+      default: {},
+      properties: {
+        node: {
+          type: 'boolean',
+          description: 'CPU, memory, filesystem and network from /proc and /sys.',
+          default: true,
+        },
+        containers: {
+          type: 'boolean',
+          description: 'Container and pod information (from the kubelet /pods).',
+          default: true,
+        },
+      },
+    },
+    stopFilePath: {
+      type: 'string',
+      description:
+        'Absolute path of the node-local break-glass stop file (hostPath mounted read-only into the agent).',
+      default: '/var/run/telemetry-rollout/stop',
+      pattern: '^/',
+      maxLength: 4096,
+    },
+    metricsPort: {
+      type: 'integer',
+      description: "Port of the agent's HTTP server: /metrics, /healthz (and /metadata in cluster mode).",
+      default: 9464,
+      minimum: 1024,
+      maximum: 65535,
+    },
+    logLevel: {
+      type: 'string',
+      description: 'Minimum level of the JSON logs.',
+      default: 'info',
+      enum: ['error', 'warn', 'info', 'debug'],
+    },
+  },
+};
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function join(prefix: string, key: string): string {
+  return prefix ? `${prefix}.${key}` : key;
+}
+
+function describeType(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  return typeof v;
+}
+
+/** Validates `value` against one schema node; appends problems to `errors`. */
+function validateNode(value: unknown, schema: OpenApiSchema, path: string, errors: ConfigValidationError[]): void {
+  const where = path || '(root)';
+  switch (schema.type) {
+    case 'object': {
+      if (!isPlainObject(value)) {
+        errors.push({ path: where, message: `must be an object, got ${describeType(value)}` });
+        return;
+      }
+      const props = schema.properties ?? {};
+      for (const [key, child] of Object.entries(value)) {
+        const sub = props[key];
+        // Structural schemas prune unknown fields silently; a typo would then quietly fall back to a
+        // default, so the validator reports them instead.
+        if (!sub) errors.push({ path: join(path, key), message: 'unknown field' });
+        else validateNode(child, sub, join(path, key), errors);
+      }
+      return;
+    }
+    case 'array': {
+      if (!Array.isArray(value)) {
+        errors.push({ path: where, message: `must be an array, got ${describeType(value)}` });
+        return;
+      }
+      if (schema.maxItems !== undefined && value.length > schema.maxItems) {
+        errors.push({ path: where, message: `must have at most ${schema.maxItems} items` });
+      }
+      if (schema.items) {
+        value.forEach((item, i) => validateNode(item, schema.items!, `${path}[${i}]`, errors));
+      }
+      if (schema['x-kubernetes-list-type'] === 'set') {
+        const seen = new Set<string>();
+        value.forEach((item, i) => {
+          const k = JSON.stringify(item);
+          if (seen.has(k)) errors.push({ path: `${path}[${i}]`, message: `duplicate value ${k}` });
+          seen.add(k);
+        });
+      }
+      return;
+    }
+    case 'string': {
+      if (typeof value !== 'string') {
+        errors.push({ path: where, message: `must be a string, got ${describeType(value)}` });
+        return;
+      }
+      if (schema.enum && !schema.enum.includes(value)) {
+        errors.push({ path: where, message: `must be one of ${schema.enum.join(', ')}, got "${value}"` });
+      }
+      if (schema.maxLength !== undefined && value.length > schema.maxLength) {
+        errors.push({ path: where, message: `must be at most ${schema.maxLength} characters` });
+      }
+      if (schema.pattern !== undefined && !new RegExp(schema.pattern).test(value)) {
+        errors.push({ path: where, message: `must match ${schema.pattern}, got "${value}"` });
+      }
+      return;
+    }
+    case 'integer':
+    case 'number': {
+      if (typeof value !== 'number' || !Number.isFinite(value)) {
+        errors.push({ path: where, message: `must be a ${schema.type}, got ${describeType(value)}` });
+        return;
+      }
+      if (schema.type === 'integer' && !Number.isInteger(value)) {
+        errors.push({ path: where, message: `must be an integer, got ${value}` });
+      }
+      if (schema.minimum !== undefined) {
+        if (schema.exclusiveMinimum ? value <= schema.minimum : value < schema.minimum) {
+          errors.push({
+            path: where,
+            message: `must be ${schema.exclusiveMinimum ? '>' : '>='} ${schema.minimum}, got ${value}`,
+          });
+        }
+      }
+      if (schema.maximum !== undefined) {
+        if (schema.exclusiveMaximum ? value >= schema.maximum : value > schema.maximum) {
+          errors.push({
+            path: where,
+            message: `must be ${schema.exclusiveMaximum ? '<' : '<='} ${schema.maximum}, got ${value}`,
+          });
+        }
+      }
+      if (schema.enum && !schema.enum.includes(value)) {
+        errors.push({ path: where, message: `must be one of ${schema.enum.join(', ')}, got ${value}` });
+      }
+      return;
+    }
+    case 'boolean':
+      if (typeof value !== 'boolean') {
+        errors.push({ path: where, message: `must be a boolean, got ${describeType(value)}` });
+      }
+      return;
+  }
+}
+
+/**
+ * Validates a (partial) collector config against COLLECTOR_CONFIG_OPENAPI and its cross-field rules.
+ * Returns every problem found (empty when valid); never throws. `prefix` is prepended to paths, e.g.
+ * `spec.collector.config` gives `spec.collector.config.apiRateLimit.qps`. `undefined`/`null` are valid
+ * (the whole config defaults). Cross-field rules are checked on the defaulted object, as the API server
+ * does (defaulting runs before validation), and only when the fields they read are individually valid.
+ */
+export function validateCollectorConfig(obj: unknown, prefix = ''): ConfigValidationError[] {
+  if (obj === undefined || obj === null) return [];
+  const errors: ConfigValidationError[] = [];
+  validateNode(obj, COLLECTOR_CONFIG_OPENAPI, prefix, errors);
+  if (errors.length === 0) {
+    const resolved = resolveConfig(obj);
+    if (!BACKOFF_RULE.check(resolved.backoff)) {
+      errors.push({ path: join(prefix, 'backoff'), message: BACKOFF_RULE.message });
+    }
+  }
+  return errors;
+}
+
+/**
+ * Applies DEFAULT_CONFIG to a partial config: objects merge field by field, arrays and scalars replace.
+ * Does not validate (see parseCollectorConfig); returns a fresh object that shares nothing with
+ * DEFAULT_CONFIG or the input, so callers may mutate it.
+ */
+export function resolveConfig(partial: CollectorConfigInput | undefined): CollectorConfig {
+  const p = partial ?? {};
+  return {
+    intervalSeconds: p.intervalSeconds ?? DEFAULT_CONFIG.intervalSeconds,
+    metadata: merge(DEFAULT_CONFIG.metadata, p.metadata),
+    clusterWatcher: {
+      enabled: p.clusterWatcher?.enabled ?? DEFAULT_CONFIG.clusterWatcher.enabled,
+      resources: [...(p.clusterWatcher?.resources ?? DEFAULT_CONFIG.clusterWatcher.resources)],
+    },
+    apiRateLimit: merge(DEFAULT_CONFIG.apiRateLimit, p.apiRateLimit),
+    backoff: merge(DEFAULT_CONFIG.backoff, p.backoff),
+    collect: merge(DEFAULT_CONFIG.collect, p.collect),
+    stopFilePath: p.stopFilePath ?? DEFAULT_CONFIG.stopFilePath,
+    metricsPort: p.metricsPort ?? DEFAULT_CONFIG.metricsPort,
+    logLevel: p.logLevel ?? DEFAULT_CONFIG.logLevel,
+  };
+}
+
+/** Field-by-field merge where an explicit `undefined` in the partial keeps the default. */
+function merge<T extends object>(defaults: T, partial: Partial<T> | undefined): T {
+  const out = { ...defaults };
+  for (const [k, v] of Object.entries(partial ?? {})) {
+    if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  }
+  return out;
+}
+
+/**
+ * Validates then resolves. Throws ConfigError listing every problem; `source` (e.g. a file path) is only
+ * used in the error message.
+ */
+export function parseCollectorConfig(obj: unknown, source?: string): CollectorConfig {
+  const errors = validateCollectorConfig(obj);
+  if (errors.length > 0) throw new ConfigError(errors, source);
+  return resolveConfig(obj as CollectorConfigInput | undefined);
+}
