@@ -190,7 +190,11 @@ export interface ClusterStatus {
    */
   stepPercent?: number;
   /**
-   * When the step's nodes were all labelled and the bake began.
+   * When the step began (its baseline was captured and relabelling started); the progress deadline counts from here.
+   */
+  stepBeganAt?: string;
+  /**
+   * When the step's nodes were all labelled and their agents ready, and the bake began.
    */
   stepStartedAt?: string;
   /**
