@@ -41,3 +41,11 @@ export function e2eFleetSpec(env: NodeJS.ProcessEnv = process.env): ClusterSpec[
 export function targetClusters(specs: readonly ClusterSpec[]): string[] {
   return specs.filter((c) => c.name !== MANAGEMENT_CLUSTER).map((c) => c.name);
 }
+
+/**
+ * Users added to every cluster of the e2e fleet: the operator's ServiceAccount (config/manager), so tests
+ * can run the operator under its real RBAC (config/rbac, config/target-rbac) instead of cluster-admin.
+ */
+export const DEFAULT_E2E_EXTRA_USERS: ReadonlyArray<{ name: string; groups?: string[] }> = [
+  { name: 'system:serviceaccount:telemetry-system:telemetry-rollout-operator' },
+];

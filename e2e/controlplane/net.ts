@@ -63,8 +63,14 @@ export function httpGet(url: string, o: { ca?: string | Buffer; token?: string; 
         res.on('error', (err) => reject(new Error(`GET ${url}: reading response`, { cause: err })));
       },
     );
-    r.on('timeout', () => r.destroy(new Error(`GET ${url}: no answer in ${o.timeoutMs ?? 5000} ms`)));
-    r.on('error', (err) => reject(new Error(`GET ${url}`, { cause: err })));
+    let timedOut = false;
+    r.on('timeout', () => {
+      timedOut = true;
+      r.destroy();
+    });
+    r.on('error', (err) => reject(timedOut
+      ? new Error(`GET ${url}: no answer in ${o.timeoutMs ?? 5000} ms`)
+      : new Error(`GET ${url}: ${err.message}`, { cause: err })));
     r.end();
   });
 }
