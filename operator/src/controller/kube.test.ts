@@ -246,3 +246,13 @@ describe('rawGet', () => {
     await expect(rawGet(new KubeConfig(), '/livez', { timeoutMs: 10 })).rejects.toMatchObject({ code: 'ENOCLUSTER' });
   });
 });
+
+describe('wrapped errors', () => {
+  it('keep their status and Retry-After through a cause chain', () => {
+    const wrapped = new Error('replace Lease ns/x', { cause: api(409) });
+    expect(isConflict(wrapped)).toBe(true);
+    const throttled = new Error('list nodes', { cause: api(429, { 'retry-after': '4' }) });
+    expect(isRetryable(throttled)).toBe(true);
+    expect(retryAfterMs(throttled)).toBe(4000);
+  });
+});

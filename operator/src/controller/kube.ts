@@ -16,16 +16,21 @@ const isHttpStatus = (v: unknown): v is number => typeof v === 'number' && Numbe
 
 /**
  * The HTTP status of an API error: `ApiException.code`, or a numeric `code`/`statusCode` in 100..599
- * on other errors (client-node's watch sets `statusCode`; fakes may set `code`). Undefined for anything
- * else: Node system errors (string `code`) and DOMExceptions (legacy numeric `code`, e.g. 23 for
- * TimeoutError) are not HTTP statuses.
+ * on other errors (client-node's watch sets `statusCode`; fakes may set `code`), looking through a
+ * chain of `cause`s so a wrapped error (`new Error('replace Lease', { cause })`) keeps its status.
+ * Undefined for anything else: Node system errors (string `code`) and DOMExceptions (legacy numeric
+ * `code`, e.g. 23 for TimeoutError) are not HTTP statuses.
  */
 export function statusCode(err: unknown): number | undefined {
-  if (err instanceof ApiException) return err.code;
-  if (typeof err !== 'object' || err === null || err instanceof DOMException) return undefined;
-  const e = err as { code?: unknown; statusCode?: unknown };
-  if (isHttpStatus(e.code)) return e.code;
-  if (isHttpStatus(e.statusCode)) return e.statusCode;
+  let e: unknown = err;
+  for (let depth = 0; depth < 5 && typeof e === 'object' && e !== null; depth++) {
+    if (e instanceof ApiException) return e.code;
+    if (e instanceof DOMException) return undefined;
+    const { code, statusCode: sc, cause } = e as { code?: unknown; statusCode?: unknown; cause?: unknown };
+    if (isHttpStatus(code)) return code;
+    if (isHttpStatus(sc)) return sc;
+    e = cause;
+  }
   return undefined;
 }
 
@@ -94,11 +99,17 @@ function headerValue(headers: unknown, name: string): string | undefined {
 
 /**
  * The delay the server asked for, in ms: the `Retry-After` header (seconds or an HTTP date, relative
- * to `now`), else the Status body's `details.retryAfterSeconds`. Undefined when absent or unparsable.
+ * to `now`), else the Status body's `details.retryAfterSeconds`, of the first error in the `cause`
+ * chain that has `headers` or a `body` (an ApiException). Undefined when absent or unparsable.
  */
 export function retryAfterMs(err: unknown, now: Date = new Date()): number | undefined {
-  if (typeof err !== 'object' || err === null) return undefined;
-  const { headers, body } = err as { headers?: unknown; body?: unknown };
+  let e: unknown = err;
+  // The ApiException may be wrapped as the cause of a contextual error.
+  for (let depth = 0; depth < 5 && typeof e === 'object' && e !== null && !('headers' in e) && !('body' in e); depth++) {
+    e = (e as { cause?: unknown }).cause;
+  }
+  if (typeof e !== 'object' || e === null) return undefined;
+  const { headers, body } = e as { headers?: unknown; body?: unknown };
   const header = headerValue(headers, 'retry-after')?.trim();
   if (header !== undefined && header !== '') {
     if (/^\d+$/.test(header)) return Number(header) * 1000;
