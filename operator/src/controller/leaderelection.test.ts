@@ -288,7 +288,7 @@ describe('KubeLeaseClient', () => {
       readNamespacedLease: overrides.readNamespacedLease ?? unexpected,
       createNamespacedLease: overrides.createNamespacedLease ?? unexpected,
       replaceNamespacedLease: overrides.replaceNamespacedLease ?? unexpected,
-    } as unknown as LeaseApi;
+    };
   }
 
   it('maps 404 to undefined and keeps the status of wrapped errors', async () => {
