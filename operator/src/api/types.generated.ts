@@ -75,6 +75,10 @@ export interface TelemetryRolloutStatus {
    */
   health?: "Pass" | "Fail" | "NoData" | "Unknown";
   /**
+   * Why the rollout is in its phase (PascalCase), for example PausedByUser, GateFailed or Aborted.
+   */
+  reason?: string;
+  /**
    * A human-readable summary of the current state.
    */
   message?: string;

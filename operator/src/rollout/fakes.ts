@@ -1,0 +1,235 @@
+/**
+ * In-memory fakes of the reconciler's interfaces, for unit tests and the fleet simulator only. They
+ * model the behaviour the reconciler relies on (a DaemonSet controller that runs one ready pod per
+ * matching node, optimistic concurrency on status writes) and never stand in for a real API server in
+ * a test that claims API behaviour.
+ */
+import type { TelemetryRollout, TelemetryRolloutStatus } from '../api/types.generated.js';
+import { validateRollout, formatErrors } from '../api/validate.js';
+import {
+  OBJECT_REVISION_LABEL,
+  REVISION_LABEL,
+  STABLE_LABEL,
+  type ClusterClient,
+  type ClusterClientFactory,
+  type CollectorDaemonSet,
+  type EventRecorder,
+  type GateEvaluation,
+  type GateEvaluator,
+  type KubeObject,
+  type NodeInfo,
+  type ObjectRef,
+  type ResolvedTarget,
+  type StatusWriter,
+} from './interfaces.js';
+import type { RolloutReader } from './reconciler.js';
+
+/** An in-memory target cluster. */
+export class FakeCluster implements ClusterClient {
+  readonly nodes = new Map<string, NodeInfo>();
+  readonly objects = new Map<string, KubeObject>();
+  reachable = true;
+  /** Counts of calls, by operation, to check pacing and idempotence. */
+  readonly calls: Record<string, number> = {};
+  /** When set, pods of these revisions never become ready (a crash-looping collector). */
+  readonly notReady = new Set<string>();
+  /** Every relabel in order: [node, revision|null]. */
+  readonly relabels: Array<[string, string | null]> = [];
+
+  constructor(
+    readonly name: string,
+    nodeCount: number,
+  ) {
+    for (let i = 0; i < nodeCount; i++) {
+      const n = `${name}-node-${String(i).padStart(4, '0')}`;
+      this.nodes.set(n, { name: n, labels: {}, addresses: [{ type: 'InternalIP', address: `10.0.${Math.floor(i / 250)}.${i % 250}` }], ready: true });
+    }
+  }
+
+  private count(op: string): void {
+    this.calls[op] = (this.calls[op] ?? 0) + 1;
+    if (!this.reachable) throw new Error(`${this.name}: connect ECONNREFUSED`);
+  }
+
+  async probe(): Promise<{ reachable: boolean; message?: string }> {
+    this.calls.probe = (this.calls.probe ?? 0) + 1;
+    return this.reachable ? { reachable: true } : { reachable: false, message: 'timeout after 3s' };
+  }
+
+  async listNodes(): Promise<NodeInfo[]> {
+    this.count('listNodes');
+    return [...this.nodes.values()].map((n) => ({ ...n, labels: { ...n.labels } }));
+  }
+
+  async setNodeRevision(node: string, revision: string | null): Promise<void> {
+    this.count('setNodeRevision');
+    const n = this.nodes.get(node);
+    if (!n) throw new Error(`node ${node} not found`);
+    if (revision === null) delete n.labels[REVISION_LABEL];
+    else n.labels[REVISION_LABEL] = revision;
+    this.relabels.push([node, revision]);
+  }
+
+  async apply(obj: KubeObject): Promise<void> {
+    this.count('apply');
+    this.objects.set(key(obj), JSON.parse(JSON.stringify(obj)) as KubeObject);
+  }
+
+  async delete(ref: ObjectRef): Promise<void> {
+    this.count('delete');
+    this.objects.delete(key({ ...ref, metadata: { name: ref.name, namespace: ref.namespace } }));
+  }
+
+  async listCollectorDaemonSets(namespace: string, rollout: string): Promise<CollectorDaemonSet[]> {
+    this.count('listCollectorDaemonSets');
+    return [...this.objects.values()]
+      .filter((o) => o.kind === 'DaemonSet' && o.metadata.namespace === namespace && o.metadata.labels?.['telemetry.rollout.dev/rollout'] === rollout)
+      .map((o) => {
+        const revision = o.metadata.labels?.[OBJECT_REVISION_LABEL] ?? '';
+        const stable = o.metadata.labels?.[STABLE_LABEL] === 'true';
+        const matching = this.nodesRunning(revision, stable).length;
+        return { name: o.metadata.name, revision, stable, desiredNumberScheduled: matching, numberReady: this.notReady.has(revision) ? 0 : matching, observed: true };
+      });
+  }
+
+  async getRaw(path: string): Promise<string> {
+    this.count('getRaw');
+    return `# fake ${path}\n`;
+  }
+
+  /** Nodes a revision's DaemonSet runs on: labelled with it, or unlabelled when it is stable. */
+  nodesRunning(revision: string, stable = this.isStable(revision)): string[] {
+    return [...this.nodes.values()]
+      .filter((n) => n.labels[REVISION_LABEL] === revision || (stable && n.labels[REVISION_LABEL] === undefined))
+      .map((n) => n.name);
+  }
+
+  /** Which revision's agent runs on each node (undefined: none), as the DaemonSets place them. */
+  placement(): Map<string, string | undefined> {
+    const out = new Map<string, string | undefined>();
+    const sets = [...this.objects.values()].filter((o) => o.kind === 'DaemonSet');
+    for (const n of this.nodes.values()) {
+      const ds = sets.find((o) => {
+        const r = o.metadata.labels?.[OBJECT_REVISION_LABEL];
+        const st = o.metadata.labels?.[STABLE_LABEL] === 'true';
+        return n.labels[REVISION_LABEL] === r || (st && n.labels[REVISION_LABEL] === undefined);
+      });
+      out.set(n.name, ds?.metadata.labels?.[OBJECT_REVISION_LABEL]);
+    }
+    return out;
+  }
+
+  /** Counts nodes per revision label value ('' for unlabelled). */
+  labelCounts(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const n of this.nodes.values()) {
+      const r = n.labels[REVISION_LABEL] ?? '';
+      out[r] = (out[r] ?? 0) + 1;
+    }
+    return out;
+  }
+
+  private isStable(revision: string): boolean {
+    return [...this.objects.values()].some((o) => o.kind === 'DaemonSet' && o.metadata.labels?.[OBJECT_REVISION_LABEL] === revision && o.metadata.labels?.[STABLE_LABEL] === 'true');
+  }
+}
+
+function key(o: { kind: string; metadata: { name: string; namespace?: string } }): string {
+  return `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+}
+
+/** A factory over FakeClusters; a cluster listed in `missingSecrets` fails like a missing Secret. */
+export class FakeClusterFactory implements ClusterClientFactory {
+  readonly clusters = new Map<string, FakeCluster>();
+  readonly missingSecrets = new Set<string>();
+
+  add(c: FakeCluster): this {
+    this.clusters.set(c.name, c);
+    return this;
+  }
+
+  async resolveTargets(rollout: TelemetryRollout): Promise<ResolvedTarget[]> {
+    return (rollout.spec.targets.clusters ?? []).map((c) => ({ name: c.name, secretName: c.kubeconfigSecretRef.name, secretKey: c.kubeconfigSecretRef.key }));
+  }
+
+  async client(_rollout: TelemetryRollout, target: ResolvedTarget): Promise<ClusterClient> {
+    const { ClusterUnavailableError } = await import('./interfaces.js');
+    if (this.missingSecrets.has(target.name)) throw new ClusterUnavailableError(target.name, 'SecretNotFound', `Secret ${target.secretName} not found`);
+    const c = this.clusters.get(target.name);
+    if (!c) throw new ClusterUnavailableError(target.name, 'SecretNotFound', `Secret ${target.secretName} not found`);
+    return c;
+  }
+}
+
+/**
+ * A store of one TelemetryRollout with the API server's status semantics: status writes must carry the
+ * current resourceVersion, and each write bumps it.
+ */
+export class FakeRolloutStore implements RolloutReader, StatusWriter {
+  private obj: TelemetryRollout;
+  private rv = 1;
+  /** Every status written, in order. */
+  readonly writes: TelemetryRolloutStatus[] = [];
+  /** When > 0, that many next status writes fail (a crash before the write landed). */
+  failNextWrites = 0;
+
+  constructor(manifest: Record<string, unknown>) {
+    const r = validateRollout(manifest);
+    if (!r.valid) throw new Error(`invalid test rollout:\n${formatErrors(r.errors)}`);
+    this.obj = r.defaulted as unknown as TelemetryRollout;
+    this.obj.metadata = { namespace: 'default', generation: 1, ...this.obj.metadata, resourceVersion: String(this.rv) };
+  }
+
+  async get(): Promise<TelemetryRollout> {
+    return JSON.parse(JSON.stringify(this.obj)) as TelemetryRollout;
+  }
+
+  current(): TelemetryRollout {
+    return this.obj;
+  }
+
+  async writeStatus(rollout: TelemetryRollout, status: TelemetryRolloutStatus): Promise<void> {
+    if (rollout.metadata?.resourceVersion !== this.obj.metadata?.resourceVersion) throw Object.assign(new Error('conflict'), { code: 409 });
+    if (this.failNextWrites > 0) {
+      this.failNextWrites--;
+      throw new Error('injected crash before the status write');
+    }
+    this.obj.status = JSON.parse(JSON.stringify(status)) as TelemetryRolloutStatus;
+    this.obj.metadata = { ...this.obj.metadata, resourceVersion: String(++this.rv) };
+    this.writes.push(this.obj.status);
+  }
+
+  /** Changes the spec (bumps generation), as `kubectl apply` would. */
+  updateSpec(fn: (spec: TelemetryRollout['spec']) => void): void {
+    fn(this.obj.spec);
+    this.obj.metadata = { ...this.obj.metadata, generation: (this.obj.metadata?.generation ?? 1) + 1, resourceVersion: String(++this.rv) };
+  }
+
+  /** Sets an annotation (does not bump generation). */
+  annotate(key: string, value: string): void {
+    this.obj.metadata = { ...this.obj.metadata, annotations: { ...(this.obj.metadata?.annotations ?? {}), [key]: value }, resourceVersion: String(++this.rv) };
+  }
+}
+
+/** Records events. */
+export class FakeEvents implements EventRecorder {
+  readonly events: Array<{ type: string; reason: string; message: string }> = [];
+  event(_r: TelemetryRollout, type: 'Normal' | 'Warning', reason: string, message: string): void {
+    this.events.push({ type, reason, message });
+  }
+}
+
+/** A scripted gate evaluator: a function of (cluster, fraction) gives each verdict. */
+export class ScriptedGates implements GateEvaluator {
+  readonly measures = true;
+  readonly evaluations: Array<{ cluster: string; fraction: number; verdict: string }> = [];
+  constructor(private readonly verdict: (cluster: string, fraction: number) => GateEvaluation['verdict'] = () => 'Pass') {}
+  async captureBaseline(): Promise<{ capturedAt: string; values: Record<string, number> }> {
+    return { capturedAt: new Date(0).toISOString(), values: { apiServerP99Seconds: 0.1 } };
+  }
+  async evaluate(ctx: { target: ResolvedTarget; fraction: number }): Promise<GateEvaluation> {
+    const verdict = this.verdict(ctx.target.name, ctx.fraction);
+    this.evaluations.push({ cluster: ctx.target.name, fraction: ctx.fraction, verdict });
+    return { verdict, message: `scripted ${verdict}`, measurements: { apiServerP99Seconds: verdict === 'Fail' ? 2 : 0.1 }, thresholds: { apiServerP99Seconds: 1 } };
+  }
+}
