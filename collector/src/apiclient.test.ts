@@ -64,7 +64,10 @@ describe('ApiClient', () => {
   it('retries 503 and 429 with backoff (and retries also take tokens), not 403', async () => {
     const rig = makeRig({ rateLimit: { qps: 100, burst: 100 } });
     let failures = 2;
-    rig.server.faults.push(() => (failures-- > 0 ? { status: failures === 1 ? 503 : 429, headers: failures === 1 ? {} : { 'retry-after': '3' } } : undefined));
+    rig.server.faults.push(() => {
+      if (failures-- <= 0) return undefined;
+      return failures === 1 ? { status: 503 } : { status: 429, headers: { 'retry-after': '3' } };
+    });
     const t0 = rig.clock.now();
     const p = rig.client.list(RESOURCES.pods, { resourceVersion: '0' });
     await rig.clock.advance(10_000);

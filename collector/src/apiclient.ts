@@ -17,6 +17,7 @@ import { ApiException } from '@kubernetes/client-node';
 import type { Clock } from './clock.js';
 import { abortReason } from './clock.js';
 import { NetworkError, StoppedError } from './errors.js';
+import { linkSignals } from './signals.js';
 import { withBackoff, type BackoffPolicy } from './backoff.js';
 import type { KillSwitch } from './killswitch.js';
 import type { Logger } from './logger.js';
@@ -150,26 +151,6 @@ export interface ApiClientOptions {
   random?: () => number;
 }
 
-/**
- * Links several signals into one that aborts when any of them does; `dispose()` removes the listeners.
- * (AbortSignal.any would keep a dependent signal per call alive on the agent-lifetime signal.)
- */
-function linkSignals(signals: (AbortSignal | undefined)[]): { signal: AbortSignal; dispose: () => void } {
-  const controller = new AbortController();
-  const present = signals.filter((s): s is AbortSignal => s !== undefined);
-  const already = present.find((s) => s.aborted);
-  if (already) {
-    controller.abort(abortReason(already));
-    return { signal: controller.signal, dispose: () => undefined };
-  }
-  const listeners = present.map((s) => {
-    const fn = (): void => controller.abort(abortReason(s));
-    s.addEventListener('abort', fn, { once: true });
-    return () => s.removeEventListener('abort', fn);
-  });
-  return { signal: controller.signal, dispose: () => listeners.forEach((off) => off()) };
-}
-
 /** Reads a whole body, counting bytes into `onBytes` as they arrive. */
 async function readBody(body: AsyncIterable<Uint8Array>, onBytes: (n: number) => void): Promise<Buffer> {
   const chunks: Uint8Array[] = [];
@@ -202,11 +183,19 @@ function parseJson<T>(buf: Buffer, what: string): T {
 export class ApiClient {
   constructor(private readonly o: ApiClientOptions) {}
 
-  /** GET one object. 404 is an ApiException like any other non-2xx status. */
-  async get<T extends KubeObject>(ref: ResourceRef, where: { namespace?: string; name: string }, opts: CallOptions = {}): Promise<T> {
+  /**
+   * GET one object. 404 is an ApiException like any other non-2xx status. `resourceVersion: '0'` lets
+   * the API server answer from its watch cache instead of a quorum read from etcd.
+   */
+  async get<T extends KubeObject>(
+    ref: ResourceRef,
+    where: { namespace?: string; name: string },
+    opts: CallOptions & { resourceVersion?: string } = {},
+  ): Promise<T> {
     const path = resourcePath(ref, where);
+    const query = { resourceVersion: opts.resourceVersion };
     return this.call('get', ref, opts, async (signal) => {
-      const buf = await this.simple({ method: 'GET', path, signal }, 'get', ref);
+      const buf = await this.simple({ method: 'GET', path, query, signal }, 'get', ref);
       return parseJson<T>(buf, `get ${path}`);
     });
   }

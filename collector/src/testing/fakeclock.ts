@@ -36,6 +36,11 @@ export class FakeClock implements Clock {
         reject(abortReason(signal));
         return;
       }
+      // Like setTimeout(0): no time needs to pass, but the caller still yields.
+      if (ms <= 0) {
+        setImmediate(resolve);
+        return;
+      }
       const onAbort = (): void => {
         this.timers = this.timers.filter((x) => x !== timer);
         reject(abortReason(signal));
@@ -86,5 +91,17 @@ export class FakeClock implements Clock {
   /** Sets the wall clock (may go backwards, to test clock-step handling). Fires nothing. */
   set(ms: number): void {
     this.t = ms;
+  }
+}
+
+/**
+ * Waits (in real time, for real I/O such as a localhost HTTP round trip) until `cond()` holds; rejects
+ * after `timeoutMs`. Not a timing assertion: the deadline only turns a hang into a clear failure.
+ */
+export async function waitFor(cond: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise<void>((r) => setTimeout(r, 2));
   }
 }
