@@ -87,6 +87,15 @@ export function isAlive(pid: number): boolean {
   return state !== undefined && state !== 'Z' && state !== 'X';
 }
 
+/**
+ * True when `pid` has exited for good: for our own children, once Node has reaped it (its exit is known,
+ * no zombie left); for others, once it is no longer alive.
+ */
+export function isGone(pid: number): boolean {
+  const own = children.get(pid);
+  return own ? own.exit !== undefined : !isAlive(pid);
+}
+
 /** True when `pid` is stopped (SIGSTOP): /proc state `T`. */
 export function isStopped(pid: number): boolean {
   return procState(pid) === 'T';
@@ -125,7 +134,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 /**
  * Stops every listed process that still runs its command: SIGCONT first (a SIGSTOPped process cannot act
  * on SIGTERM), then SIGTERM, then SIGKILL for those still alive after `graceMs`. Resolves once all are
- * gone; throws (naming them) if any survives SIGKILL for 5 s more.
+ * gone (our own children also reaped); throws (naming them) if any survives SIGKILL for 5 s more.
  */
 export async function stopProcesses(recs: Array<Pick<ProcessRecord, 'pid' | 'command' | 'id'>>, graceMs = 10_000): Promise<void> {
   const live = recs.filter((r) => runs(r.pid, r.command));
@@ -135,12 +144,12 @@ export async function stopProcesses(recs: Array<Pick<ProcessRecord, 'pid' | 'com
   }
   const waitGone = async (ms: number) => {
     const deadline = Date.now() + ms;
-    while (Date.now() < deadline && live.some((r) => isAlive(r.pid))) await sleep(50);
+    while (Date.now() < deadline && live.some((r) => !isGone(r.pid))) await sleep(50);
   };
   await waitGone(graceMs);
   for (const r of live) if (isAlive(r.pid)) signal(r.pid, 'SIGKILL');
   await waitGone(5_000);
-  const left = live.filter((r) => isAlive(r.pid));
+  const left = live.filter((r) => !isGone(r.pid));
   if (left.length > 0) throw new Error(`processes survived SIGKILL: ${left.map((r) => `${r.id} (pid ${r.pid})`).join(', ')}`);
 }
 
