@@ -79,7 +79,9 @@ describe('queryDNS over UDP', () => {
     await new Promise<void>((resolve) => server.bind(0, '127.0.0.1', () => resolve()));
     port = server.address().port;
   });
-  afterAll(() => server.close());
+  afterAll(() => {
+    server.close();
+  });
 
   function parseQuestion(msg: Buffer): string {
     const labels: string[] = [];
