@@ -9,7 +9,7 @@
 // there, and a restart writes the new pid back so the teardown kills the current process.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -477,6 +477,36 @@ export function attachFleet(infoFile: string): Fleet {
   return new RunningFleet(new FleetState(readInfo(infoFile), infoFile));
 }
 
+/**
+ * Stops the processes and removes the work dirs of fleets under `base` whose owner process is dead (a
+ * run killed with SIGKILL gets no exit hook). Fleets of live owners and kept work dirs are left alone; a
+ * pid is only signalled while it still runs the fleet's binary. Returns the work dirs it reaped.
+ */
+export async function reapStaleFleets(base: string = tmpdir()): Promise<string[]> {
+  const reaped: string[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync(base).filter((e) => e.startsWith('tro-fleet-'));
+  } catch {
+    return reaped;
+  }
+  for (const e of entries) {
+    const infoFile = join(base, e, 'fleet.json');
+    if (!existsSync(infoFile)) continue;
+    let info: FleetInfo;
+    try {
+      info = readInfo(infoFile);
+    } catch {
+      continue; // Half-written by a live starter, or not ours: leave it.
+    }
+    if (isAlive(info.ownerPid) || info.keepWorkDir) continue;
+    await stopProcesses(info.processes);
+    rmSync(info.workDir, { recursive: true, force: true });
+    reaped.push(info.workDir);
+  }
+  return reaped;
+}
+
 function validate(specs: ClusterSpec[]): void {
   if (specs.length === 0) throw new Error('startFleet: no clusters');
   if (specs.length > 140) throw new Error('startFleet: at most 140 clusters');
@@ -503,6 +533,7 @@ const token = () => randomBytes(24).toString('hex');
  * Starts a fleet and resolves once every API server is ready, every node Ready, every CoreDNS synced and
  * the pod population (if any) available. Binaries come from build.sh (built on first use, minutes).
  * On failure it prints the processes' last log lines to stderr, stops what it started and rethrows.
+ * First it reaps fleets left in the same parent dir by dead owners (see {@link reapStaleFleets}).
  */
 export async function startFleet(opts: StartFleetOptions): Promise<Fleet> {
   validate(opts.clusters);
@@ -512,6 +543,7 @@ export async function startFleet(opts: StartFleetOptions): Promise<Fleet> {
   const bin = (name: string) => join(binDir, name);
   const base = opts.workDir ?? tmpdir();
   mkdirSync(base, { recursive: true });
+  for (const dir of await reapStaleFleets(base)) log(`reaped a stale fleet whose owner is gone: ${dir}`);
   const workDir = mkdtempSync(join(base, 'tro-fleet-'));
   chmodSync(workDir, 0o700);
   const logDir = join(workDir, 'logs');
