@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { PromTextParseError, parsePromFloat, parsePrometheusText, samplesNamed } from './promtext.js';
+import { PromTextParseError, parsePromFloat, parsePrometheusText, samplesNamed, selectFamilies } from './promtext.js';
 
 /** Plain-object copy of labels (the parser's have no prototype). */
 function plain(labels: Readonly<Record<string, string>>): Record<string, string> {
@@ -221,5 +221,18 @@ describe('samplesNamed', () => {
     expect(samplesNamed(parsed, 'h_count').map((s) => s.value)).toEqual([2]);
     expect(samplesNamed(parsed, 'other').map((s) => s.value)).toEqual([5]);
     expect(samplesNamed(parsed, 'missing_bucket')).toEqual([]);
+  });
+});
+
+describe('selectFamilies', () => {
+  it('keeps only the named families and their samples, in page order', () => {
+    const parsed = parsePrometheusText(
+      ['# TYPE h histogram', 'h_bucket{le="+Inf"} 2', 'h_count 2', 'a 1', '# TYPE c counter', 'c_total 3', 'b 4'].join('\n'),
+    );
+    const view = selectFamilies(parsed, ['h', 'b', 'missing']);
+    expect([...view.families.keys()]).toEqual(['h', 'b']);
+    expect(view.samples.map((s) => s.name)).toEqual(['h_bucket', 'h_count', 'b']);
+    expect(samplesNamed(view, 'h_count').map((s) => s.value)).toEqual([2]);
+    expect(samplesNamed(view, 'a')).toEqual([]);
   });
 });

@@ -459,3 +459,19 @@ export function samplesNamed(parsed: ParsedMetrics, sampleName: string): Sample[
   if (family === undefined) return [];
   return family.samples.filter((s) => s.name === sampleName);
 }
+
+/**
+ * A view of `parsed` restricted to the named families (names absent from the page are ignored). Used to
+ * keep only what a computation needs when a parsed page is held for a while: a kube-apiserver page parses
+ * into tens of MB of objects, most of it irrelevant to the gates.
+ */
+export function selectFamilies(parsed: ParsedMetrics, names: Iterable<string>): ParsedMetrics {
+  const families = new Map<string, MetricFamily>();
+  for (const name of names) {
+    const family = parsed.families.get(name);
+    if (family !== undefined) families.set(name, family);
+  }
+  const keep = new Set<Sample>();
+  for (const family of families.values()) for (const s of family.samples) keep.add(s);
+  return { samples: parsed.samples.filter((s) => keep.has(s)), families };
+}

@@ -69,6 +69,24 @@ export interface SignalResult {
   readonly sampleCounts: SampleCounts;
 }
 
+/**
+ * The metric families {@link apiServerSignals} reads, plus `process_start_time_seconds` (instance identity):
+ * a source holding a scrape as a baseline keeps only these.
+ */
+export const API_SERVER_FAMILIES: readonly string[] = [
+  'apiserver_request_duration_seconds',
+  'apiserver_request_total',
+  'apiserver_flowcontrol_rejected_requests_total',
+  'process_start_time_seconds',
+];
+/** The metric families {@link coreDNSSignals} reads, plus `process_start_time_seconds`. */
+export const CORE_DNS_FAMILIES: readonly string[] = [
+  'coredns_dns_responses_total',
+  'coredns_dns_request_duration_seconds',
+  'coredns_dns_requests_total',
+  'process_start_time_seconds',
+];
+
 /** The quantile the latency signals use. */
 export const LATENCY_QUANTILE = 0.99;
 

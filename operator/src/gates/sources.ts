@@ -15,11 +15,11 @@
  */
 import type { Clock } from '../util/clock.js';
 import type { ParsedMetrics } from './promtext.js';
-import { PromTextParseError, parsePromFloat, parsePrometheusText } from './promtext.js';
+import { PromTextParseError, parsePromFloat, parsePrometheusText, selectFamilies } from './promtext.js';
 import type { RawGetter } from './rawget.js';
 import { RawGetError } from './rawget.js';
 import type { SampleCounts, SignalName, SignalResult, SignalValues } from './signals.js';
-import { SIGNAL_NAMES, apiServerSignals, coreDNSSignals } from './signals.js';
+import { API_SERVER_FAMILIES, CORE_DNS_FAMILIES, SIGNAL_NAMES, apiServerSignals, coreDNSSignals } from './signals.js';
 
 export type { SampleCounts, SignalName, SignalValues } from './signals.js';
 
@@ -89,14 +89,17 @@ const MAX_INSTANCES = 8;
 class DeltaScraper {
   readonly #target: string;
   readonly #compute: SignalComputer;
+  readonly #families: readonly string[] | undefined;
   readonly #maxWindowSeconds: number;
   readonly #minWindowSeconds: number;
   readonly #baselines = new Map<string, Scrape>();
   #last: Scrape | undefined;
 
-  constructor(target: string, compute: SignalComputer, options: ScrapeOptions) {
+  /** `families`: the only families `compute` reads (and the only ones kept in memory); all when undefined. */
+  constructor(target: string, compute: SignalComputer, families: readonly string[] | undefined, options: ScrapeOptions) {
     this.#target = target;
     this.#compute = compute;
+    this.#families = families;
     this.#maxWindowSeconds = options.maxWindowSeconds ?? 300;
     this.#minWindowSeconds = options.minWindowSeconds ?? 1;
     if (!(this.#minWindowSeconds > 0) || !(this.#maxWindowSeconds >= this.#minWindowSeconds)) {
@@ -108,7 +111,9 @@ class DeltaScraper {
   measureText(text: string, at: Date): Measurement {
     let metrics: ParsedMetrics;
     try {
-      metrics = parsePrometheusText(text);
+      const page = parsePrometheusText(text);
+      // Baselines are held between measurements for every cluster: keep only what the signals read.
+      metrics = this.#families === undefined ? page : selectFamilies(page, this.#families);
     } catch (err) {
       // A malformed page leaves the baselines alone: the next good scrape is compared with the last good one.
       const detail = err instanceof PromTextParseError ? err.message : describeError(err);
@@ -213,7 +218,7 @@ export class ApiServerMetricsSource implements MetricSource {
     this.#getter = getter;
     this.#path = options.path ?? '/metrics';
     this.#clock = options.clock ?? systemNow;
-    this.#scraper = new DeltaScraper('API server', apiServerSignals, options);
+    this.#scraper = new DeltaScraper('API server', apiServerSignals, API_SERVER_FAMILIES, options);
   }
 
   /** Scrapes once; see the class comment for what each outcome means. Never rejects. */
@@ -241,6 +246,12 @@ export class ApiServerMetricsSource implements MetricSource {
 export interface TextEndpointSourceOptions extends ScrapeOptions {
   /** Signals to compute from the page. Default {@link coreDNSSignals}. */
   compute?: SignalComputer;
+  /**
+   * The metric families `compute` reads, the only ones kept between measurements (add
+   * `process_start_time_seconds` for restart detection). Default: {@link CORE_DNS_FAMILIES} with the
+   * default `compute`, every family with a custom one.
+   */
+  families?: readonly string[];
   /** What the endpoint is, for messages. Default `CoreDNS`. */
   target?: string;
   /** Whole-request timeout, ms. Default 5000. */
@@ -281,7 +292,8 @@ export class TextEndpointSource implements MetricSource {
     this.#maxBytes = options.maxBytes ?? 16 * 1024 * 1024;
     this.#fetch = options.fetch ?? fetch;
     this.#clock = options.clock ?? systemNow;
-    this.#scraper = new DeltaScraper(this.#target, options.compute ?? coreDNSSignals, options);
+    const families = options.families ?? (options.compute === undefined ? CORE_DNS_FAMILIES : undefined);
+    this.#scraper = new DeltaScraper(this.#target, options.compute ?? coreDNSSignals, families, options);
   }
 
   /** Scrapes once and compares with the previous scrape of the same instance. Never rejects. */
