@@ -8,6 +8,7 @@ import type { BackoffPolicy } from '../backoff.js';
 import { KillSwitch } from '../killswitch.js';
 import { CollectorMetrics } from '../metrics.js';
 import { TokenBucket } from '../ratelimit.js';
+import type { KubeRequest, KubeResponse, KubeTransport } from '../transport.js';
 import { FakeApiServer } from './fakeapiserver.js';
 import { FakeClock } from './fakeclock.js';
 import { FakeFs } from './fakefs.js';
@@ -29,23 +30,46 @@ export interface TestRig {
   bucket: TokenBucket | null;
   client: ApiClient;
   shutdown: AbortController;
+  /** The client's own path to the server: set `failWith` to fail only this agent's requests. */
+  transport: SwitchableTransport;
+}
+
+/** Wraps a transport; while `failWith` is set, requests fail with that HTTP status without reaching it. */
+export class SwitchableTransport implements KubeTransport {
+  failWith: number | undefined;
+  constructor(private readonly inner: KubeTransport) {}
+  async send(req: KubeRequest): Promise<KubeResponse> {
+    if (this.failWith !== undefined) {
+      const body = JSON.stringify({ kind: 'Status', code: this.failWith, message: 'injected' });
+      return { status: this.failWith, headers: {}, body: (async function* () { yield Buffer.from(body); })() };
+    }
+    return this.inner.send(req);
+  }
 }
 
 /** Builds a TestRig; `rateLimit: null` builds an unthrottled client (as the Naive mode does). */
 export function makeRig(
-  options: { rateLimit?: { qps: number; burst: number } | null; backoff?: BackoffPolicy; clock?: FakeClock } = {},
+  options: {
+    rateLimit?: { qps: number; burst: number } | null;
+    backoff?: BackoffPolicy;
+    clock?: FakeClock;
+    /** Share one API server between several agents (leader election, fleets). */
+    server?: FakeApiServer;
+    revision?: string;
+  } = {},
 ): TestRig {
   const clock = options.clock ?? new FakeClock();
   const fs = new FakeFs();
   const logger = new RecordingLogger();
-  const killSwitch = new KillSwitch({ path: TEST_STOP_PATH, revision: TEST_REVISION, reader: fs, clock, logger });
-  const server = new FakeApiServer(clock);
+  const killSwitch = new KillSwitch({ path: TEST_STOP_PATH, revision: options.revision ?? TEST_REVISION, reader: fs, clock, logger });
+  const server = options.server ?? new FakeApiServer(clock);
+  const transport = new SwitchableTransport(server);
   const metrics = new CollectorMetrics();
   const rl = options.rateLimit === undefined ? { qps: 2, burst: 5 } : options.rateLimit;
   const bucket = rl ? new TokenBucket({ ...rl, clock }) : null;
   const shutdown = new AbortController();
   const client = new ApiClient({
-    transport: server,
+    transport,
     killSwitch,
     rateLimiter: bucket,
     backoff: options.backoff ?? { initialMs: 1000, maxMs: 30_000, jitter: 0 },
@@ -55,7 +79,7 @@ export function makeRig(
     signal: shutdown.signal,
     random: () => 0,
   });
-  return { clock, fs, logger, killSwitch, server, metrics, bucket, client, shutdown };
+  return { clock, fs, logger, killSwitch, server, metrics, bucket, client, shutdown, transport };
 }
 
 /** Current value of a counter for exactly these labels (0 when never incremented). */
