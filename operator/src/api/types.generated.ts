@@ -290,9 +290,28 @@ export interface Projection {
    */
   projectedRequestRate?: number;
   /**
+   * The measurements the projection is fitted to, one per step (kept so a restart loses none).
+   */
+  points?: Array<StatusClustersProjectionPoints>;
+  /**
    * How the projection was made.
    */
   message?: string;
+}
+
+export interface StatusClustersProjectionPoints {
+  /**
+   * Fraction (0..1) of the nodes on the new revision when measured.
+   */
+  fraction: number;
+  /**
+   * API server requests per second.
+   */
+  requestRate?: number;
+  /**
+   * API server p99 latency, seconds.
+   */
+  p99Seconds?: number;
 }
 
 /**

@@ -114,6 +114,8 @@ export interface GateContext {
   fraction: number;
   /** Consecutive failures so far, from status. */
   consecutiveFailures: number;
+  /** The previous projection of this cluster (with its points), from status. */
+  projection?: Projection;
   signal?: AbortSignal;
 }
 

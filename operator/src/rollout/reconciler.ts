@@ -357,6 +357,16 @@ export class RolloutReconciler {
         fraction: c.nodesTotal ? (c.nodesUpdated ?? 0) / c.nodesTotal : 0,
         consecutiveFailures: c.lastGate?.consecutiveFailures ?? 0,
       });
+      if (ev.unreachable) {
+        // The metrics scrape could not connect: that is the break-glass signal, not missing data.
+        if (c.reachable !== false) {
+          c.unreachableSince = iso(p.now);
+          this.record(p, 'Warning', REASON.ClusterUnreachable, `API server unreachable: ${ev.message ?? ''}`.trim(), c.name);
+        }
+        c.reachable = false;
+        p.requeue(Math.min(5000, gates.intervalSeconds * 1000));
+        continue;
+      }
       this.recordGate(p, c, ev);
       p.requeue(gates.intervalSeconds * 1000);
     }
@@ -592,7 +602,7 @@ export class RolloutReconciler {
     if (g.prediction.enabled && this.d.gates.project) {
       const target = p.targets.find((t) => t.name === c.name);
       const proj = target
-        ? await this.d.gates.project({ rollout: p.rollout, target, client, baseline: c.baseline, fraction: c.nodesTotal ? (c.nodesUpdated ?? 0) / c.nodesTotal : 0, consecutiveFailures: 0 })
+        ? await this.d.gates.project({ rollout: p.rollout, target, client, baseline: c.baseline, fraction: c.nodesTotal ? (c.nodesUpdated ?? 0) / c.nodesTotal : 0, consecutiveFailures: 0, projection: c.projection })
         : undefined;
       if (proj) {
         c.projection = proj;

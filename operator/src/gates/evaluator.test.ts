@@ -1,0 +1,147 @@
+import { describe, expect, it } from '@jest/globals';
+import { Registry } from 'prom-client';
+import type { GatesSpec, TelemetryRollout } from '../api/types.generated.js';
+import { validateRollout } from '../api/validate.js';
+import { FakeCluster, FakeClusterFactory, FakeEvents, FakeRolloutStore } from '../rollout/fakes.js';
+import type { GateContext } from '../rollout/interfaces.js';
+import { RolloutReconciler } from '../rollout/reconciler.js';
+import { FakeClock } from '../util/clock.js';
+import { ControlPlaneGateEvaluator, MIN_SAMPLES, judge, thresholdsFor, type SourceFactory } from './evaluator.js';
+import type { Measurement, MetricSource } from './sources.js';
+import type { SignalValues } from './signals.js';
+
+const manifest = (gates: Record<string, unknown> = {}) => ({
+  apiVersion: 'telemetry.rollout.dev/v1alpha1',
+  kind: 'TelemetryRollout',
+  metadata: { name: 'r', namespace: 'default' },
+  spec: {
+    collector: { image: 'c:1' },
+    targets: { clusters: [{ name: 'a', kubeconfigSecretRef: { name: 'a' } }] },
+    strategy: { stages: [{ name: 's', clusters: 1, nodeSteps: [10, 50, 100], bakeSeconds: 20 }] },
+    gates: { intervalSeconds: 5, windowSeconds: 5, scrapeIntervalSeconds: 1, failureLimit: 2, coreDNS: { cacheTTLSeconds: 0 }, ...gates },
+  },
+});
+const gatesOf = (g: Record<string, unknown> = {}) => (validateRollout(manifest(g)).defaulted as unknown as TelemetryRollout).spec.gates;
+const ok = (values: SignalValues, counts: Record<string, number> = {}): Measurement => ({
+  kind: 'ok',
+  at: new Date(0),
+  windowSeconds: 10,
+  values,
+  sampleCounts: { apiServerP99Seconds: 500, apiServerErrorRatio: 500, coreDNSErrorRatio: 500, coreDNSP99Seconds: 500, ...counts },
+});
+const baseline = { capturedAt: '', values: { apiServerP99Seconds: 0.2 } };
+
+describe('judge', () => {
+  const g = gatesOf();
+  it.each([
+    ['noise around the baseline passes', { apiServerP99Seconds: 0.26, apiServerErrorRatio: 0.001 }, 'Pass'],
+    ['a doubled p99 fails against the baseline', { apiServerP99Seconds: 0.4 }, 'Fail'],
+    ['p99 over the absolute SLO fails', { apiServerP99Seconds: 1.5 }, 'Fail'],
+    ['5xx+429 over 1% fails', { apiServerP99Seconds: 0.2, apiServerErrorRatio: 0.05 }, 'Fail'],
+    ['APF rejections fail', { apiServerP99Seconds: 0.2, apfRejectionsPerSecond: 3 }, 'Fail'],
+    ['CoreDNS SERVFAIL ratio fails', { apiServerP99Seconds: 0.2, coreDNSErrorRatio: 0.2 }, 'Fail'],
+    ['CoreDNS p99 fails', { coreDNSP99Seconds: 0.5 }, 'Fail'],
+    ['no signal at all is NoData', {}, 'NoData'],
+  ] as const)('%s', (_t, values, verdict) => {
+    expect(judge(ok(values), g, baseline).verdict).toBe(verdict);
+  });
+
+  it('explains a failure with the measured value, the bound and where the bound comes from', () => {
+    const r = judge(ok({ apiServerP99Seconds: 0.45 }), g, baseline);
+    expect(r).toMatchObject({ verdict: 'Fail', failed: ['apiServerP99Seconds'], measurements: { apiServerP99Seconds: 0.45 }, thresholds: { apiServerP99Seconds: 0.3 } });
+    expect(r.message).toBe('apiServerP99Seconds 0.45 > 0.3 (baseline 0.2s x 1.5)');
+  });
+
+  it('does not judge a signal with too few samples', () => {
+    const r = judge(ok({ apiServerP99Seconds: 5 }, { apiServerP99Seconds: MIN_SAMPLES - 1 }), g, baseline);
+    expect(r.verdict).toBe('NoData');
+    expect(r.message).toContain(`19 < ${MIN_SAMPLES} samples`);
+  });
+
+  it('keeps relative latency bounds at least 100 ms above the baseline and never above the SLO', () => {
+    expect(thresholdsFor(g, { capturedAt: '', values: { apiServerP99Seconds: 0.01 } }).apiServerP99Seconds?.bound).toBeCloseTo(0.11);
+    expect(thresholdsFor(g, { capturedAt: '', values: { apiServerP99Seconds: 0.9 } }).apiServerP99Seconds?.bound).toBe(1);
+    expect(thresholdsFor(g).apiServerP99Seconds).toEqual({ bound: 1, why: 'absolute SLO' });
+  });
+
+  it('an unreachable API server is flagged, not plain NoData', () => {
+    expect(judge({ kind: 'unreachable', at: new Date(0), message: 'timeout' }, g)).toMatchObject({ verdict: 'NoData', unreachable: true });
+    expect(judge({ kind: 'nodata', at: new Date(0), message: 'warming up' }, g).unreachable).toBeUndefined();
+  });
+});
+
+/** A source playing back a function of the fraction of nodes on the new revision. */
+class CurveSources implements SourceFactory {
+  fraction = 0;
+  calls = 0;
+  constructor(private readonly curve: (fraction: number, call: number) => Measurement) {}
+  source(ctx: GateContext): MetricSource {
+    this.fraction = ctx.fraction;
+    return { measure: async () => this.curve(this.fraction, this.calls++) };
+  }
+}
+
+function run(curve: (f: number, call: number) => Measurement, gates: Record<string, unknown> = {}) {
+  const clock = new FakeClock();
+  const store = new FakeRolloutStore(manifest(gates));
+  const factory = new FakeClusterFactory().add(new FakeCluster('a', 20));
+  const registry = new Registry();
+  const sources = new CurveSources(curve);
+  const evaluator = new ControlPlaneGateEvaluator({ clock, sources, registry });
+  const r = new RolloutReconciler({ rollouts: store, clusters: factory, gates: evaluator, status: store, events: new FakeEvents(), clock });
+  const drive = async (until: (ro: TelemetryRollout) => boolean) => {
+    for (let i = 0; i < 2000; i++) {
+      const res = await r.reconcile('default/r').catch(() => ({ requeueAfterMs: 1000 }));
+      if (until(store.current())) return;
+      await clock.advance(res.requeueAfterMs ?? 1000);
+    }
+    throw new Error(`no convergence: ${JSON.stringify(store.current().status).slice(0, 2000)}`);
+  };
+  return { store, drive, registry, clock };
+}
+
+describe('ControlPlaneGateEvaluator in the reconciler', () => {
+  it('noise around the baseline passes all the way', async () => {
+    const w = run((_f, call) => ok({ apiServerP99Seconds: 0.2 + ((call * 7919) % 11) / 200, apiServerErrorRatio: 0.001 }));
+    await w.drive((ro) => ro.status?.phase === 'Succeeded');
+  });
+
+  it('a doubled p99 fails after failureLimit evaluations and rolls back, with value and bound in status', async () => {
+    const w = run((f) => ok({ apiServerP99Seconds: f >= 0.5 ? 0.4 : 0.2 }));
+    await w.drive((ro) => ro.status?.phase === 'RolledBack');
+    const c = w.store.current().status?.clusters?.[0];
+    expect(c?.lastGate).toMatchObject({ verdict: 'Fail', consecutiveFailures: 2, measurements: { apiServerP99Seconds: 0.4 }, thresholds: { apiServerP99Seconds: 0.3 } });
+    expect(c?.baseline?.values?.apiServerP99Seconds).toBe(0.2);
+    const metrics = await w.registry.metrics();
+    expect(metrics).toMatch(/tro_gate_evaluations_total\{namespace="default",name="r",cluster="a",verdict="Fail"\} 2/);
+    expect(metrics).toMatch(/tro_gate_threshold\{namespace="default",name="r",cluster="a",signal="apiServerP99Seconds"\} 0.3/);
+  });
+
+  it('NoData pauses (the default onNoData) and a recovery resets the count', async () => {
+    let down = false;
+    const w = run(() => (down ? { kind: 'nodata', at: new Date(0), message: 'Prometheus down' } : ok({ apiServerP99Seconds: 0.2 })));
+    await w.drive((ro) => ro.status?.clusters?.[0]?.phase === 'Baking');
+    down = true;
+    await w.drive((ro) => ro.status?.clusters?.[0]?.lastGate?.verdict === 'NoData');
+    down = false;
+    await w.drive((ro) => ro.status?.clusters?.[0]?.lastGate?.verdict === 'Pass');
+    expect(w.store.current().status?.clusters?.[0]?.lastGate?.consecutiveFailures).toBe(0);
+    down = true;
+    await w.drive((ro) => ro.status?.phase === 'Paused');
+    expect(w.store.current().status?.reason).toBe('GateNoData');
+  });
+
+  it('the predictive guard refuses the next step when the projection to 100% breaks the SLO', async () => {
+    // Latency that is fine at 10% but grows quadratically: 0.1 + 2 f^2 reaches 2.1 s at 100%.
+    const w = run((f) => ok({ apiServerP99Seconds: 0.1 + 2 * f * f, apiServerRequestRate: 100 + 900 * f }), { apiServer: { maxLatencyIncreaseRatio: 100 } });
+    await w.drive((ro) => ro.status?.phase === 'Paused');
+    const st = w.store.current().status!;
+    expect(st.reason).toBe('ProjectionExceedsSLO');
+    const proj = st.clusters?.[0]?.projection;
+    expect(proj?.verdict).toBe('Fail');
+    expect(proj?.projectedRequestRate).toBeCloseTo(1000, 6);
+    expect(proj?.message).toContain('projected at 100% of nodes');
+    // It stopped before 100 %: the cluster never ran the whole revision.
+    expect(st.clusters?.[0]?.stepPercent).toBeLessThan(100);
+  });
+});

@@ -1,0 +1,224 @@
+/**
+ * The health gate: measures a target's control plane (kube-apiserver p99 latency, error ratio and APF
+ * rejections; CoreDNS error ratio and p99) and holds each signal to an absolute SLO and, for API server
+ * latency, to a bound relative to the baseline measured before the step. Every verdict carries what was
+ * measured, against which bound, and why.
+ */
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Baseline, GatesSpec, Projection, TelemetryRollout } from '../api/types.generated.js';
+import type { GateContext, GateEvaluation, GateEvaluator, ResolvedTarget } from '../rollout/interfaces.js';
+import type { Clock } from '../util/clock.js';
+import { projectAt } from './predict.js';
+import { ApiServerMetricsSource, CompositeSource, PrometheusSource, TextEndpointSource, type Measurement, type MetricSource } from './sources.js';
+import type { SampleCounts, SignalName, SignalValues } from './signals.js';
+
+/**
+ * Fewer events than this in a window make a ratio or a quantile noise (a p99 of 5 requests is the
+ * slowest of them), so such a signal is not judged in that window.
+ */
+export const MIN_SAMPLES = 20;
+
+/**
+ * A relative latency bound never sits closer than this above the baseline: apiserver latency buckets are
+ * 25-50 ms apart below 0.5 s, so smaller moves of an interpolated p99 are bucket noise.
+ */
+export const RELATIVE_FLOOR_SECONDS = 0.1;
+
+/** The signals that are judged (the others are recorded only). */
+const JUDGED: readonly SignalName[] = ['apiServerP99Seconds', 'apiServerErrorRatio', 'apfRejectionsPerSecond', 'coreDNSErrorRatio', 'coreDNSP99Seconds'];
+
+/** Makes the MetricSource of a target. Sources keep the previous scrape, so one is kept per target. */
+export interface SourceFactory {
+  source(ctx: GateContext): MetricSource;
+}
+
+/**
+ * The default sources: a Prometheus server when the target names one; otherwise the API server's own
+ * /metrics through the cluster client, plus CoreDNS's metrics endpoint when the target names one.
+ */
+export class DefaultSourceFactory implements SourceFactory {
+  private readonly cache = new Map<string, { fingerprint: string; client: unknown; source: MetricSource }>();
+  constructor(private readonly clock?: Clock) {}
+
+  source(ctx: GateContext): MetricSource {
+    const key = `${ctx.rollout.metadata?.namespace ?? ''}/${ctx.rollout.metadata?.name ?? ''}/${ctx.target.name}`;
+    const g = ctx.rollout.spec.gates;
+    const fingerprint = JSON.stringify([ctx.target.metrics ?? {}, g.windowSeconds, g.promQL ?? {}]);
+    const hit = this.cache.get(key);
+    // A rebuilt client (rotated kubeconfig) gets a new source: the old one scrapes through the old client.
+    if (hit && hit.fingerprint === fingerprint && hit.client === ctx.client) return hit.source;
+    const clock = this.clock ? { clock: this.clock } : {};
+    let source: MetricSource;
+    const m = ctx.target.metrics;
+    if (m?.prometheusURL) {
+      source = new PrometheusSource({ url: m.prometheusURL, windowSeconds: g.windowSeconds, queries: { ...(g.promQL ?? {}) }, ...clock });
+    } else {
+      const parts = [{ name: 'apiserver', source: new ApiServerMetricsSource(ctx.client, clock) as MetricSource }];
+      if (m?.coreDNSMetricsURL) parts.push({ name: 'coredns', source: new TextEndpointSource(m.coreDNSMetricsURL, { ...clock }) });
+      source = new CompositeSource(parts);
+    }
+    this.cache.set(key, { fingerprint, client: ctx.client, source });
+    return source;
+  }
+
+  /** Forgets a target's source (for example when the target is removed). */
+  forget(rollout: TelemetryRollout, target: ResolvedTarget): void {
+    this.cache.delete(`${rollout.metadata?.namespace ?? ''}/${rollout.metadata?.name ?? ''}/${target.name}`);
+  }
+}
+
+/** The bounds a measurement is held to: absolute SLOs, tightened by the baseline for API server p99. */
+export function thresholdsFor(gates: GatesSpec, baseline?: Baseline): Partial<Record<SignalName, { bound: number; why: string }>> {
+  const abs = gates.apiServer.maxP99LatencySeconds;
+  const b = baseline?.values?.apiServerP99Seconds;
+  let p99 = { bound: abs, why: 'absolute SLO' };
+  if (b !== undefined && Number.isFinite(b)) {
+    // Rounded to 6 significant digits: status shows 0.3, not 0.30000000000000004.
+    const rel = Number(Math.max(b * gates.apiServer.maxLatencyIncreaseRatio, b + RELATIVE_FLOOR_SECONDS).toPrecision(6));
+    if (rel < abs) p99 = { bound: rel, why: `baseline ${fmt(b)}s x ${gates.apiServer.maxLatencyIncreaseRatio}` };
+  }
+  return {
+    apiServerP99Seconds: p99,
+    apiServerErrorRatio: { bound: gates.apiServer.maxErrorRatio, why: 'absolute SLO' },
+    apfRejectionsPerSecond: { bound: gates.apiServer.maxAPFRejectionsPerSecond, why: 'absolute SLO' },
+    coreDNSErrorRatio: { bound: gates.coreDNS.maxErrorRatio, why: 'absolute SLO' },
+    coreDNSP99Seconds: { bound: gates.coreDNS.maxP99LatencySeconds, why: 'absolute SLO' },
+  };
+}
+
+function fmt(v: number): string {
+  return Number.isInteger(v) ? String(v) : v.toPrecision(3).replace(/\.?0+$/, '');
+}
+
+/** Which count gates a signal (a ratio needs requests, a quantile observations). */
+function enoughSamples(name: SignalName, counts: SampleCounts | undefined): boolean {
+  if (!counts) return true; // PromQL sources do not report counts; Prometheus already averaged a window.
+  if (name === 'apfRejectionsPerSecond') return true; // any rejection counts
+  const n = counts[name];
+  return n === undefined || n >= MIN_SAMPLES;
+}
+
+/**
+ * Judges one measurement: every judged signal with enough samples against its bound. Fail if any is
+ * over; NoData if none could be judged; Pass otherwise.
+ */
+export function judge(m: Measurement, gates: GatesSpec, baseline?: Baseline): GateEvaluation {
+  if (m.kind === 'unreachable') return { verdict: 'NoData', unreachable: true, message: m.message, measurements: {}, thresholds: {} };
+  if (m.kind === 'nodata') return { verdict: 'NoData', message: m.message, measurements: {}, thresholds: {} };
+  const bounds = thresholdsFor(gates, baseline);
+  const measurements: Record<string, number> = {};
+  for (const [k, v] of Object.entries(m.values) as Array<[SignalName, number | undefined]>) if (v !== undefined && Number.isFinite(v)) measurements[k] = v;
+  const thresholds: Record<string, number> = {};
+  const failed: string[] = [];
+  const notes: string[] = [];
+  let judged = 0;
+  for (const name of JUDGED) {
+    const bound = bounds[name];
+    const v = m.values[name];
+    if (!bound) continue;
+    thresholds[name] = bound.bound;
+    if (v === undefined || !Number.isFinite(v)) continue;
+    if (!enoughSamples(name, m.sampleCounts)) {
+      notes.push(`${name} not judged (${m.sampleCounts?.[name] ?? 0} < ${MIN_SAMPLES} samples)`);
+      continue;
+    }
+    judged++;
+    if (v > bound.bound) {
+      failed.push(name);
+      notes.unshift(`${name} ${fmt(v)} > ${fmt(bound.bound)} (${bound.why})`);
+    }
+  }
+  if (failed.length) return { verdict: 'Fail', failed, measurements, thresholds, message: notes.join('; ') };
+  if (judged === 0) return { verdict: 'NoData', measurements, thresholds, message: `no signal had enough data${m.message ? `: ${m.message}` : ''}${notes.length ? ` (${notes.join('; ')})` : ''}` };
+  return { verdict: 'Pass', measurements, thresholds, message: `${judged} signals within bounds${notes.length ? `; ${notes.join('; ')}` : ''}` };
+}
+
+/** Options of the evaluator. */
+export interface ControlPlaneGateEvaluatorOptions {
+  sources?: SourceFactory;
+  clock: Clock;
+  /** Registry for the gate metrics (per evaluation: measurements, thresholds, verdicts). */
+  registry?: Registry;
+}
+
+/** The real GateEvaluator: measures, judges, and projects. */
+export class ControlPlaneGateEvaluator implements GateEvaluator {
+  readonly measures = true;
+  private readonly sources: SourceFactory;
+  private readonly clock: Clock;
+  /** The latest ok measurement per target, for baselines and projections between evaluations. */
+  private readonly lastOk = new Map<string, { at: Date; values: SignalValues }>();
+  private readonly measured?: Gauge;
+  private readonly bounds?: Gauge;
+  private readonly verdicts?: Counter;
+
+  constructor(o: ControlPlaneGateEvaluatorOptions) {
+    this.clock = o.clock;
+    this.sources = o.sources ?? new DefaultSourceFactory(o.clock);
+    if (o.registry) {
+      const labelNames = ['namespace', 'name', 'cluster', 'signal'] as const;
+      this.measured = new Gauge({ name: 'tro_gate_measurement', help: 'Latest measured value of a gate signal', labelNames, registers: [o.registry] });
+      this.bounds = new Gauge({ name: 'tro_gate_threshold', help: 'Bound a gate signal is held to in the latest evaluation', labelNames, registers: [o.registry] });
+      this.verdicts = new Counter({ name: 'tro_gate_evaluations_total', help: 'Gate evaluations by verdict', labelNames: ['namespace', 'name', 'cluster', 'verdict'], registers: [o.registry] });
+    }
+  }
+
+  private key(ctx: GateContext): string {
+    return `${ctx.rollout.metadata?.namespace ?? ''}/${ctx.rollout.metadata?.name ?? ''}/${ctx.target.name}`;
+  }
+
+  async captureBaseline(ctx: GateContext): Promise<Baseline | undefined> {
+    const m = await this.sources.source(ctx).measure(ctx.signal);
+    if (m.kind === 'ok') this.lastOk.set(this.key(ctx), { at: m.at, values: m.values });
+    const last = this.lastOk.get(this.key(ctx));
+    if (!last) return undefined;
+    const values: Record<string, number> = {};
+    for (const [k, v] of Object.entries(last.values)) if (typeof v === 'number' && Number.isFinite(v)) values[k] = v;
+    return { capturedAt: last.at.toISOString(), values };
+  }
+
+  async evaluate(ctx: GateContext): Promise<GateEvaluation> {
+    const m = await this.sources.source(ctx).measure(ctx.signal);
+    if (m.kind === 'ok') this.lastOk.set(this.key(ctx), { at: m.at, values: m.values });
+    const ev = judge(m, ctx.rollout.spec.gates, ctx.baseline);
+    const labels = { namespace: ctx.rollout.metadata?.namespace ?? '', name: ctx.rollout.metadata?.name ?? '', cluster: ctx.target.name };
+    this.verdicts?.inc({ ...labels, verdict: ev.unreachable ? 'Unreachable' : ev.verdict });
+    for (const [signal, v] of Object.entries(ev.measurements ?? {})) this.measured?.set({ ...labels, signal }, v);
+    for (const [signal, v] of Object.entries(ev.thresholds ?? {})) this.bounds?.set({ ...labels, signal }, v);
+    return ev;
+  }
+
+  /**
+   * Adds the latest measurement at the current fraction to the projection's points, fits request rate
+   * and p99 against the fraction, and projects both to 100 % of the nodes. Fail when the projected p99
+   * breaks the SLO.
+   */
+  async project(ctx: GateContext): Promise<Projection | undefined> {
+    const g = ctx.rollout.spec.gates;
+    const last = this.lastOk.get(this.key(ctx));
+    const points = [...(ctx.projection?.points ?? [])];
+    if (!points.length && ctx.baseline?.values) {
+      // The first baseline was measured before any node moved: the curve's anchor at fraction 0.
+      points.push({ fraction: 0, requestRate: ctx.baseline.values.apiServerRequestRate, p99Seconds: ctx.baseline.values.apiServerP99Seconds });
+    }
+    if (last) {
+      const at = points.findIndex((p) => Math.abs(p.fraction - ctx.fraction) < 1e-9);
+      const point = { fraction: ctx.fraction, requestRate: last.values.apiServerRequestRate, p99Seconds: last.values.apiServerP99Seconds };
+      if (at >= 0) points[at] = point;
+      else points.push(point);
+    }
+    points.sort((a, b) => a.fraction - b.fraction);
+    const trimmed = points.slice(-25);
+    const curve = (k: 'requestRate' | 'p99Seconds') => trimmed.flatMap((p) => (typeof p[k] === 'number' ? [{ fraction: p.fraction, value: p[k] }] : []));
+    const p99 = projectAt(curve('p99Seconds'));
+    const rate = projectAt(curve('requestRate'));
+    const bound = g.prediction.maxProjectedP99LatencySeconds ?? g.apiServer.maxP99LatencySeconds;
+    const base: Projection = { time: this.clock.now().toISOString(), points: trimmed };
+    if (p99 === undefined) return { ...base, verdict: 'NoData', message: `need measurements at two node fractions to project (have ${curve('p99Seconds').length})` };
+    const proj: Projection = { ...base, projectedP99Seconds: p99, verdict: p99 > bound ? 'Fail' : 'Pass' };
+    if (rate !== undefined) proj.projectedRequestRate = rate;
+    const from = trimmed.map((p) => `${Math.round(p.fraction * 1000) / 10}%: p99 ${p.p99Seconds === undefined ? '?' : fmt(p.p99Seconds)}s${p.requestRate === undefined ? '' : `, ${fmt(p.requestRate)} req/s`}`).join('; ');
+    proj.message = `projected at 100% of nodes: p99 ${fmt(p99)}s (bound ${fmt(bound)}s)${rate === undefined ? '' : `, ${fmt(rate)} req/s`}; fitted to ${from}`;
+    return proj;
+  }
+}
