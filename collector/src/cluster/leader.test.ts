@@ -53,7 +53,7 @@ function replica(id: string, server: FakeApiServer, clock: FakeClock, t0: number
 }
 
 function lease(server: FakeApiServer): Lease | undefined {
-  return server.objects(LEASES)[0] as Lease | undefined;
+  return server.objects(LEASES)[0];
 }
 
 describe('LeaderElector', () => {
