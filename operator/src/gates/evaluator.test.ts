@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { Registry } from 'prom-client';
-import type { GatesSpec, TelemetryRollout } from '../api/types.generated.js';
+import type { TelemetryRollout } from '../api/types.generated.js';
 import { validateRollout } from '../api/validate.js';
 import { FakeCluster, FakeClusterFactory, FakeEvents, FakeRolloutStore } from '../rollout/fakes.js';
 import type { GateContext } from '../rollout/interfaces.js';

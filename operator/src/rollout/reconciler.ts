@@ -359,10 +359,9 @@ export class RolloutReconciler {
       });
       if (ev.unreachable) {
         // The metrics scrape could not connect: that is the break-glass signal, not missing data.
-        if (c.reachable !== false) {
-          c.unreachableSince = iso(p.now);
-          this.record(p, 'Warning', REASON.ClusterUnreachable, `API server unreachable: ${ev.message ?? ''}`.trim(), c.name);
-        }
+        // (The probe answered moments ago, so this is the moment it went away.)
+        c.unreachableSince = iso(p.now);
+        this.record(p, 'Warning', REASON.ClusterUnreachable, `API server unreachable: ${ev.message ?? ''}`.trim(), c.name);
         c.reachable = false;
         p.requeue(Math.min(5000, gates.intervalSeconds * 1000));
         continue;
