@@ -60,7 +60,7 @@ export interface ManagerOptions {
   leaderElection?: ManagerLeaderElection;
   /** Port for `/healthz` and `/readyz` (0: any free port). Absent: no health server. */
   healthPort?: number;
-  /** Port for `/metrics`; the same port as health serves everything on one server. Absent: none. */
+  /** Port for `/metrics` (0: any free port); the same non-zero port as health serves everything on one server. Absent: none. */
   metricsPort?: number;
   /** Address to bind (default all interfaces). */
   host?: string;
@@ -211,7 +211,7 @@ export class Manager {
     return this.stopping;
   }
 
-  /** The bound addresses (for tests using port 0). */
+  /** The bound addresses, health server first (for tests using port 0). */
   addresses(): AddressInfo[] {
     return this.servers.map((s) => s.address() as AddressInfo);
   }
@@ -320,7 +320,8 @@ export class Manager {
     const health = (req: http.IncomingMessage, res: http.ServerResponse): boolean => this.serveHealth(req, res);
     const metrics = (req: http.IncomingMessage, res: http.ServerResponse): boolean => this.serveMetrics(req, res);
     const plans: Array<{ port: number; routes: Array<typeof health> }> = [];
-    if (healthPort !== undefined && metricsPort !== undefined && healthPort === metricsPort) {
+    // Port 0 means "any free port", so two zeros are two servers.
+    if (healthPort !== undefined && healthPort !== 0 && healthPort === metricsPort) {
       plans.push({ port: healthPort, routes: [health, metrics] });
     } else {
       if (healthPort !== undefined) plans.push({ port: healthPort, routes: [health] });
