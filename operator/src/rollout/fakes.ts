@@ -4,12 +4,13 @@
  * matching node, optimistic concurrency on status writes) and never stand in for a real API server in
  * a test that claims API behaviour.
  */
-import type { TelemetryRollout, TelemetryRolloutStatus } from '../api/types.generated.js';
+import type { BreakGlassStatus, TelemetryRollout, TelemetryRolloutStatus } from '../api/types.generated.js';
 import { validateRollout, formatErrors } from '../api/validate.js';
 import {
   OBJECT_REVISION_LABEL,
   REVISION_LABEL,
   STABLE_LABEL,
+  type BreakGlassActuator,
   type ClusterClient,
   type ClusterClientFactory,
   type CollectorDaemonSet,
@@ -231,5 +232,28 @@ export class ScriptedGates implements GateEvaluator {
     const verdict = this.verdict(ctx.target.name, ctx.fraction);
     this.evaluations.push({ cluster: ctx.target.name, fraction: ctx.fraction, verdict });
     return { verdict, message: `scripted ${verdict}`, measurements: { apiServerP99Seconds: verdict === 'Fail' ? 2 : 0.1 }, thresholds: { apiServerP99Seconds: 1 } };
+  }
+}
+
+/** Records break-glass actions; the order of calls proves clearing happens after the agents are gone. */
+export class FakeBreakGlass implements BreakGlassActuator {
+  readonly calls: Array<{ op: 'issue' | 'clear'; cluster: string; revision: string; agentsRunning: number }> = [];
+  constructor(
+    private readonly factory: FakeClusterFactory,
+    private readonly configured = true,
+  ) {}
+  available(): boolean {
+    return this.configured;
+  }
+  async issue(_r: TelemetryRollout, cluster: string, revision: string): Promise<BreakGlassStatus> {
+    const c = this.factory.clusters.get(cluster);
+    const running = c ? c.nodesRunning(revision, false).length : 0;
+    this.calls.push({ op: 'issue', cluster, revision, agentsRunning: running });
+    return { issuedAt: new Date(0).toISOString(), nodesTargeted: running, nodesStopped: running, nodesFailed: 0, nodesTimedOut: 0 };
+  }
+  async clear(_r: TelemetryRollout, cluster: string, revision: string): Promise<{ ok: boolean; message: string }> {
+    const c = this.factory.clusters.get(cluster);
+    this.calls.push({ op: 'clear', cluster, revision, agentsRunning: c ? [...c.placement().values()].filter((r) => r === revision).length : 0 });
+    return { ok: true, message: 'cleared' };
   }
 }

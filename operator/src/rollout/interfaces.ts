@@ -3,7 +3,7 @@
  * runs against real clusters (client-node implementations in operator/src/cluster/), in-memory fakes
  * (unit tests, operator/src/rollout/fakes.ts) and the fleet simulator.
  */
-import type { Baseline, GateResult, Projection, TelemetryRollout, TelemetryRolloutStatus } from '../api/types.generated.js';
+import type { Baseline, BreakGlassStatus, GateResult, Projection, TelemetryRollout, TelemetryRolloutStatus } from '../api/types.generated.js';
 
 /** The node label whose value names the collector revision a node runs. */
 export const REVISION_LABEL = 'telemetry.rollout.dev/revision';
@@ -142,4 +142,23 @@ export interface StatusWriter {
 /** Emits Kubernetes Events on a rollout. Never throws (events are best effort). */
 export interface EventRecorder {
   event(rollout: TelemetryRollout, type: 'Normal' | 'Warning', reason: string, message: string): void;
+}
+
+/**
+ * Stops the agents of a revision on a cluster whose API server cannot be reached, through node-local
+ * stop files written without that API server (from the node inventory kept in the management cluster).
+ */
+export interface BreakGlassActuator {
+  /** Whether the rollout configures a transport (without one, break-glass can only be reported). */
+  available(rollout: TelemetryRollout): boolean;
+  /** Writes the stop file naming `revision` on every inventoried node of `cluster` that runs it. Never throws. */
+  issue(rollout: TelemetryRollout, cluster: string, revision: string, reason: string): Promise<BreakGlassStatus>;
+  /** Removes the stop files again (only called once no agent of the revision runs). Never throws. */
+  clear(rollout: TelemetryRollout, cluster: string, revision: string): Promise<{ ok: boolean; message: string }>;
+}
+
+/** Keeps each target's node inventory in the management cluster, for break-glass without the target. */
+export interface InventoryRecorder {
+  /** Records the nodes of a cluster; implementations write only when something changed. Never throws. */
+  record(rollout: TelemetryRollout, cluster: string, nodes: NodeInfo[]): Promise<void>;
 }

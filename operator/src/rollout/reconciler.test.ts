@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import type { TelemetryRollout } from '../api/types.generated.js';
 import { FakeClock } from '../util/clock.js';
-import { FakeCluster, FakeClusterFactory, FakeEvents, FakeRolloutStore, ScriptedGates } from './fakes.js';
+import { FakeBreakGlass, FakeCluster, FakeClusterFactory, FakeEvents, FakeRolloutStore, ScriptedGates } from './fakes.js';
 import type { GateEvaluator } from './interfaces.js';
 import { PassThroughGateEvaluatorUntilGatesLand, PROMOTE_ANNOTATION, RETRY_ANNOTATION, ABORT_ANNOTATION, RolloutReconciler, type ReconcilerOptions } from './reconciler.js';
 import { revisionOf } from './revision.js';
@@ -33,13 +33,14 @@ interface World {
   cluster: (n: string) => FakeCluster;
 }
 
-function world(sizes: Record<string, number>, spec: Spec = {}, gates: GateEvaluator = new ScriptedGates(), options: ReconcilerOptions = {}): World {
+function world(sizes: Record<string, number>, spec: Spec = {}, gates: GateEvaluator = new ScriptedGates(), options: ReconcilerOptions = {}, breakGlass?: (f: FakeClusterFactory) => FakeBreakGlass): World {
   const clock = new FakeClock();
   const factory = new FakeClusterFactory();
   for (const [n, size] of Object.entries(sizes)) factory.add(new FakeCluster(n, size));
   const store = new FakeRolloutStore(manifest(Object.keys(sizes), spec));
   const events = new FakeEvents();
-  const make = () => new RolloutReconciler({ rollouts: store, clusters: factory, gates, status: store, events, clock, options: { pollMs: 1000, ...options } });
+  const bg = breakGlass?.(factory);
+  const make = () => new RolloutReconciler({ rollouts: store, clusters: factory, gates, status: store, events, clock, options: { pollMs: 1000, ...options }, ...(bg ? { breakGlass: bg } : {}) });
   return { clock, store, factory, events, gates, make, cluster: (n) => factory.clusters.get(n) as FakeCluster };
 }
 
@@ -375,5 +376,46 @@ describe('RolloutReconciler: gates and failures', () => {
     expect(w.gates.measures).toBe(false);
     await drive(w, (ro) => ro.status?.phase === 'Succeeded');
     expect(w.store.current().status?.clusters?.[0]?.lastGate?.message).toContain('nothing measured');
+  });
+});
+
+describe('RolloutReconciler: break-glass', () => {
+  const spec = { strategy: { stages: [{ name: 's', clusters: 1, nodeSteps: [50, 100], bakeSeconds: 300 }] }, breakGlass: { unreachableAfterSeconds: 60 } };
+
+  it('Auto: stops the agents after unreachableAfterSeconds, rolls back when the API server returns, and clears the stop files only after the last agent is gone', async () => {
+    let bg: FakeBreakGlass | undefined;
+    const w = world({ a: 10, b: 10 }, spec, new ScriptedGates(), {}, (f) => (bg = new FakeBreakGlass(f)));
+    await drive(w, (ro) => ro.status?.clusters?.[0]?.phase === 'Baking');
+    w.cluster('a').reachable = false;
+    const down = w.clock.nowMs();
+    await drive(w, () => phase(w) === 'BreakGlass');
+    expect((w.clock.nowMs() - down) / 1000).toBeGreaterThanOrEqual(60);
+    expect((w.clock.nowMs() - down) / 1000).toBeLessThan(70);
+    const rev = w.store.current().status!.revision!;
+    expect(bg!.calls).toEqual([{ op: 'issue', cluster: 'a', revision: rev, agentsRunning: 5 }]);
+    expect(w.store.current().status?.clusters?.[0]?.breakGlass).toMatchObject({ nodesTargeted: 5, nodesStopped: 5, revision: rev });
+    // Still down: nothing more happens, and nothing is cleared.
+    await drive(w, () => false, { maxPasses: 10 }).catch(() => undefined);
+    expect(bg!.calls).toHaveLength(1);
+    w.cluster('a').reachable = true;
+    await drive(w, () => phase(w) === 'RolledBack');
+    expect(bg!.calls.map((c) => [c.op, c.agentsRunning])).toEqual([['issue', 5], ['clear', 0]]);
+    const reasons = (w.store.current().status?.history ?? []).map((h) => h.reason);
+    expect(reasons.indexOf('BreakGlass')).toBeLessThan(reasons.indexOf('RollingBack'));
+    expect(reasons.indexOf('ClusterRolledBack')).toBeGreaterThan(reasons.lastIndexOf('BreakGlass'));
+    expect(w.store.current().status?.reason).toBe('BreakGlass');
+    expect(w.store.current().status?.clusters?.[0]?.breakGlass?.clearedAt).toBeDefined();
+    expect(w.cluster('a').labelCounts()).toEqual({ '': 10 });
+  });
+
+  it('Manual (or no transport): reports the command to run and writes nothing', async () => {
+    let bg: FakeBreakGlass | undefined;
+    const w = world({ a: 10 }, { ...spec, breakGlass: { unreachableAfterSeconds: 60, action: 'Manual' } }, new ScriptedGates(), {}, (f) => (bg = new FakeBreakGlass(f)));
+    await drive(w, (ro) => ro.status?.clusters?.[0]?.phase === 'Baking');
+    w.cluster('a').reachable = false;
+    await drive(w, (ro) => (ro.status?.clusters?.[0]?.message ?? '').includes('break-glass needed'));
+    expect(w.store.current().status?.clusters?.[0]?.message).toContain('kubectl tro break-glass r --cluster a');
+    expect(bg!.calls).toEqual([]);
+    expect(phase(w)).not.toBe('BreakGlass');
   });
 });

@@ -27,8 +27,10 @@ import { revisionObjects, revisionRefs, sharedObjects } from './desired.js';
 import {
   ClusterUnavailableError,
   REVISION_LABEL,
+  type BreakGlassActuator,
   type ClusterClient,
   type ClusterClientFactory,
+  type InventoryRecorder,
   type EventRecorder,
   type GateEvaluation,
   type GateEvaluator,
@@ -86,6 +88,10 @@ export interface ReconcilerDeps {
   clock: Clock;
   logger?: ReconcileLogger;
   options?: ReconcilerOptions;
+  /** Break-glass; without it an unreachable cluster is only reported. */
+  breakGlass?: BreakGlassActuator;
+  /** Node inventory persistence; without it break-glass has no node list. */
+  inventory?: InventoryRecorder;
 }
 
 /** What a pass asks of the work queue. */
@@ -165,6 +171,7 @@ export class RolloutReconciler {
           await this.rollBack(p);
           break;
         case 'Paused':
+        case 'BreakGlass':
           p.requeue(rollout.spec.gates.intervalSeconds * 1000);
           break;
         default:
@@ -319,10 +326,11 @@ export class RolloutReconciler {
   /** Probes reachability and evaluates the gates of every cluster running the new revision. */
   private async observeActiveClusters(p: Pass): Promise<void> {
     const s = p.status;
-    if (s.phase !== 'Progressing' && s.phase !== 'Paused') return;
+    if (s.phase !== 'Progressing' && s.phase !== 'Paused' && s.phase !== 'BreakGlass') return;
     const gates = p.rollout.spec.gates;
     for (const c of s.clusters ?? []) {
-      if (!ACTIVE.includes(c.phase) && !(c.phase === 'Paused' && (c.nodesUpdated ?? 0) > 0)) continue;
+      const runsRevision = (c.nodesUpdated ?? 0) > 0 && c.phase !== 'RolledBack';
+      if (!ACTIVE.includes(c.phase) && !runsRevision) continue;
       const client = p.clients.get(c.name);
       if (!client) {
         c.message = `cluster unavailable: ${p.unavailable.get(c.name) ?? 'unknown'}`;
@@ -337,12 +345,19 @@ export class RolloutReconciler {
         c.reachable = false;
         c.message = `API server unreachable since ${c.unreachableSince ?? iso(p.now)}: ${probe.message ?? ''}`.trim();
         p.requeue(Math.min(5000, gates.intervalSeconds * 1000));
+        if (runsRevision) await this.maybeBreakGlass(p, c);
         continue;
       }
       if (c.reachable === false) this.record(p, 'Normal', REASON.Healthy, 'API server reachable again', c.name);
       c.reachable = true;
       delete c.unreachableSince;
-      if (c.phase === 'Preflight') continue;
+      if (c.phase === 'BreakGlass') {
+        // Recovery: the API server is back, so the bad revision is rolled back through it; the stop
+        // files are cleared only after its last agent is gone (see rollBack).
+        this.startRollback(p, REASON.BreakGlass, `${c.name}: API server back after break-glass; rolling back`);
+        continue;
+      }
+      if (c.phase === 'Preflight' || s.phase === 'BreakGlass') continue;
       if (since(p.now, c.lastGate?.time) < gates.intervalSeconds) {
         p.requeue((gates.intervalSeconds - since(p.now, c.lastGate?.time)) * 1000);
         continue;
@@ -467,6 +482,7 @@ export class RolloutReconciler {
     const ns = ro.spec.collector.namespace;
     const nodes = await client.listNodes();
     c.nodesTotal = nodes.length;
+    await this.d.inventory?.record(p.rollout, c.name, nodes);
     const target = p.targets.find((t) => t.name === c.name);
     for (const check of this.d.options?.preflight ?? []) {
       const refusal = target ? await check(ro, target, nodes) : undefined;
@@ -534,6 +550,7 @@ export class RolloutReconciler {
   private async relabelStep(p: Pass, c: ClusterStatus, client: ClusterClient): Promise<void> {
     const nodes = [...(await client.listNodes())].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     c.nodesTotal = nodes.length;
+    await this.d.inventory?.record(p.rollout, c.name, nodes);
     const want = nodesForStep(c.stepPercent ?? 0, nodes.length);
     let labelled = nodes.filter((n) => n.labels[REVISION_LABEL] === p.revision).length;
     for (const n of nodes) {
@@ -649,6 +666,38 @@ export class RolloutReconciler {
     this.record(p, 'Normal', REASON.Succeeded, `revision ${p.revision} is on every node of ${s.clusters?.length ?? 0} clusters`);
   }
 
+  /**
+   * Break-glass: the new revision runs on a cluster whose API server has been unreachable for
+   * unreachableAfterSeconds. Auto writes the stop files (once per revision); Manual, or no transport,
+   * only reports what a person should run.
+   */
+  private async maybeBreakGlass(p: Pass, c: ClusterStatus): Promise<void> {
+    const bg = p.rollout.spec.breakGlass;
+    const down = since(p.now, c.unreachableSince);
+    if (down < bg.unreachableAfterSeconds) {
+      p.requeue((bg.unreachableAfterSeconds - down) * 1000);
+      return;
+    }
+    if (c.breakGlass?.revision === p.revision && c.breakGlass.issuedAt && !c.breakGlass.clearedAt) return;
+    const auto = bg.action === 'Auto' && this.d.breakGlass?.available(p.rollout);
+    if (!auto) {
+      const how = `kubectl tro break-glass ${p.rollout.metadata?.name ?? ''} --cluster ${c.name}`;
+      const msg = `API server unreachable for ${Math.floor(down)}s with ${p.revision} on ${c.nodesUpdated ?? 0} nodes: break-glass needed (${bg.action === 'Auto' ? 'no transport configured' : 'action is Manual'}); run: ${how}`;
+      if (c.message !== msg) this.record(p, 'Warning', REASON.BreakGlass, msg, c.name);
+      c.message = msg;
+      return;
+    }
+    this.haltFleet(p, c.name);
+    const result = await this.d.breakGlass!.issue(p.rollout, c.name, p.revision, `API server unreachable for ${Math.floor(down)}s`);
+    c.breakGlass = { ...result, revision: p.revision };
+    c.phase = 'BreakGlass';
+    c.message = `break-glass: stop files on ${result.nodesStopped ?? 0}/${result.nodesTargeted ?? 0} nodes (${result.nodesFailed ?? 0} failed, ${result.nodesTimedOut ?? 0} timed out)`;
+    p.status.phase = 'BreakGlass';
+    p.status.reason = REASON.BreakGlass;
+    p.status.message = `${c.name}: ${c.message}`;
+    this.record(p, 'Warning', REASON.BreakGlass, c.message, c.name);
+  }
+
   private startRollback(p: Pass, reason: string, message: string): void {
     const s = p.status;
     s.phase = 'RollingBack';
@@ -697,7 +746,24 @@ export class RolloutReconciler {
         p.requeue(this.relabelIntervalMs(p));
         return;
       }
+      const ds = (await client.listCollectorDaemonSets(ns, this.rolloutLabel(p.rollout))).find((d) => d.revision === p.revision);
+      if (ds && (!ds.observed || ds.desiredNumberScheduled > 0 || ds.numberReady > 0)) {
+        c.message = `rolling back: waiting for ${ds.numberReady} agents of ${p.revision} to stop`;
+        p.requeue(this.pollMs);
+        return;
+      }
       for (const ref of revisionRefs(ns, p.revision)) await client.delete(ref);
+      if (c.breakGlass?.issuedAt && !c.breakGlass.clearedAt && this.d.breakGlass) {
+        // Only now, with no agent of the bad revision left, may the stop files go.
+        const cleared = await this.d.breakGlass.clear(p.rollout, c.name, c.breakGlass.revision ?? p.revision);
+        if (!cleared.ok) {
+          c.message = `rolling back: clearing stop files failed: ${cleared.message}`;
+          p.requeue(10_000);
+          return;
+        }
+        c.breakGlass.clearedAt = iso(p.now);
+        this.record(p, 'Normal', REASON.BreakGlass, `${c.name}: stop files cleared (${cleared.message})`, c.name);
+      }
       if (!c.previousRevision) {
         // There was no collector before this rollout: remove everything it added.
         for (const obj of sharedObjects(p.rollout).reverse()) {
