@@ -181,12 +181,18 @@ describe('local control plane', () => {
     }
   }), TIMEOUT_MS);
 
-  it('a fleet of its own: restarts its API server, and stop() leaves no process and no work dir', async () => {
-    const own = await startFleet({ clusters: [{ name: 'solo', nodes: 2 }], sharedEtcd: false, handleSignals: false });
+  it('a fleet of its own: own etcd, a pod population, restarts its API server, and stop() leaves no process and no work dir', async () => {
+    const own = await startFleet({ clusters: [{ name: 'solo', nodes: 2, podsPerNode: 3 }], sharedEtcd: false, handleSignals: false });
     let stopped = false;
     try {
       const c = own.cluster('solo');
       expect(readyNodeCount(await kubectl(c, ['get', 'nodes', '--no-headers']))).toEqual({ total: 2, ready: 2 });
+      // The population: exactly 3 Running pause pods on each node, placed by the real scheduler.
+      const pods = await kubectlJSON<PodList>(c, ['get', 'pods', '-n', 'tro-population']);
+      expect(pods.items.every((p) => p.status.phase === 'Running')).toBe(true);
+      const perNode = new Map<string, number>();
+      for (const p of pods.items) perNode.set(p.spec.nodeName ?? '', (perNode.get(p.spec.nodeName ?? '') ?? 0) + 1);
+      expect(Object.fromEntries(perNode)).toEqual({ 'solo-node-000': 3, 'solo-node-001': 3 });
       // Separate etcd: the cluster has its own.
       expect(c.pids.etcd).toBeDefined();
       const oldPid = c.pids['kube-apiserver'];

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the local control plane from the Go module proxy, at pinned versions:
-#   kube-apiserver, kube-controller-manager, kube-scheduler (k8s.io/kubernetes through a wrapper module),
+#   kube-apiserver, kube-controller-manager, kube-scheduler and a kubectl of the same version (k8s.io/kubernetes
+#   through a wrapper module),
 #   etcd (a wrapper main around etcdmain), kwok, and CoreDNS with a small plugin set.
 # Binaries are cached outside the repository, keyed by version, and only built when missing:
 #   ${TRO_CACHE_DIR:-$HOME/.cache/telemetry-rollout}/controlplane/<component>-<version>/
@@ -53,7 +54,7 @@ use_asset() {
 build_kubernetes() {
   local out="$CACHE/kubernetes-$KUBERNETES_VERSION"
   local need=0
-  for b in kube-apiserver kube-controller-manager kube-scheduler; do
+  for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
     use_asset "$b" || { [ -x "$out/$b" ] || need=1; }
   done
   if [ "$need" = 1 ]; then
@@ -83,6 +84,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
     (cd "$work" && with_progress "kubernetes: go mod tidy" go mod tidy -e >/dev/null 2>"$work/tidy.log" || { cat "$work/tidy.log" >&2; exit 1; })
@@ -95,10 +97,11 @@ GO
     mkdir -p "$work/out"
     (cd "$work" && with_progress "kubernetes $KUBERNETES_VERSION: go build (cold: many minutes)" \
       go build -tags=tools,notest -ldflags "-s -w $ld" -o "$work/out/" \
-        k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler)
+        k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler \
+        k8s.io/kubernetes/cmd/kubectl)
     rm -rf "$out"; mv "$work/out" "$out"; rm -rf "$work"
   fi
-  for b in kube-apiserver kube-controller-manager kube-scheduler; do
+  for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
     [ -L "$BIN/$b" ] && [ "$(readlink "$BIN/$b")" != "$out/$b" ] && continue
     ln -sf "$out/$b" "$BIN/$b"
   done

@@ -154,6 +154,8 @@ export interface ClusterHandle {
 /** A running fleet. */
 export interface Fleet {
   readonly workDir: string;
+  /** Directory of the binaries the fleet runs (also holds a kubectl of the same version). */
+  readonly binDir: string;
   /** Path of the JSON info file; give it to {@link attachFleet} in another process. */
   readonly infoFile: string;
   readonly clusters: ClusterHandle[];
@@ -434,6 +436,7 @@ class RunningFleet implements Fleet {
   }
 
   get workDir() { return this.st.info.workDir; }
+  get binDir() { return this.st.info.binDir; }
   get infoFile() { return this.st.infoFile; }
   get startupSeconds() { return this.st.info.startupSeconds; }
 

@@ -87,6 +87,14 @@ function isReady(n: V1Node): boolean {
   return n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 }
 
+// The node-lifecycle controller taints new nodes not-ready and lifts the taint only after it sees the
+// Ready condition; until then the scheduler places nothing there.
+const NOT_READY_TAINTS = new Set(['node.kubernetes.io/not-ready', 'node.kubernetes.io/unreachable']);
+
+function isSchedulable(n: V1Node): boolean {
+  return isReady(n) && !(n.spec?.taints ?? []).some((t) => NOT_READY_TAINTS.has(t.key));
+}
+
 /** Counts Ready nodes of a cluster (one LIST). */
 export async function countReadyNodes(kc: KubeConfig): Promise<{ total: number; ready: number }> {
   const list = await kc.makeApiClient(CoreV1Api).listNode();
@@ -95,7 +103,7 @@ export async function countReadyNodes(kc: KubeConfig): Promise<{ total: number; 
 
 /**
  * Registers `count` nodes (see {@link nodeObject}) and waits until all are Ready (kwok's node-initialize
- * stage). Nodes that already exist are kept, so a restarted harness can call it again.
+ * stage) and the node-lifecycle controller has lifted their not-ready taint, so the scheduler uses them. Nodes that already exist are kept, so a restarted harness can call it again.
  */
 export async function createNodes(kc: KubeConfig, cluster: string, clusterIndex: number, count: number, timeoutMs = 120_000): Promise<void> {
   const core = kc.makeApiClient(CoreV1Api);
@@ -111,41 +119,42 @@ export async function createNodes(kc: KubeConfig, cluster: string, clusterIndex:
   } catch (cause) {
     throw new Error(`${cluster}: create ${count} nodes`, { cause });
   }
-  await waitUntil(`${cluster}: ${count} nodes Ready`, async () => {
+  await waitUntil(`${cluster}: ${count} nodes Ready and untainted`, async () => {
     const list = await core.listNode();
-    return list.items.filter(isReady).length >= count;
+    return list.items.filter(isSchedulable).length >= count;
   }, { timeoutMs, intervalMs: 500 });
 }
 
 /**
- * Adds a pod population: `podsPerNode × nodes` pause pods from ten Deployments in namespace
- * `tro-population` (kwok runs them), and waits until every replica is available. Idempotent per cluster
- * only at creation (existing Deployments fail with 409, which is reported).
+ * Adds a pod population of exactly `podsPerNode` pause pods on every node (kwok runs them): `podsPerNode`
+ * Deployments in namespace `tro-population`, each with one replica per node and a hard topology spread
+ * over hostnames (as many real services spread), and waits until every replica is available. Call once
+ * per cluster: existing Deployments fail with 409, which is reported.
  */
 export async function populatePods(kc: KubeConfig, cluster: string, nodes: number, podsPerNode: number, timeoutMs = 300_000): Promise<void> {
   const total = nodes * podsPerNode;
   if (total <= 0) return;
   const core = kc.makeApiClient(CoreV1Api);
   const apps = kc.makeApiClient(AppsV1Api);
-  const deployments = Math.min(10, total);
   try {
     await core.createNamespace({ body: { metadata: { name: POPULATION_NAMESPACE } } });
     await waitUntil(`${cluster}: default ServiceAccount in ${POPULATION_NAMESPACE}`, async () => {
       await core.readNamespacedServiceAccount({ name: 'default', namespace: POPULATION_NAMESPACE });
       return true;
     }, { timeoutMs: 60_000 });
-    for (let d = 0; d < deployments; d++) {
-      const replicas = Math.floor(total / deployments) + (d < total % deployments ? 1 : 0);
+    for (let d = 0; d < podsPerNode; d++) {
       const name = `app-${String(d).padStart(2, '0')}`;
+      const labels = { app: name };
       const body: V1Deployment = {
-        metadata: { name, namespace: POPULATION_NAMESPACE, labels: { app: name } },
+        metadata: { name, namespace: POPULATION_NAMESPACE, labels },
         spec: {
-          replicas,
-          selector: { matchLabels: { app: name } },
+          replicas: nodes,
+          selector: { matchLabels: labels },
           template: {
-            metadata: { labels: { app: name } },
+            metadata: { labels },
             spec: {
               containers: [{ name: 'app', image: PAUSE_IMAGE, resources: { requests: { cpu: '10m', memory: '16Mi' } } }],
+              topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'DoNotSchedule', labelSelector: { matchLabels: labels } }],
             },
           },
         },

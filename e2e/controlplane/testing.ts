@@ -7,6 +7,8 @@
 //   it('...', dumpOnFailure(async () => { ... }));           // prints process logs and events if it throws
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { MANAGEMENT_CLUSTER } from './default-fleet.js';
@@ -16,8 +18,15 @@ import { waitUntil } from './net.js';
 /** The env var holding the info file path of the run's fleet (set by the global setup). */
 export const FLEET_INFO_ENV = 'TRO_E2E_FLEET_INFO';
 
-/** The kubectl the helpers run: env `KUBECTL`, else `kubectl` from PATH (the real binary, never a fake). */
-export const KUBECTL = process.env.KUBECTL ?? 'kubectl';
+/**
+ * The kubectl the helpers run (always the real binary): env `KUBECTL`, else the kubectl that build.sh
+ * built at the API servers' version (no version skew), else `kubectl` from PATH.
+ */
+export function kubectlBinary(): string {
+  if (process.env.KUBECTL) return process.env.KUBECTL;
+  const built = join(fleet().binDir, 'kubectl');
+  return existsSync(built) ? built : 'kubectl';
+}
 
 let attached: Fleet | undefined;
 
@@ -71,7 +80,7 @@ export interface KubectlOptions {
 export function kubectlResult(c: ClusterHandle, args: string[], o: KubectlOptions = {}): Promise<KubectlResult> {
   const kubeconfigPath = o.user === undefined ? c.kubeconfigPath : c.user(o.user).kubeconfigPath;
   return new Promise((resolve, reject) => {
-    const child = execFile(KUBECTL, ['--kubeconfig', kubeconfigPath, ...args], {
+    const child = execFile(kubectlBinary(), ['--kubeconfig', kubeconfigPath, ...args], {
       timeout: o.timeoutMs ?? 120_000,
       maxBuffer: 64 * 1024 * 1024,
       env: { ...process.env, KUBECONFIG: kubeconfigPath },
