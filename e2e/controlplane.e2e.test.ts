@@ -1,6 +1,9 @@
 // Acceptance of the local control plane (issue 3): real kube-apiserver, controller-manager, scheduler,
 // etcd, kwok nodes and CoreDNS, checked with the real kubectl and real DNS queries.
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from '@jest/globals';
 import { queryDNS } from './controlplane/dns.js';
 import { attachFleet, startFleet } from './controlplane/fleet.js';
@@ -214,6 +217,36 @@ describe('local control plane', () => {
       if (!stopped) {
         own.dumpLogs(40);
         await own.stop();
+      }
+    }
+  }, TIMEOUT_MS);
+
+  it('`npm run cluster -- up` prints kubeconfigs, serves until Ctrl-C, then leaves no process and no work dir', async () => {
+    const cli = join(dirname(fileURLToPath(import.meta.url)), 'controlplane', 'cli.ts');
+    // process.execPath is the pinned Node 24 jest runs on; the npm script runs the same command.
+    const child = spawn(process.execPath, ['--experimental-strip-types', '--no-warnings', cli, 'up', '--fleet', 'cli:1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString('utf8')));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      await eventually('the CLI says the fleet is up', () => out.includes('Press Ctrl-C'), 120_000, 200);
+      const kubeconfigPath = /kubeconfig\s+(\S+)/.exec(out)?.[1] as string;
+      const infoFile = /Fleet info \(for attachFleet\): (\S+)/.exec(out)?.[1] as string;
+      expect(existsSync(kubeconfigPath)).toBe(true);
+      const attached = attachFleet(infoFile);
+      const pids = attached.processes().map((p) => p.pid);
+      expect(pids.every(isAlive)).toBe(true);
+      expect(readyNodeCount(await kubectl(attached.cluster('cli'), ['get', 'nodes', '--no-headers']))).toEqual({ total: 1, ready: 1 });
+      child.kill('SIGINT');
+      expect(await exited).toBe(0);
+      expect(out).toContain('stopped: no process left, work dir removed');
+      expect(pids.filter(isAlive)).toEqual([]);
+      expect(existsSync(attached.workDir)).toBe(false);
+    } finally {
+      if (child.exitCode === null) {
+        child.kill('SIGINT');
+        await exited;
       }
     }
   }, TIMEOUT_MS);
