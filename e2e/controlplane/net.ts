@@ -1,4 +1,5 @@
 // Loopback networking helpers for the harness: free ports and small HTTP(S) probes.
+import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
 import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
@@ -7,7 +8,7 @@ import { randomInt } from 'node:crypto';
 // Ports handed out by this process, so two components never get the same one even before they bind.
 const handedOut = new Set<number>();
 
-function canBind(port: number): Promise<boolean> {
+function canBindTcp(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const srv = createServer();
     srv.once('error', () => resolve(false));
@@ -15,8 +16,19 @@ function canBind(port: number): Promise<boolean> {
   });
 }
 
+function canBindUdp(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = createSocket('udp4');
+    sock.once('error', () => {
+      sock.close();
+      resolve(false);
+    });
+    sock.bind({ port, address: '127.0.0.1', exclusive: true }, () => sock.close(() => resolve(true)));
+  });
+}
+
 /**
- * A TCP port on 127.0.0.1 that is free right now and not handed out before by this process. Ports are
+ * A port on 127.0.0.1 that is free for TCP and UDP right now and not handed out before by this process. Ports are
  * drawn from 20000–32767, below Linux's ephemeral range (32768+), so outgoing connections of other
  * programs do not take them between our check and the component's bind. Another program may still bind
  * it first; callers that care retry on "address already in use".
@@ -25,7 +37,8 @@ export async function freePort(): Promise<number> {
   for (let i = 0; i < 200; i++) {
     const port = randomInt(20000, 32768);
     if (handedOut.has(port)) continue;
-    if (await canBind(port)) {
+    // Both protocols: a DNS port is bound for UDP and TCP.
+    if ((await canBindTcp(port)) && (await canBindUdp(port))) {
       handedOut.add(port);
       return port;
     }
