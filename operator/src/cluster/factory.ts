@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import type { CoreV1Api, KubeConfig, V1Secret } from '@kubernetes/client-node';
 import type { TelemetryRollout } from '../api/types.generated.js';
+import { requestOptions } from '../controller/kube.js';
 import { ClusterUnavailableError, type ClusterClient, type ClusterClientFactory, type ResolvedTarget } from '../rollout/interfaces.js';
 import { TerminalError } from '../util/errors.js';
 import { KubeClusterClient, type KubeClusterClientOptions } from './kubeclient.js';
@@ -53,7 +54,7 @@ export class ApiSecretReader implements SecretReader {
 
   async get(namespace: string, name: string): Promise<V1Secret | undefined> {
     try {
-      return await this.core.readNamespacedSecret({ name, namespace }, signalOptions(AbortSignal.timeout(this.timeoutMs)));
+      return await this.core.readNamespacedSecret({ name, namespace }, requestOptions(AbortSignal.timeout(this.timeoutMs)));
     } catch (err) {
       if ((err as { code?: unknown }).code === 404) return undefined;
       // The error of a failed read carries the Status, never the Secret: safe to keep as cause.
@@ -65,29 +66,13 @@ export class ApiSecretReader implements SecretReader {
     try {
       const list = await this.core.listNamespacedSecret(
         { namespace, ...(labelSelector ? { labelSelector } : {}) },
-        signalOptions(AbortSignal.timeout(this.timeoutMs)),
+        requestOptions(AbortSignal.timeout(this.timeoutMs)),
       );
       return list.items;
     } catch (err) {
       throw new Error(`list Secrets in ${namespace}`, { cause: err });
     }
   }
-}
-
-/** Per-call options that set the request's signal, as observable middleware (what the typed APIs run). */
-function signalOptions(signal: AbortSignal): Parameters<CoreV1Api['readNamespacedSecret']>[1] {
-  return {
-    middleware: [
-      {
-        pre: (ctx: { setSignal(s: AbortSignal): void }) => {
-          ctx.setSignal(signal);
-          return { toPromise: () => Promise.resolve(ctx) };
-        },
-        post: (rsp: unknown) => ({ toPromise: () => Promise.resolve(rsp) }),
-      },
-    ],
-    middlewareMergeStrategy: 'append',
-  } as unknown as Parameters<CoreV1Api['readNamespacedSecret']>[1];
 }
 
 /** A client the factory can close when it replaces or drops it. */

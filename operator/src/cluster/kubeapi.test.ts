@@ -2,6 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { ApiException } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { isConflict, isNotFound, isRetryable, statusCode } from '../controller/kube.js';
+import { ControllerMetrics } from '../controller/metrics.js';
 import { ClusterRequestError, describeRequest, statusMessage, wrapRequestError } from './kubeapi.js';
 import { CLUSTER_API_REQUESTS_METRIC, clusterRequestCounter } from './metrics.js';
 
@@ -92,5 +93,11 @@ describe('clusterRequestCounter', () => {
     expect(a).toBe(b);
     a.inc({ cluster: 'east', verb: 'list', resource: 'nodes', code: '200' });
     expect(await registry.metrics()).toContain(`${CLUSTER_API_REQUESTS_METRIC}{cluster="east",verb="list",resource="nodes",code="200"} 1`);
+  });
+
+  it('returns the counter the manager\'s ControllerMetrics registered, so client requests show on its /metrics', async () => {
+    const metrics = new ControllerMetrics();
+    clusterRequestCounter(metrics.registry).inc({ cluster: 'east', verb: 'watch', resource: 'nodes', code: '200' });
+    expect(await metrics.registry.metrics()).toContain(`${CLUSTER_API_REQUESTS_METRIC}{cluster="east",verb="watch",resource="nodes",code="200"} 1`);
   });
 });

@@ -6,8 +6,6 @@
  * Why middleware on the configuration and an AsyncLocalStorage instead of per-call options:
  * - `KubernetesObjectApi` (server-side apply of arbitrary kinds) ignores per-call middleware; it only
  *   runs the middleware of the configuration it was built with.
- * - The typed APIs run per-call middleware as *observable* middleware, so promise-returning middleware
- *   (as in controller/kube.ts `requestOptions`) fails there with "toPromise is not a function".
  * - A response code is only visible to middleware (`post`), and a failed connection is visible only to
  *   the caller: the store ties the two to the one call in flight.
  */
@@ -29,7 +27,7 @@ import {
   type ResponseContext,
 } from '@kubernetes/client-node';
 import { redactString } from '../util/logging.js';
-import type { RequestCounter } from './metrics.js';
+import { NO_RESPONSE_CODE, type RequestCounter } from './metrics.js';
 
 /** Default timeout of one API request (an unreachable API server must not hang a reconcile). */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
@@ -234,8 +232,8 @@ export class KubeApis {
     } catch (err) {
       const timedOut = timeout.aborted && !signal?.aborted;
       if (state.pending) {
-        // The request went out and no response came back (refused, reset, timed out, aborted).
-        this.count(state.pending, timedOut ? 'timeout' : signal?.aborted ? 'aborted' : 'error');
+        // The request went out and no response came back (refused, reset, timed out, aborted); the error says which.
+        this.count(state.pending, NO_RESPONSE_CODE);
         state.pending = undefined;
       }
       throw wrapRequestError(this.cluster, operation, err, timedOut ? timeoutMs : undefined);

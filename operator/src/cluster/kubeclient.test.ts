@@ -105,7 +105,7 @@ describe('KubeClusterClient against a scripted API server', () => {
     const r = await client.probe();
     expect(r.reachable).toBe(false);
     expect(r.message).toMatch(/\/readyz: timed out after 300 ms/);
-    expect(await counts(counter)).toEqual({ 'get /readyz timeout': 1 });
+    expect(await counts(counter)).toEqual({ 'get /readyz <error>': 1 });
   });
 
   it('probe: a closed port is unreachable with "connection refused"', async () => {
@@ -208,13 +208,13 @@ describe('KubeClusterClient against a scripted API server', () => {
     expect(server.requests[0]?.path).toBe('/apis/apps/v1/namespaces/telemetry-system/daemonsets');
   });
 
-  it('a request that gets no answer fails after the timeout, naming cluster and operation, counted as timeout', async () => {
+  it('a request that gets no answer fails after the timeout, naming cluster and operation, counted as <error>', async () => {
     server.handle((_req, res) => hanging.push(res));
     const err = await client.setNodeRevision('n1', 'r').then(() => undefined, (e: unknown) => e);
     expect((err as Error).message).toBe(`cluster east: set label ${REVISION_LABEL}=r on Node n1: timed out after 300 ms`);
     expect(isRetryable(err)).toBe(true);
     noToken(err);
-    expect(await counts(counter)).toEqual({ 'patch nodes timeout': 1 });
+    expect(await counts(counter)).toEqual({ 'patch nodes <error>': 1 });
   });
 
   it('the caller can cancel a request', async () => {

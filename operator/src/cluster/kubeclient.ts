@@ -27,7 +27,7 @@ import {
 import { SystemClock, type Clock } from '../util/clock.js';
 import { createLogger, type Logger } from '../util/logging.js';
 import { ClusterRequestError, DEFAULT_REQUEST_TIMEOUT_MS, KubeApis, describeRequest } from './kubeapi.js';
-import { unregisteredRequestCounter, type RequestCounter } from './metrics.js';
+import { NO_RESPONSE_CODE, unregisteredRequestCounter, type RequestCounter } from './metrics.js';
 import { NodeCache } from './nodecache.js';
 import { watchPath } from './watch.js';
 
@@ -79,11 +79,6 @@ export function failingChecks(body: string): string {
   return text.length > 300 ? `${text.slice(0, 300)}…` : text;
 }
 
-const describeRawFailure = (err: unknown): string => (err instanceof RawGetError ? err.code : 'error');
-const rawCode = (err: unknown): string => {
-  const c = describeRawFailure(err);
-  return c === 'ETIMEDOUT' ? 'timeout' : c === 'EABORTED' ? 'aborted' : 'error';
-};
 
 /** See the file comment. Call {@link KubeClusterClient.close} when done: it stops the node watch. */
 export class KubeClusterClient implements ClusterClient {
@@ -124,7 +119,7 @@ export class KubeClusterClient implements ClusterClient {
       const why = res.statusCode === 401 || res.statusCode === 403 ? ' (the kubeconfig\'s credentials were rejected)' : '';
       return { reachable: false, message: `GET /readyz answered HTTP ${res.statusCode}${why}${checks ? `: ${checks}` : ''}` };
     } catch (err) {
-      this.apis.count(kind, rawCode(err));
+      this.apis.count(kind, NO_RESPONSE_CODE);
       // RawGetError messages name the server URL and the failure (timed out, ECONNREFUSED), never credentials.
       const message = err instanceof RawGetError ? err.message : `GET /readyz failed: ${err instanceof Error ? err.name : 'error'}`;
       return { reachable: false, message };
@@ -191,7 +186,7 @@ export class KubeClusterClient implements ClusterClient {
     try {
       res = await rawGet(this.kc, path, { timeoutMs: this.timeoutMs, ...(signal ? { signal } : {}) });
     } catch (err) {
-      this.apis.count(kind, rawCode(err));
+      this.apis.count(kind, NO_RESPONSE_CODE);
       throw new ClusterRequestError(this.name, what, err instanceof RawGetError ? err.message : 'failed', undefined, err);
     }
     this.apis.count(kind, String(res.statusCode));
@@ -242,10 +237,7 @@ export class KubeClusterClient implements ClusterClient {
               },
             });
           } catch (err) {
-            if (!answered) {
-              const name = (err as { name?: string }).name;
-              this.apis.count(watchKind, name === 'TimeoutError' ? 'timeout' : name === 'AbortError' ? 'aborted' : 'error');
-            }
+            if (!answered) this.apis.count(watchKind, NO_RESPONSE_CODE);
             throw err;
           }
         },

@@ -8,6 +8,9 @@ import { Counter, register as globalRegistry, type Registry } from 'prom-client'
 /** Name of the counter (a Prometheus counter: the `_total` suffix is part of the name). */
 export const CLUSTER_API_REQUESTS_METRIC = 'tro_cluster_api_requests_total';
 
+/** The `code` of a request that got no HTTP response (client-go's convention, as in controller/metrics.ts). */
+export const NO_RESPONSE_CODE = '<error>';
+
 /** The labels of {@link CLUSTER_API_REQUESTS_METRIC}. */
 export type RequestLabel = 'cluster' | 'verb' | 'resource' | 'code';
 
@@ -16,8 +19,8 @@ export type RequestLabel = 'cluster' | 'verb' | 'resource' | 'code';
  * Labels: `cluster` (the target's name), `verb` (get, list, watch, create, update, patch, apply,
  * delete, deletecollection, as kube-apiserver names them), `resource` (plural resource, with a
  * subresource as `telemetryrollouts/status`; a non-resource path as itself, e.g. `/readyz`;
- * `discovery` for API discovery), `code` (the HTTP status, or `timeout`, `aborted`, `error` when no
- * response came back).
+ * `discovery` for API discovery), `code` (the HTTP status, or {@link NO_RESPONSE_CODE} when no
+ * response came back: refused, reset, timed out or cancelled).
  */
 export interface RequestCounter {
   inc(labels: Record<RequestLabel, string>, value?: number): void;
@@ -26,7 +29,8 @@ export interface RequestCounter {
 /**
  * The counter registered in `registry` (default: prom-client's global registry), created on first use
  * and reused afterwards, so every client of every cluster adds to the one metric family the manager
- * serves on /metrics.
+ * serves on /metrics. The manager's `ControllerMetrics` (controller/metrics.ts) registers the same
+ * family on its registry: `clusterRequestCounter(metrics.registry)` returns that very counter.
  */
 export function clusterRequestCounter(registry: Registry = globalRegistry): Counter<RequestLabel> {
   const existing = registry.getSingleMetric(CLUSTER_API_REQUESTS_METRIC);
