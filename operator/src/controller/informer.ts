@@ -18,8 +18,8 @@
 import { CoreV1Api, CustomObjectsApi, makeInformer } from '@kubernetes/client-node';
 import type { KubeConfig, KubernetesListObject, KubernetesObject, V1Secret } from '@kubernetes/client-node';
 import type { Clock } from '../util/clock.js';
-import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logging.js';
+import { errorChain } from './kube.js';
 
 /** The events a {@link ListWatchSource} emits. */
 export type SourceEvent = 'add' | 'update' | 'delete' | 'error' | 'connect';
@@ -265,7 +265,7 @@ export class Informer<T extends KubernetesObject> {
     const delay = Math.min(this.opts.restartMaxMs ?? 60_000, (this.opts.restartBaseMs ?? 1000) * 2 ** this.failures);
     const delayMs = Math.round(delay * (1 + 0.2 * (this.opts.random ?? Math.random)()));
     this.failures++;
-    this.log.warn('list/watch failed; restarting after backoff', { error: errorMessage(err), delayMs, failures: this.failures });
+    this.log.warn('list/watch failed; restarting after backoff', { error: errorChain(err), delayMs, failures: this.failures });
     const failedSource = this.source;
     // Detach it now: its later events (including the AbortError of stop()) must not count.
     this.generation++;
@@ -298,7 +298,7 @@ export class Informer<T extends KubernetesObject> {
       await source.stop();
     } catch (err) {
       // Nothing depends on it any more; still say so, a failing stop may leak a connection.
-      this.log.warn('stopping list/watch failed', { error: errorMessage(err) });
+      this.log.warn('stopping list/watch failed', { error: errorChain(err) });
     }
   }
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ApiException, KubeConfig } from '@kubernetes/client-node';
+import { ApiException, CoordinationV1Api, KubeConfig } from '@kubernetes/client-node';
 import { FakeClock } from '../util/clock.js';
 import {
   RawGetError,
@@ -30,25 +30,25 @@ describe('error classification', () => {
     expect(isNotFound(api(409))).toBe(false);
   });
 
-  it.each<[string, unknown, boolean]>([
-    ['429', api(429), true],
-    ['500', api(500), true],
-    ['503', api(503), true],
-    ['504', api(504), true],
-    ['408', api(408), true],
-    ['501 not implemented', api(501), false],
-    ['400', api(400), false],
-    ['403', api(403), false],
-    ['404', api(404), false],
-    ['409', api(409), false],
-    ['ECONNRESET', Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }), true],
-    ['fetch failed(ECONNREFUSED)', new TypeError('fetch failed', { cause: Object.assign(new Error('x'), { code: 'ECONNREFUSED' }) }), true],
-    ['undici connect timeout', new TypeError('fetch failed', { cause: { code: 'UND_ERR_CONNECT_TIMEOUT' } }), true],
-    ['TimeoutError', new DOMException('timed out', 'TimeoutError'), true],
-    ['AbortError', new DOMException('aborted', 'AbortError'), false],
-    ['plain error', new Error('boom'), false],
-    ['string', 'boom', false],
-  ])('isRetryable(%s) = %s', (_name, err, want) => {
+  it.each<[string, boolean, unknown]>([
+    ['429', true, api(429)],
+    ['500', true, api(500)],
+    ['503', true, api(503)],
+    ['504', true, api(504)],
+    ['408', true, api(408)],
+    ['501 not implemented', false, api(501)],
+    ['400', false, api(400)],
+    ['403', false, api(403)],
+    ['404', false, api(404)],
+    ['409', false, api(409)],
+    ['ECONNRESET', true, Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })],
+    ['fetch failed(ECONNREFUSED)', true, new TypeError('fetch failed', { cause: Object.assign(new Error('x'), { code: 'ECONNREFUSED' }) })],
+    ['undici connect timeout', true, new TypeError('fetch failed', { cause: { code: 'UND_ERR_CONNECT_TIMEOUT' } })],
+    ['TimeoutError', true, new DOMException('timed out', 'TimeoutError')],
+    ['AbortError', false, new DOMException('aborted', 'AbortError')],
+    ['plain error', false, new Error('boom')],
+    ['string', false, 'boom'],
+  ])('isRetryable(%s) is %s', (_name, want, err) => {
     expect(isRetryable(err)).toBe(want);
   });
 
@@ -147,17 +147,40 @@ describe('withRetry', () => {
   });
 });
 
-describe('requestOptions', () => {
-  it('sets the signal on the request context through promise middleware', async () => {
-    const signal = new AbortController().signal;
-    const opts = requestOptions(signal) as unknown as {
-      middleware: Array<{ pre(ctx: { setSignal(s: AbortSignal): void }): Promise<unknown> }>;
-      middlewareMergeStrategy: string;
-    };
-    let got: AbortSignal | undefined;
-    await opts.middleware[0]!.pre({ setSignal: (s) => (got = s) });
-    expect(got).toBe(signal);
-    expect(opts.middlewareMergeStrategy).toBe('append');
+describe('requestOptions with a real typed API call', () => {
+  let server: http.Server;
+  let kc: KubeConfig;
+
+  beforeAll(async () => {
+    server = http.createServer((req, res) => {
+      if (req.url?.startsWith('/apis/coordination.k8s.io/v1/namespaces/ns/leases/ok')) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'ok', namespace: 'ns', resourceVersion: '5' }, spec: { holderIdentity: 'a' } }));
+      }
+      // Anything else hangs: only the signal can end the call.
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    kc = new KubeConfig();
+    kc.loadFromClusterAndUser({ name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true }, { name: 'u', token: 't' });
+  });
+
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  it('passes through a call that completes', async () => {
+    const api = kc.makeApiClient(CoordinationV1Api);
+    const lease = await api.readNamespacedLease({ name: 'ok', namespace: 'ns' }, requestOptions(new AbortController().signal));
+    expect(lease.spec?.holderIdentity).toBe('a');
+  });
+
+  it('aborts a hanging call when the signal aborts', async () => {
+    const api = kc.makeApiClient(CoordinationV1Api);
+    const ac = new AbortController();
+    const call = api.readNamespacedLease({ name: 'hang', namespace: 'ns' }, requestOptions(ac.signal));
+    ac.abort(new Error('deadline'));
+    await expect(call).rejects.toThrow();
   });
 });
 

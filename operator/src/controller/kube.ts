@@ -7,8 +7,8 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import { ApiException } from '@kubernetes/client-node';
-import type { ConfigurationOptions, KubeConfig } from '@kubernetes/client-node';
+import { ApiException, Observable } from '@kubernetes/client-node';
+import type { ConfigurationOptions, KubeConfig, ObservableMiddleware } from '@kubernetes/client-node';
 import pRetry from 'p-retry';
 import { SystemClock, type Clock } from '../util/clock.js';
 
@@ -32,6 +32,24 @@ export function statusCode(err: unknown): number | undefined {
     e = cause;
   }
   return undefined;
+}
+
+/**
+ * One line describing an error and its `cause` chain (`get Lease ns/x: HTTP-Code: 503 ...`), capped at
+ * `maxChars`, for log fields and conditions. Wrappers add context, causes say what actually failed: a
+ * log line needs both. Secrets are the logger's redaction's job; this adds none of its own.
+ */
+export function errorChain(err: unknown, maxChars = 1000): string {
+  const parts: string[] = [];
+  let e: unknown = err;
+  for (let depth = 0; depth < 5 && e !== undefined && e !== null; depth++) {
+    const message = e instanceof Error ? e.message : typeof e === 'string' ? e : JSON.stringify(e);
+    const code = typeof e === 'object' && typeof (e as { code?: unknown }).code === 'string' ? ` (${(e as { code: string }).code})` : '';
+    parts.push(`${message}${code}`.replace(/\s+/g, ' ').trim());
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  const line = parts.filter((p) => p !== '').join(': ');
+  return line.length > maxChars ? `${line.slice(0, maxChars)}…` : line;
 }
 
 /** 404: the object does not exist (a reconcile of a deleted object is done). */
@@ -187,19 +205,18 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: Re
  * Per-request options for client-node's typed APIs that attach `signal` to the request, so a hung
  * call can be cancelled (client-node has no per-call timeout). Pass it as the last argument, e.g.
  * `api.readNamespacedLease({ name, namespace }, requestOptions(AbortSignal.timeout(5000)))`.
- *
- * The object APIs type their options as observable middleware, but hand them to the promise layer,
- * which expects promise middleware (client-node 2.0.1), hence the cast.
+ * The object-style APIs run options through their observable layer, so this is observable middleware
+ * (client-node's minimal `Observable`), appended after any configured middleware.
  */
 export function requestOptions(signal: AbortSignal): ConfigurationOptions {
-  const middleware = {
-    pre: async <C extends { setSignal(s: AbortSignal): void }>(ctx: C): Promise<C> => {
+  const middleware: ObservableMiddleware = {
+    pre: (ctx) => {
       ctx.setSignal(signal);
-      return ctx;
+      return new Observable(Promise.resolve(ctx));
     },
-    post: async <R>(ctx: R): Promise<R> => ctx,
+    post: (ctx) => new Observable(Promise.resolve(ctx)),
   };
-  return { middleware: [middleware], middlewareMergeStrategy: 'append' } as unknown as ConfigurationOptions;
+  return { middleware: [middleware], middlewareMergeStrategy: 'append' };
 }
 
 /** Options of {@link rawGet}. */

@@ -24,7 +24,7 @@ import type { V1Lease } from '@kubernetes/client-node';
 import type { Clock } from '../util/clock.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logging.js';
-import { isConflict, isNotFound, requestOptions } from './kube.js';
+import { errorChain, isConflict, isNotFound, requestOptions } from './kube.js';
 
 /** The fields of a Lease that leader election reads and writes. */
 export interface LeaseRecord {
@@ -340,7 +340,7 @@ export class LeaderElector {
         try {
           current = await this.withTimeout((s) => this.o.leaseClient.get(this.o.namespace, this.o.name, s), this.o.requestTimeoutMs);
         } catch (err) {
-          this.log.warn('could not read the lease to release it; it will expire', { error: errorMessage(err) });
+          this.log.warn('could not read the lease to release it; it will expire', { error: errorChain(err) });
           return;
         }
       }
@@ -360,7 +360,7 @@ export class LeaderElector {
         return;
       } catch (err) {
         if (!isConflict(err)) {
-          this.log.warn('could not release the lease; it will expire', { error: errorMessage(err) });
+          this.log.warn('could not release the lease; it will expire', { error: errorChain(err) });
           return;
         }
         // Stale resourceVersion (e.g. an aborted renew succeeded on the server): read and try once more.
@@ -379,7 +379,7 @@ export class LeaderElector {
       if (isConflict(err)) {
         this.log.debug('lost a lease write race (409)');
       } else {
-        this.log.warn('lease request failed', { error: errorMessage(err) });
+        this.log.warn('lease request failed', { error: errorChain(err) });
       }
       return 'failed';
     }

@@ -16,6 +16,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { SystemClock, type Clock } from '../util/clock.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logging.js';
+import { errorChain } from './kube.js';
 import { LeaderElector, type LeaderElectorOptions } from './leaderelection.js';
 import { ControllerMetrics } from './metrics.js';
 import { runWorkers, type ReconcileFn, type WorkQueue } from './workqueue.js';
@@ -283,7 +284,7 @@ export class Manager {
     // 3. Informers, servers, monitors.
     await Promise.all(
       this.informers.map((i) =>
-        i.stop().catch((err: unknown) => this.log.warn('stopping informer failed', { informer: i.name, error: errorMessage(err) })),
+        i.stop().catch((err: unknown) => this.log.warn('stopping informer failed', { informer: i.name, error: errorChain(err) })),
       ),
     );
     await this.closeServers();
