@@ -157,6 +157,26 @@ describe('SecretClusterClientFactory.client', () => {
     expect(f.size).toBe(1);
   });
 
+  it('closes and forgets the client when its Secret is deleted or broken', async () => {
+    const reader = new MemorySecrets();
+    reader.put('fleet', 'east-kubeconfig', { value: kubeconfig('https://east.example:6443') });
+    const built: FakeClient[] = [];
+    const f = new SecretClusterClientFactory({ reader, build: fakeBuild(built) });
+    const ro = rollout({ clusters: [] });
+    const first = (await f.client(ro, target('east'))) as FakeClient;
+    reader.put('fleet', 'east-kubeconfig', { value: kubeconfig('https://east.example:6443', { exec: { command: 'x' } }) });
+    await expect(f.client(ro, target('east'))).rejects.toThrow(ClusterUnavailableError);
+    expect(first.closed).toBe(true);
+    expect(f.size).toBe(0);
+    reader.put('fleet', 'east-kubeconfig', { value: kubeconfig('https://east.example:6443') });
+    const second = (await f.client(ro, target('east'))) as FakeClient;
+    expect(second).not.toBe(first);
+    reader.secrets.delete('fleet/east-kubeconfig');
+    await expect(f.client(ro, target('east'))).rejects.toMatchObject({ reason: 'SecretNotFound' });
+    expect(second.closed).toBe(true);
+    expect(f.size).toBe(0);
+  });
+
   it('keeps distinct clients per Secret key and per namespace', async () => {
     const reader = new MemorySecrets();
     reader.put('fleet', 'kc', { a: kubeconfig('https://a.example'), b: kubeconfig('https://b.example') });

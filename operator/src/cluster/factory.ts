@@ -150,14 +150,24 @@ export class SecretClusterClientFactory implements ClusterClientFactory {
   /**
    * The target's client, from the cache when its Secret's kubeconfig is unchanged; otherwise a new one
    * (the old one is closed). Throws {@link ClusterUnavailableError}: SecretNotFound, SecretKeyMissing,
-   * InvalidKubeconfig, UnsupportedKubeconfig.
+   * InvalidKubeconfig, UnsupportedKubeconfig (and then closes and forgets a client built from an
+   * earlier version of the Secret).
    */
   async client(rollout: TelemetryRollout, target: ResolvedTarget): Promise<ClusterClient> {
     const namespace = rollout.metadata?.namespace ?? 'default';
     const key = target.secretKey || DEFAULT_SECRET_KEY;
     const where = `Secret ${namespace}/${target.secretName}`;
-    const fail = (reason: string, problem: string) =>
-      new ClusterUnavailableError(target.name, reason, `cluster ${target.name}: ${problem}`);
+    const cacheKey = `${namespace}/${target.secretName}/${key}/${target.name}`;
+    // A Secret that went away or went bad also ends the client built from its earlier content: its
+    // credentials are no longer what the user wants used, and its node watch would run on for nothing.
+    const unavailable = async (reason: string, problem: string): Promise<never> => {
+      const stale = this.cache.get(cacheKey);
+      if (stale) {
+        this.cache.delete(cacheKey);
+        await stale.client.close();
+      }
+      throw new ClusterUnavailableError(target.name, reason, `cluster ${target.name}: ${problem}`);
+    };
 
     let secret: V1Secret | undefined;
     try {
@@ -165,18 +175,17 @@ export class SecretClusterClientFactory implements ClusterClientFactory {
     } catch (cause) {
       throw new Error(`cluster ${target.name}: read kubeconfig ${where}`, { cause });
     }
-    if (secret === undefined) throw fail(ClusterUnavailableReason.SecretNotFound, `kubeconfig ${where} not found`);
+    if (secret === undefined) return unavailable(ClusterUnavailableReason.SecretNotFound, `kubeconfig ${where} not found`);
     const encoded = secret.data?.[key];
     if (encoded === undefined || encoded === '') {
       const keys = Object.keys(secret.data ?? {}).sort();
-      throw fail(
+      return unavailable(
         ClusterUnavailableReason.SecretKeyMissing,
         `${where} has no key ${JSON.stringify(key)}${keys.length > 0 ? ` (it has ${keys.map((k) => JSON.stringify(k)).join(', ')})` : ' (it has no data)'}`,
       );
     }
     const text = Buffer.from(encoded, 'base64').toString('utf8');
     const digest = createHash('sha256').update(text).digest('hex');
-    const cacheKey = `${namespace}/${target.secretName}/${key}/${target.name}`;
     const cached = this.cache.get(cacheKey);
     if (cached && cached.digest === digest) {
       cached.resourceVersion = secret.metadata?.resourceVersion;
@@ -188,9 +197,9 @@ export class SecretClusterClientFactory implements ClusterClientFactory {
     try {
       kc = parseKubeconfig(text);
     } catch (err) {
-      if (err instanceof KubeconfigError) throw fail(err.reason, `kubeconfig in ${where} key ${JSON.stringify(key)} ${err.message}`);
+      if (err instanceof KubeconfigError) return unavailable(err.reason, `kubeconfig in ${where} key ${JSON.stringify(key)} ${err.message}`);
       // parseKubeconfig throws nothing else; if it ever does, do not let its message (maybe quoting input) out.
-      throw fail(ClusterUnavailableReason.InvalidKubeconfig, `kubeconfig in ${where} key ${JSON.stringify(key)} could not be read`);
+      return unavailable(ClusterUnavailableReason.InvalidKubeconfig, `kubeconfig in ${where} key ${JSON.stringify(key)} could not be read`);
     }
     const client = this.build(target.name, kc);
     this.cache.set(cacheKey, { client, digest, resourceVersion: secret.metadata?.resourceVersion, users: new Set([...(cached?.users ?? []), rolloutKey(rollout)]) });
