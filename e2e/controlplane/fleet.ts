@@ -267,14 +267,13 @@ class FleetState {
     writeJSONAtomic(this.infoFile, this.info);
   }
 
-  /** Re-reads pids another process may have changed (a restart in a jest worker). */
+  /**
+   * Re-reads pids another process may have changed (a restart in a jest worker). When the file is gone
+   * (the fleet was stopped through another handle) it keeps what it knows.
+   */
   reload(): void {
-    try {
-      this.info = readInfo(this.infoFile);
-    } catch (err) {
-      // The file is gone once the fleet is stopped; keep what we know then.
-      if (isAlive(this.info.ownerPid) && !this.stopping) throw err;
-    }
+    if (!existsSync(this.infoFile)) return;
+    this.info = readInfo(this.infoFile);
   }
 
   record(id: string): ProcessRecord {
