@@ -26,7 +26,7 @@ afterEach(async () => {
 /** Runs a command string the way sshd does: the login shell's `-c`, with `input` on stdin. */
 function asSshdWould(command: string, input = ''): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = execFile('/bin/sh', ['-c', command], { cwd: dir }, (err, stdout, stderr) => (err ? reject(err) : resolve({ stdout, stderr })));
+    const child = execFile('/bin/sh', ['-c', command], { cwd: dir }, (err, stdout, stderr) => (err ? reject(new Error(`sh failed: ${stderr}`, { cause: err })) : resolve({ stdout, stderr })));
     child.stdin?.end(input);
   });
 }
