@@ -282,8 +282,12 @@ class FleetState {
     return rec;
   }
 
-  /** Spawns a spec and records it (replacing an earlier incarnation with the same id). */
+  /**
+   * Spawns a spec and records it (replacing an earlier incarnation with the same id). Refuses once the
+   * fleet is stopping, so a start still in progress when a signal stopped the fleet leaves nothing behind.
+   */
   start(spec: ProcessSpec): ProcessRecord {
+    if (this.stopping) throw new Error(`fleet ${this.info.workDir} is stopping: not starting ${spec.id}`);
     const rec = spawnLogged(spec);
     this.info.processes = [...this.info.processes.filter((p) => p.id !== spec.id), rec];
     this.save();
@@ -309,6 +313,8 @@ class FleetState {
   }
 
   private async doStop(): Promise<void> {
+    // Let stop() record the promise first, so start() sees the fleet as stopping from here on.
+    await Promise.resolve();
     this.reload();
     const errors: unknown[] = [];
     const procs = this.info.processes;

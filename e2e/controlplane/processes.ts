@@ -5,7 +5,7 @@
 // that spawned it (a jest worker that restarted CoreDNS may exit long before the fleet is torn down) and
 // would fill up when nobody reads it.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, openSync, readFileSync, writeSync } from 'node:fs';
 
 /** The kinds of process a fleet runs. */
 export type Role = 'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler' | 'kwok' | 'coredns';
@@ -32,19 +32,33 @@ export interface ProcessRecord extends ProcessSpec {
 // Children spawned by this process, so their exit is reaped (no zombies) and reported.
 const children = new Map<number, { child: ChildProcess; exit?: string }>();
 
+// util-linux's setpriv sets the parent-death signal and then execs the component (same pid, same
+// argv[0]): when the process that spawned it dies, even by SIGKILL, or when exit hooks cannot run (jest
+// gives test modules a process object whose 'exit' and signal events never fire), the kernel kills the
+// component. Without setpriv, components are spawned directly and rely on the hooks and stop().
+const SETPRIV = existsSync('/usr/bin/setpriv') ? '/usr/bin/setpriv' : undefined;
+
 /**
  * Starts `spec` with stdin closed and stdout/stderr appended to `spec.logFile`. Throws when the
  * executable cannot be spawned at all; a process that starts and then exits is reported by
  * {@link exitReason}. The child is not detached: it stays in our process group, so a Ctrl-C in a
- * terminal reaches it too.
+ * terminal reaches it too; and it gets SIGKILL when the spawning process dies (see SETPRIV above).
  */
 export function spawnLogged(spec: ProcessSpec): ProcessRecord {
+  try {
+    // Checked here because with setpriv in front a missing binary would only show as setpriv's exit.
+    accessSync(spec.command, constants.X_OK);
+  } catch (cause) {
+    throw new Error(`spawn ${spec.id}: ${spec.command} could not be started (missing or not executable)`, { cause });
+  }
   const fd = openSync(spec.logFile, 'a');
   let child: ChildProcess;
   try {
     // Arguments carry file paths, never tokens (those live in files), so the command line may be logged.
     writeSync(fd, `\n==== ${new Date().toISOString()} start ${spec.id}: ${spec.command} ${spec.args.join(' ')}\n`);
-    child = spawn(spec.command, spec.args, { stdio: ['ignore', fd, fd], detached: false });
+    child = SETPRIV
+      ? spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', spec.command, ...spec.args], { stdio: ['ignore', fd, fd], detached: false })
+      : spawn(spec.command, spec.args, { stdio: ['ignore', fd, fd], detached: false });
   } finally {
     closeSync(fd);
   }
@@ -108,8 +122,9 @@ export function isStopped(pid: number): boolean {
 export function runs(pid: number, command: string): boolean {
   if (!isAlive(pid)) return false;
   try {
-    const argv0 = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0];
-    return argv0 === command;
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    // Right after spawn, before setpriv has exec'd the component, argv is setpriv's own.
+    return argv[0] === command || (SETPRIV !== undefined && argv[0] === SETPRIV && argv.includes(command));
   } catch {
     return false;
   }

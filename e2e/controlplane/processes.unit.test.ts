@@ -1,6 +1,8 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { exitReason, isAlive, isStopped, rssKiB, runs, signalIfOurs, spawnLogged, stopProcesses, tail } from './processes.js';
 
@@ -48,5 +50,24 @@ describe('processes', () => {
     await stopProcesses([rec], 300);
     expect(isAlive(rec.pid)).toBe(false);
     expect(exitReason(rec.pid)).toBe('killed by SIGKILL');
+  });
+
+  it('a component dies with the process that spawned it, even when that one is SIGKILLed', async () => {
+    expect(existsSync('/usr/bin/setpriv')).toBe(true);
+    // A separate Node process spawns a component and is then killed without any chance to clean up.
+    const script = join(dir, 'owner.ts');
+    const mod = join(dirname(fileURLToPath(import.meta.url)), 'processes.ts');
+    writeFileSync(script, `import { spawnLogged } from ${JSON.stringify(mod)};
+const rec = spawnLogged({ id: 'orphan', role: 'kwok', command: '/bin/sleep', args: ['60'], logFile: ${JSON.stringify(join(dir, 'orphan.log'))} });
+console.log(rec.pid);
+setInterval(() => undefined, 1000);
+`);
+    const owner = spawn(process.execPath, ['--experimental-strip-types', '--no-warnings', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const pid = await new Promise<number>((resolve) => owner.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+    for (let i = 0; i < 100 && !runs(pid, '/bin/sleep'); i++) await sleep(20);
+    expect(runs(pid, '/bin/sleep')).toBe(true);
+    owner.kill('SIGKILL');
+    for (let i = 0; i < 100 && isAlive(pid); i++) await sleep(20);
+    expect(isAlive(pid)).toBe(false);
   });
 });
