@@ -1,0 +1,322 @@
+/**
+ * Break-glass actions (DESIGN.md, "Break-glass"): write the stop file, scoped to one revision, on the
+ * nodes that run it, and remove it again after recovery; plus building the configured transport from
+ * `spec.breakGlass.transport`. Used by the operator's Auto action and by the CLI, which works from an
+ * inventory file with no API server at all.
+ *
+ * Nothing here throws for a node's failure: results carry per-node outcomes and counts, ready for
+ * `status.clusters[].breakGlass` ({@link breakGlassStatus}).
+ */
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import type { BreakGlassStatus, BreakGlassTransportSpec, BreakGlassTransportSsh } from '../api/types.generated.js';
+import { isNotFound, requestOptions } from '../controller/kube.js';
+import { REVISION_LABEL, type NodeInfo } from '../rollout/interfaces.js';
+import type { Clock } from '../util/clock.js';
+import { TerminalError } from '../util/errors.js';
+import type { Logger } from '../util/logging.js';
+import { ExecTransport } from './exec.js';
+import { LocalTransport } from './local.js';
+import { materializeSshCredentials, SshTransport } from './ssh.js';
+import { ALL_REVISIONS, encodeStopFile, isValidRevision, type StopFile } from './stopfile.js';
+import { countOutcomes, TransportConfigError, type BreakGlassTransport, type NodeOutcome } from './transport.js';
+
+/**
+ * Which nodes an action goes to:
+ * - `revision`: the nodes whose revision label equals the revision (and, when the revision is the
+ *   stable one, the unlabelled nodes, which the stable DaemonSet also runs on);
+ * - `all`: every node given. Safe for a revision-scoped stop file (agents of other revisions ignore
+ *   it) and the right choice when the inventory may be stale (labels changed after it was captured).
+ */
+export type BreakGlassScope = 'revision' | 'all';
+
+/** Options of {@link selectTargets}. */
+export interface TargetSelection {
+  revision: string;
+  scope: BreakGlassScope;
+  /** The stable revision, whose DaemonSet also covers nodes without the revision label. */
+  stableRevision?: string;
+}
+
+/** The nodes an action goes to (see {@link BreakGlassScope}); `*` always means every node. */
+export function selectTargets(nodes: readonly NodeInfo[], sel: TargetSelection): NodeInfo[] {
+  if (sel.scope === 'all' || sel.revision === ALL_REVISIONS) return [...nodes];
+  return nodes.filter((n) => {
+    const label = n.labels[REVISION_LABEL];
+    return label === sel.revision || (label === undefined && sel.stableRevision !== undefined && sel.stableRevision === sel.revision);
+  });
+}
+
+/** Options of {@link issueBreakGlass}. */
+export interface IssueBreakGlassOptions {
+  transport: BreakGlassTransport;
+  /** The cluster's nodes (from the live cache or an inventory). */
+  nodes: readonly NodeInfo[];
+  /** The rollout, as `namespace/name`. */
+  rollout: string;
+  /** The revision to stop, or `*` for every revision. */
+  revision: string;
+  /** Why (recorded in the file, status and logs). */
+  reason: string;
+  clock: Clock;
+  /** Default `revision`. */
+  scope?: BreakGlassScope;
+  /** See {@link TargetSelection.stableRevision}. */
+  stableRevision?: string;
+  signal?: AbortSignal;
+  /** Summary at info, failed nodes at warn (the first few by name, then a count). */
+  logger?: Logger;
+}
+
+/** What {@link issueBreakGlass} did. */
+export interface BreakGlassResult {
+  /** When the stop file was issued (the `issuedAt` inside it). */
+  issuedAt: string;
+  revision: string;
+  /** The exact stop file written. */
+  stopFile: StopFile;
+  nodesTargeted: number;
+  /** Nodes where the file was written. */
+  nodesStopped: number;
+  nodesFailed: number;
+  nodesTimedOut: number;
+  /** One per targeted node, in target order. */
+  outcomes: NodeOutcome[];
+  /** Wall time of the whole action on the clock. */
+  durationMs: number;
+  /** One line for status.message and Events. */
+  message: string;
+}
+
+/** Failed nodes named in a log line before the rest are only counted (5000 names help nobody). */
+const MAX_LOGGED_FAILURES = 20;
+
+/**
+ * Writes the stop file `{ rollout, revision, reason, issuedAt }` on the targeted nodes through the
+ * transport. Throws only for invalid input (a bad revision); node failures are in the result.
+ */
+export async function issueBreakGlass(opts: IssueBreakGlassOptions): Promise<BreakGlassResult> {
+  if (!isValidRevision(opts.revision)) throw new Error(`break-glass: invalid revision ${JSON.stringify(opts.revision)}`);
+  const start = opts.clock.now();
+  const stopFile: StopFile = { rollout: opts.rollout, revision: opts.revision, reason: opts.reason, issuedAt: start.toISOString() };
+  const content = encodeStopFile(stopFile);
+  const targets = selectTargets(opts.nodes, { revision: opts.revision, scope: opts.scope ?? 'revision', stableRevision: opts.stableRevision });
+  const outcomes = targets.length === 0 ? [] : await opts.transport.write(targets, content, opts.signal);
+  const c = countOutcomes(outcomes);
+  const durationMs = opts.clock.now().getTime() - start.getTime();
+  const message =
+    targets.length === 0
+      ? `no node runs revision ${opts.revision}: no stop file written`
+      : `stop file for revision ${opts.revision} written to ${c.ok}/${targets.length} nodes via ${opts.transport.kind}` +
+        (c.failed + c.timedOut > 0 ? ` (${c.failed} failed, ${c.timedOut} timed out)` : '');
+  log(opts.logger, 'break-glass stop file issued', message, outcomes, { rollout: opts.rollout, revision: opts.revision, durationMs });
+  return {
+    issuedAt: stopFile.issuedAt,
+    revision: opts.revision,
+    stopFile,
+    nodesTargeted: targets.length,
+    nodesStopped: c.ok,
+    nodesFailed: c.failed,
+    nodesTimedOut: c.timedOut,
+    outcomes,
+    durationMs,
+    message,
+  };
+}
+
+/** Options of {@link clearBreakGlass}. */
+export interface ClearBreakGlassOptions {
+  transport: BreakGlassTransport;
+  /** Candidate nodes; pass the whole inventory (see `scope`). */
+  nodes: readonly NodeInfo[];
+  /** The revision whose stop files to remove (`*` for a wildcard stop file). */
+  revision: string;
+  clock: Clock;
+  /**
+   * Default `all`: after a rollback the revision labels no longer say where the bad revision ran, so
+   * every node is visited and only files naming `revision` are removed.
+   */
+  scope?: BreakGlassScope;
+  stableRevision?: string;
+  /** Remove the file whatever revision it names (default false: files naming another revision stay). */
+  force?: boolean;
+  signal?: AbortSignal;
+  logger?: Logger;
+}
+
+/** What {@link clearBreakGlass} did. */
+export interface ClearBreakGlassResult {
+  clearedAt: string;
+  revision: string;
+  nodesTargeted: number;
+  /** Nodes where no stop file of the revision remains (removed, absent, or another revision's left in place). */
+  nodesCleared: number;
+  nodesFailed: number;
+  nodesTimedOut: number;
+  outcomes: NodeOutcome[];
+  durationMs: number;
+  message: string;
+}
+
+/**
+ * Removes the stop files of `revision`. The caller guarantees the precondition of DESIGN.md: no agent
+ * of the bad revision runs any more (clearing earlier would restart it against the API server).
+ */
+export async function clearBreakGlass(opts: ClearBreakGlassOptions): Promise<ClearBreakGlassResult> {
+  if (!isValidRevision(opts.revision)) throw new Error(`break-glass clear: invalid revision ${JSON.stringify(opts.revision)}`);
+  const start = opts.clock.now();
+  const targets = selectTargets(opts.nodes, { revision: opts.revision, scope: opts.scope ?? 'all', stableRevision: opts.stableRevision });
+  const outcomes =
+    targets.length === 0 ? [] : await opts.transport.clear(targets, opts.force ? { signal: opts.signal } : { signal: opts.signal, ifRevision: opts.revision });
+  const c = countOutcomes(outcomes);
+  const durationMs = opts.clock.now().getTime() - start.getTime();
+  const message =
+    `stop files of revision ${opts.revision} cleared on ${c.ok}/${targets.length} nodes via ${opts.transport.kind}` +
+    (c.failed + c.timedOut > 0 ? ` (${c.failed} failed, ${c.timedOut} timed out)` : '');
+  log(opts.logger, 'break-glass stop files cleared', message, outcomes, { revision: opts.revision, durationMs });
+  return {
+    clearedAt: opts.clock.now().toISOString(),
+    revision: opts.revision,
+    nodesTargeted: targets.length,
+    nodesCleared: c.ok,
+    nodesFailed: c.failed,
+    nodesTimedOut: c.timedOut,
+    outcomes,
+    durationMs,
+    message,
+  };
+}
+
+function log(logger: Logger | undefined, event: string, message: string, outcomes: readonly NodeOutcome[], fields: Record<string, unknown>): void {
+  if (logger === undefined) return;
+  const bad = outcomes.filter((o) => o.result !== 'ok');
+  logger.log(bad.length === 0 ? 'info' : 'warn', event, { ...fields, summary: message });
+  for (const o of bad.slice(0, MAX_LOGGED_FAILURES)) {
+    logger.warn('break-glass node not done', { node: o.node, result: o.result, detail: o.message, durationMs: o.durationMs });
+  }
+  if (bad.length > MAX_LOGGED_FAILURES) logger.warn('break-glass: more nodes not done', { count: bad.length - MAX_LOGGED_FAILURES });
+}
+
+/**
+ * The status record of a cluster's break-glass (`status.clusters[].breakGlass`): the issue's counts,
+ * and `clearedAt` once the files were cleared on every targeted node.
+ */
+export function breakGlassStatus(issued: BreakGlassResult, cleared?: ClearBreakGlassResult): BreakGlassStatus {
+  const s: BreakGlassStatus = {
+    issuedAt: issued.issuedAt,
+    revision: issued.revision,
+    nodesTargeted: issued.nodesTargeted,
+    nodesStopped: issued.nodesStopped,
+    nodesFailed: issued.nodesFailed,
+    nodesTimedOut: issued.nodesTimedOut,
+    message: issued.message,
+  };
+  if (cleared !== undefined) {
+    if (cleared.nodesFailed + cleared.nodesTimedOut === 0) s.clearedAt = cleared.clearedAt;
+    s.message = `${issued.message}; ${cleared.message}`;
+  }
+  return s;
+}
+
+/** Reads one key of a Secret (decoded). Implementations never put the value in an error. */
+export interface SecretKeyReader {
+  readSecretKey(ref: { name: string; key: string }, signal?: AbortSignal): Promise<string>;
+}
+
+/** {@link SecretKeyReader} over the management cluster's Secrets in one namespace (the rollout's). */
+export class KubeSecretReader implements SecretKeyReader {
+  private readonly api: Pick<CoreV1Api, 'readNamespacedSecret'>;
+  private readonly namespace: string;
+
+  /** `api`: a management-cluster KubeConfig or the API object; `namespace`: the rollout's. */
+  constructor(api: KubeConfig | Pick<CoreV1Api, 'readNamespacedSecret'>, namespace: string) {
+    this.api = api instanceof KubeConfig ? api.makeApiClient(CoreV1Api) : api;
+    this.namespace = namespace;
+  }
+
+  async readSecretKey(ref: { name: string; key: string }, signal?: AbortSignal): Promise<string> {
+    let secret;
+    try {
+      secret = await this.api.readNamespacedSecret({ name: ref.name, namespace: this.namespace }, signal && requestOptions(signal));
+    } catch (err) {
+      // The API error of a failed GET carries no Secret data; keep it as the cause for the status code.
+      if (isNotFound(err)) throw new Error(`Secret ${this.namespace}/${ref.name} not found`, { cause: err });
+      throw new Error(`read Secret ${this.namespace}/${ref.name}`, { cause: err });
+    }
+    const value = secret.data?.[ref.key];
+    if (value === undefined) throw new Error(`Secret ${this.namespace}/${ref.name} has no key ${JSON.stringify(ref.key)}`);
+    return Buffer.from(value, 'base64').toString('utf8');
+  }
+}
+
+/**
+ * A transport spec as it may arrive: from the API server (defaults applied) or from a YAML file the
+ * CLI reads offline (defaults missing). {@link transportFromSpec} applies the CRD's defaults.
+ */
+export type TransportSpecInput = Pick<BreakGlassTransportSpec, 'type'> &
+  Partial<Pick<BreakGlassTransportSpec, 'concurrency' | 'timeoutSeconds' | 'stopFilePath' | 'exec' | 'local'>> & {
+    ssh?: Partial<BreakGlassTransportSsh>;
+  };
+
+/** Options of {@link transportFromSpec}. */
+export interface TransportFromSpecOptions {
+  /** Where ssh credentials come from in the operator: the Secrets the spec names. */
+  secrets?: SecretKeyReader;
+  /** Where they come from for the CLI: files the person already has (used as they are, never copied). */
+  sshCredentialFiles?: { privateKeyPath: string; knownHostsPath: string };
+  /** Parent directory of the private temp directory for Secret-sourced credentials (default os.tmpdir()). */
+  credentialsDir?: string;
+  clock?: Clock;
+  signal?: AbortSignal;
+}
+
+/**
+ * Builds the transport `spec` describes, with the CRD's defaults (concurrency 20, timeout 10 s, the
+ * default stop-file path, ssh port 22, InternalIP). For ssh the key and known_hosts come from
+ * `sshCredentialFiles` or, through `secrets`, from the Secrets the spec names; the latter are written to
+ * a private temp directory that the transport's `close()` removes, so always close it. Configuration
+ * errors throw a {@link TerminalError} (reason `InvalidBreakGlassTransport`).
+ */
+export async function transportFromSpec(spec: TransportSpecInput, opts: TransportFromSpecOptions = {}): Promise<BreakGlassTransport> {
+  const invalid = (msg: string): TerminalError => new TerminalError('InvalidBreakGlassTransport', `spec.breakGlass.transport: ${msg}`);
+  const common = {
+    concurrency: spec.concurrency ?? 20,
+    timeoutSeconds: spec.timeoutSeconds ?? 10,
+    stopFilePath: spec.stopFilePath ?? '/var/run/telemetry-rollout/stop',
+    clock: opts.clock,
+  };
+  try {
+    switch (spec.type) {
+      case 'local':
+        if (!spec.local?.rootDir) throw invalid('type local needs local.rootDir');
+        return new LocalTransport({ ...common, rootDir: spec.local.rootDir });
+      case 'exec':
+        if (!spec.exec?.command?.length) throw invalid('type exec needs exec.command');
+        return new ExecTransport({ ...common, command: spec.exec.command });
+      case 'ssh': {
+        const ssh = spec.ssh;
+        if (!ssh?.user) throw invalid('type ssh needs ssh.user');
+        const base = { ...common, user: ssh.user, port: ssh.port ?? 22, addressType: ssh.addressType ?? 'InternalIP', sudo: ssh.sudo ?? false };
+        if (opts.sshCredentialFiles !== undefined) return new SshTransport({ ...base, ...opts.sshCredentialFiles });
+        if (opts.secrets === undefined) throw invalid('type ssh needs credentials: a Secret reader or credential files');
+        if (!ssh.privateKeySecretRef || !ssh.knownHostsSecretRef) throw invalid('type ssh needs ssh.privateKeySecretRef and ssh.knownHostsSecretRef');
+        const key = await opts.secrets.readSecretKey(ssh.privateKeySecretRef, opts.signal);
+        const knownHosts = await opts.secrets.readSecretKey(ssh.knownHostsSecretRef, opts.signal);
+        const files = await materializeSshCredentials(key, knownHosts, { parentDir: opts.credentialsDir });
+        try {
+          return new SshTransport({ ...base, privateKeyPath: files.privateKeyPath, knownHostsPath: files.knownHostsPath, onClose: files.cleanup });
+        } catch (err) {
+          await files.cleanup();
+          throw err;
+        }
+      }
+      default:
+        throw invalid(`unknown type ${JSON.stringify((spec as { type: unknown }).type)}`);
+    }
+  } catch (err) {
+    if (err instanceof TerminalError) throw err;
+    // Constructor validation (a bad path, user, template, limit) is a configuration error too; Secret
+    // reads and file writes are not (they may succeed on retry).
+    if (err instanceof TransportConfigError) throw new TerminalError('InvalidBreakGlassTransport', `spec.breakGlass.transport: ${err.message}`, { cause: err });
+    throw err;
+  }
+}
