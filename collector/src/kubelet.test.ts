@@ -2,6 +2,7 @@ import { afterEach, describe, it, expect } from '@jest/globals';
 import { KubeletClient, fetchGetter, podInfoFrom } from './kubelet.js';
 import { StoppedError } from './errors.js';
 import { FakeKubelet, kubeletPod } from './testing/fakekubelet.js';
+import { waitFor } from './testing/fakeclock.js';
 import { counterValue, makeRig, stopFileFor, TEST_REVISION, TEST_STOP_PATH } from './testing/harness.js';
 
 let kubelet: FakeKubelet | undefined;
@@ -62,7 +63,7 @@ describe('KubeletClient', () => {
     kubelet.hang = true;
     const inflight = client.pods().catch((e: unknown) => e);
     // Wait until the request reached the kubelet before engaging the switch.
-    while (kubelet.requests.length === 0) await new Promise((r) => setTimeout(r, 2));
+    await waitFor(() => kubelet.requests.length > 0, 5000, 'request at the kubelet');
     rig.fs.write(TEST_STOP_PATH, stopFileFor(TEST_REVISION));
     await rig.killSwitch.poll();
     expect(await inflight).toBeInstanceOf(StoppedError);

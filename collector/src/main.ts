@@ -1,0 +1,405 @@
+/**
+ * Entry points of the collector.
+ *
+ * - `main()`: the container's entry point. Reads the identity from env (NODE_NAME, POD_NAME,
+ *   POD_NAMESPACE, TRO_REVISION, TRO_ROLLOUT, TRO_MODE), the config file at TRO_CONFIG (JSON or YAML),
+ *   API access from KUBECONFIG or the in-cluster service account, and runs one agent until SIGTERM.
+ * - `startAgent(options)`: the programmatic form, for the e2e node runtime, which runs MANY agents in one
+ *   worker process, each with its own node name, host root directory, stop file, kubelet URL,
+ *   KubeConfig and revision. Nothing here is a process-global singleton: each agent has its own
+ *   prom-client Registry, kill switch, token bucket, HTTP connection pool, logger child and timers.
+ */
+import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import path from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import YAML from 'yaml';
+import type winston from 'winston';
+import { ApiClient } from './apiclient.js';
+import { backoffPolicyFromConfig } from './backoff.js';
+import { systemClock, type Clock } from './clock.js';
+import { ClusterAgent } from './cluster/agent.js';
+import { parseCollectorConfig, type CollectorConfig, type CollectorConfigInput } from './config.js';
+import { ShutdownError } from './errors.js';
+import { jsonReply, startHttpServer, type RouteHandler, type RunningServer } from './httpserver.js';
+import { KillSwitch, type StopFileReader } from './killswitch.js';
+import { KubeletClient, fetchGetter, type HttpGetter } from './kubelet.js';
+import { createLogger, serializeError, type Logger } from './logger.js';
+import { CollectorMetrics } from './metrics.js';
+import { NaivePodSource } from './naive/source.js';
+import { KubeletPodSource, NODE_INFO_REFRESH_MS, NodeAgent, type PodSource } from './node/agent.js';
+import { NodeMetrics } from './node/metrics.js';
+import { NodeCollector, nodePathsUnder, realNodeFs, type NodeFs } from './node/procfs.js';
+import { TokenBucket } from './ratelimit.js';
+import { ClientNodeTransport, type KubeTransport } from './transport.js';
+
+/** Version reported in the User-Agent and logs. */
+export const COLLECTOR_VERSION = '0.1.0';
+
+/** Who an agent is; comes from the downward API in a real pod. */
+export interface AgentIdentity {
+  /** Required in node mode. */
+  nodeName?: string;
+  podName: string;
+  podNamespace: string;
+  /** Revision hash of the rollout (TRO_REVISION); what the stop file matches. */
+  revision: string;
+  /** `namespace/name` of the TelemetryRollout (TRO_ROLLOUT). */
+  rollout?: string;
+}
+
+/** Agent mode: one per node (DaemonSet) or the leader-elected cluster watcher (Deployment). */
+export type AgentMode = 'node' | 'cluster';
+
+/**
+ * The User-Agent of every API request of an agent, e.g.
+ * `telemetry-collector/0.1.0 (mode=node; metadata=Naive; node=node-17; revision=3f2a9c)`. The e2e
+ * measurements tell agents and modes apart at the API server (audit log) by it.
+ */
+export function userAgentFor(mode: AgentMode, config: CollectorConfig, identity: AgentIdentity): string {
+  const parts = [`mode=${mode}`];
+  if (mode === 'node') parts.push(`metadata=${config.metadata.mode}`, `node=${identity.nodeName ?? ''}`);
+  else parts.push(`pod=${identity.podName}`);
+  parts.push(`revision=${identity.revision}`);
+  return `telemetry-collector/${COLLECTOR_VERSION} (${parts.join('; ')})`;
+}
+
+/**
+ * The Lease name of a rollout's cluster watcher: shared by every replica and every revision of the
+ * rollout in the cluster (so an old and a new revision never watch at the same time).
+ */
+export function leaseNameFor(rollout: string | undefined): string {
+  const base = (rollout ?? '').split('/').pop() ?? '';
+  const clean = base.toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '');
+  return clean ? `${clean.slice(0, 40)}-collector-watcher` : 'telemetry-collector-watcher';
+}
+
+/** Options of startAgent. Only mode, config and identity are required. */
+export interface StartAgentOptions {
+  mode: AgentMode;
+  /**
+   * The collector config, partial or resolved; validated here (ConfigError when invalid), so raw JSON
+   * from a ConfigMap may be passed with a cast.
+   */
+  config: CollectorConfigInput;
+  identity: AgentIdentity;
+  /** API server access, one per agent (never shared, never merged). Default: loadFromDefault(). */
+  kubeConfig?: KubeConfig;
+  /** Replaces the KubeConfig-based transport (tests). */
+  transport?: KubeTransport;
+  /** Host root holding proc/ and sys/ and statfs'd as `/` (node mode). Default `/`. */
+  hostRoot?: string;
+  /** Stop file as seen by this agent. Default: config.stopFilePath. */
+  stopFilePath?: string;
+  /** HTTP port: default config.metricsPort; 0 = ephemeral; null = no server (metrics via the handle). */
+  metricsPort?: number | null;
+  /** HTTP bind address; default `0.0.0.0`. */
+  metricsHost?: string;
+  /** Base logger (a child with node/revision/mode fields is made); default a JSON logger to stdout. */
+  logger?: winston.Logger;
+  clock?: Clock;
+  stopFileReader?: StopFileReader;
+  nodeFs?: NodeFs;
+  httpGetter?: HttpGetter;
+  /** Add process-wide metrics (CPU, memory, GC) to this agent's registry: only for one agent per process. */
+  processMetrics?: boolean;
+  /** Period of the node agent's GET of its own Node object; 0 disables. Default 300. */
+  nodeInfoRefreshSeconds?: number;
+  /** Cluster mode: Lease name; default leaseNameFor(identity.rollout). */
+  leaseName?: string;
+  /** Cluster mode: leader-election timings (client-go defaults 15 s / 10 s / 2 s). */
+  leaderElection?: { leaseDurationMs?: number; renewDeadlineMs?: number; retryPeriodMs?: number };
+  random?: () => number;
+}
+
+/** Status of a running agent (also served on /healthz). */
+export interface AgentStatus {
+  mode: AgentMode;
+  node: string | undefined;
+  pod: string;
+  revision: string;
+  metadataMode: string;
+  stopped: boolean;
+  stopReason: string;
+  details: Record<string, unknown>;
+}
+
+/** A running agent. */
+export interface AgentHandle {
+  readonly mode: AgentMode;
+  readonly identity: AgentIdentity;
+  readonly config: CollectorConfig;
+  readonly metrics: CollectorMetrics;
+  readonly killSwitch: KillSwitch;
+  readonly userAgent: string;
+  /** Bound HTTP port, or undefined without a server. */
+  readonly port: number | undefined;
+  status(): AgentStatus;
+  /**
+   * Graceful stop: ends the loops (a leader releases its Lease), then cancels whatever API call is
+   * left, stops polling the stop file and closes the HTTP server. Idempotent.
+   */
+  stop(): Promise<void>;
+  /** Settles when the agent has stopped: resolves after stop(), rejects if a loop failed (a bug). */
+  readonly done: Promise<void>;
+}
+
+const defaultStopFileReader: StopFileReader = { readFile: (p) => readFile(p, 'utf8') };
+
+/** Starts one agent. Rejects (before doing anything) on an invalid config or identity. */
+export async function startAgent(options: StartAgentOptions): Promise<AgentHandle> {
+  const config = parseCollectorConfig(options.config);
+  const { identity, mode } = options;
+  if (mode !== 'node' && mode !== 'cluster') throw new Error(`unknown mode ${String(mode)}: want node or cluster`);
+  if (mode === 'node' && !identity.nodeName) throw new Error('node mode needs identity.nodeName (NODE_NAME)');
+  if (!identity.revision) throw new Error('identity.revision (TRO_REVISION) is required: the stop file matches it');
+  const clock = options.clock ?? systemClock;
+  const fields = {
+    mode,
+    node: identity.nodeName,
+    pod: identity.podName,
+    revision: identity.revision,
+    rollout: identity.rollout,
+  };
+  const logger: Logger = options.logger
+    ? options.logger.child(Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)))
+    : createLogger(config.logLevel, fields);
+  const metrics = new CollectorMetrics({ processMetrics: options.processMetrics ?? false });
+  metrics.info.set({ mode, metadata_mode: mode === 'node' ? config.metadata.mode : 'ClusterWatcher', node: identity.nodeName ?? '', revision: identity.revision }, 1);
+  const userAgent = userAgentFor(mode, config, identity);
+
+  const killSwitch = new KillSwitch({
+    path: options.stopFilePath ?? config.stopFilePath,
+    revision: identity.revision,
+    reader: options.stopFileReader ?? defaultStopFileReader,
+    clock,
+    logger,
+  });
+  killSwitch.onChange((s) => metrics.stopped.set(s.stopped ? 1 : 0));
+  // Read the stop file before the first API call: an agent (re)started on a stopped node must not make
+  // even one request.
+  await killSwitch.poll();
+  metrics.stopped.set(killSwitch.isStopped() ? 1 : 0);
+  killSwitch.start();
+
+  let transport = options.transport;
+  if (!transport) {
+    const kc = options.kubeConfig ?? new KubeConfig();
+    if (!options.kubeConfig) kc.loadFromDefault();
+    transport = new ClientNodeTransport(kc, userAgent);
+  }
+  // Two lifetimes: `run` ends the loops (so a leader can still release its Lease), `client` then cancels
+  // any API call left.
+  const runCtl = new AbortController();
+  const clientCtl = new AbortController();
+  const backoff = backoffPolicyFromConfig(config.backoff);
+  const clientOptions = {
+    transport,
+    killSwitch,
+    backoff,
+    clock,
+    metrics,
+    logger,
+    signal: clientCtl.signal,
+    ...(options.random ? { random: options.random } : {}),
+  };
+  const api = new ApiClient({
+    ...clientOptions,
+    rateLimiter: new TokenBucket({ qps: config.apiRateLimit.qps, burst: config.apiRateLimit.burst, clock }),
+  });
+
+  const routes: Record<string, RouteHandler> = {
+    '/metrics': async () => ({ status: 200, body: await metrics.registry.metrics(), contentType: metrics.registry.contentType }),
+  };
+  let details: () => Record<string, unknown> = () => ({});
+  let loops: Promise<void>;
+  if (mode === 'node') {
+    const nodeName = identity.nodeName ?? '';
+    const nodeMetrics = new NodeMetrics(metrics.registry);
+    let podSource: PodSource;
+    if (config.metadata.mode === 'Naive') {
+      // DANGEROUS by design (see naive/source.ts): an unthrottled client for the cluster-wide lists.
+      const unthrottled = new ApiClient({ ...clientOptions, rateLimiter: null });
+      const naive = new NaivePodSource({
+        api: unthrottled,
+        killSwitch,
+        clock,
+        logger,
+        backoff,
+        nodeName,
+        relistSeconds: config.metadata.naiveRelistSeconds,
+        ...(options.random ? { random: options.random } : {}),
+      });
+      podSource = naive;
+      details = () => ({ naiveObjects: naive.objectCounts(), reflectors: naive.reflectors.map((r) => ({ ...r.stats })) });
+    } else {
+      podSource = new KubeletPodSource(
+        new KubeletClient({
+          baseURL: config.metadata.kubeletURL,
+          getter: options.httpGetter ?? fetchGetter,
+          metrics,
+          killSwitch,
+          tokenFile: '/var/run/secrets/kubernetes.io/serviceaccount/token',
+        }),
+      );
+    }
+    const agent = new NodeAgent({
+      config,
+      nodeName,
+      clock,
+      logger,
+      killSwitch,
+      api,
+      podSource,
+      nodeCollector: config.collect.node ? new NodeCollector(options.nodeFs ?? realNodeFs, nodePathsUnder(options.hostRoot ?? '/')) : null,
+      nodeMetrics,
+      nodeInfoRefreshMs: options.nodeInfoRefreshSeconds !== undefined ? options.nodeInfoRefreshSeconds * 1000 : NODE_INFO_REFRESH_MS,
+      backoff,
+      ...(options.random ? { random: options.random } : {}),
+    });
+    const inner = details;
+    details = () => ({ ...agent.status(), ...inner() });
+    loops = agent.run(runCtl.signal);
+  } else {
+    const agent = new ClusterAgent({
+      config,
+      api,
+      killSwitch,
+      clock,
+      logger,
+      backoff,
+      leaseNamespace: identity.podNamespace,
+      leaseName: options.leaseName ?? leaseNameFor(identity.rollout),
+      identity: identity.podName,
+      ...options.leaderElection,
+      ...(options.random ? { random: options.random } : {}),
+    });
+    Object.assign(routes, agent.routes());
+    details = () => ({ leader: agent.elector.isLeader(), holder: agent.elector.holder() ?? null, objects: agent.cache.counts(), reflectors: agent.stats() });
+    loops = agent.run(runCtl.signal);
+  }
+
+  const status = (): AgentStatus => ({
+    mode,
+    node: identity.nodeName,
+    pod: identity.podName,
+    revision: identity.revision,
+    metadataMode: mode === 'node' ? config.metadata.mode : 'ClusterWatcher',
+    stopped: killSwitch.isStopped(),
+    stopReason: killSwitch.state.detail,
+    details: details(),
+  });
+  // Always 200 while the process runs, also when the stop file idles the agent: a failing liveness
+  // probe would make the kubelet restart it, i.e. the crash loop the kill switch must avoid.
+  routes['/healthz'] = () => jsonReply(200, status());
+
+  let server: RunningServer | undefined;
+  const port = options.metricsPort === undefined ? config.metricsPort : options.metricsPort;
+  const stopEverything = async (): Promise<void> => {
+    clientCtl.abort(new ShutdownError());
+    await killSwitch.close();
+    await server?.close();
+  };
+  if (port !== null) {
+    try {
+      server = await startHttpServer({ host: options.metricsHost ?? '0.0.0.0', port, routes, logger });
+    } catch (err) {
+      runCtl.abort(new ShutdownError());
+      await loops.catch(() => undefined);
+      await stopEverything();
+      throw new Error(`cannot listen on ${options.metricsHost ?? '0.0.0.0'}:${port}`, { cause: err });
+    }
+  }
+  logger.info('collector agent started', { userAgent, metadataMode: status().metadataMode, port: server?.port, stopped: killSwitch.isStopped() });
+
+  let stopping: Promise<void> | undefined;
+  const done = loops.then(
+    async () => {
+      await stopEverything();
+      logger.info('collector agent stopped');
+    },
+    async (err: unknown) => {
+      logger.error('collector agent failed', { err: serializeError(err) });
+      runCtl.abort(new ShutdownError('agent failed'));
+      await stopEverything();
+      throw err;
+    },
+  );
+  // The handle's `done` is awaited by the caller; this keeps an unobserved failure from becoming an
+  // unhandled rejection before the caller gets to it.
+  done.catch(() => undefined);
+
+  return {
+    mode,
+    identity,
+    config,
+    metrics,
+    killSwitch,
+    userAgent,
+    port: server?.port,
+    status,
+    done,
+    stop: () => {
+      stopping ??= (async () => {
+        runCtl.abort(new ShutdownError());
+        await done.catch(() => undefined);
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** Reads and validates a config file (JSON or YAML; YAML is a superset of JSON). */
+export async function loadConfigFile(file: string): Promise<CollectorConfig> {
+  const text = await readFile(file, 'utf8');
+  let obj: unknown;
+  try {
+    obj = YAML.parse(text);
+  } catch (err) {
+    throw new Error(`${file}: not valid JSON or YAML`, { cause: err });
+  }
+  return parseCollectorConfig(obj ?? {}, file);
+}
+
+/**
+ * The container entry point (see the file comment). Env: TRO_MODE (node|cluster, default node),
+ * TRO_CONFIG (config file; defaults apply when unset), NODE_NAME, POD_NAME, POD_NAMESPACE, TRO_REVISION,
+ * TRO_ROLLOUT, KUBECONFIG (optional), TRO_HOST_ROOT (node mode; default /host when it exists, else /).
+ * Resolves when the agent stopped after SIGTERM/SIGINT.
+ */
+export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const mode = (env.TRO_MODE ?? 'node') as AgentMode;
+  const config = env.TRO_CONFIG ? await loadConfigFile(env.TRO_CONFIG) : parseCollectorConfig({});
+  const hostRoot = env.TRO_HOST_ROOT ?? (existsSync('/host/proc') ? '/host' : '/');
+  const identity: AgentIdentity = {
+    ...(env.NODE_NAME ? { nodeName: env.NODE_NAME } : {}),
+    podName: env.POD_NAME ?? env.HOSTNAME ?? 'collector',
+    podNamespace: env.POD_NAMESPACE ?? 'default',
+    revision: env.TRO_REVISION ?? '',
+    ...(env.TRO_ROLLOUT ? { rollout: env.TRO_ROLLOUT } : {}),
+  };
+  const logger = createLogger(config.logLevel, { mode, node: identity.nodeName, pod: identity.podName, revision: identity.revision });
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  const handle = await startAgent({ mode, config, identity, kubeConfig: kc, hostRoot: path.resolve(hostRoot), logger, processMetrics: true });
+  const onSignal = (sig: string) => {
+    logger.info('received signal, stopping', { signal: sig });
+    void handle.stop();
+  };
+  process.once('SIGTERM', () => onSignal('SIGTERM'));
+  process.once('SIGINT', () => onSignal('SIGINT'));
+  await handle.done;
+}
+
+// Run main() only when this file is the process entry point (not when imported by tests or the e2e
+// runtime).
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      process.stderr.write(`${JSON.stringify({ level: 'error', message: 'collector failed', err: serializeError(err) })}\n`);
+      process.exit(1);
+    },
+  );
+}
