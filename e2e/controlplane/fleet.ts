@@ -111,7 +111,10 @@ export interface FleetInfo {
   clusters: ClusterInfo[];
 }
 
-/** Handle of one running cluster. Fault controls act on the real processes. */
+/**
+ * Handle of one running cluster. Fault controls act on the real processes. A process that a restart
+ * starts belongs to the calling process: it is killed when that process dies (run e2e tests in band).
+ */
 export interface ClusterHandle {
   readonly name: string;
   readonly kubeconfigPath: string;
