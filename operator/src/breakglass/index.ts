@@ -1,0 +1,19 @@
+/**
+ * Break-glass building blocks (DESIGN.md, "Break-glass"), one import for the operator and the CLI:
+ *
+ * - stop file: {@link encodeStopFile}, {@link parseStopFile}, {@link writeFileAtomic};
+ * - transports: {@link BreakGlassTransport} with {@link LocalTransport}, {@link SshTransport},
+ *   {@link ExecTransport}, built from the spec by {@link transportFromSpec};
+ * - actions: {@link issueBreakGlass}, {@link clearBreakGlass}, {@link breakGlassStatus};
+ * - inventory: {@link ConfigMapInventoryStore} / {@link MemoryInventoryStore}, {@link makeInventory},
+ *   {@link exportInventory}, {@link loadInventoryFile}.
+ */
+export * from './stopfile.js';
+export * from './transport.js';
+export * from './maplimit.js';
+export * from './local.js';
+export * from './ssh.js';
+export * from './exec.js';
+export * from './inventory.js';
+export * from './breakglass.js';
+export * from './measure.js';

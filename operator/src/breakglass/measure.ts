@@ -1,0 +1,81 @@
+/**
+ * Measuring a break-glass round (write the stop file to N nodes, then clear it) through any
+ * transport, for reports and benchmarks (bench.ts). Measurements are returned as figures, never
+ * asserted on: timings depend on the machine.
+ */
+import { performance } from 'node:perf_hooks';
+import { encodeStopFile } from './stopfile.js';
+import { countOutcomes, type BreakGlassTransport, type NodeOutcome, type NodeTarget } from './transport.js';
+
+/** Options of {@link measureBreakGlass}. */
+export interface MeasureOptions {
+  transport: BreakGlassTransport;
+  nodes: readonly NodeTarget[];
+  /** The revision named in the stop file (default `bench000000`). */
+  revision?: string;
+  /** Also time the clear (default true). */
+  clear?: boolean;
+  /** Monotonic milliseconds (default performance.now). */
+  now?: () => number;
+}
+
+/** Figures of one round. */
+export interface BreakGlassFigures {
+  transport: string;
+  nodes: number;
+  concurrency: number;
+  /** Wall time from the start of the write to the last node's outcome. */
+  writeMs: number;
+  /** Same for the clear (undefined when not measured). */
+  clearMs?: number;
+  ok: number;
+  failed: number;
+  timedOut: number;
+  /** Per-node durations of the write: median, 99th percentile, maximum. */
+  nodeP50Ms: number;
+  nodeP99Ms: number;
+  nodeMaxMs: number;
+  /** Nodes written per second. */
+  nodesPerSecond: number;
+  /** The first few failure messages, to explain a bad round. */
+  sampleFailures: string[];
+}
+
+/** The q-quantile (0..1) of sorted values, nearest rank. */
+function quantile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
+
+/** Writes a stop file to every node through the transport (then clears it) and returns the figures. */
+export async function measureBreakGlass(opts: MeasureOptions): Promise<BreakGlassFigures> {
+  const now = opts.now ?? (() => performance.now());
+  const content = encodeStopFile({ rollout: 'bench/measure', revision: opts.revision ?? 'bench000000', reason: 'benchmark', issuedAt: new Date().toISOString() });
+  const t0 = now();
+  const outcomes: NodeOutcome[] = await opts.transport.write(opts.nodes, content);
+  const writeMs = now() - t0;
+  let clearMs: number | undefined;
+  if (opts.clear ?? true) {
+    const t1 = now();
+    await opts.transport.clear(opts.nodes);
+    clearMs = now() - t1;
+  }
+  const c = countOutcomes(outcomes);
+  const durations = outcomes.map((o) => o.durationMs).sort((a, b) => a - b);
+  const figures: BreakGlassFigures = {
+    transport: opts.transport.kind,
+    nodes: opts.nodes.length,
+    concurrency: opts.transport.concurrency,
+    writeMs: Math.round(writeMs),
+    ok: c.ok,
+    failed: c.failed,
+    timedOut: c.timedOut,
+    nodeP50Ms: quantile(durations, 0.5),
+    nodeP99Ms: quantile(durations, 0.99),
+    nodeMaxMs: durations.at(-1) ?? 0,
+    nodesPerSecond: writeMs > 0 ? Math.round((opts.nodes.length / writeMs) * 1000) : 0,
+    sampleFailures: outcomes.filter((o) => o.result !== 'ok').slice(0, 3).map((o) => `${o.node}: ${o.result} ${o.message ?? ''}`),
+  };
+  if (clearMs !== undefined) figures.clearMs = Math.round(clearMs);
+  return figures;
+}
