@@ -159,7 +159,7 @@ function watchBytesPerSecond(resource: keyof ReturnType<typeof collectionBytes>,
  * agent (× nodes) plus the cluster watcher (when enabled). Pure; never throws for non-negative sizes.
  */
 export function estimateApiLoad(config: CollectorConfig | CollectorConfigInput, size: ClusterSize): LoadEstimate {
-  const c = resolveConfig(config as CollectorConfigInput);
+  const c = resolveConfig(config);
   const s: Required<ClusterSize> = {
     ...size,
     podChurnPerSecond: size.podChurnPerSecond ?? size.pods * MODEL.churnPerPodPerSecond,
