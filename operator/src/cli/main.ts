@@ -1,0 +1,50 @@
+/**
+ * `kubectl-tro` with the real world plugged in: process streams, the system clock, Ctrl-C, and the
+ * client-node connection, which is imported only when a command needs the cluster (loading it takes
+ * most of a second; `validate` and `--help` stay instant).
+ */
+import { readFileSync } from 'node:fs';
+import { run, type CliDeps } from './program.js';
+
+/** Sleeps `ms`, resolving early when `signal` aborts (a watch then ends cleanly). */
+export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/**
+ * Runs the plugin on `argv` (the arguments after the program name) and returns the exit code. The first
+ * Ctrl-C ends a watch cleanly; a second one exits at once with 130.
+ */
+export async function main(argv: string[]): Promise<number> {
+  const interrupt = new AbortController();
+  const onSigint = () => {
+    if (interrupt.signal.aborted) process.exit(130);
+    interrupt.abort();
+  };
+  process.on('SIGINT', onSigint);
+  const deps: CliDeps = {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+    now: () => new Date(),
+    random: Math.random,
+    sleep: abortableSleep,
+    signal: interrupt.signal,
+    connect: async (o) => (await import('./client.js')).connect(o),
+    readStdin: () => readFileSync(0, 'utf8'),
+  };
+  try {
+    return await run(argv, deps);
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}

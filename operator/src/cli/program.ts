@@ -1,0 +1,329 @@
+/**
+ * The `kubectl-tro` command line: a commander program whose commands work through injected
+ * dependencies ({@link CliDeps}: output streams, clock, the API connection, Ctrl-C), so the whole
+ * program runs in unit tests against a fake API. {@link run} never throws and never exits the process:
+ * it returns the exit code (see errors.ts for the table), having written one clear line to stderr for
+ * any failure (the stack only with TRO_DEBUG=1).
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { stringify } from 'yaml';
+import { findRepoRoot } from '../api/crd.js';
+import type { TelemetryRollout } from '../api/types.generated.js';
+import type { Connection, ConnectOptions } from './client.js';
+import { abortValue, expectedEffect, isDone, pausePatch, REQUEST_ANNOTATIONS, requestId, requestPatch, type RequestKind } from './controls.js';
+import { CliError, EXIT, EXIT_CODES_HELP, oneLine } from './errors.js';
+import { redactString } from '../util/logging.js';
+import { renderHistory, renderList, renderRollout, stripAnsi, useColor } from './render.js';
+import { renderValidation, validateFiles } from './validatefiles.js';
+
+/** Where the program writes. `isTTY` decides colour and screen redraws. */
+export interface Output {
+  write(text: string): unknown;
+  isTTY?: boolean;
+}
+
+/** Everything the program needs from the outside world. */
+export interface CliDeps {
+  stdout: Output;
+  stderr: Output;
+  /** Environment (NO_COLOR, TRO_DEBUG). */
+  env: Record<string, string | undefined>;
+  now: () => Date;
+  /** [0, 1), for request ids. */
+  random: () => number;
+  /** Waits `ms`, resolving early (never rejecting) when `signal` aborts. */
+  sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** Aborted on Ctrl-C: a watch then ends with exit 0. */
+  signal: AbortSignal;
+  /** Opens the connection to the management cluster (loads client-node lazily in production). */
+  connect: (o: ConnectOptions) => Promise<Connection>;
+  /** The text of `-f -`. */
+  readStdin: () => string;
+}
+
+/** The output formats of `-o`. */
+export const OUTPUT_FORMATS = ['text', 'json', 'yaml'] as const;
+
+/** One of {@link OUTPUT_FORMATS}. */
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
+/** The global options, as commander parses them. */
+interface GlobalOptions {
+  kubeconfig?: string;
+  context?: string;
+  namespace?: string;
+  output: OutputFormat;
+  requestTimeout: number;
+}
+
+function positiveSeconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number of seconds');
+  return n;
+}
+
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(join(findRepoRoot(), 'package.json'), 'utf8')) as { version?: string }).version ?? 'unknown';
+  } catch {
+    // The version is informational; a missing package.json must not break the plugin.
+    return 'unknown';
+  }
+}
+
+const HELP_AFTER = `
+Examples:
+  kubectl tro list -A
+  kubectl tro get collector-v2 --watch
+  kubectl tro get collector-v2 -o yaml
+  kubectl tro pause collector-v2
+  kubectl tro abort collector-v2 --reason "p99 regression on prod-east-1"
+  kubectl tro validate -f config/samples/
+
+Colour is used only on a terminal, and never when NO_COLOR is set. TRO_DEBUG=1 prints stack traces.
+
+${EXIT_CODES_HELP}
+`;
+
+/** Serialises an object for `-o json|yaml`. */
+function serialize(format: Exclude<OutputFormat, 'text'>, value: unknown): string {
+  return format === 'json' ? `${JSON.stringify(value, null, 2)}\n` : stringify(value);
+}
+
+/** The program and the exit code its last action asked for (0 unless an action set one). */
+export interface BuiltProgram {
+  program: Command;
+  exitCode(): number;
+}
+
+/** Builds the program; `deps` receive all I/O. */
+export function buildProgram(deps: CliDeps): BuiltProgram {
+  const color = useColor(deps.stdout.isTTY, deps.env);
+  const out = (text: string) => deps.stdout.write(color ? text : stripAnsi(text));
+  const globals = (cmd: Command): GlobalOptions => cmd.optsWithGlobals<GlobalOptions>();
+  const open = (g: GlobalOptions): Promise<Connection> =>
+    deps.connect({
+      ...(g.kubeconfig !== undefined ? { kubeconfig: g.kubeconfig } : {}),
+      ...(g.context !== undefined ? { context: g.context } : {}),
+      ...(g.namespace !== undefined ? { namespace: g.namespace } : {}),
+      requestTimeoutSeconds: g.requestTimeout,
+    });
+  let exitCode: number = EXIT.ok;
+
+  const program = new Command('kubectl-tro')
+    .description('Follow and control TelemetryRollouts (telemetry.rollout.dev/v1alpha1) from a terminal; also as `kubectl tro`.')
+    .version(packageVersion(), '--version')
+    .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config)')
+    .option('--context <name>', 'kubeconfig context (default: the current one)')
+    .option('-n, --namespace <namespace>', "namespace (default: the context's, else default)")
+    .addOption(new Option('-o, --output <format>', 'output format').choices(OUTPUT_FORMATS).default('text'))
+    .addOption(new Option('--request-timeout <seconds>', 'timeout of each API request').argParser(positiveSeconds).default(10))
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => deps.stdout.write(s),
+      writeErr: (s) => deps.stderr.write(s),
+    })
+    .addHelpText('after', HELP_AFTER);
+
+  program
+    .command('get')
+    .description('show a rollout as a tree: stages → clusters → node steps, with gate measurements beside their thresholds')
+    .argument('<name>', 'the TelemetryRollout')
+    .option('-w, --watch', 'keep showing it as it changes (polls; Ctrl-C to stop)')
+    .option('--until-done', 'with --watch: stop when the rollout is Succeeded (exit 0), RolledBack or Failed (exit 1)')
+    .addOption(new Option('--interval <seconds>', 'poll interval of --watch').argParser(positiveSeconds).default(2))
+    .action(async (name: string, o: { watch?: boolean; untilDone?: boolean; interval: number }, cmd: Command) => {
+      const g = globals(cmd);
+      const c = await open(g);
+      const namespace = c.namespace;
+      if (!o.watch && !o.untilDone) {
+        const ro = await c.api.get(namespace, name);
+        out(g.output === 'text' ? renderRollout(ro, { color, now: deps.now() }) : serialize(g.output, ro));
+        return;
+      }
+      exitCode = await watch(c, namespace, name, { ...o, untilDone: o.untilDone === true }, g.output);
+    });
+
+  /** Polls the rollout, rendering each new resourceVersion; see `get --watch`. */
+  async function watch(c: Connection, namespace: string, name: string, o: { untilDone: boolean; interval: number }, format: OutputFormat): Promise<number> {
+    let lastVersion: string | undefined;
+    let shown = 0;
+    let failing = false;
+    while (!deps.signal.aborted) {
+      let ro: TelemetryRollout | undefined;
+      try {
+        ro = await c.api.get(namespace, name);
+        if (failing) deps.stderr.write('reconnected\n');
+        failing = false;
+      } catch (err) {
+        // Before the first answer an unreachable server is an error like any other; once watching,
+        // a management-cluster blip must not end the watch: say so once and keep polling.
+        if (!(err instanceof CliError) || err.exitCode !== EXIT.unreachable || shown === 0) throw err;
+        if (!failing) deps.stderr.write(`warning: ${err.message}; retrying every ${o.interval}s\n`);
+        failing = true;
+      }
+      if (ro && ro.metadata?.resourceVersion !== lastVersion) {
+        lastVersion = ro.metadata?.resourceVersion;
+        if (format === 'text') {
+          const tree = renderRollout(ro, { color, now: deps.now() });
+          if (deps.stdout.isTTY) out(`\x1b[H\x1b[2J${paintHeader(name, deps.now())}\n${tree}`);
+          else out(`${shown ? '\n' : ''}${tree}`);
+        } else {
+          out(format === 'yaml' && shown ? `---\n${serialize(format, ro)}` : serialize(format, ro));
+        }
+        shown++;
+      }
+      if (ro && o.untilDone && isDone(ro)) {
+        const phase = ro.status?.phase ?? '';
+        if (phase === 'Succeeded') return EXIT.ok;
+        deps.stderr.write(`rollout ${name} ended ${phase}${ro.status?.reason ? ` (${ro.status.reason})` : ''}\n`);
+        return EXIT.failed;
+      }
+      await deps.sleep(o.interval * 1000, deps.signal);
+    }
+    return EXIT.ok;
+  }
+
+  const paintHeader = (name: string, now: Date) => `kubectl tro get ${name} --watch   ${now.toISOString()}   (Ctrl-C to stop)`;
+
+  program
+    .command('list')
+    .alias('ls')
+    .description('list rollouts in the namespace, or in all namespaces with -A')
+    .option('-A, --all-namespaces', 'every namespace')
+    .action(async (o: { allNamespaces?: boolean }, cmd: Command) => {
+      const g = globals(cmd);
+      const c = await open(g);
+      const all = o.allNamespaces === true;
+      const items = await c.api.list(all ? undefined : c.namespace);
+      if (g.output !== 'text') {
+        out(serialize(g.output, { apiVersion: 'v1', kind: 'List', items }));
+        return;
+      }
+      if (!items.length) deps.stderr.write(all ? 'No TelemetryRollouts found.\n' : `No TelemetryRollouts found in namespace ${c.namespace}.\n`);
+      else out(renderList(items, { color, now: deps.now(), allNamespaces: all }));
+    });
+
+  /** The text report of a control request. */
+  const reportControl = (ro: TelemetryRollout, done: string, effect: string) =>
+    `telemetryrollout "${ro.metadata?.name ?? ''}" in namespace "${ro.metadata?.namespace ?? ''}": ${done}\nthe operator will: ${effect}\n`;
+
+  for (const [verb, paused] of [
+    ['pause', true],
+    ['resume', false],
+  ] as const) {
+    program
+      .command(verb)
+      .description(paused ? 'pause the rollout (spec.paused=true): no further node step or cluster starts' : 'resume a rollout paused with pause (spec.paused=false)')
+      .argument('<name>', 'the TelemetryRollout')
+      .action(async (name: string, _o: unknown, cmd: Command) => {
+        const g = globals(cmd);
+        const c = await open(g);
+        const ro = await c.api.patch(c.namespace, name, pausePatch(paused));
+        if (g.output !== 'text') out(serialize(g.output, ro));
+        else out(reportControl(ro, `spec.paused set to ${paused}`, expectedEffect(verb, ro)));
+      });
+  }
+
+  const requestCommand = (kind: RequestKind, description: string) =>
+    program
+      .command(kind)
+      .description(`${description} (sets the ${REQUEST_ANNOTATIONS[kind]} annotation to a fresh value; the operator acts once per value)`)
+      .argument('<name>', 'the TelemetryRollout');
+  const sendRequest = async (kind: RequestKind, name: string, cmd: Command, reason?: string) => {
+    const g = globals(cmd);
+    const c = await open(g);
+    const id = requestId(deps.now(), deps.random);
+    const value = kind === 'abort' ? abortValue(id, reason) : id;
+    const ro = await c.api.patch(c.namespace, name, requestPatch(kind, value));
+    if (g.output !== 'text') out(serialize(g.output, ro));
+    else out(reportControl(ro, `${kind} requested (${REQUEST_ANNOTATIONS[kind]}=${JSON.stringify(value)})`, expectedEffect(kind, ro)));
+  };
+  requestCommand('abort', 'halt the rollout and roll back')
+    .option('--reason <text>', 'why; recorded in the annotation value and the rollout history')
+    .action((name: string, o: { reason?: string }, cmd: Command) => sendRequest('abort', name, cmd, o.reason));
+  requestCommand('retry', 'retry a Failed/RolledBack rollout from the start, or a gate-paused one after resetting failure counts').action(
+    (name: string, _o: unknown, cmd: Command) => sendRequest('retry', name, cmd),
+  );
+  requestCommand('promote', 'end the current bake early (a passing gate is still required)').action((name: string, _o: unknown, cmd: Command) =>
+    sendRequest('promote', name, cmd),
+  );
+
+  program
+    .command('history')
+    .description("show the rollout's history (status.history, oldest first)")
+    .argument('<name>', 'the TelemetryRollout')
+    .action(async (name: string, _o: unknown, cmd: Command) => {
+      const g = globals(cmd);
+      const c = await open(g);
+      const ro = await c.api.get(c.namespace, name);
+      const history = ro.status?.history ?? [];
+      if (g.output !== 'text') out(serialize(g.output, history));
+      else if (!history.length) deps.stderr.write(`No history recorded for ${name} yet.\n`);
+      else out(renderHistory(history, { color, now: deps.now() }));
+    });
+
+  program
+    .command('validate')
+    .description('validate TelemetryRollout manifests offline, with the same rules as the CRD (multi-document YAML, directories, - for stdin)')
+    .requiredOption('-f, --filename <file...>', 'manifest file(s) or directories')
+    .action(async (o: { filename: string[] }, cmd: Command) => {
+      const g = globals(cmd);
+      const results = validateFiles(o.filename, deps.readStdin);
+      if (g.output !== 'text') out(serialize(g.output, results));
+      else out(renderValidation(results));
+      const rollouts = results.filter((r) => r.result !== 'skipped');
+      if (!rollouts.length) {
+        deps.stderr.write(`error: no TelemetryRollout documents in ${o.filename.join(', ')}\n`);
+        exitCode = EXIT.failed;
+      } else if (rollouts.some((r) => r.result === 'invalid')) {
+        exitCode = EXIT.failed;
+      }
+    });
+
+  const unavailable = (what: string) => {
+    throw new CliError(`${what} is not available in this build: the break-glass library (operator/src/breakglass) does not provide it yet`, EXIT.unavailable);
+  };
+  program
+    .command('break-glass')
+    .description('stop the agents of a cluster through node-local stop files, without its API server (offline)')
+    .argument('<cluster>', 'the target cluster')
+    .option('--inventory <file>', 'node inventory exported earlier with `inventory export`')
+    .option('--rollout <name>', 'the rollout whose revision to stop')
+    .option('--revision <hash>', 'the revision to stop (default: every revision, "*")')
+    .option('--reason <text>', 'why; written into the stop file')
+    .option('--clear', 'remove the stop files instead of writing them')
+    .action(() => unavailable('break-glass'));
+  program
+    .command('inventory')
+    .description('node inventories cached for break-glass')
+    .command('export')
+    .description("write a cluster's cached node inventory to a file, for break-glass without the management cluster")
+    .argument('<cluster>', 'the target cluster')
+    .option('--file <path>', 'where to write it (default: stdout)')
+    .action(() => unavailable('inventory export'));
+
+  return { program, exitCode: () => exitCode };
+}
+
+/** Runs the program on `argv` (the arguments after the program name) and returns the exit code. */
+export async function run(argv: string[], deps: CliDeps): Promise<number> {
+  const built = buildProgram(deps);
+  try {
+    await built.program.parseAsync(argv, { from: 'user' });
+    return built.exitCode();
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander has already printed its one-line message (or the help/version text).
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return EXIT.ok;
+      return EXIT.usage;
+    }
+    const cli = err instanceof CliError ? err : undefined;
+    deps.stderr.write(`error: ${cli ? cli.message : redactString(oneLine(err))}\n`);
+    if (deps.env.TRO_DEBUG === '1' && err instanceof Error && err.stack) deps.stderr.write(`${err.stack}\n`);
+    return cli ? cli.exitCode : EXIT.failed;
+  }
+}

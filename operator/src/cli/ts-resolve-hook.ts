@@ -1,0 +1,38 @@
+/**
+ * A synchronous module resolve hook (`module.registerHooks`) that lets Node's type stripping run our
+ * TypeScript sources directly. The sources import siblings as `./x.js` (NodeNext style, which tsc and
+ * jest need), but on disk there is only `./x.ts`, and Node does not map one to the other. The hook
+ * retries such a specifier with `.ts` when, and only when, the plain resolution failed with
+ * ERR_MODULE_NOT_FOUND, the specifier is relative, and the importer is itself a `.ts` file; anything
+ * else (packages, a genuinely missing file, compiled `.js` code) resolves exactly as without the hook.
+ *
+ * This module must not import anything relative itself: it is loaded before the hook exists.
+ */
+import type { ResolveFnOutput, ResolveHookContext } from 'node:module';
+
+/** The `nextResolve` a synchronous resolve hook receives. */
+export type NextResolve = (specifier: string, context?: Partial<ResolveHookContext>) => ResolveFnOutput;
+
+function isModuleNotFound(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 'ERR_MODULE_NOT_FOUND';
+}
+
+/**
+ * The resolve hook (see the file comment). When the `.ts` sibling does not exist either, the original
+ * error is rethrown, so the message names the specifier the code actually wrote.
+ */
+export function resolveTsFallback(specifier: string, context: ResolveHookContext, nextResolve: NextResolve): ResolveFnOutput {
+  try {
+    return nextResolve(specifier, context);
+  } catch (err) {
+    const relative = specifier.startsWith('./') || specifier.startsWith('../');
+    const fromTs = context.parentURL?.endsWith('.ts') ?? false;
+    if (!relative || !fromTs || !specifier.endsWith('.js') || !isModuleNotFound(err)) throw err;
+    try {
+      return nextResolve(`${specifier.slice(0, -3)}.ts`, context);
+    } catch (tsErr) {
+      if (isModuleNotFound(tsErr)) throw err;
+      throw tsErr;
+    }
+  }
+}
