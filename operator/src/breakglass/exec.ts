@@ -135,8 +135,10 @@ export class ExecTransport implements BreakGlassTransport {
           if (action === 'clear' && r.stdout.includes(LEFT_IN_PLACE_MARKER)) return { ok: true, message: 'left in place: the stop file names another revision' };
           return { ok: true };
         }
-        const how = r.exitCode !== null ? `exit ${r.exitCode}` : `signal ${r.exitSignal ?? '?'}`;
         const stderr = r.stderr.trim();
+        // Killed by our timer or the caller: runPerNode words the outcome; only the command's own words are added.
+        if (r.killed) return stderr === '' ? { ok: false } : { ok: false, message: stderr };
+        const how = r.exitCode !== null ? `exit ${r.exitCode}` : `signal ${r.exitSignal ?? '?'}`;
         return { ok: false, message: `${file} failed (${how})${stderr ? `: ${stderr}` : ''}` };
       },
     );

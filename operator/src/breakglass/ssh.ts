@@ -226,7 +226,8 @@ function sshResult(r: ChildResult, address: string): NodeOpResult {
   if (r.exitCode === 0) {
     return r.stdout.includes(LEFT_IN_PLACE_MARKER) ? { ok: true, message: 'left in place: the stop file names another revision' } : { ok: true };
   }
-  if (r.killed) return { ok: false, message: stderr === '' ? 'killed' : stderr };
+  // Killed by our timer or the caller: runPerNode words the outcome; only ssh's own words are added.
+  if (r.killed) return stderr === '' ? { ok: false } : { ok: false, message: stderr };
   if (r.exitCode === 255) {
     const hostKey = /host key verification failed|remote host identification has changed|no \S+ host key is known/i.test(stderr);
     return { ok: false, message: `${hostKey ? 'host key verification failed for ' : 'ssh to '}${address}: ${stderr || 'exit 255'}` };

@@ -21,7 +21,7 @@ function controlledOp() {
       };
       pending.set(node.name, { resolve: done });
       // Like a killed process: the op ends with a failure once its signal aborts.
-      signal.addEventListener('abort', () => done({ ok: false, message: 'killed' }), { once: true });
+      signal.addEventListener('abort', () => done({ ok: false }), { once: true });
     });
   return {
     op,
@@ -63,7 +63,7 @@ describe('runPerNode', () => {
     const outcomes = await run;
     expect(outcomes).toEqual([
       { node: 'node-0', result: 'ok', durationMs: 0 },
-      { node: 'node-1', result: 'timedOut', message: 'no result within 5s; killed (killed)', durationMs: 5_000 },
+      { node: 'node-1', result: 'timedOut', message: 'no result within 5s; killed', durationMs: 5_000 },
       { node: 'node-2', result: 'failed', message: 'exit 1', durationMs: 2_000 },
     ]);
     expect(clock.pendingTimers()).toBe(0);
