@@ -24,7 +24,7 @@ export default {
       testMatch: ['<rootDir>/e2e/**/*.e2e.test.ts'],
       globalSetup: '<rootDir>/e2e/jest/global-setup.ts',
       globalTeardown: '<rootDir>/e2e/jest/global-teardown.ts',
-      testTimeout: 600000,
+      setupFilesAfterEnv: ['<rootDir>/e2e/jest/setup-timeout.ts'],
     },
   ],
 };

@@ -48,4 +48,6 @@ export function targetClusters(specs: readonly ClusterSpec[]): string[] {
  */
 export const DEFAULT_E2E_EXTRA_USERS: ReadonlyArray<{ name: string; groups?: string[] }> = [
   { name: 'system:serviceaccount:telemetry-system:telemetry-rollout-operator' },
+  // The operator's ServiceAccount in the management cluster (config/rbac, namespace of config/kustomization).
+  { name: 'system:serviceaccount:telemetry-rollout-system:telemetry-rollout-operator' },
 ];

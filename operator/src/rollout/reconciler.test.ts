@@ -233,7 +233,7 @@ describe('RolloutReconciler: controls', () => {
     expect(rolledBack).toEqual(['b', 'a']);
     for (const n of ['a', 'b', 'c']) {
       expect(w.cluster(n).labelCounts()).toEqual({ '': 10 });
-      expect([...w.cluster(n).objects.keys()]).toEqual([]);
+      expect([...w.cluster(n).objects.keys()]).toEqual(n === 'c' ? [] : ['Namespace//telemetry-system']);
     }
     expect(st.clusters?.find((c) => c.name === 'c')?.phase).toBe('Pending');
     expect(cond(w, 'Ready')).toMatchObject({ status: 'False', reason: 'RolledBack' });

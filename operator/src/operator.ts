@@ -1,0 +1,160 @@
+/**
+ * Builds the operator from its parts: informers on TelemetryRollouts and on the targets' kubeconfig
+ * Secrets, one work queue, the rollout reconciler with its real collaborators (cluster clients from
+ * Secrets, status writer, events, gates, break-glass), leader election and the manager's HTTP endpoints.
+ * `main.ts` runs it as a process; tests build it with their own options.
+ */
+import { CustomObjectsApi, type KubeConfig, type KubernetesObject, type V1Secret } from '@kubernetes/client-node';
+import type { TelemetryRollout } from './api/types.generated.js';
+import { GROUP, PLURAL, VERSION } from './api/crd.js';
+import { SecretClusterClientFactory, type SecretReader } from './cluster/factory.js';
+import { clusterRequestCounter } from './cluster/metrics.js';
+import { ApiEventSink, KubeEventRecorder, KubeStatusWriter } from './cluster/status.js';
+import { Informer, customResourceSource, secretSource, splitKey } from './controller/informer.js';
+import { KubeLeaseClient } from './controller/leaderelection.js';
+import { Manager } from './controller/manager.js';
+import { ControllerMetrics } from './controller/metrics.js';
+import { requestOptions } from './controller/kube.js';
+import { WorkQueue } from './controller/workqueue.js';
+import { ControlPlaneGateEvaluator } from './gates/evaluator.js';
+import type { BreakGlassActuator, GateEvaluator, InventoryRecorder } from './rollout/interfaces.js';
+import { RolloutReconciler, type RolloutReader } from './rollout/reconciler.js';
+import type { Clock } from './util/clock.js';
+import { SystemClock } from './util/clock.js';
+import type { Logger } from './util/logging.js';
+
+/** A TelemetryRollout as the informer holds it (client-node's KubernetesObject shape). */
+type RolloutObject = KubernetesObject & Pick<TelemetryRollout, 'spec' | 'status'>;
+
+/** The Lease operator replicas elect a leader on. */
+export const LEADER_LEASE_NAME = 'telemetry-rollout-operator';
+
+/** Options of {@link buildOperator}. */
+export interface OperatorOptions {
+  /** The management cluster (where TelemetryRollouts and kubeconfig Secrets live). */
+  kubeConfig: KubeConfig;
+  logger: Logger;
+  clock?: Clock;
+  /** Reconcile rollouts of this namespace only (WATCH_NAMESPACE); all namespaces when absent. */
+  namespace?: string;
+  /** Lease-based leader election; absent: this process always leads (development). */
+  leaderElection?: { namespace: string; identity: string; leaseDurationSeconds?: number; renewDeadlineSeconds?: number; retryPeriodSeconds?: number };
+  healthPort?: number;
+  metricsPort?: number;
+  host?: string;
+  /** Concurrent reconciles of different rollouts (default 4). */
+  workers?: number;
+  /** Replaces the default ControlPlaneGateEvaluator. */
+  gates?: GateEvaluator;
+  breakGlass?: BreakGlassActuator;
+  inventory?: InventoryRecorder;
+  /** Timeout of management-cluster requests (default 10 s). */
+  requestTimeoutMs?: number;
+  /** Informer resync period (default 600 s). */
+  resyncSeconds?: number;
+}
+
+/** The assembled operator. */
+export interface Operator {
+  manager: Manager;
+  reconciler: RolloutReconciler;
+  metrics: ControllerMetrics;
+  queue: WorkQueue;
+}
+
+/**
+ * Reads rollouts straight from the API server, not the informer cache: a pass must start from the
+ * object its previous status write produced, or its own write would conflict every time. One GET per
+ * pass on the management cluster is cheap; the informer is there to trigger passes.
+ */
+class DirectRolloutReader implements RolloutReader {
+  private readonly api: CustomObjectsApi;
+  constructor(kc: KubeConfig, private readonly timeoutMs: number) {
+    this.api = kc.makeApiClient(CustomObjectsApi);
+  }
+  async get(namespace: string, name: string): Promise<TelemetryRollout | undefined> {
+    try {
+      return (await this.api.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name }, requestOptions(AbortSignal.timeout(this.timeoutMs)))) as TelemetryRollout;
+    } catch (err) {
+      if ((err as { code?: number }).code === 404) return undefined;
+      throw new Error(`get TelemetryRollout ${namespace}/${name}`, { cause: err });
+    }
+  }
+}
+
+/** Wires the operator. Nothing runs until `manager.start()`. */
+export function buildOperator(o: OperatorOptions): Operator {
+  const clock = o.clock ?? new SystemClock();
+  const logger = o.logger;
+  const metrics = new ControllerMetrics({ defaultMetrics: true });
+  const requests = clusterRequestCounter(metrics.registry);
+  const timeoutMs = o.requestTimeoutMs ?? 10_000;
+  const scope = o.namespace ? { namespace: o.namespace } : {};
+
+  const rollouts = new Informer<RolloutObject>({
+    name: 'telemetryrollouts',
+    newSource: customResourceSource(o.kubeConfig, { group: GROUP, version: VERSION, plural: PLURAL, ...scope }),
+    clock,
+    logger,
+    resyncSeconds: o.resyncSeconds ?? 600,
+  });
+  const secrets = new Informer<V1Secret>({ name: 'secrets', newSource: secretSource(o.kubeConfig, scope), clock, logger, resyncSeconds: o.resyncSeconds ?? 600 });
+  const queue = new WorkQueue({ clock, name: 'telemetryrollouts' });
+  metrics.trackQueue(queue);
+
+  // Handlers only enqueue (a throwing handler would be an unhandled rejection inside client-node).
+  rollouts.addHandler((e) => {
+    const { namespace, name } = splitKey(e.key);
+    if (e.type === 'delete') metrics.deleteRollout(namespace ?? 'default', name);
+    else queue.add(e.key);
+  });
+  // A changed kubeconfig Secret (rotation, a new cluster for a selector) re-reconciles the rollouts of its namespace.
+  secrets.addHandler((e) => {
+    const ns = e.obj.metadata?.namespace;
+    for (const r of rollouts.list(ns)) queue.add(`${r.metadata?.namespace ?? 'default'}/${r.metadata?.name ?? ''}`);
+  });
+
+  const reader: SecretReader = {
+    get: async (namespace, name) => secrets.get(`${namespace}/${name}`),
+    list: async (namespace) => secrets.list(namespace),
+  };
+  const factory = new SecretClusterClientFactory({ reader, clientOptions: { requests, logger, clock, timeoutMs } });
+  const reconciler = new RolloutReconciler({
+    rollouts: new DirectRolloutReader(o.kubeConfig, timeoutMs),
+    clusters: factory,
+    gates: o.gates ?? new ControlPlaneGateEvaluator({ clock, registry: metrics.registry }),
+    status: new KubeStatusWriter(o.kubeConfig, { requests, timeoutMs }),
+    events: new KubeEventRecorder(new ApiEventSink(o.kubeConfig, { requests, timeoutMs }), { clock, logger }),
+    clock,
+    logger,
+    ...(o.breakGlass ? { breakGlass: o.breakGlass } : {}),
+    ...(o.inventory ? { inventory: o.inventory } : {}),
+  });
+
+  const manager = new Manager({
+    logger,
+    clock,
+    metrics,
+    ...(o.leaderElection
+      ? { leaderElection: { name: LEADER_LEASE_NAME, leaseClient: new KubeLeaseClient(o.kubeConfig), ...o.leaderElection } }
+      : {}),
+    ...(o.healthPort !== undefined ? { healthPort: o.healthPort } : {}),
+    ...(o.metricsPort !== undefined ? { metricsPort: o.metricsPort } : {}),
+    ...(o.host ? { host: o.host } : {}),
+  });
+  manager.addInformer(rollouts);
+  manager.addInformer(secrets);
+  manager.addController({
+    name: 'telemetryrollout',
+    queue,
+    workers: o.workers ?? 4,
+    reconcile: async (key) => {
+      const result = await reconciler.reconcile(key);
+      const { namespace, name } = splitKey(key);
+      const phase = rollouts.get(key)?.status?.phase;
+      if (phase) metrics.setRolloutPhase(namespace ?? 'default', name, phase);
+      return result;
+    },
+  });
+  return { manager, reconciler, metrics, queue };
+}
