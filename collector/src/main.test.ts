@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import winston from 'winston';
 import { ConfigError } from './errors.js';
-import { leaseNameFor, loadConfigFile, startAgent, userAgentFor, type AgentHandle } from './main.js';
+import { expandEnv, leaseNameFor, loadConfigFile, startAgent, userAgentFor, type AgentHandle } from './main.js';
 import { resolveConfig } from './config.js';
 import { writeFakeHostRoot } from './node/procfs.js';
 import { FakeApiServer } from './testing/fakeapiserver.js';
@@ -179,6 +179,12 @@ describe('helpers', () => {
       'telemetry-collector/0.1.0 (mode=node; metadata=Naive; node=n1; revision=abc)',
     );
     expect(userAgentFor('cluster', c, { podName: 'w-0', podNamespace: 'ns', revision: 'abc' })).toBe('telemetry-collector/0.1.0 (mode=cluster; pod=w-0; revision=abc)');
+  });
+
+  it('expandEnv fills ${VAR} from env and refuses unset variables', () => {
+    expect(expandEnv('http://${HOST_IP}:10255', { HOST_IP: '10.0.0.7' })).toBe('http://10.0.0.7:10255');
+    expect(expandEnv('http://127.0.0.1:10255', {})).toBe('http://127.0.0.1:10255');
+    expect(() => expandEnv('http://${HOST_IP}:10255', {})).toThrow('HOST_IP');
   });
 
   it('leaseNameFor derives a DNS-safe name from the rollout', () => {

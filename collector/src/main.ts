@@ -30,7 +30,7 @@ import { CollectorMetrics } from './metrics.js';
 import { NaivePodSource } from './naive/source.js';
 import { KubeletPodSource, NODE_INFO_REFRESH_MS, NodeAgent, type PodSource } from './node/agent.js';
 import { NodeMetrics } from './node/metrics.js';
-import { NodeCollector, nodePathsUnder, realNodeFs, type NodeFs } from './node/procfs.js';
+import { NodeCollector, nodePathsUnder, realNodeFs, type NodeFs, type NodePaths } from './node/procfs.js';
 import { TokenBucket } from './ratelimit.js';
 import { ClientNodeTransport, type KubeTransport } from './transport.js';
 
@@ -88,8 +88,10 @@ export interface StartAgentOptions {
   kubeConfig?: KubeConfig;
   /** Replaces the KubeConfig-based transport (tests). */
   transport?: KubeTransport;
-  /** Host root holding proc/ and sys/ and statfs'd as `/` (node mode). Default `/`. */
+  /** Host root holding proc/ and sys/ and statfs'd as `/` (node mode; the e2e fake-node layout). Default `/`. */
   hostRoot?: string;
+  /** Explicit node paths (node mode); wins over hostRoot. */
+  nodePaths?: NodePaths;
   /** Stop file as seen by this agent. Default: config.stopFilePath. */
   stopFilePath?: string;
   /** HTTP port: default config.metricsPort; 0 = ephemeral; null = no server (metrics via the handle). */
@@ -252,7 +254,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
       killSwitch,
       api,
       podSource,
-      nodeCollector: config.collect.node ? new NodeCollector(options.nodeFs ?? realNodeFs, nodePathsUnder(options.hostRoot ?? '/')) : null,
+      nodeCollector: config.collect.node ? new NodeCollector(options.nodeFs ?? realNodeFs, options.nodePaths ?? nodePathsUnder(options.hostRoot ?? '/')) : null,
       nodeMetrics,
       nodeInfoRefreshMs: options.nodeInfoRefreshSeconds !== undefined ? options.nodeInfoRefreshSeconds * 1000 : NODE_INFO_REFRESH_MS,
       backoff,
@@ -363,15 +365,36 @@ export async function loadConfigFile(file: string): Promise<CollectorConfig> {
 }
 
 /**
+ * Replaces `${VAR}` in `text` with `env.VAR`; throws when a referenced variable is unset (a silently
+ * empty host in a URL would be worse than a clear startup error). Used for `metadata.kubeletURL`, so a
+ * DaemonSet can reach its node's kubelet at `http://${HOST_IP}:10255` (downward API status.hostIP)
+ * without hostNetwork.
+ */
+export function expandEnv(text: string, env: NodeJS.ProcessEnv): string {
+  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => {
+    const v = env[name];
+    if (v === undefined || v === '') throw new Error(`environment variable ${name} (referenced as \${${name}}) is not set`);
+    return v;
+  });
+}
+
+/**
  * The container entry point (see the file comment). Env: TRO_MODE (node|cluster, default node),
  * TRO_CONFIG (config file; defaults apply when unset), NODE_NAME, POD_NAME, POD_NAMESPACE, TRO_REVISION,
- * TRO_ROLLOUT, KUBECONFIG (optional), TRO_HOST_ROOT (node mode; default /host when it exists, else /).
+ * TRO_ROLLOUT, KUBECONFIG (optional), TRO_HOST_ROOT (node mode; default /host when /host/proc exists,
+ * else /; the host's / is statfs'd at <root>/root when present, else <root>);
+ * `${VAR}` in metadata.kubeletURL is expanded from env (see expandEnv).
  * Resolves when the agent stopped after SIGTERM/SIGINT.
  */
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const mode = (env.TRO_MODE ?? 'node') as AgentMode;
   const config = env.TRO_CONFIG ? await loadConfigFile(env.TRO_CONFIG) : parseCollectorConfig({});
-  const hostRoot = env.TRO_HOST_ROOT ?? (existsSync('/host/proc') ? '/host' : '/');
+  config.metadata.kubeletURL = expandEnv(config.metadata.kubeletURL, env);
+  // The DaemonSet mounts the host's /proc, /sys and / at <root>/proc, <root>/sys and <root>/root
+  // (node-exporter's layout); without a <root>/root, <root> itself is statfs'd (the e2e fake-node layout).
+  const hostRoot = path.resolve(env.TRO_HOST_ROOT ?? (existsSync('/host/proc') ? '/host' : '/'));
+  const nodePaths = nodePathsUnder(hostRoot);
+  if (existsSync(path.join(hostRoot, 'root'))) nodePaths.filesystems = [{ path: path.join(hostRoot, 'root'), mountpoint: '/' }];
   const identity: AgentIdentity = {
     ...(env.NODE_NAME ? { nodeName: env.NODE_NAME } : {}),
     podName: env.POD_NAME ?? env.HOSTNAME ?? 'collector',
@@ -382,7 +405,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const logger = createLogger(config.logLevel, { mode, node: identity.nodeName, pod: identity.podName, revision: identity.revision });
   const kc = new KubeConfig();
   kc.loadFromDefault();
-  const handle = await startAgent({ mode, config, identity, kubeConfig: kc, hostRoot: path.resolve(hostRoot), logger, processMetrics: true });
+  const handle = await startAgent({ mode, config, identity, kubeConfig: kc, nodePaths, logger, processMetrics: true });
   const onSignal = (sig: string) => {
     logger.info('received signal, stopping', { signal: sig });
     void handle.stop();

@@ -94,6 +94,20 @@ describe('NodeCollector', () => {
     }
   });
 
+  it("prefers /proc/1/net/dev (the host's network namespace) over /proc/net/dev (the reader's)", async () => {
+    const root = await mkdtemp(path.join(os.tmpdir(), 'collector-root-'));
+    try {
+      await writeFakeHostRoot(root);
+      const { mkdir } = await import('node:fs/promises');
+      await mkdir(path.join(root, 'proc', '1', 'net'), { recursive: true });
+      await writeFile(path.join(root, 'proc', '1', 'net', 'dev'), NETDEV);
+      const sample = await new NodeCollector(realNodeFs, nodePathsUnder(root)).collect();
+      expect(sample.network.find((d) => d.device === 'eth0')?.receiveBytes).toBe(123456789);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
   it('reports a missing section as an error without failing the others', async () => {
     const root = await mkdtemp(path.join(os.tmpdir(), 'collector-root-'));
     try {

@@ -177,6 +177,21 @@ export class NodeCollector {
     private readonly paths: NodePaths,
   ) {}
 
+  /**
+   * /proc/net is a symlink to /proc/self/net: read through a mounted host /proc it shows the network
+   * namespace of the READER (the agent's pod), not the host's. /proc/1/net/dev is the host init's
+   * namespace, i.e. the node's interfaces; fall back to /proc/net/dev where there is no PID 1 entry
+   * (fake roots, or an agent using hostNetwork anyway).
+   */
+  private async readNetDev(): Promise<string> {
+    try {
+      return await this.fs.readFile(path.join(this.paths.procRoot, '1', 'net', 'dev'));
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'ENOENT') throw err;
+      return this.fs.readFile(path.join(this.paths.procRoot, 'net', 'dev'));
+    }
+  }
+
   /** Collects every section; a failing section is reported in `errors`, never thrown. */
   async collect(): Promise<NodeSample> {
     const sample: NodeSample = { filesystems: [], network: [], errors: [] };
@@ -202,7 +217,7 @@ export class NodeCollector {
         sample.memory = parseMeminfo(await this.fs.readFile(path.join(this.paths.procRoot, 'meminfo')));
       }),
       section('network', async () => {
-        const devs = parseNetDev(await this.fs.readFile(path.join(this.paths.procRoot, 'net', 'dev')));
+        const devs = parseNetDev(await this.readNetDev());
         sample.network = await Promise.all(
           devs.map(async (d) => {
             // operstate lives in /sys; a missing file (virtual or vanished interface) just omits `up`.
