@@ -18,6 +18,7 @@ import { requestOptions } from './controller/kube.js';
 import { WorkQueue } from './controller/workqueue.js';
 import { ControlPlaneGateEvaluator } from './gates/evaluator.js';
 import type { BreakGlassActuator, GateEvaluator, InventoryRecorder } from './rollout/interfaces.js';
+import { collectorLoadPreflight } from './rollout/preflight.js';
 import { RolloutReconciler, type RolloutReader } from './rollout/reconciler.js';
 import type { Clock } from './util/clock.js';
 import { SystemClock } from './util/clock.js';
@@ -129,6 +130,7 @@ export function buildOperator(o: OperatorOptions): Operator {
     logger,
     ...(o.breakGlass ? { breakGlass: o.breakGlass } : {}),
     ...(o.inventory ? { inventory: o.inventory } : {}),
+    options: { preflight: [collectorLoadPreflight()] },
   });
 
   const manager = new Manager({

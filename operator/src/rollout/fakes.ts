@@ -93,9 +93,12 @@ export class FakeCluster implements ClusterClient {
       });
   }
 
+  /** What getRaw('/metrics') returns. */
+  metricsText = '# no metrics\n';
+
   async getRaw(path: string): Promise<string> {
     this.count('getRaw');
-    return `# fake ${path}\n`;
+    return path === '/metrics' ? this.metricsText : `# fake ${path}\n`;
   }
 
   /** Nodes a revision's DaemonSet runs on: labelled with it, or unlabelled when it is stable. */

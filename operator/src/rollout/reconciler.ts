@@ -64,7 +64,7 @@ export interface ReconcileLogger {
  * A preflight check run before a cluster starts (for example the collector's projected API load). It
  * returns a refusal message, or undefined to go on.
  */
-export type PreflightCheck = (rollout: TelemetryRollout, target: ResolvedTarget, nodes: NodeInfo[]) => Promise<string | undefined> | string | undefined;
+export type PreflightCheck = (rollout: TelemetryRollout, target: ResolvedTarget, nodes: NodeInfo[], client: ClusterClient) => Promise<string | undefined> | string | undefined;
 
 /** Tunables with safe defaults. */
 export interface ReconcilerOptions {
@@ -485,11 +485,12 @@ export class RolloutReconciler {
     await this.d.inventory?.record(p.rollout, c.name, nodes);
     const target = p.targets.find((t) => t.name === c.name);
     for (const check of this.d.options?.preflight ?? []) {
-      const refusal = target ? await check(ro, target, nodes) : undefined;
+      const refusal = target ? await check(ro, target, nodes, client) : undefined;
       if (refusal) {
         c.phase = 'Failed';
         c.message = `preflight refused: ${refusal}`;
         p.status.phase = 'Failed';
+        p.status.reason = REASON.PreflightFailed;
         p.status.message = `${c.name}: ${c.message}`;
         p.status.completedAt = iso(p.now);
         this.record(p, 'Warning', REASON.PreflightFailed, c.message, c.name);
