@@ -112,18 +112,27 @@ export class FakeLeaseClient implements LeaseClient {
 export class FakeListWatch<T extends KubernetesObject> implements ListWatchSource<T> {
   started = 0;
   stopped = false;
+  /** How often stop() was called. */
+  stopCalls = 0;
+  private release: (() => void) | undefined;
   private readonly handlers = new Map<string, Array<(arg: never) => void>>();
   private readonly cache = new Map<string, T>();
 
   /**
    * @param items what the list returns
    * @param behaviour `ok` lists and connects; `fail` emits `error` instead of listing; `hang` never
-   *   finishes the list (start() never resolves)
+   *   finishes the list (start() never resolves); `manual` finishes it when the test calls
+   *   {@link FakeListWatch.finishStart}
    */
   constructor(
     private readonly items: T[],
-    private readonly behaviour: 'ok' | 'fail' | 'hang' = 'ok',
+    private readonly behaviour: 'ok' | 'fail' | 'hang' | 'manual' = 'ok',
   ) {}
+
+  /** Completes a `manual` start: lists the items and resolves start(). */
+  finishStart(): void {
+    this.release?.();
+  }
 
   on(verb: 'add' | 'update' | 'delete', cb: (obj: T) => void): void;
   on(verb: 'error' | 'connect', cb: (err?: unknown) => void): void;
@@ -148,6 +157,7 @@ export class FakeListWatch<T extends KubernetesObject> implements ListWatchSourc
     this.stopped = false;
     this.fire('connect', undefined);
     if (this.behaviour === 'hang') return new Promise<void>(() => undefined);
+    if (this.behaviour === 'manual') await new Promise<void>((resolve) => (this.release = resolve));
     if (this.behaviour === 'fail') {
       this.fire('error', apiError(500, 'InternalError', 'list failed'));
       return;
@@ -157,6 +167,7 @@ export class FakeListWatch<T extends KubernetesObject> implements ListWatchSourc
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopCalls++;
     // client-node aborts the watch request, and the abort surfaces as an error event.
     this.fire('error', new DOMException('This operation was aborted', 'AbortError'));
   }

@@ -16,7 +16,7 @@ const obj = (name: string, rv: string, namespace = 'ns'): KubernetesObject => ({
  * An informer over scripted fake sources: each (re)start takes the next behaviour (default `ok`) and
  * lists the current `server` objects.
  */
-function setup(opts: Partial<InformerOptions<KubernetesObject>> = {}, behaviours: Array<'ok' | 'fail' | 'hang'> = []) {
+function setup(opts: Partial<InformerOptions<KubernetesObject>> = {}, behaviours: Array<'ok' | 'fail' | 'hang' | 'manual'> = []) {
   const clock = new FakeClock(0);
   const { logger, entries } = memoryLogger();
   const server = new Map<string, KubernetesObject>();
@@ -158,6 +158,23 @@ describe('Informer', () => {
     await t.clock.advance(15_000);
     expect(t.sources).toHaveLength(2);
     expect(t.informer.hasSynced()).toBe(true);
+    await t.informer.stop();
+  });
+
+  it('stops a source again when a start that was in flight at stop() completes (client-node opens the watch late)', async () => {
+    const t = setup({ watchdogSeconds: 60 }, ['manual']);
+    t.put(obj('a', '1'));
+    t.informer.start();
+    const slow = t.last();
+    // The list is slow; the watchdog replaces the source while its start() is still running.
+    await t.clock.advance(60_000);
+    expect(t.sources).toHaveLength(2);
+    expect(slow.stopCalls).toBe(1);
+    slow.finishStart();
+    await t.clock.flush();
+    expect(slow.stopCalls).toBe(2);
+    // Only the current source's list reached the handlers, not the late one.
+    expect(t.events).toEqual([{ type: 'add', key: 'ns/a' }]);
     await t.informer.stop();
   });
 

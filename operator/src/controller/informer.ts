@@ -98,6 +98,8 @@ export class Informer<T extends KubernetesObject> {
   private readonly cache = new Map<string, T>();
   private readonly handlers: Array<InformerHandler<T>> = [];
   private source: ListWatchSource<T> | undefined;
+  /** start() calls still in flight, per source (see stopSource). */
+  private readonly starting = new Map<ListWatchSource<T>, Promise<void>>();
   private generation = 0;
   private running = false;
   private synced = false;
@@ -209,16 +211,20 @@ export class Informer<T extends KubernetesObject> {
       this.onSourceError(err);
     });
     this.log.debug('starting list/watch', { reason });
-    source.start().then(
-      () => {
-        if (current() && !failed) this.onListed(source);
-      },
-      (err: unknown) => {
-        if (!current() || failed) return;
-        failed = true;
-        this.onSourceError(err);
-      },
-    );
+    const starting = source.start();
+    this.starting.set(source, starting);
+    starting
+      .finally(() => this.starting.delete(source))
+      .then(
+        () => {
+          if (current() && !failed) this.onListed(source);
+        },
+        (err: unknown) => {
+          if (!current() || failed) return;
+          failed = true;
+          this.onSourceError(err);
+        },
+      );
   }
 
   private onObject(type: 'add' | 'update' | 'delete', obj: T): void {
@@ -294,11 +300,21 @@ export class Informer<T extends KubernetesObject> {
   }
 
   private async stopSource(source: ListWatchSource<T>): Promise<void> {
-    try {
-      await source.stop();
-    } catch (err) {
-      // Nothing depends on it any more; still say so, a failing stop may leak a connection.
-      this.log.warn('stopping list/watch failed', { error: errorChain(err) });
+    const stop = async (): Promise<void> => {
+      try {
+        await source.stop();
+      } catch (err) {
+        // Nothing depends on it any more; still say so, a failing stop may leak a connection.
+        this.log.warn('stopping list/watch failed', { error: errorChain(err) });
+      }
+    };
+    await stop();
+    // client-node 2.0.1 only aborts a watch it has already opened: stopped during its list or while the
+    // watch request is connecting, a ListWatch still opens the watch afterwards and keeps it. So stop
+    // it once more when its start() completes, which aborts that late watch.
+    const starting = this.starting.get(source);
+    if (starting !== undefined) {
+      void starting.then(stop, () => undefined);
     }
   }
 
