@@ -3,6 +3,7 @@
  * transport, for reports and benchmarks (bench.ts). Measurements are returned as figures, never
  * asserted on: timings depend on the machine.
  */
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { encodeStopFile } from './stopfile.js';
 import { countOutcomes, type BreakGlassTransport, type NodeOutcome, type NodeTarget } from './transport.js';
@@ -37,6 +38,12 @@ export interface BreakGlassFigures {
   nodeMaxMs: number;
   /** Nodes written per second. */
   nodesPerSecond: number;
+  /**
+   * CPU time (user + system) of the child processes the write ran (ssh, exec commands), per node, on
+   * Linux; undefined elsewhere or for transports without children. On a shared loopback benchmark the
+   * wall times include the server side; this is the client's own cost.
+   */
+  childCpuMsPerNode?: number;
   /** The first few failure messages, to explain a bad round. */
   sampleFailures: string[];
 }
@@ -47,13 +54,29 @@ function quantile(sorted: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
 
+/** CPU ms of this process's reaped children (cutime + cstime of /proc/self/stat), or undefined off Linux. */
+export function childCpuMs(): number | undefined {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    // Fields after the command name (which may contain spaces) start at field 3; cutime, cstime are 16, 17.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[13]) + Number(fields[14]);
+    // USER_HZ is 100 on every Linux ABI Node runs on.
+    return Number.isFinite(ticks) ? ticks * 10 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Writes a stop file to every node through the transport (then clears it) and returns the figures. */
 export async function measureBreakGlass(opts: MeasureOptions): Promise<BreakGlassFigures> {
   const now = opts.now ?? (() => performance.now());
   const content = encodeStopFile({ rollout: 'bench/measure', revision: opts.revision ?? 'bench000000', reason: 'benchmark', issuedAt: new Date().toISOString() });
+  const cpu0 = childCpuMs();
   const t0 = now();
   const outcomes: NodeOutcome[] = await opts.transport.write(opts.nodes, content);
   const writeMs = now() - t0;
+  const cpu1 = childCpuMs();
   let clearMs: number | undefined;
   if (opts.clear ?? true) {
     const t1 = now();
@@ -77,5 +100,8 @@ export async function measureBreakGlass(opts: MeasureOptions): Promise<BreakGlas
     sampleFailures: outcomes.filter((o) => o.result !== 'ok').slice(0, 3).map((o) => `${o.node}: ${o.result} ${o.message ?? ''}`),
   };
   if (clearMs !== undefined) figures.clearMs = Math.round(clearMs);
+  if (cpu0 !== undefined && cpu1 !== undefined && cpu1 > cpu0 && opts.nodes.length > 0) {
+    figures.childCpuMsPerNode = Math.round((cpu1 - cpu0) / opts.nodes.length);
+  }
   return figures;
 }
