@@ -13,4 +13,9 @@ if (import.meta.url.endsWith('.ts')) {
   registerHooks({ resolve: hook.resolveTsFallback });
 }
 const { main } = await import('./main.js');
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+process.exitCode = code;
+// Exit explicitly once the output is flushed: a request aborted by --request-timeout can leave a
+// half-open socket in the HTTP client's pool that would keep Node alive until its own connect
+// timeout (10 s more) although the command is done.
+process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));

@@ -31,6 +31,11 @@ export async function main(argv: string[]): Promise<number> {
     interrupt.abort();
   };
   process.on('SIGINT', onSigint);
+  // `kubectl tro list | head -1` closes our stdout early: that ends the command, it is not a crash.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
   const deps: CliDeps = {
     stdout: process.stdout,
     stderr: process.stderr,

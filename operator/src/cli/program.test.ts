@@ -110,6 +110,17 @@ describe('get', () => {
     expect(parse(yaml.out)).toEqual(ro);
   });
 
+  it('hides metadata.managedFields in -o json|yaml unless --show-managed-fields, as kubectl does', async () => {
+    const withFields = fixtureRollout(gateFailureStatus());
+    (withFields.metadata as Record<string, unknown>).managedFields = [{ manager: 'kubectl-patch', operation: 'Update' }];
+    const hidden = await cli(['get', 'collector-v2', '-o', 'json'], { api: new FakeApi([withFields]) });
+    expect(JSON.parse(hidden.out)).toEqual(ro);
+    const kept = await cli(['get', 'collector-v2', '-o', 'yaml', '--show-managed-fields'], { api: new FakeApi([withFields]) });
+    expect(parse(kept.out)).toEqual(withFields);
+    const listed = await cli(['list', '-o', 'json'], { api: new FakeApi([], [withFields]) });
+    expect((JSON.parse(listed.out) as { items: unknown[] }).items).toEqual([ro]);
+  });
+
   it('exits 3 with one line when the rollout does not exist', async () => {
     const r = await cli(['get', 'nope'], { api: new FakeApi([]) });
     expect(r).toMatchObject({ code: EXIT.notFound, out: '', err: 'error: telemetryrollout "nope" not found in namespace "fleet"\n' });

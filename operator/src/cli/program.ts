@@ -56,6 +56,7 @@ interface GlobalOptions {
   namespace?: string;
   output: OutputFormat;
   requestTimeout: number;
+  showManagedFields?: boolean;
 }
 
 function positiveSeconds(value: string): number {
@@ -87,6 +88,16 @@ Colour is used only on a terminal, and never when NO_COLOR is set. TRO_DEBUG=1 p
 ${EXIT_CODES_HELP}
 `;
 
+/**
+ * A copy of the rollout without metadata.managedFields, which kubectl also hides by default: it is
+ * server bookkeeping that would bury the status.
+ */
+export function withoutManagedFields(ro: TelemetryRollout): TelemetryRollout {
+  if (!ro.metadata || !('managedFields' in ro.metadata)) return ro;
+  const { managedFields: _dropped, ...metadata } = ro.metadata;
+  return { ...ro, metadata };
+}
+
 /** Serialises an object for `-o json|yaml`. */
 function serialize(format: Exclude<OutputFormat, 'text'>, value: unknown): string {
   return format === 'json' ? `${JSON.stringify(value, null, 2)}\n` : stringify(value);
@@ -103,6 +114,7 @@ export function buildProgram(deps: CliDeps): BuiltProgram {
   const color = useColor(deps.stdout.isTTY, deps.env);
   const out = (text: string) => deps.stdout.write(color ? text : stripAnsi(text));
   const globals = (cmd: Command): GlobalOptions => cmd.optsWithGlobals<GlobalOptions>();
+  const shown = (g: GlobalOptions, ro: TelemetryRollout): TelemetryRollout => (g.showManagedFields ? ro : withoutManagedFields(ro));
   const open = (g: GlobalOptions): Promise<Connection> =>
     deps.connect({
       ...(g.kubeconfig !== undefined ? { kubeconfig: g.kubeconfig } : {}),
@@ -120,6 +132,7 @@ export function buildProgram(deps: CliDeps): BuiltProgram {
     .option('-n, --namespace <namespace>', "namespace (default: the context's, else default)")
     .addOption(new Option('-o, --output <format>', 'output format').choices(OUTPUT_FORMATS).default('text'))
     .addOption(new Option('--request-timeout <seconds>', 'timeout of each API request').argParser(positiveSeconds).default(10))
+    .option('--show-managed-fields', 'keep metadata.managedFields in -o json|yaml output')
     .showSuggestionAfterError(true)
     .exitOverride()
     .configureOutput({
@@ -141,16 +154,17 @@ export function buildProgram(deps: CliDeps): BuiltProgram {
       const namespace = c.namespace;
       if (!o.watch && !o.untilDone) {
         const ro = await c.api.get(namespace, name);
-        out(g.output === 'text' ? renderRollout(ro, { color, now: deps.now() }) : serialize(g.output, ro));
+        out(g.output === 'text' ? renderRollout(ro, { color, now: deps.now() }) : serialize(g.output, shown(g, ro)));
         return;
       }
-      exitCode = await watch(c, namespace, name, { ...o, untilDone: o.untilDone === true }, g.output);
+      exitCode = await watch(c, namespace, name, { ...o, untilDone: o.untilDone === true }, g);
     });
 
   /** Polls the rollout, rendering each new resourceVersion; see `get --watch`. */
-  async function watch(c: Connection, namespace: string, name: string, o: { untilDone: boolean; interval: number }, format: OutputFormat): Promise<number> {
+  async function watch(c: Connection, namespace: string, name: string, o: { untilDone: boolean; interval: number }, g: GlobalOptions): Promise<number> {
+    const format = g.output;
     let lastVersion: string | undefined;
-    let shown = 0;
+    let renders = 0;
     let failing = false;
     while (!deps.signal.aborted) {
       let ro: TelemetryRollout | undefined;
@@ -161,7 +175,7 @@ export function buildProgram(deps: CliDeps): BuiltProgram {
       } catch (err) {
         // Before the first answer an unreachable server is an error like any other; once watching,
         // a management-cluster blip must not end the watch: say so once and keep polling.
-        if (!(err instanceof CliError) || err.exitCode !== EXIT.unreachable || shown === 0) throw err;
+        if (!(err instanceof CliError) || err.exitCode !== EXIT.unreachable || renders === 0) throw err;
         if (!failing) deps.stderr.write(`warning: ${err.message}; retrying every ${o.interval}s\n`);
         failing = true;
       }
@@ -170,11 +184,12 @@ export function buildProgram(deps: CliDeps): BuiltProgram {
         if (format === 'text') {
           const tree = renderRollout(ro, { color, now: deps.now() });
           if (deps.stdout.isTTY) out(`\x1b[H\x1b[2J${paintHeader(name, deps.now())}\n${tree}`);
-          else out(`${shown ? '\n' : ''}${tree}`);
+          else out(`${renders ? '\n' : ''}${tree}`);
         } else {
-          out(format === 'yaml' && shown ? `---\n${serialize(format, ro)}` : serialize(format, ro));
+          const doc = serialize(format, shown(g, ro));
+          out(format === 'yaml' && renders ? `---\n${doc}` : doc);
         }
-        shown++;
+        renders++;
       }
       if (ro && o.untilDone && isDone(ro)) {
         const phase = ro.status?.phase ?? '';
@@ -200,7 +215,7 @@ export function buildProgram(deps: CliDeps): BuiltProgram {
       const all = o.allNamespaces === true;
       const items = await c.api.list(all ? undefined : c.namespace);
       if (g.output !== 'text') {
-        out(serialize(g.output, { apiVersion: 'v1', kind: 'List', items }));
+        out(serialize(g.output, { apiVersion: 'v1', kind: 'List', items: items.map((ro) => shown(g, ro)) }));
         return;
       }
       if (!items.length) deps.stderr.write(all ? 'No TelemetryRollouts found.\n' : `No TelemetryRollouts found in namespace ${c.namespace}.\n`);
@@ -223,7 +238,7 @@ export function buildProgram(deps: CliDeps): BuiltProgram {
         const g = globals(cmd);
         const c = await open(g);
         const ro = await c.api.patch(c.namespace, name, pausePatch(paused));
-        if (g.output !== 'text') out(serialize(g.output, ro));
+        if (g.output !== 'text') out(serialize(g.output, shown(g, ro)));
         else out(reportControl(ro, `spec.paused set to ${paused}`, expectedEffect(verb, ro)));
       });
   }
@@ -239,7 +254,7 @@ export function buildProgram(deps: CliDeps): BuiltProgram {
     const id = requestId(deps.now(), deps.random);
     const value = kind === 'abort' ? abortValue(id, reason) : id;
     const ro = await c.api.patch(c.namespace, name, requestPatch(kind, value));
-    if (g.output !== 'text') out(serialize(g.output, ro));
+    if (g.output !== 'text') out(serialize(g.output, shown(g, ro)));
     else out(reportControl(ro, `${kind} requested (${REQUEST_ANNOTATIONS[kind]}=${JSON.stringify(value)})`, expectedEffect(kind, ro)));
   };
   requestCommand('abort', 'halt the rollout and roll back')
