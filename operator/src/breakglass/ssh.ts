@@ -202,7 +202,8 @@ export class SshTransport implements BreakGlassTransport {
   }
 
   private run(nodes: readonly NodeTarget[], what: RemoteAction, input: string, signal?: AbortSignal): Promise<NodeOutcome[]> {
-    if (this.closed) throw new Error('ssh transport is closed');
+    // Its credential files are gone: a programming error, rejected rather than failed per node.
+    if (this.closed) return Promise.reject(new Error('ssh transport is closed'));
     const addressType = this.opts.addressType ?? 'InternalIP';
     return runPerNode(
       nodes,
