@@ -113,7 +113,7 @@ export class Reflector {
             }
           } catch (err) {
             if (err instanceof RelistDue) break;
-            if (signal.aborted || err instanceof StoppedError || err instanceof ApiException && err.code === 410) throw err;
+            if (signal.aborted || err instanceof StoppedError || (err instanceof ApiException && err.code === 410)) throw err;
             if (!isRetryable(err)) throw err;
             this.stats.failures++;
             logger.warn('watch broke; rewatching after backoff', { resource, resourceVersion: rv, err: serializeError(err) });
