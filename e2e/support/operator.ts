@@ -70,6 +70,8 @@ export async function startOperator(o: { identity: string; leaderElect?: boolean
   const logFile = join(dir, `${o.identity}.log`);
   const log = createWriteStream(logFile);
   const args = [
+    // The heap cap of config/manager/manager.yaml, so tests and benchmarks run the production settings.
+    '--max-old-space-size=128',
     MAIN,
     '--kubeconfig', mgmt.user(MGMT_OPERATOR_USER).kubeconfigPath,
     '--namespace', OPERATOR_NAMESPACE,

@@ -18,6 +18,7 @@ import { requestOptions } from './controller/kube.js';
 import { WorkQueue } from './controller/workqueue.js';
 import { ControlPlaneGateEvaluator } from './gates/evaluator.js';
 import type { BreakGlassActuator, GateEvaluator, InventoryRecorder } from './rollout/interfaces.js';
+import { TransportBreakGlass, kubeBackends } from './breakglass/actuator.js';
 import { collectorLoadPreflight } from './rollout/preflight.js';
 import { RolloutReconciler, type RolloutReader } from './rollout/reconciler.js';
 import type { Clock } from './util/clock.js';
@@ -119,6 +120,8 @@ export function buildOperator(o: OperatorOptions): Operator {
     get: async (namespace, name) => secrets.get(`${namespace}/${name}`),
     list: async (namespace) => secrets.list(namespace),
   };
+  // Break-glass and the node inventories it works from, unless the caller brings its own.
+  const bg = new TransportBreakGlass(kubeBackends(o.kubeConfig), clock, logger);
   const factory = new SecretClusterClientFactory({ reader, clientOptions: { requests, logger, clock, timeoutMs } });
   const reconciler = new RolloutReconciler({
     rollouts: new DirectRolloutReader(o.kubeConfig, timeoutMs),
@@ -128,8 +131,8 @@ export function buildOperator(o: OperatorOptions): Operator {
     events: new KubeEventRecorder(new ApiEventSink(o.kubeConfig, { requests, timeoutMs }), { clock, logger }),
     clock,
     logger,
-    ...(o.breakGlass ? { breakGlass: o.breakGlass } : {}),
-    ...(o.inventory ? { inventory: o.inventory } : {}),
+    breakGlass: o.breakGlass ?? bg,
+    inventory: o.inventory ?? bg,
     options: { preflight: [collectorLoadPreflight()] },
   });
 

@@ -236,3 +236,40 @@ describe('selectFamilies', () => {
     expect(samplesNamed(view, 'a')).toEqual([]);
   });
 });
+
+describe('keepFamilies', () => {
+  it('keeps exactly the named families, histogram series included, and parses to the same samples', async () => {
+    const { keepFamilies } = await import('./promtext.js');
+    const page = [
+      '# HELP a_seconds A histogram.',
+      '# TYPE a_seconds histogram',
+      'a_seconds_bucket{le="1"} 2',
+      'a_seconds_bucket{le="+Inf"} 3',
+      'a_seconds_sum 1.5',
+      'a_seconds_count 3',
+      '# HELP b_total Other.',
+      '# TYPE b_total counter',
+      'b_total{code="200"} 7',
+      'a_secondsx 1',
+      '# TYPE c gauge',
+      'c 1',
+      '',
+    ].join('\n');
+    const kept = keepFamilies(page, new Set(['a_seconds', 'c']));
+    expect(kept.split('\n')).toHaveLength(page.split('\n').length);
+    expect(kept.split('\n').filter(Boolean)).toEqual([
+      '# HELP a_seconds A histogram.',
+      '# TYPE a_seconds histogram',
+      'a_seconds_bucket{le="1"} 2',
+      'a_seconds_bucket{le="+Inf"} 3',
+      'a_seconds_sum 1.5',
+      'a_seconds_count 3',
+      '# TYPE c gauge',
+      'c 1',
+    ]);
+    const full = parsePrometheusText(page);
+    const filtered = parsePrometheusText(kept);
+    expect(filtered.families.get('a_seconds')?.samples).toEqual(full.families.get('a_seconds')?.samples);
+    expect(filtered.families.has('b_total')).toBe(false);
+  });
+});

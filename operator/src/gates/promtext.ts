@@ -475,3 +475,48 @@ export function selectFamilies(parsed: ParsedMetrics, names: Iterable<string>): 
   for (const family of families.values()) for (const s of family.samples) keep.add(s);
   return { samples: parsed.samples.filter((s) => keep.has(s)), families };
 }
+
+const SAMPLE_SUFFIXES = ['_bucket', '_sum', '_count', '_created'];
+
+/**
+ * Keeps only the lines of a text page that belong to the named metric families (their `# HELP`/`# TYPE`
+ * lines and samples, a histogram's `_bucket`/`_sum`/`_count` included). A kube-apiserver page is
+ * several MB of which the gates read a few families; filtering lines first spares parsing (and
+ * allocating) the rest on every scrape. Works on lines only, so it keeps malformed lines of those
+ * families for the parser to reject; dropped lines become empty lines so line numbers stay true.
+ */
+export function keepFamilies(text: string, families: ReadonlySet<string>): string {
+  const out: string[] = [];
+  let pos = 0;
+  const len = text.length;
+  while (pos < len) {
+    let end = text.indexOf('\n', pos);
+    if (end === -1) end = len;
+    const line = text.slice(pos, end);
+    pos = end + 1;
+    let name: string;
+    if (line.startsWith('# HELP ') || line.startsWith('# TYPE ')) {
+      const rest = line.slice(7);
+      const sp = rest.indexOf(' ');
+      name = sp === -1 ? rest : rest.slice(0, sp);
+    } else if (line.startsWith('#') || line.trim() === '') {
+      out.push('');
+      continue;
+    } else {
+      let stop = line.length;
+      for (const ch of ['{', ' ', '\t']) {
+        const i = line.indexOf(ch);
+        if (i !== -1 && i < stop) stop = i;
+      }
+      name = line.slice(0, stop);
+    }
+    let keep = families.has(name);
+    for (let i = 0; !keep && i < SAMPLE_SUFFIXES.length; i++) {
+      const suf = SAMPLE_SUFFIXES[i] as string;
+      if (name.endsWith(suf)) keep = families.has(name.slice(0, -suf.length));
+    }
+    // A dropped line stays as an empty one, so the parser's line numbers still match the page.
+    out.push(keep ? line : '');
+  }
+  return out.join('\n') + '\n';
+}

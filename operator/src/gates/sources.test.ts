@@ -4,6 +4,8 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { RawGetter } from './rawget.js';
+import { ClusterRequestError } from '../cluster/kubeapi.js';
+import { RawGetError as ControllerRawGetError } from '../controller/kube.js';
 import { KubeConfigRawGetter, RawGetError } from './rawget.js';
 import type { Measurement, MetricSource } from './sources.js';
 import { ApiServerMetricsSource, CompositeSource, DEFAULT_PROMQL, PrometheusSource, TextEndpointSource, renderQuery } from './sources.js';
@@ -170,11 +172,12 @@ describe('ApiServerMetricsSource (through KubeConfigRawGetter and a local server
     const s = source(clock);
     await scrape(s, API1);
     clock.advance(15);
-    const broken = await scrape(s, `${API1}\nbroken{le="1" 3\n`);
+    // A malformed line of a family the gates read (lines of other families are not even parsed).
+    const broken = await scrape(s, `${API1}\napiserver_request_total{le="1" 3\n`);
     expect(broken.kind).toBe('nodata');
     const line = API1.split('\n').length + 1; // API1 ends with a newline, then an empty line, then the broken one
     expect(broken.kind === 'nodata' && broken.message).toBe(
-      `API server metrics page is malformed: line ${line}: expected "," or "}" after label le of broken: "3"`,
+      `API server metrics page is malformed: line ${line}: expected "," or "}" after label le of apiserver_request_total: "3"`,
     );
     clock.advance(15);
     expect(await scrape(s, API2)).toMatchObject({ kind: 'ok', windowSeconds: 30 });
@@ -254,6 +257,32 @@ describe('ApiServerMetricsSource with fake getters', () => {
       ),
     );
     expect(kinds).toEqual(['nodata', 'nodata', 'unreachable']);
+  });
+
+  it('recognises the production cluster client\'s failures: timeout and refusal are unreachable, HTTP errors and aborts are not', async () => {
+    // KubeClusterClient.getRaw throws a ClusterRequestError whose cause is the controller's raw-GET error
+    // (found on the real control plane: a SIGSTOPped API server was reported as "no data", not unreachable).
+    const failing = (err: unknown): RawGetter => ({
+      getRaw: async () => {
+        throw err;
+      },
+    });
+    const wrap = (cause: unknown, code?: number) => new ClusterRequestError('east', 'GET /metrics', cause instanceof Error ? cause.message : `HTTP ${code}`, code, cause);
+    const cases: Array<[string, unknown, Measurement['kind']]> = [
+      ['timeout', wrap(new ControllerRawGetError('GET https://x/metrics: timed out after 10000 ms', 'ETIMEDOUT', 'TimeoutError')), 'unreachable'],
+      ['refused', wrap(new ControllerRawGetError('GET https://x/metrics: request failed: ECONNREFUSED', 'ECONNREFUSED')), 'unreachable'],
+      ['reset', wrap(new ControllerRawGetError('GET https://x/metrics: response failed: ECONNRESET', 'ECONNRESET')), 'unreachable'],
+      ['aborted', wrap(new ControllerRawGetError('GET https://x/metrics: aborted', 'EABORTED', 'AbortError')), 'nodata'],
+      ['forbidden', wrap(undefined, 403), 'nodata'],
+      ['too big', wrap(new ControllerRawGetError('GET https://x/metrics: response larger than 1 bytes', 'ETOOBIG')), 'nodata'],
+    ];
+    const clock = new ManualClock();
+    for (const [what, err, kind] of cases) {
+      const m = await new ApiServerMetricsSource(failing(err), { clock }).measure();
+      expect({ what, kind: m.kind }).toEqual({ what, kind });
+      if (what === 'aborted') expect(m.kind !== 'ok' && m.message).toBe('measurement aborted');
+      if (kind === 'unreachable') expect(m.kind !== 'ok' && m.message).toContain('GET https://x/metrics');
+    }
   });
 
   it('serializes overlapping measurements', async () => {

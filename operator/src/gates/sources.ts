@@ -15,7 +15,7 @@
  */
 import type { Clock } from '../util/clock.js';
 import type { ParsedMetrics } from './promtext.js';
-import { PromTextParseError, parsePromFloat, parsePrometheusText, selectFamilies } from './promtext.js';
+import { PromTextParseError, keepFamilies, parsePromFloat, parsePrometheusText, selectFamilies } from './promtext.js';
 import type { RawGetter } from './rawget.js';
 import { RawGetError } from './rawget.js';
 import type { SampleCounts, SignalName, SignalResult, SignalValues } from './signals.js';
@@ -90,6 +90,7 @@ class DeltaScraper {
   readonly #target: string;
   readonly #compute: SignalComputer;
   readonly #families: readonly string[] | undefined;
+  readonly #familySet: ReadonlySet<string> | undefined;
   readonly #maxWindowSeconds: number;
   readonly #minWindowSeconds: number;
   readonly #baselines = new Map<string, Scrape>();
@@ -100,6 +101,7 @@ class DeltaScraper {
     this.#target = target;
     this.#compute = compute;
     this.#families = families;
+    this.#familySet = families === undefined ? undefined : new Set(families);
     this.#maxWindowSeconds = options.maxWindowSeconds ?? 300;
     this.#minWindowSeconds = options.minWindowSeconds ?? 1;
     if (!(this.#minWindowSeconds > 0) || !(this.#maxWindowSeconds >= this.#minWindowSeconds)) {
@@ -111,7 +113,8 @@ class DeltaScraper {
   measureText(text: string, at: Date): Measurement {
     let metrics: ParsedMetrics;
     try {
-      const page = parsePrometheusText(text);
+      // Filtering lines before parsing spares the work (and garbage) of the page's other families.
+      const page = parsePrometheusText(this.#familySet === undefined ? text : keepFamilies(text, this.#familySet));
       // Baselines are held between measurements for every cluster: keep only what the signals read.
       metrics = this.#families === undefined ? page : selectFamilies(page, this.#families);
     } catch (err) {
@@ -232,14 +235,48 @@ export class ApiServerMetricsSource implements MetricSource {
       text = await this.#getter.getRaw(this.#path, signal);
     } catch (err) {
       const at = this.#clock.now();
-      if (err instanceof RawGetError) {
-        if (err.kind === 'network' || err.kind === 'timeout') return { kind: 'unreachable', at, message: `API server unreachable: ${err.message}` };
-        if (err.kind === 'aborted') return { kind: 'nodata', at, message: 'measurement aborted' };
+      const failure = transportFailure(err);
+      if (failure === 'unreachable') {
+        // These two already say the URL and the failure (never credentials); their causes only repeat it.
+        const why = err instanceof RawGetError || (err instanceof Error && err.name === 'ClusterRequestError') ? err.message : describeError(err);
+        return { kind: 'unreachable', at, message: `API server unreachable: ${why}` };
       }
+      if (failure === 'aborted') return { kind: 'nodata', at, message: 'measurement aborted' };
       return { kind: 'nodata', at, message: `cannot read API server metrics: ${describeError(err)}` };
     }
     return this.#scraper.measureText(text, this.#clock.now());
   }
+}
+
+/** System error codes of a request that never got an answer: the server is down, hung or unroutable. */
+const UNREACHABLE_CODES = new Set([
+  'ETIMEDOUT', 'ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN',
+  'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_SOCKET',
+]);
+
+/**
+ * Classifies a getter failure by walking its cause chain. The gates' own {@link RawGetError} says its kind;
+ * the production getter (the operator's KubeClusterClient) throws a ClusterRequestError whose cause is the
+ * controller's raw-GET error with a system `code` (`ETIMEDOUT`, `ECONNREFUSED`, `EABORTED`, ...) and
+ * whose name is `TimeoutError` / `AbortError` for its own timeout and aborts. Duck-typed on purpose: the
+ * gates must not depend on the cluster client's classes. An HTTP status (a number) is never unreachable:
+ * the server answered.
+ */
+function transportFailure(err: unknown): 'unreachable' | 'aborted' | undefined {
+  let e: unknown = err;
+  for (let depth = 0; depth < 6 && typeof e === 'object' && e !== null; depth++) {
+    if (e instanceof RawGetError) {
+      if (e.kind === 'network' || e.kind === 'timeout') return 'unreachable';
+      if (e.kind === 'aborted') return 'aborted';
+      return undefined;
+    }
+    const { code, name, cause } = e as { code?: unknown; name?: unknown; cause?: unknown };
+    if (code === 'EABORTED' || name === 'AbortError') return 'aborted';
+    if (typeof code === 'string' && UNREACHABLE_CODES.has(code)) return 'unreachable';
+    if (name === 'TimeoutError') return 'unreachable';
+    e = cause;
+  }
+  return undefined;
 }
 
 /** Options of {@link TextEndpointSource}. */
