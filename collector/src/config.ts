@@ -41,9 +41,9 @@ export interface CollectorConfig {
     burst: number;
   };
   backoff: {
-    /** First retry delay in seconds, > 0. */
+    /** First retry delay in seconds, (0, 3600]. */
     initialSeconds: number;
-    /** Cap of the exponential delay in seconds, >= initialSeconds. */
+    /** Cap of the exponential delay in seconds, >= initialSeconds, <= 86400. */
     maxSeconds: number;
     /** Fraction 0..1 of each delay that is randomised (see backoff.ts). */
     jitter: number;
@@ -162,8 +162,8 @@ export const COLLECTOR_CONFIG_OPENAPI: OpenApiSchema = {
           type: 'string',
           description: "Base URL of the node's kubelet read-only API; the agent GETs <kubeletURL>/pods.",
           default: 'http://127.0.0.1:10255',
-          pattern: '^https?://',
-          maxLength: 2048,
+          pattern: '^https?://[^\\s]+$',
+          maxLength: 256,
         },
         naiveRelistSeconds: {
           type: 'integer',
@@ -234,6 +234,7 @@ export const COLLECTOR_CONFIG_OPENAPI: OpenApiSchema = {
           default: 1,
           minimum: 0,
           exclusiveMinimum: true,
+          maximum: 3600,
         },
         maxSeconds: {
           type: 'number',
@@ -241,6 +242,7 @@ export const COLLECTOR_CONFIG_OPENAPI: OpenApiSchema = {
           default: 300,
           minimum: 0,
           exclusiveMinimum: true,
+          maximum: 86400,
         },
         jitter: {
           type: 'number',
@@ -274,8 +276,8 @@ export const COLLECTOR_CONFIG_OPENAPI: OpenApiSchema = {
       description:
         'Absolute path of the node-local break-glass stop file (hostPath mounted read-only into the agent).',
       default: '/var/run/telemetry-rollout/stop',
-      pattern: '^/',
-      maxLength: 4096,
+      pattern: '^/[^\\s]*$',
+      maxLength: 256,
     },
     metricsPort: {
       type: 'integer',
