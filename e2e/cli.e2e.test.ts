@@ -2,10 +2,11 @@
 // (operator/bin/kubectl-tro) as a separate process, in text (piped) and JSON output, plus the error
 // cases and `kubectl tro` through kubectl's plugin mechanism. There is no operator here: the test writes a
 // realistic status itself (kubectl patch --subresource=status) and checks what the plugin shows and
-// which requests (spec.paused, annotations) it writes.
+// which requests (spec.paused, annotations) it writes. Break-glass runs offline on the local transport
+// from an inventory exported out of the management cluster.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -13,6 +14,8 @@ import { parse, stringify } from 'yaml';
 import { findRepoRoot } from '../operator/src/api/crd.js';
 import { validBase } from '../operator/src/api/fixtures.js';
 import type { HistoryEntry, TelemetryRollout } from '../operator/src/api/types.generated.js';
+import { ConfigMapInventoryStore, loadInventoryFile, type NodeInventory } from '../operator/src/breakglass/inventory.js';
+import { parseStopFile } from '../operator/src/breakglass/stopfile.js';
 import { fixtureManifest, gateFailureStatus } from '../operator/src/cli/fixtures.js';
 import { installCrd } from './support/api.js';
 import { createNamespace, dumpOnFailure, eventually, kubectl, kubectlBinary, kubectlJSON, managementCluster } from './controlplane/testing.js';
@@ -205,6 +208,51 @@ describe('kubectl-tro against the management cluster', () => {
     const json = await tro(['validate', '-f', bad, '-o', 'json']);
     expect(json.code).toBe(1);
     expect((JSON.parse(json.stdout) as Array<{ result: string }>).map((r) => r.result)).toEqual(['valid', 'invalid']);
+  }));
+
+  it('inventory export, then break-glass and --clear from that file with no API server at all', dumpOnFailure(async () => {
+    // The inventory as the operator keeps it, built from the management cluster's real (kwok) nodes.
+    const served = await kubectlJSON<{ items: Array<{ metadata: { name: string }; status?: { addresses?: Array<{ type: string; address: string }> } }> }>(mgmt(), ['get', 'nodes']);
+    const revision = '5d2c9a1f';
+    const inventory: NodeInventory = {
+      cluster: 'prod-east-1',
+      capturedAt: '2026-11-25T09:00:00.000Z',
+      nodes: served.items.map((n, i): NodeInventory['nodes'][number] => ({
+        name: n.metadata.name,
+        labels: i === 0 ? {} : { 'telemetry.rollout.dev/revision': revision },
+        addresses: n.status?.addresses ?? [],
+        ready: true,
+      })),
+    };
+    expect(inventory.nodes.length).toBeGreaterThanOrEqual(2);
+    await new ConfigMapInventoryStore({ api: mgmt().kubeConfig(), namespace: ns }).save(inventory);
+
+    const file = join(dir, 'prod-east-1.inventory.yaml');
+    const exported = await tro(['inventory', 'export', 'prod-east-1', '--inventory-namespace', ns, '--file', file]);
+    expect(exported).toEqual({ code: 0, stdout: `wrote the node inventory of cluster prod-east-1 (${inventory.nodes.length} nodes, captured 2026-11-25T09:00:00.000Z) to ${file}\n`, stderr: '' });
+    expect(await loadInventoryFile(file)).toEqual(inventory);
+    const json = await tro(['inventory', 'export', 'prod-east-1', '--inventory-namespace', ns, '-o', 'json']);
+    expect(JSON.parse(json.stdout)).toEqual({ apiVersion: 'telemetry.rollout.dev/v1alpha1', kind: 'NodeInventory', ...inventory });
+    const missing = await tro(['inventory', 'export', 'prod-west-1', '--inventory-namespace', ns]);
+    expect(missing).toEqual({ code: 3, stdout: '', stderr: `error: no node inventory of cluster prod-west-1 in namespace ${ns} (the operator records it while the cluster is healthy)\n` });
+
+    // Break-glass is offline: pointing --kubeconfig at nothing changes nothing.
+    const root = join(dir, 'node-roots');
+    const stopAt = (node: string) => join(root, node, 'var/run/telemetry-rollout/stop');
+    const common = ['--kubeconfig', join(dir, 'no-such-kubeconfig'), 'break-glass', 'prod-east-1', '--inventory', file, '--revision', revision, '--local-root', root];
+    const issued = await exec(WRAPPER, [...common, '--reason', 'API server of prod-east-1 down', '--rollout', `${ns}/collector-v2`]);
+    const targeted = inventory.nodes.slice(1).map((n) => n.name);
+    expect(issued).toEqual({ code: 0, stdout: `cluster prod-east-1: stop file for revision ${revision} written to ${targeted.length}/${targeted.length} nodes via local\n`, stderr: '' });
+    for (const n of targeted) expect(parseStopFile(readFileSync(stopAt(n), 'utf8'))).toMatchObject({ rollout: `${ns}/collector-v2`, revision, reason: 'API server of prod-east-1 down' });
+    expect(existsSync(stopAt(inventory.nodes[0]!.name))).toBe(false);
+
+    const cleared = await exec(WRAPPER, [...common, '--clear', '-o', 'json']);
+    expect(cleared.code).toBe(0);
+    expect(JSON.parse(cleared.stdout)).toMatchObject({ action: 'clear', cluster: 'prod-east-1', result: { nodesTargeted: inventory.nodes.length, nodesCleared: inventory.nodes.length, nodesFailed: 0 } });
+    for (const n of targeted) expect(existsSync(stopAt(n))).toBe(false);
+
+    const wrongCluster = await exec(WRAPPER, ['break-glass', 'prod-west-1', '--inventory', file, '--revision', revision, '--reason', 'x', '--local-root', root]);
+    expect(wrongCluster).toEqual({ code: 2, stdout: '', stderr: `error: ${file} is the inventory of cluster prod-east-1, not prod-west-1\n` });
   }));
 
   describe('errors: one line on stderr and a documented exit code', () => {

@@ -3,14 +3,15 @@
  *
  * Exit codes (also printed by `kubectl tro --help`):
  *   0  success
- *   1  failed: a file did not validate; `get --watch --until-done` ended RolledBack or Failed; the API
- *      server refused a request for another reason (conflict, invalid, internal error)
- *   2  usage error: unknown command or option, bad argument, unusable --kubeconfig or --context
+ *   1  failed: a file did not validate; `get --watch --until-done` ended RolledBack or Failed;
+ *      break-glass did not reach every targeted node (or none matched); the API server refused a
+ *      request for another reason (conflict, invalid, internal error)
+ *   2  usage error: unknown command or option, bad argument, unusable --kubeconfig or --context, an
+ *      unreadable input file (manifest, inventory) or an invalid break-glass transport
  *   3  not found: the rollout, or the TelemetryRollout API itself (the CRD is not installed)
  *   4  cluster unreachable: connection refused or reset, DNS, TLS, timeout (--request-timeout), or the
  *      API server answering 429/503/504
  *   5  unauthorized or forbidden (HTTP 401/403)
- *   6  not available in this build (a command whose implementation is missing)
  *   127 (from the wrapper) no Node.js >= 22.19 found
  *
  * This module does not import client-node (loading it takes most of a second, and offline commands
@@ -30,7 +31,6 @@ export const EXIT = {
   notFound: 3,
   unreachable: 4,
   forbidden: 5,
-  unavailable: 6,
 } as const;
 
 /** One of {@link EXIT}'s values. */
@@ -39,12 +39,12 @@ export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 /** The exit-code table as shown at the end of `--help`. */
 export const EXIT_CODES_HELP = `Exit codes:
   0  success
-  1  failed: validation failed, the watched rollout ended RolledBack/Failed, or the API refused the request
+  1  failed: validation failed, the watched rollout ended RolledBack/Failed, break-glass missed nodes,
+     or the API refused the request
   2  usage error (bad command, option or argument; unusable --kubeconfig or --context)
   3  not found (the rollout, or the TelemetryRollout API: is the CRD installed?)
   4  cluster unreachable or timed out (also HTTP 429/503/504)
-  5  unauthorized or forbidden
-  6  not available in this build`;
+  5  unauthorized or forbidden`;
 
 /** A failure with the line to print and the exit code to end with. */
 export class CliError extends Error {

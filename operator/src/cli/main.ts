@@ -4,6 +4,7 @@
  * most of a second; `validate` and `--help` stay instant).
  */
 import { readFileSync } from 'node:fs';
+import { SystemClock } from '../util/clock.js';
 import { run, type CliDeps } from './program.js';
 
 /** Sleeps `ms`, resolving early when `signal` aborts (a watch then ends cleanly). */
@@ -46,6 +47,16 @@ export async function main(argv: string[]): Promise<number> {
     signal: interrupt.signal,
     connect: async (o) => (await import('./client.js')).connect(o),
     readStdin: () => readFileSync(0, 'utf8'),
+    clock: new SystemClock(),
+    inventories: async (o, namespace) => {
+      const [{ loadKubeConfig }, { ConfigMapInventoryStore }, { safeServerUrl }] = await Promise.all([
+        import('./client.js'),
+        import('../breakglass/inventory.js'),
+        import('./errors.js'),
+      ]);
+      const kc = loadKubeConfig(o);
+      return { store: new ConfigMapInventoryStore({ api: kc, namespace }), server: safeServerUrl(kc.getCurrentCluster()?.server ?? '') };
+    },
   };
   try {
     return await run(argv, deps);

@@ -1,6 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { parse } from 'yaml';
 import { validBase } from '../api/fixtures.js';
+import { MemoryInventoryStore, type NodeInventory } from '../breakglass/inventory.js';
+import { FakeClock } from '../util/clock.js';
 import type { TelemetryRollout } from '../api/types.generated.js';
 import type { ConnectOptions, RolloutApi } from './client.js';
 import { CliError, EXIT } from './errors.js';
@@ -51,7 +53,14 @@ interface Harness {
 
 async function cli(
   argv: string[],
-  o: { api?: FakeApi; isTTY?: boolean; env?: Record<string, string | undefined>; stdin?: string; onSleep?: (n: number, abort: () => void) => void } = {},
+  o: {
+    api?: FakeApi;
+    isTTY?: boolean;
+    env?: Record<string, string | undefined>;
+    stdin?: string;
+    onSleep?: (n: number, abort: () => void) => void;
+    inventories?: CliDeps['inventories'];
+  } = {},
 ): Promise<Harness> {
   const out: string[] = [];
   const err: string[] = [];
@@ -75,6 +84,12 @@ async function cli(
       return { api, namespace: c.namespace ?? 'fleet', server: 'https://127.0.0.1:6443' };
     },
     readStdin: () => o.stdin ?? '',
+    clock: new FakeClock(FIXTURE_NOW),
+    inventories:
+      o.inventories ??
+      (async () => {
+        throw new Error('no inventory store in this test');
+      }),
   };
   const code = await run(argv, deps);
   return { code, out: out.join(''), err: err.join(''), api, connects, sleeps };
@@ -283,10 +298,45 @@ describe('usage, help and failures', () => {
     const debug = await cli(['get', 'x'], { api, env: { TRO_DEBUG: '1' } });
     expect(debug.err).toMatch(/^error: kaput\nError: kaput\nmore detail\n\s+at /);
   });
+});
 
-  it('says break-glass and inventory export are not in this build (exit 6)', async () => {
-    const bg = await cli(['break-glass', 'prod-east-1']);
-    expect(bg).toMatchObject({ code: EXIT.unavailable, err: 'error: break-glass is not available in this build: the break-glass library (operator/src/breakglass) does not provide it yet\n' });
-    expect((await cli(['inventory', 'export', 'prod-east-1'])).code).toBe(EXIT.unavailable);
+describe('inventory export', () => {
+  const inventory: NodeInventory = {
+    cluster: 'prod-east-1',
+    capturedAt: '2026-11-25T09:00:00.000Z',
+    nodes: [{ name: 'n1', labels: { 'telemetry.rollout.dev/revision': 'abc' }, addresses: [{ type: 'InternalIP', address: '10.0.0.1' }], ready: true }],
+  };
+  const withStore = async () => {
+    const store = new MemoryInventoryStore();
+    await store.save(inventory);
+    const asked: Array<{ o: ConnectOptions; namespace: string }> = [];
+    const inventories: CliDeps['inventories'] = async (o, namespace) => {
+      asked.push({ o, namespace });
+      return { store, server: 'https://127.0.0.1:6443' };
+    };
+    return { inventories, asked };
+  };
+
+  it('prints the inventory document (YAML, or JSON with -o json) from the operator namespace by default', async () => {
+    const { inventories, asked } = await withStore();
+    const yaml = await cli(['inventory', 'export', 'prod-east-1', '--kubeconfig', '/k'], { inventories });
+    expect(yaml.code).toBe(0);
+    expect(parse(yaml.out)).toEqual({ apiVersion: 'telemetry.rollout.dev/v1alpha1', kind: 'NodeInventory', ...inventory });
+    expect(asked).toEqual([{ o: { kubeconfig: '/k', requestTimeoutSeconds: 10 }, namespace: 'telemetry-rollout-system' }]);
+    const json = await cli(['inventory', 'export', 'prod-east-1', '-o', 'json', '--inventory-namespace', 'ops'], { inventories });
+    expect((JSON.parse(json.out) as NodeInventory).nodes).toEqual(inventory.nodes);
+    expect(asked[1]?.namespace).toBe('ops');
+  });
+
+  it('exits 3 when no inventory is stored, and classifies store failures', async () => {
+    const { inventories } = await withStore();
+    const missing = await cli(['inventory', 'export', 'prod-west-1'], { inventories });
+    expect(missing).toMatchObject({ code: EXIT.notFound, err: 'error: no node inventory of cluster prod-west-1 in namespace telemetry-rollout-system (the operator records it while the cluster is healthy)\n' });
+    const forbidden: CliDeps['inventories'] = async () => ({
+      store: { load: async () => Promise.reject(Object.assign(new Error('HTTP-Code: 403'), { code: 403, body: { kind: 'Status', message: 'configmaps is forbidden' } })) },
+      server: 'https://127.0.0.1:6443',
+    });
+    const denied = await cli(['inventory', 'export', 'prod-east-1'], { inventories: forbidden });
+    expect(denied).toMatchObject({ code: EXIT.forbidden, err: 'error: read the node inventory of cluster prod-east-1 in namespace telemetry-rollout-system: configmaps is forbidden\n' });
   });
 });

@@ -11,9 +11,12 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { stringify } from 'yaml';
 import { findRepoRoot } from '../api/crd.js';
 import type { TelemetryRollout } from '../api/types.generated.js';
+import type { InventoryStore, NodeInventory } from '../breakglass/inventory.js';
+import type { Clock } from '../util/clock.js';
+import { breakGlassExitCode, renderBreakGlass, runBreakGlass, type BreakGlassOptions } from './breakglass.js';
 import type { Connection, ConnectOptions } from './client.js';
 import { abortValue, expectedEffect, isDone, pausePatch, REQUEST_ANNOTATIONS, requestId, requestPatch, type RequestKind } from './controls.js';
-import { CliError, EXIT, EXIT_CODES_HELP, oneLine } from './errors.js';
+import { CliError, classifyError, EXIT, EXIT_CODES_HELP, oneLine } from './errors.js';
 import { redactString } from '../util/logging.js';
 import { renderHistory, renderList, renderRollout, stripAnsi, useColor } from './render.js';
 import { renderValidation, validateFiles } from './validatefiles.js';
@@ -41,7 +44,14 @@ export interface CliDeps {
   connect: (o: ConnectOptions) => Promise<Connection>;
   /** The text of `-f -`. */
   readStdin: () => string;
+  /** The clock of break-glass actions (stop-file times, per-node timeouts). */
+  clock: Clock;
+  /** The node-inventory store in `namespace` of the management cluster (`inventory export`). */
+  inventories: (o: ConnectOptions, namespace: string) => Promise<{ store: Pick<InventoryStore, 'load'>; server: string }>;
 }
+
+/** Where the operator keeps node inventories by default: its own namespace (config/ installs it there). */
+export const DEFAULT_INVENTORY_NAMESPACE = 'telemetry-rollout-system';
 
 /** The output formats of `-o`. */
 export const OUTPUT_FORMATS = ['text', 'json', 'yaml'] as const;
@@ -115,13 +125,13 @@ export function buildProgram(deps: CliDeps): BuiltProgram {
   const out = (text: string) => deps.stdout.write(color ? text : stripAnsi(text));
   const globals = (cmd: Command): GlobalOptions => cmd.optsWithGlobals<GlobalOptions>();
   const shown = (g: GlobalOptions, ro: TelemetryRollout): TelemetryRollout => (g.showManagedFields ? ro : withoutManagedFields(ro));
-  const open = (g: GlobalOptions): Promise<Connection> =>
-    deps.connect({
-      ...(g.kubeconfig !== undefined ? { kubeconfig: g.kubeconfig } : {}),
-      ...(g.context !== undefined ? { context: g.context } : {}),
-      ...(g.namespace !== undefined ? { namespace: g.namespace } : {}),
-      requestTimeoutSeconds: g.requestTimeout,
-    });
+  const connectOptions = (g: GlobalOptions): ConnectOptions => ({
+    ...(g.kubeconfig !== undefined ? { kubeconfig: g.kubeconfig } : {}),
+    ...(g.context !== undefined ? { context: g.context } : {}),
+    ...(g.namespace !== undefined ? { namespace: g.namespace } : {}),
+    requestTimeoutSeconds: g.requestTimeout,
+  });
+  const open = (g: GlobalOptions): Promise<Connection> => deps.connect(connectOptions(g));
   let exitCode: number = EXIT.ok;
 
   const program = new Command('kubectl-tro')
@@ -299,29 +309,88 @@ export function buildProgram(deps: CliDeps): BuiltProgram {
       }
     });
 
-  const unavailable = (what: string) => {
-    throw new CliError(`${what} is not available in this build: the break-glass library (operator/src/breakglass) does not provide it yet`, EXIT.unavailable);
-  };
   program
     .command('break-glass')
-    .description('stop the agents of a cluster through node-local stop files, without its API server (offline)')
-    .argument('<cluster>', 'the target cluster')
-    .option('--inventory <file>', 'node inventory exported earlier with `inventory export`')
-    .option('--rollout <name>', 'the rollout whose revision to stop')
-    .option('--revision <hash>', 'the revision to stop (default: every revision, "*")')
-    .option('--reason <text>', 'why; written into the stop file')
-    .option('--clear', 'remove the stop files instead of writing them')
-    .action(() => unavailable('break-glass'));
+    .description(
+      'stop the agents of a cluster through node-local stop files, with no API server at all: nodes from an inventory file, transport from the rollout manifest (or --local-root)',
+    )
+    .argument('<cluster>', 'the target cluster (must match the inventory)')
+    .option('--inventory <file>', 'node inventory written earlier by `kubectl tro inventory export` (required)')
+    .option('--revision <hash>', "the collector revision to stop, or '*' for every revision (required)")
+    .option('--reason <text>', 'why; written into the stop file (required unless --clear)')
+    .option('-f, --filename <file>', 'the TelemetryRollout manifest whose spec.breakGlass.transport to use, or a transport spec document')
+    .option('--local-root <dir>', 'use the local transport: one directory per node under DIR (e2e and demos)')
+    .option('--ssh-key <file>', 'private key for an ssh transport (offline, the Secrets are not reachable)')
+    .option('--known-hosts <file>', 'known_hosts for an ssh transport')
+    .option('--rollout <namespace/name>', 'recorded in the stop file (default: from -f)')
+    .addOption(new Option('--scope <scope>', 'revision: nodes labelled with the revision; all: every node of the inventory (default: revision; all with --clear)').choices(['revision', 'all']))
+    .option('--stable-revision <hash>', 'the stable revision, whose DaemonSet also covers unlabelled nodes')
+    .option('--clear', 'remove the stop files of the revision instead (only once no agent of it runs any more)')
+    .option('--force', 'with --clear: remove stop files whatever revision they name')
+    .option('--dry-run', 'only list the nodes that would be reached')
+    .action(async (cluster: string, o: BreakGlassOptions, cmd: Command) => {
+      const g = globals(cmd);
+      const outcome = await runBreakGlass(cluster, o, { clock: deps.clock, signal: deps.signal });
+      out(g.output === 'text' ? renderBreakGlass(outcome) : serialize(g.output, outcome));
+      exitCode = breakGlassExitCode(outcome);
+    });
+
   program
     .command('inventory')
-    .description('node inventories cached for break-glass')
+    .description('node inventories the operator keeps for break-glass')
     .command('export')
-    .description("write a cluster's cached node inventory to a file, for break-glass without the management cluster")
+    .description(
+      "write a cluster's node inventory (kept by the operator in the management cluster) to a file or stdout, for break-glass when no API server answers",
+    )
     .argument('<cluster>', 'the target cluster')
-    .option('--file <path>', 'where to write it (default: stdout)')
-    .action(() => unavailable('inventory export'));
+    .option('--file <path>', 'write it here, atomically (.yaml/.yml: YAML, else JSON); default: stdout (JSON with -o json, else YAML)')
+    .option('--inventory-namespace <namespace>', "the operator's namespace, where inventories are kept", DEFAULT_INVENTORY_NAMESPACE)
+    .action(async (cluster: string, o: { file?: string; inventoryNamespace: string }, cmd: Command) => {
+      const g = globals(cmd);
+      const namespace = o.inventoryNamespace;
+      const { store, server } = await deps.inventories(connectOptions(g), namespace);
+      let inventory: NodeInventory | undefined;
+      try {
+        inventory = await withTimeout(store.load(cluster), g.requestTimeout);
+      } catch (err) {
+        throw classifyError(err, { what: `read the node inventory of cluster ${cluster} in namespace ${namespace}`, server, timeoutSeconds: g.requestTimeout });
+      }
+      if (!inventory) {
+        throw new CliError(`no node inventory of cluster ${cluster} in namespace ${namespace} (the operator records it while the cluster is healthy)`, EXIT.notFound);
+      }
+      const doc = { apiVersion: 'telemetry.rollout.dev/v1alpha1', kind: 'NodeInventory', ...inventory };
+      if (o.file === undefined) {
+        out(serialize(g.output === 'json' ? 'json' : 'yaml', doc));
+        return;
+      }
+      const { exportInventory } = await import('../breakglass/inventory.js');
+      try {
+        await exportInventory(inventory, o.file);
+      } catch (err) {
+        throw new CliError(`write ${o.file}: ${oneLine(err)}`, EXIT.failed, { cause: err });
+      }
+      const summary = { cluster, nodes: inventory.nodes.length, capturedAt: inventory.capturedAt, file: o.file };
+      if (g.output !== 'text') out(serialize(g.output, summary));
+      else out(`wrote the node inventory of cluster ${cluster} (${summary.nodes} nodes, captured ${summary.capturedAt}) to ${o.file}\n`);
+    });
 
   return { program, exitCode: () => exitCode };
+}
+
+/**
+ * `work`, or a TimeoutError after `seconds` (for calls that take no AbortSignal; the process exits when
+ * the command ends, so the abandoned call does not linger).
+ */
+async function withTimeout<T>(work: Promise<T>, seconds: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new DOMException(`no answer within ${seconds}s`, 'TimeoutError')), seconds * 1000);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Runs the program on `argv` (the arguments after the program name) and returns the exit code. */
