@@ -351,7 +351,8 @@ export function buildProgram(deps: CliDeps): BuiltProgram {
       const { store, server } = await deps.inventories(connectOptions(g), namespace);
       let inventory: NodeInventory | undefined;
       try {
-        inventory = await withTimeout(store.load(cluster), g.requestTimeout);
+        // The signal cancels the store's requests; the race bounds the whole load, however many it makes.
+        inventory = await withTimeout(store.load(cluster, AbortSignal.timeout(g.requestTimeout * 1000)), g.requestTimeout);
       } catch (err) {
         throw classifyError(err, { what: `read the node inventory of cluster ${cluster} in namespace ${namespace}`, server, timeoutSeconds: g.requestTimeout });
       }
