@@ -1,0 +1,57 @@
+/**
+ * The IPC messages between the node runtime (parent) and its worker processes. Plain JSON: the
+ * default `child_process` serialisation, so nothing but data crosses (no functions, no class instances).
+ */
+
+/** What a worker needs to start one agent (everything the pod and its node provide). */
+export interface AgentSpec {
+  /** Unique per pod incarnation: the pod's UID. */
+  id: string;
+  mode: 'node' | 'cluster';
+  /** The node the pod runs on (kwok's `spec.nodeName`). */
+  node: string;
+  pod: string;
+  namespace: string;
+  revision: string;
+  rollout?: string;
+  /** Cluster mode: the Lease to elect a leader on (env TRO_LEASE), else the collector's default. */
+  leaseName?: string;
+  /** The collector config from the pod's ConfigMap, kubeletURL already pointed at the runtime. */
+  config: Record<string, unknown>;
+  /** The node's root directory (proc/, sys/, statfs'd as /). */
+  hostRoot: string;
+  stopFilePath: string;
+}
+
+/** A live agent as a worker reports it. */
+export interface WorkerAgentInfo {
+  id: string;
+  node: string;
+  pod: string;
+  revision: string;
+  mode: 'node' | 'cluster';
+  metadataMode: string;
+  stopped: boolean;
+  apiRequests: number;
+  lastApiRequestAt?: number;
+  kubeletRequests: number;
+}
+
+/** Parent → worker. `init` comes first, once. */
+export type ToWorker =
+  | { t: 'init'; kubeconfig: string }
+  | { t: 'start'; spec: AgentSpec }
+  | { t: 'stop'; id: string }
+  | { t: 'list'; req: number }
+  | { t: 'shutdown' };
+
+/** Worker → parent. */
+export type FromWorker =
+  | { t: 'ready' }
+  | { t: 'started'; id: string }
+  | { t: 'startFailed'; id: string; error: string }
+  | { t: 'stopped'; id: string }
+  /** An agent's loops ended on their own (a bug or a fatal error): the parent may start it again. */
+  | { t: 'exited'; id: string; error?: string }
+  | { t: 'agents'; req: number; agents: WorkerAgentInfo[]; rssBytes: number }
+  | { t: 'log'; line: string };
