@@ -19,7 +19,10 @@ const TIMING = { leaseDurationSeconds: 6, renewDeadlineSeconds: 4, retryPeriodSe
 /** A LeaseClient whose connection to the API server the test can cut (the leader "stops renewing"). */
 class CuttableLeaseClient implements LeaseClient {
   cut = false;
-  constructor(private readonly inner: LeaseClient) {}
+  private readonly inner: LeaseClient;
+  constructor(inner: LeaseClient) {
+    this.inner = inner;
+  }
   private check(): void {
     if (this.cut) throw Object.assign(new Error('connect ECONNREFUSED (cut by the test)'), { code: 'ECONNREFUSED' });
   }

@@ -181,7 +181,10 @@ function parseJson<T>(buf: Buffer, what: string): T {
 
 /** A Kubernetes API client bound to one agent's kill switch, token bucket, backoff and metrics. */
 export class ApiClient {
-  constructor(private readonly o: ApiClientOptions) {}
+  private readonly o: ApiClientOptions;
+  constructor(o: ApiClientOptions) {
+    this.o = o;
+  }
 
   /**
    * GET one object. 404 is an ApiException like any other non-2xx status. `resourceVersion: '0'` lets

@@ -178,11 +178,18 @@ export async function withBackoff<T>(fn: (attempt: number) => Promise<T>, option
  */
 export class Backoff {
   private failures = 0;
+  private readonly policy: BackoffPolicy;
+  private readonly clock: Clock;
+  private readonly random: () => number;
   constructor(
-    private readonly policy: BackoffPolicy,
-    private readonly clock: Clock,
-    private readonly random: () => number = Math.random,
-  ) {}
+    policy: BackoffPolicy,
+    clock: Clock,
+    random: () => number = Math.random,
+  ) {
+    this.policy = policy;
+    this.clock = clock;
+    this.random = random;
+  }
 
   /** Consecutive failures since the last reset. */
   get attempts(): number {

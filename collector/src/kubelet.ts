@@ -111,7 +111,9 @@ export interface KubeletClientOptions {
 /** Reads `/pods` from the local kubelet, counted in `collector_kubelet_requests_total{code}`. */
 export class KubeletClient {
   private readonly url: string;
-  constructor(private readonly o: KubeletClientOptions) {
+  private readonly o: KubeletClientOptions;
+  constructor(o: KubeletClientOptions) {
+    this.o = o;
     this.url = `${o.baseURL.replace(/\/+$/, '')}/pods`;
   }
 

@@ -76,10 +76,14 @@ async function* iterateStream(stream: ReadableStream<Uint8Array>, signal: AbortS
 export class ClientNodeTransport implements KubeTransport {
   private readonly http = new IsomorphicFetchHttpLibrary();
 
+  private readonly kc: KubeConfig;
+  private readonly userAgent: string;
   constructor(
-    private readonly kc: KubeConfig,
-    private readonly userAgent: string,
-  ) {}
+    kc: KubeConfig,
+    userAgent: string) {
+    this.kc = kc;
+    this.userAgent = userAgent;
+  }
 
   async send(req: KubeRequest): Promise<KubeResponse> {
     const cluster = this.kc.getCurrentCluster();

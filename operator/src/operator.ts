@@ -71,7 +71,9 @@ export interface Operator {
  */
 class DirectRolloutReader implements RolloutReader {
   private readonly api: CustomObjectsApi;
-  constructor(kc: KubeConfig, private readonly timeoutMs: number) {
+  private readonly timeoutMs: number;
+  constructor(kc: KubeConfig, timeoutMs: number) {
+    this.timeoutMs = timeoutMs;
     this.api = kc.makeApiClient(CustomObjectsApi);
   }
   async get(namespace: string, name: string): Promise<TelemetryRollout | undefined> {

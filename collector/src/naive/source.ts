@@ -58,7 +58,9 @@ export class NaivePodSource implements PodSource {
   private readonly counts = new Map<string, Set<string>>();
   private synced = false;
 
-  constructor(private readonly o: NaivePodSourceOptions) {
+  private readonly o: NaivePodSourceOptions;
+  constructor(o: NaivePodSourceOptions) {
+    this.o = o;
     const key = (obj: KubeObject) => `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
     this.reflectors = NAIVE_RESOURCES.map((resource) => {
       const keys = new Set<string>();

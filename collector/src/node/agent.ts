@@ -35,7 +35,10 @@ export interface PodSource {
 /** PodSource over the local kubelet's read-only `/pods`. */
 export class KubeletPodSource implements PodSource {
   readonly name = 'kubelet';
-  constructor(private readonly kubelet: KubeletClient) {}
+  private readonly kubelet: KubeletClient;
+  constructor(kubelet: KubeletClient) {
+    this.kubelet = kubelet;
+  }
   pods(signal: AbortSignal): Promise<PodInfo[]> {
     return this.kubelet.pods(signal);
   }

@@ -172,10 +172,14 @@ function all(t: CpuTimes): number {
 /** Reads node telemetry; keeps the previous CPU sample to compute utilisation between collections. */
 export class NodeCollector {
   private prevCpu: CpuTimes | undefined;
+  private readonly fs: NodeFs;
+  private readonly paths: NodePaths;
   constructor(
-    private readonly fs: NodeFs,
-    private readonly paths: NodePaths,
-  ) {}
+    fs: NodeFs,
+    paths: NodePaths) {
+    this.fs = fs;
+    this.paths = paths;
+  }
 
   /**
    * /proc/net is a symlink to /proc/self/net: read through a mounted host /proc it shows the network

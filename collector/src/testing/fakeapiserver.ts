@@ -36,7 +36,9 @@ export class ChunkStream implements AsyncIterable<Uint8Array> {
   private failure: Error | undefined;
   private wake: (() => void) | undefined;
 
-  constructor(private readonly signal: AbortSignal) {
+  private readonly signal: AbortSignal;
+  constructor(signal: AbortSignal) {
+    this.signal = signal;
     signal.addEventListener('abort', () => this.fail(abortReason(signal)), { once: true });
   }
 
@@ -122,7 +124,10 @@ export class FakeApiServer implements KubeTransport {
   private readonly history: HistoryEntry[] = [];
   private readonly watchers = new Set<Watcher>();
 
-  constructor(private readonly clock?: Clock) {}
+  private readonly clock?: Clock;
+  constructor(clock?: Clock) {
+    this.clock = clock;
+  }
 
   /** The current resourceVersion of the "etcd" behind the server. */
   get resourceVersion(): string {

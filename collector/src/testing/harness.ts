@@ -37,7 +37,10 @@ export interface TestRig {
 /** Wraps a transport; while `failWith` is set, requests fail with that HTTP status without reaching it. */
 export class SwitchableTransport implements KubeTransport {
   failWith: number | undefined;
-  constructor(private readonly inner: KubeTransport) {}
+  private readonly inner: KubeTransport;
+  constructor(inner: KubeTransport) {
+    this.inner = inner;
+  }
   async send(req: KubeRequest): Promise<KubeResponse> {
     if (this.failWith !== undefined) {
       const body = JSON.stringify({ kind: 'Status', code: this.failWith, message: 'injected' });

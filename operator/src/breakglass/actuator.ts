@@ -36,11 +36,17 @@ const rolloutName = (r: TelemetryRollout) => `${r.metadata?.namespace ?? 'defaul
 
 /** Implements the reconciler's break-glass and inventory hooks. Never throws: failures are status. */
 export class TransportBreakGlass implements BreakGlassActuator, InventoryRecorder {
+  private readonly backends: BreakGlassBackends;
+  private readonly clock: Clock;
+  private readonly logger?: Logger;
   constructor(
-    private readonly backends: BreakGlassBackends,
-    private readonly clock: Clock,
-    private readonly logger?: Logger,
-  ) {}
+    backends: BreakGlassBackends,
+    clock: Clock,
+    logger?: Logger) {
+    this.backends = backends;
+    this.clock = clock;
+    this.logger = logger;
+  }
 
   available(rollout: TelemetryRollout): boolean {
     return rollout.spec.breakGlass.transport !== undefined;

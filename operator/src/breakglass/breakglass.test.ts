@@ -36,7 +36,10 @@ class RecordingTransport implements BreakGlassTransport {
   readonly concurrency = 20;
   readonly writes: Array<{ nodes: string[]; content: string }> = [];
   readonly clears: Array<{ nodes: string[]; options: ClearOptions | undefined }> = [];
-  constructor(private readonly answers: Record<string, Omit<NodeOutcome, 'node' | 'durationMs'>> = {}) {}
+  private readonly answers: Record<string, Omit<NodeOutcome, 'node' | 'durationMs'>>;
+  constructor(answers: Record<string, Omit<NodeOutcome, 'node' | 'durationMs'>> = {}) {
+    this.answers = answers;
+  }
   private answer(nodes: readonly NodeTarget[]): NodeOutcome[] {
     return nodes.map((n) => ({ node: n.name, durationMs: 5, ...(this.answers[n.name] ?? { result: 'ok' }) }));
   }

@@ -15,10 +15,14 @@ class FakeApi implements RolloutApi {
   readonly patches: Array<{ namespace: string; name: string; patch: object }> = [];
   readonly lists: Array<string | undefined> = [];
   gets = 0;
+  public script: Array<TelemetryRollout | CliError>;
+  private readonly items: TelemetryRollout[];
   constructor(
-    public script: Array<TelemetryRollout | CliError>,
-    private readonly items: TelemetryRollout[] = [],
-  ) {}
+    script: Array<TelemetryRollout | CliError>,
+    items: TelemetryRollout[] = []) {
+    this.script = script;
+    this.items = items;
+  }
   async get(namespace: string, name: string): Promise<TelemetryRollout> {
     const r = this.script[Math.min(this.gets++, this.script.length - 1)];
     if (r === undefined) throw new CliError(`telemetryrollout "${name}" not found in namespace "${namespace}"`, EXIT.notFound);

@@ -75,7 +75,10 @@ export class FakeLeaseClient implements LeaseClient {
   /** Calls made, in order. */
   readonly calls: Array<'get' | 'create' | 'replace'> = [];
 
-  constructor(readonly store: FakeLeaseStore = new FakeLeaseStore()) {}
+  readonly store: FakeLeaseStore;
+  constructor(store: FakeLeaseStore = new FakeLeaseStore()) {
+    this.store = store;
+  }
 
   get(namespace: string, name: string, signal?: AbortSignal): Promise<LeaseRecord | undefined> {
     return this.call('get', signal, () => this.store.peek(namespace, name));
@@ -124,10 +127,14 @@ export class FakeListWatch<T extends KubernetesObject> implements ListWatchSourc
    *   finishes the list (start() never resolves); `manual` finishes it when the test calls
    *   {@link FakeListWatch.finishStart}
    */
+  private readonly items: T[];
+  private readonly behaviour: 'ok' | 'fail' | 'hang' | 'manual';
   constructor(
-    private readonly items: T[],
-    private readonly behaviour: 'ok' | 'fail' | 'hang' | 'manual' = 'ok',
-  ) {}
+    items: T[],
+    behaviour: 'ok' | 'fail' | 'hang' | 'manual' = 'ok') {
+    this.items = items;
+    this.behaviour = behaviour;
+  }
 
   /** Completes a `manual` start: lists the items and resolves start(). */
   finishStart(): void {

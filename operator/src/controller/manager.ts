@@ -95,10 +95,11 @@ export interface DelayHistogram {
 export class EventLoopMonitor {
   private readonly histogram: DelayHistogram;
 
+  private readonly thresholdMs;
   constructor(
-    private readonly thresholdMs = 5000,
-    histogram?: DelayHistogram,
-  ) {
+    thresholdMs = 5000,
+    histogram?: DelayHistogram) {
+    this.thresholdMs = thresholdMs;
     this.histogram = histogram ?? monitorEventLoopDelay({ resolution: 20 });
   }
 

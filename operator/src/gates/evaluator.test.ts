@@ -74,7 +74,10 @@ describe('judge', () => {
 class CurveSources implements SourceFactory {
   fraction = 0;
   calls = 0;
-  constructor(private readonly curve: (fraction: number, call: number) => Measurement) {}
+  private readonly curve: (fraction: number, call: number) => Measurement;
+  constructor(curve: (fraction: number, call: number) => Measurement) {
+    this.curve = curve;
+  }
   source(ctx: GateContext): MetricSource {
     this.fraction = ctx.fraction;
     return { measure: async () => this.curve(this.fraction, this.calls++) };

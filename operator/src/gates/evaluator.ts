@@ -38,7 +38,10 @@ export interface SourceFactory {
  */
 export class DefaultSourceFactory implements SourceFactory {
   private readonly cache = new Map<string, { fingerprint: string; client: unknown; source: MetricSource }>();
-  constructor(private readonly clock?: Clock) {}
+  private readonly clock?: Clock;
+  constructor(clock?: Clock) {
+    this.clock = clock;
+  }
 
   source(ctx: GateContext): MetricSource {
     const key = `${ctx.rollout.metadata?.namespace ?? ''}/${ctx.rollout.metadata?.name ?? ''}/${ctx.target.name}`;

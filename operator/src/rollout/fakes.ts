@@ -37,10 +37,11 @@ export class FakeCluster implements ClusterClient {
   /** Every relabel in order: [node, revision|null]. */
   readonly relabels: Array<[string, string | null]> = [];
 
+  readonly name: string;
   constructor(
-    readonly name: string,
-    nodeCount: number,
-  ) {
+    name: string,
+    nodeCount: number) {
+    this.name = name;
     for (let i = 0; i < nodeCount; i++) {
       const n = `${name}-node-${String(i).padStart(4, '0')}`;
       this.nodes.set(n, { name: n, labels: {}, addresses: [{ type: 'InternalIP', address: `10.0.${Math.floor(i / 250)}.${i % 250}` }], ready: true });
@@ -227,7 +228,10 @@ export class FakeEvents implements EventRecorder {
 export class ScriptedGates implements GateEvaluator {
   readonly measures = true;
   readonly evaluations: Array<{ cluster: string; fraction: number; verdict: string }> = [];
-  constructor(private readonly verdict: (cluster: string, fraction: number) => GateEvaluation['verdict'] = () => 'Pass') {}
+  private readonly verdict: (cluster: string, fraction: number) => GateEvaluation['verdict'];
+  constructor(verdict: (cluster: string, fraction: number) => GateEvaluation['verdict'] = () => 'Pass') {
+    this.verdict = verdict;
+  }
   async captureBaseline(): Promise<{ capturedAt: string; values: Record<string, number> }> {
     return { capturedAt: new Date(0).toISOString(), values: { apiServerP99Seconds: 0.1 } };
   }
@@ -241,10 +245,14 @@ export class ScriptedGates implements GateEvaluator {
 /** Records break-glass actions; the order of calls proves clearing happens after the agents are gone. */
 export class FakeBreakGlass implements BreakGlassActuator {
   readonly calls: Array<{ op: 'issue' | 'clear'; cluster: string; revision: string; agentsRunning: number }> = [];
+  private readonly factory: FakeClusterFactory;
+  private readonly configured;
   constructor(
-    private readonly factory: FakeClusterFactory,
-    private readonly configured = true,
-  ) {}
+    factory: FakeClusterFactory,
+    configured = true) {
+    this.factory = factory;
+    this.configured = configured;
+  }
   available(): boolean {
     return this.configured;
   }

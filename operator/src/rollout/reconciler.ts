@@ -113,11 +113,16 @@ class Pass {
   readonly unavailable = new Map<string, string>();
   targets: ResolvedTarget[] = [];
 
+  readonly rollout: TelemetryRollout;
+  readonly now: Date;
+  readonly revision: string;
   constructor(
-    readonly rollout: TelemetryRollout,
-    readonly now: Date,
-    readonly revision: string,
-  ) {
+    rollout: TelemetryRollout,
+    now: Date,
+    revision: string) {
+    this.rollout = rollout;
+    this.now = now;
+    this.revision = revision;
     this.status = JSON.parse(JSON.stringify(rollout.status ?? {})) as TelemetryRolloutStatus;
   }
 
