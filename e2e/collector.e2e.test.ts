@@ -1,0 +1,259 @@
+// The collector on a 200-node kwok cluster with a pod population, measured AT THE API SERVER.
+//
+// Its own fleet (`big`: 200 nodes, 5 pause pods per node) with kube-apiserver's audit log turned on for
+// the agents' user (Metadata level: verb, URI, user agent, arrival time). The collector objects are the
+// operator's (`sharedObjects`/`revisionObjects` of a validated rollout), placed by node labels; the node
+// runtime runs a real agent per Running collector pod. Every agent's User-Agent names its mode, metadata
+// mode and node, so the audit log attributes each request the API server received.
+//
+//   (a) frugal (metadata Kubelet) node agents on all 200 nodes: 0 cluster-wide LIST/WATCH over a window
+//       (only GETs of their own Node); the single cluster-mode watcher: O(1) LIST/WATCH since it started;
+//   (b) naive agents on 50, then 200 nodes: cluster-wide LISTs received and LIST bytes sent grow with
+//       nodes (×4 nodes → ≥ ×3 measured) and each pods LIST carries every pod of the cluster (× objects);
+//   (c) a stop file on one naive node: that agent sends nothing more after 2 s (audit log and its own
+//       counters), the others go on; it resumes when the file is removed.
+//
+// Figures (rates, bytes, the measured stop delay) are printed, not asserted against timings.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { estimateApiLoad } from '../collector/src/estimate.js';
+import { encodeStopFile, removeFile, writeFileAtomic } from '../operator/src/breakglass/stopfile.js';
+import { revisionOf } from '../operator/src/rollout/revision.js';
+import { startFleet, type ClusterHandle, type Fleet } from './controlplane/fleet.js';
+import { eventually } from './controlplane/testing.js';
+import { startNodeRuntime, type AgentInfo, type NodeRuntime } from './noderuntime/index.js';
+import {
+  AuditReader, apiWindow, applyCollector, arrivals, collectorRollout, enableAuditLog, isClusterWideListOrWatch, labelNodes, nodeNames,
+  scrapeApiServer, total, type ApiWindow, type AuditEvent,
+} from './noderuntime/testing.js';
+
+const NODES = 200;
+const PODS_PER_NODE = 5;
+/** The agents' user: full rights, so RBAC cannot hide what an agent tries; the audit log records only it. */
+const AGENT_USER = 'tro-collector-e2e';
+const NAIVE_RELIST_SECONDS = 30;
+const FRUGAL_WINDOW_MS = 20_000;
+const NAIVE_WINDOW_MS = 30_000;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const log = (line: string) => process.stderr.write(`[collector e2e] ${line}\n`);
+const mib = (b: number) => (b / 1048576).toFixed(2);
+
+function nodeOf(e: AuditEvent): string | undefined {
+  return /; node=([^;)]+)/.exec(e.userAgent)?.[1];
+}
+const isAgent = (e: AuditEvent) => e.userAgent.startsWith('telemetry-collector/');
+const isNodeMode = (e: AuditEvent) => isAgent(e) && e.userAgent.includes('(mode=node;');
+const isClusterMode = (e: AuditEvent) => isAgent(e) && e.userAgent.includes('(mode=cluster;');
+const isNaive = (e: AuditEvent) => isNodeMode(e) && e.userAgent.includes('metadata=Naive;');
+const ms = (e: AuditEvent) => Date.parse(e.requestReceivedTimestamp);
+
+describe('collector on a 200-node cluster, measured at the API server', () => {
+  let fleet: Fleet;
+  let big: ClusterHandle;
+  let rt: NodeRuntime | undefined;
+  let audit: AuditReader;
+  /** Every audited arrival since the runtime started. */
+  const history: AuditEvent[] = [];
+  let rootDir: string;
+  const frugal = collectorRollout('collector-frugal', { intervalSeconds: 10 });
+  const frugalRev = revisionOf(frugal.spec.collector);
+  const naive = collectorRollout('collector-naive', { metadata: { mode: 'Naive', naiveRelistSeconds: NAIVE_RELIST_SECONDS } });
+  const naiveRev = revisionOf(naive.spec.collector);
+  let nodes: string[] = [];
+
+  /** Reads the audit log's new arrivals into `history` and returns them. */
+  async function newArrivals(): Promise<AuditEvent[]> {
+    const ev = arrivals(await audit.read());
+    history.push(...ev);
+    return ev;
+  }
+
+  async function agentsWhere(pred: (a: AgentInfo[]) => boolean, what: string, timeoutMs = 180_000): Promise<AgentInfo[]> {
+    const runtime = rt;
+    if (!runtime) throw new Error('no runtime');
+    return eventually(what, async () => {
+      const a = await runtime.agents();
+      return pred(a) ? a : undefined;
+    }, timeoutMs, 2000);
+  }
+
+  /** Measures a window at the API server: /metrics deltas and the audited arrivals in it. */
+  async function window(msLong: number): Promise<{ w: ApiWindow; events: AuditEvent[] }> {
+    await newArrivals();
+    const s0 = await scrapeApiServer(big);
+    await sleep(msLong);
+    const s1 = await scrapeApiServer(big);
+    const events = (await newArrivals()).filter((e) => ms(e) >= s0.at && ms(e) <= s1.at);
+    return { w: apiWindow(s0, s1), events };
+  }
+
+  beforeAll(async () => {
+    rootDir = mkdtempSync(path.join(tmpdir(), 'tro-collector-e2e-'));
+    fleet = await startFleet({
+      clusters: [{ name: 'big', nodes: NODES, podsPerNode: PODS_PER_NODE }],
+      extraUsers: [{ name: AGENT_USER, groups: ['system:masters'] }],
+      handleSignals: false,
+    });
+    big = fleet.cluster('big');
+    const auditFile = await enableAuditLog(fleet, 'big', [AGENT_USER]);
+    audit = new AuditReader(auditFile);
+    const admin = big.kubeConfig();
+    nodes = await nodeNames(admin);
+    await applyCollector(admin, frugal, frugalRev, true);
+    rt = await startNodeRuntime({
+      kubeConfig: big.kubeConfig(AGENT_USER),
+      runtimeKubeConfig: admin,
+      rootDir,
+      workers: 2,
+      logger: (line) => {
+        if (/"level":"(error)"|noderuntime: (agent|worker|cannot|reconcile)/.test(line)) log(line.slice(0, 400));
+      },
+    });
+  }, 600_000);
+
+  afterAll(async () => {
+    await rt?.stop();
+    await fleet?.stop();
+    if (rootDir) rmSync(rootDir, { recursive: true, force: true });
+  }, 120_000);
+
+  it('(a) frugal node agents make no cluster-wide LIST or WATCH; the cluster watcher makes O(1)', async () => {
+    const agents = await agentsWhere(
+      (a) => a.filter((x) => x.mode === 'node' && x.revision === frugalRev && (x.kubeletRequests ?? 0) > 0 && x.apiRequests > 0).length === NODES
+        && a.some((x) => x.mode === 'cluster'),
+      `${NODES} frugal node agents that have read their kubelet and their Node, and the cluster watcher`,
+    );
+    expect(new Set(agents.filter((a) => a.mode === 'node').map((a) => a.node)).size).toBe(NODES);
+    expect(agents.filter((a) => a.mode === 'node').every((a) => a.metadataMode === 'Kubelet' && !a.stopped)).toBe(true);
+
+    const { w, events } = await window(FRUGAL_WINDOW_MS);
+    const nodeEvents = events.filter(isNodeMode);
+    const wide = nodeEvents.filter(isClusterWideListOrWatch);
+    // Whatever a frugal node agent sends is about its own node: a GET of its Node object (every 300 s).
+    const foreign = nodeEvents.filter((e) => !(e.verb === 'get' && e.objectRef?.resource === 'nodes' && e.objectRef.name === nodeOf(e)));
+    const podLists = total(w, (r) => (r.verb === 'LIST' || r.verb === 'WATCH') && r.scope === 'cluster' && ['pods', 'services', 'endpoints'].includes(r.resource));
+    log(`frugal window ${w.seconds.toFixed(1)} s, ${NODES} node agents: audited node-agent requests ${nodeEvents.length} ` +
+      `(cluster-wide LIST/WATCH ${wide.length}); API server /metrics (all clients): ${total(w).requests} requests, ` +
+      `cluster-scope LIST/WATCH of pods/services/endpoints ${podLists.requests}, p99 ${(w.p99Seconds * 1000).toFixed(1)} ms`);
+    expect(wide).toEqual([]);
+    expect(foreign).toEqual([]);
+    // The same over the agents' whole life so far, start-up included: each GET its own Node (at least
+    // once, at start), and nothing else.
+    const lifetime = history.filter(isNodeMode);
+    const ownNodeGets = lifetime.filter((e) => e.verb === 'get' && e.objectRef?.resource === 'nodes' && e.objectRef.name === nodeOf(e));
+    log(`frugal node agents since start: ${lifetime.length} requests, ${ownNodeGets.length} GETs of their own Node, ${lifetime.filter(isClusterWideListOrWatch).length} cluster-wide LIST/WATCH`);
+    expect(new Set(ownNodeGets.map(nodeOf)).size).toBe(NODES);
+    expect(lifetime.length).toBe(ownNodeGets.length);
+
+    // The cluster watcher since the runtime started (it started then): one LIST (rv=0) and a watch per
+    // resource, and not more however many node agents run.
+    const resources = frugal.spec.collector.config?.clusterWatcher?.resources ?? ['pods', 'services'];
+    const watcher = history.filter((e) => isClusterMode(e) && isClusterWideListOrWatch(e));
+    const lists = watcher.filter((e) => e.verb === 'list');
+    const watches = watcher.filter((e) => e.verb === 'watch');
+    log(`cluster watcher since start: ${lists.length} cluster-wide LISTs (${lists.map((e) => e.requestURI).join(', ')}), ${watches.length} WATCHes`);
+    expect(lists.length).toBeGreaterThanOrEqual(1);
+    expect(lists.length).toBeLessThanOrEqual(2 * resources.length);
+    expect(watches.length).toBeLessThanOrEqual(2 * resources.length);
+    // Served from the watch cache, not etcd.
+    expect(lists.every((e) => /[?&]resourceVersion=0(&|$)/.test(e.requestURI))).toBe(true);
+  });
+
+  it('(b) the naive mode\'s load grows with nodes × objects', async () => {
+    const admin = big.kubeConfig();
+    await applyCollector(admin, naive, naiveRev, false);
+    const measured: Array<{ nodes: number; listsPerSecond: number; bytesPerSecond: number; podListBytes: number; p99: number }> = [];
+    for (const count of [50, NODES]) {
+      await labelNodes(admin, nodes.slice(0, count), naiveRev);
+      // Each naive agent has listed its three resources at least once: the window is steady state.
+      const agents = await agentsWhere(
+        (a) => a.filter((x) => x.mode === 'node' && x.metadataMode === 'Naive' && x.apiRequests >= 6).length === count
+          && a.filter((x) => x.mode === 'node').length === NODES,
+        `${count} naive agents past their first lists, ${NODES} node agents in all`,
+        240_000,
+      );
+      // The pods of relabelled nodes went away and took their frugal agents with them: one agent per node.
+      expect(new Set(agents.filter((a) => a.mode === 'node').map((a) => a.node)).size).toBe(NODES);
+      const { w, events } = await window(NAIVE_WINDOW_MS);
+      const naiveLists = events.filter((e) => isNaive(e) && e.verb === 'list' && isClusterWideListOrWatch(e));
+      const podLists = total(w, (r) => r.verb === 'LIST' && r.resource === 'pods' && r.scope === 'cluster');
+      const allLists = total(w, (r) => r.verb === 'LIST' && r.scope === 'cluster' && ['pods', 'services', 'endpoints'].includes(r.resource));
+      const m = {
+        nodes: count,
+        listsPerSecond: naiveLists.length / w.seconds,
+        bytesPerSecond: allLists.bytes / w.seconds,
+        podListBytes: podLists.requests ? podLists.bytes / podLists.requests : 0,
+        p99: w.p99Seconds,
+      };
+      measured.push(m);
+      log(`naive on ${count} nodes, window ${w.seconds.toFixed(1)} s: audited naive cluster-wide LISTs ${naiveLists.length} ` +
+        `(${m.listsPerSecond.toFixed(2)}/s, from ${new Set(naiveLists.map(nodeOf)).size} nodes); API server /metrics: cluster-scope LIST ` +
+        `pods/services/endpoints ${allLists.requests} requests, ${mib(m.bytesPerSecond)} MiB/s, ${mib(m.podListBytes)} MiB per pods LIST; ` +
+        `p99 (non-WATCH) ${(w.p99Seconds * 1000).toFixed(0)} ms`);
+      // Only nodes carrying the naive revision list cluster-wide.
+      expect(naiveLists.every((e) => nodes.slice(0, count).includes(nodeOf(e) ?? ''))).toBe(true);
+      expect(naiveLists.length).toBeGreaterThan(0);
+    }
+    const [at50, at200] = measured as [typeof measured[number], typeof measured[number]];
+    log(`naive ×${NODES / 50} nodes → LIST rate ×${(at200.listsPerSecond / at50.listsPerSecond).toFixed(2)}, LIST bytes/s ×${(at200.bytesPerSecond / at50.bytesPerSecond).toFixed(2)}`);
+    // ×4 nodes: the requests the API server received grow at least ×3 (the relists are jittered and the
+    // busier server answers slower, so not exactly ×4) and so do the bytes it sent.
+    expect(at200.listsPerSecond).toBeGreaterThanOrEqual(3 * at50.listsPerSecond);
+    expect(at200.bytesPerSecond).toBeGreaterThanOrEqual(3 * at50.bytesPerSecond);
+    // × objects: every pods LIST carries every pod of the cluster. The API server gzips large responses
+    // (the agents accept gzip) and /metrics counts the bytes it sent, so a pod costs a few hundred bytes
+    // on the wire (~3 KiB of JSON): at least 100 B per pod per LIST, and the same at 50 and 200 nodes.
+    const pods = (await admin.makeApiClient(CoreV1Api).listPodForAllNamespaces({ resourceVersion: '0' })).items.length;
+    expect(pods).toBeGreaterThanOrEqual(NODES * (PODS_PER_NODE + 1));
+    expect(at200.podListBytes).toBeGreaterThanOrEqual(pods * 100);
+    expect(at50.podListBytes).toBeGreaterThanOrEqual(pods * 100);
+    const est = estimateApiLoad(naive.spec.collector.config ?? {}, { nodes: NODES, pods, services: 2, endpointSlices: 2 });
+    log(`${pods} pods, ${(at200.podListBytes / pods).toFixed(0)} B per pod in a LIST; preflight estimate for ${NODES} naive nodes: ` +
+      `${est.listRequestsPerSecond.toFixed(1)} LIST/s, ${mib(est.bytesPerSecond)} MiB/s (measured ${at200.listsPerSecond.toFixed(1)} LIST/s, ${mib(at200.bytesPerSecond)} MiB/s)`);
+  });
+
+  it('(c) a stop file silences its node\'s agent within 2 s, measured at the API server', async () => {
+    const agents = await agentsWhere((a) => a.filter((x) => x.metadataMode === 'Naive').length === NODES, `${NODES} naive agents`);
+    const node = nodes[7] ?? '';
+    const before = agents.find((a) => a.node === node && a.mode === 'node');
+    expect(before?.metadataMode).toBe('Naive');
+    await newArrivals();
+    const t0 = Date.now();
+    await writeFileAtomic(rt?.stopFilePath(node) ?? '', encodeStopFile({
+      rollout: 'telemetry-rollout-system/collector-naive', revision: naiveRev, reason: 'e2e: stop one node', issuedAt: new Date(t0).toISOString(),
+    }));
+    await sleep(2000);
+    const at2s = (await rt?.agents())?.find((a) => a.node === node && a.mode === 'node');
+    // Longer than a relist period: a running agent would have listed again in it.
+    await sleep((NAIVE_RELIST_SECONDS + 5) * 1000);
+    const after = (await rt?.agents())?.find((a) => a.node === node && a.mode === 'node');
+    const events = (await newArrivals()).filter((e) => ms(e) >= t0);
+    const mine = events.filter((e) => isAgent(e) && nodeOf(e) === node);
+    const lastMine = Math.max(...history.filter((e) => isAgent(e) && nodeOf(e) === node).map(ms));
+    const othersLate = events.filter((e) => isNaive(e) && nodeOf(e) !== node && ms(e) > t0 + 2000);
+    log(`stop file on ${node}: its last request reached the API server ${lastMine >= t0 ? `${lastMine - t0} ms after` : `${t0 - lastMine} ms before`} the write ` +
+      `(${mine.length} requests after the write); agent stopped=${String(at2s?.stopped)} at +2 s, lastApiRequestAt ${at2s?.lastApiRequestAt !== undefined ? at2s.lastApiRequestAt - t0 : 'none'} ms; ` +
+      `other naive agents sent ${othersLate.length} requests meanwhile`);
+    expect(at2s?.stopped).toBe(true);
+    expect(mine.filter((e) => ms(e) > t0 + 2000)).toEqual([]);
+    expect(after?.apiRequests).toBe(at2s?.apiRequests);
+    expect(after?.lastApiRequestAt).toBe(at2s?.lastApiRequestAt);
+    expect(at2s?.lastApiRequestAt ?? 0).toBeLessThanOrEqual(t0 + 2000);
+    // The audit log was live all along: everyone else kept listing.
+    expect(othersLate.length).toBeGreaterThan(0);
+
+    // Cleared: the agent resumes (it lists again).
+    const t1 = Date.now();
+    await removeFile(rt?.stopFilePath(node) ?? '');
+    await eventually(`${node} resumes after the stop file is removed`, async () => {
+      const back = (await newArrivals()).concat(history).filter((e) => isAgent(e) && nodeOf(e) === node && ms(e) > t1);
+      return back.length > 0;
+    }, 60_000, 1000);
+    const resumed = (await rt?.agents())?.find((a) => a.node === node && a.mode === 'node');
+    expect(resumed?.stopped).toBe(false);
+  });
+});
