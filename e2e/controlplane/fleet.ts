@@ -21,6 +21,7 @@ import {
 import { freePort, httpGet, waitUntil } from './net.js';
 import { createNodes, populatePods } from './nodes.js';
 import { caData, createPki } from './pki.js';
+import { findRepoRoot } from '../../operator/src/api/crd.js';
 import {
   exitReason, isAlive, killNow, rssKiB, signalIfOurs, spawnLogged, stopProcesses, tail, type ProcessRecord, type ProcessSpec, type Role,
 } from './processes.js';
@@ -182,8 +183,8 @@ export interface Fleet {
 }
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-/** The build script the harness runs to get binaries. */
-export const BUILD_SCRIPT = join(HERE, 'build.sh');
+/** The build script the harness runs to get binaries (from the repository root, so the compiled harness in dist/ finds it too). */
+export const BUILD_SCRIPT = join(findRepoRoot(HERE), 'e2e', 'controlplane', 'build.sh');
 const DNS_LABEL = /^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$/;
 const API_READY_TIMEOUT_MS = 90_000;
 

@@ -87,8 +87,12 @@ export interface NodeRuntime {
 }
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const WORKER = path.join(HERE, 'worker.ts');
+// Run from source (jest, type stripping) the worker is a .ts file loaded through the TS preload;
+// compiled (npm run demo runs dist/) it is plain JavaScript next to this file.
+const COMPILED = import.meta.url.endsWith('.js');
+const WORKER = path.join(HERE, COMPILED ? 'worker.js' : 'worker.ts');
 const REGISTER_TS = path.resolve(HERE, '../support/register-ts.ts');
+const WORKER_EXEC_ARGV = COMPILED ? ['--no-warnings'] : ['--experimental-transform-types', '--no-warnings', '--import', REGISTER_TS];
 /** The stop file, relative to a node's root (DESIGN.md "Break-glass"). */
 export const STOP_FILE_IN_NODE = 'var/run/telemetry-rollout/stop';
 const REPLY_TIMEOUT_MS = 15_000;
@@ -203,7 +207,7 @@ class Runtime implements NodeRuntime {
 
   private spawnWorker(index: number): Promise<Worker> {
     const child = fork(WORKER, [], {
-      execArgv: ['--experimental-transform-types', '--no-warnings', '--import', REGISTER_TS],
+      execArgv: WORKER_EXEC_ARGV,
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       env: { ...process.env, NODE_OPTIONS: '' },
     });
