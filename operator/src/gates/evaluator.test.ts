@@ -6,7 +6,7 @@ import { FakeCluster, FakeClusterFactory, FakeEvents, FakeRolloutStore } from '.
 import type { GateContext } from '../rollout/interfaces.js';
 import { RolloutReconciler } from '../rollout/reconciler.js';
 import { FakeClock } from '../util/clock.js';
-import { ControlPlaneGateEvaluator, MIN_SAMPLES, judge, thresholdsFor, type SourceFactory } from './evaluator.js';
+import { BASELINE_WARMUP_SECONDS, ControlPlaneGateEvaluator, MIN_SAMPLES, judge, thresholdsFor, type SourceFactory } from './evaluator.js';
 import type { Measurement, MetricSource } from './sources.js';
 import type { SignalValues } from './signals.js';
 
@@ -102,6 +102,48 @@ function run(curve: (f: number, call: number) => Measurement, gates: Record<stri
   };
   return { store, drive, registry, clock };
 }
+
+describe('ControlPlaneGateEvaluator.captureBaseline', () => {
+  const ctxOf = (): GateContext => ({
+    rollout: validateRollout(manifest()).defaulted as unknown as TelemetryRollout,
+    target: { name: 'a', secretName: 'a', secretKey: 'value' },
+    client: new FakeCluster('a', 20),
+    fraction: 0,
+    consecutiveFailures: 0,
+  });
+
+  it('gives a new source one short window instead of leaving the first step without a baseline', async () => {
+    const clock = new FakeClock();
+    const calls: number[] = [];
+    const source: MetricSource = {
+      measure: async () => {
+        calls.push(clock.nowMs());
+        return calls.length === 1 ? { kind: 'nodata', at: clock.now(), message: 'warming up: first scrape' } : { ...ok({ apiServerP99Seconds: 0.05 }), at: clock.now() };
+      },
+    };
+    const evaluator = new ControlPlaneGateEvaluator({ clock, sources: { source: () => source } });
+    let done = false;
+    const baseline = evaluator.captureBaseline(ctxOf()).finally(() => (done = true));
+    await clock.advance(BASELINE_WARMUP_SECONDS * 1000 - 1);
+    expect(done).toBe(false);
+    await clock.advance(1);
+    expect(await baseline).toEqual({ capturedAt: clock.now().toISOString(), values: { apiServerP99Seconds: 0.05 } });
+    expect(calls).toEqual([calls[0], (calls[0] as number) + BASELINE_WARMUP_SECONDS * 1000]);
+    // Once the target has been measured, later baselines take one scrape and never wait.
+    expect(await evaluator.captureBaseline(ctxOf())).toBeDefined();
+    expect(calls).toHaveLength(3);
+  });
+
+  it('an aborted warm-up gives no baseline and no error', async () => {
+    const clock = new FakeClock();
+    const source: MetricSource = { measure: async () => ({ kind: 'nodata', at: clock.now(), message: 'warming up' }) };
+    const evaluator = new ControlPlaneGateEvaluator({ clock, sources: { source: () => source } });
+    const abort = new AbortController();
+    const baseline = evaluator.captureBaseline({ ...ctxOf(), signal: abort.signal });
+    abort.abort();
+    expect(await baseline).toBeUndefined();
+  });
+});
 
 describe('ControlPlaneGateEvaluator in the reconciler', () => {
   it('noise around the baseline passes all the way', async () => {

@@ -24,6 +24,12 @@ export const MIN_SAMPLES = 20;
  */
 export const RELATIVE_FLOOR_SECONDS = 0.1;
 
+/**
+ * When a target's first baseline finds its source warming up (a scraping source's first scrape), the
+ * evaluator waits this long and measures again, so the first step gets a baseline over a real window.
+ */
+export const BASELINE_WARMUP_SECONDS = 5;
+
 /** The signals that are judged (the others are recorded only). */
 const JUDGED: readonly SignalName[] = ['apiServerP99Seconds', 'apiServerErrorRatio', 'apfRejectionsPerSecond', 'coreDNSErrorRatio', 'coreDNSP99Seconds'];
 
@@ -171,7 +177,20 @@ export class ControlPlaneGateEvaluator implements GateEvaluator {
   }
 
   async captureBaseline(ctx: GateContext): Promise<Baseline | undefined> {
-    const m = await this.sources.source(ctx).measure(ctx.signal);
+    const source = this.sources.source(ctx);
+    let m = await source.measure(ctx.signal);
+    if (m.kind === 'nodata' && !this.lastOk.has(this.key(ctx))) {
+      // A scraping source that has never measured this target only holds its first scrape now ("warming
+      // up"), so the first step of every cluster (the canary's first batch, where detection matters most)
+      // would run without a baseline and only the absolute SLO would apply. One short window fixes that;
+      // it happens once per target and evaluator. Found on the real control plane (e2e/gates).
+      try {
+        await this.clock.sleep(BASELINE_WARMUP_SECONDS * 1000, ctx.signal);
+        m = await source.measure(ctx.signal);
+      } catch {
+        // Aborted: go on without a baseline, as before.
+      }
+    }
     if (m.kind === 'ok') this.lastOk.set(this.key(ctx), { at: m.at, values: m.values });
     const last = this.lastOk.get(this.key(ctx));
     if (!last) return undefined;
