@@ -50,7 +50,7 @@ function manifest(scenario: Scenario, targets: ClusterHandle[], nodesDir: string
     spec: {
       collector: {
         image: `registry.example/telemetry-collector:${scenario}`,
-        config: { intervalSeconds: 10, ...(naive ? { metadata: { mode: 'Naive', naiveRelistSeconds: 3 } } : {}) },
+        config: { intervalSeconds: 10, ...(naive ? { metadata: { mode: 'Naive', naiveRelistSeconds: 2 } } : {}) },
       },
       targets: {
         clusters: targets.map((t) => ({
@@ -63,7 +63,7 @@ function manifest(scenario: Scenario, targets: ClusterHandle[], nodesDir: string
         order: 'LargestFirst',
         nodeRelabelQPS: 20,
         stages: [
-          { name: 'canary', clusters: 1, nodeSteps: [5, 25, 100], bakeSeconds: 20 },
+          { name: 'canary', clusters: 1, nodeSteps: [10, 50, 100], bakeSeconds: 20 },
           { name: 'fleet', percent: 100, nodeSteps: [50, 100], bakeSeconds: 10, maxConcurrentClusters: 2 },
         ],
       },
@@ -154,7 +154,7 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: n
 async function main(argv: string[]): Promise<number> {
   const o = new Command('demo')
     .option('--scenario <name>', `one of ${SCENARIOS.join(', ')}`, 'regression')
-    .option('--fleet <spec>', 'management + targets as name:nodes[:podsPerNode]', 'mgmt:3,small:20:4,medium:60:4,large:150:4')
+    .option('--fleet <spec>', 'management + targets as name:nodes[:podsPerNode]', 'mgmt:3,small:20:4,medium:60:4,large:150:8')
     .option('--timeout <seconds>', 'give up after this long', '900')
     .option('--quiet', 'print the tree only when the phase or a step changes')
     .parse(argv)
