@@ -200,12 +200,16 @@ export async function enableAuditLog(fleet: Fleet, cluster: string, users: strin
 
 /** One audit event, the fields the measurements read. */
 export interface AuditEvent {
+  /** Same for the RequestReceived and ResponseComplete events of one request. */
+  auditID: string;
   stage: string;
   verb: string;
   userAgent: string;
   requestURI: string;
   objectRef?: { resource?: string; namespace?: string; name?: string };
   requestReceivedTimestamp: string;
+  /** When this stage happened (for ResponseComplete: when the response, or the watch, ended). */
+  stageTimestamp?: string;
   responseStatus?: { code?: number };
 }
 
@@ -247,6 +251,29 @@ export class AuditReader {
 /** Requests as they arrived (one RequestReceived event each). */
 export function arrivals(events: AuditEvent[]): AuditEvent[] {
   return events.filter((e) => e.stage === 'RequestReceived');
+}
+
+/**
+ * The most requests selected by `pred` that were open at the same time, from their RequestReceived and
+ * ResponseComplete events (a request with no ResponseComplete yet is still open). For watches, this is
+ * the number of watch connections, whatever the number of reconnections.
+ */
+export function maxConcurrent(events: AuditEvent[], pred: (e: AuditEvent) => boolean): number {
+  const points: Array<[number, number]> = [];
+  for (const e of events) {
+    if (!pred(e)) continue;
+    if (e.stage === 'RequestReceived') points.push([Date.parse(e.requestReceivedTimestamp), 1]);
+    // ResponseComplete events carry stageTimestamp; the arrival time sorts a close after its open.
+    else if (e.stage === 'ResponseComplete') points.push([Date.parse(e.stageTimestamp ?? e.requestReceivedTimestamp), -1]);
+  }
+  points.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let open = 0;
+  let max = 0;
+  for (const [, d] of points) {
+    open += d;
+    max = Math.max(max, open);
+  }
+  return max;
 }
 
 /** Whether an audited request is a cluster-wide LIST or WATCH (no namespace, no name). */

@@ -1,0 +1,324 @@
+// `npm run bench:collector`: what the collector costs the API server, and what one agent costs its node.
+//
+//   1. On its own kwok cluster (200 nodes, 5 pause pods per node), the frugal (metadata Kubelet, plus the
+//      one cluster watcher) and the naive collector, each on 50, 100 and 200 nodes, run by the e2e node
+//      runtime (a real agent per Running collector pod). Per step, over a window, AT THE API SERVER:
+//      requests/s and response bytes/s (deltas of apiserver_request_total and apiserver_response_sizes_sum,
+//      all clients, and minus an idle window without agents), the p99 of non-WATCH requests, and the
+//      agents' own requests/s from the API server's audit log (their user only). Then the frugal/naive
+//      ratios.
+//   2. One node-mode agent in its own process, the collector compiled as for its image (tsc with
+//      collector/tsconfig.build.json) and started through its container entry point: RSS and CPU from
+//      /proc, idle (interval 3600 s), at a 10 s interval, and held by a stop file.
+//
+// Env: TRO_BENCH_NODES (default "50,100,200"), TRO_BENCH_WINDOW_SECONDS (default 60),
+// TRO_BENCH_PODS_PER_NODE (default 5), TRO_BENCH_AGENT_SECONDS (default 45). Frugal windows are half as long.
+// The figures depend on the machine and on whatever else runs on it: the load average is printed.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { KubernetesObjectApi } from '@kubernetes/client-node';
+import { DEFAULT_CONFIG, type CollectorConfigInput } from '../../collector/src/config.js';
+import { writeFakeHostRoot } from '../../collector/src/node/procfs.js';
+import { encodeStopFile, writeFileAtomic } from '../../operator/src/breakglass/stopfile.js';
+import type { TelemetryRollout } from '../../operator/src/api/types.generated.js';
+import { revisionRefs } from '../../operator/src/rollout/desired.js';
+import { revisionOf } from '../../operator/src/rollout/revision.js';
+import { startFleet, type ClusterHandle, type Fleet } from '../controlplane/fleet.js';
+import { freePort } from '../controlplane/net.js';
+import { startNodeRuntime, type AgentInfo, type NodeRuntime } from '../noderuntime/index.js';
+import {
+  AuditReader, apiWindow, applyCollector, arrivals, collectorRollout, enableAuditLog, isClusterWideListOrWatch, labelNodes, nodeNames,
+  scrapeApiServer, total, type ApiRow, type ApiWindow,
+} from '../noderuntime/testing.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const COUNTS = (process.env.TRO_BENCH_NODES ?? '50,100,200').split(',').map(Number).filter((n) => n > 0);
+const MAX_NODES = Math.max(...COUNTS);
+const WINDOW_MS = Number(process.env.TRO_BENCH_WINDOW_SECONDS ?? 60) * 1000;
+const PODS_PER_NODE = Number(process.env.TRO_BENCH_PODS_PER_NODE ?? 5);
+const AGENT_MS = Number(process.env.TRO_BENCH_AGENT_SECONDS ?? 45) * 1000;
+const AGENT_USER = 'tro-collector-bench';
+const NONE = 'none';
+const CLK_TCK = 100;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const say = (line: string) => process.stderr.write(`[bench:collector ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+const kib = (b: number) => (b / 1024).toFixed(1);
+const r1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '-');
+
+function table(rows: Array<Record<string, string | number>>): string {
+  if (!rows.length) return '  (none)';
+  const cols = Object.keys(rows[0] ?? {});
+  const w = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c]).length)));
+  const line = (vals: string[]) => '  ' + vals.map((v, i) => v.padStart(w[i] ?? 0)).join('  ');
+  return [line(cols), ...rows.map((r) => line(cols.map((c) => String(r[c]))))].join('\n');
+}
+
+/** Rows of the paths agents use: cluster-scope LIST of pods/services/endpoints and GET of a Node. */
+const agentPath = (r: ApiRow) =>
+  (r.verb === 'LIST' && r.scope === 'cluster' && ['pods', 'services', 'endpoints'].includes(r.resource)) || (r.verb === 'GET' && r.resource === 'nodes');
+
+interface Step {
+  mode: 'frugal' | 'naive';
+  nodes: number;
+  w: ApiWindow;
+  agentRequests: number;
+  agentWide: number;
+}
+
+async function waitAgents(rt: NodeRuntime, what: string, pred: (a: AgentInfo[]) => boolean, timeoutMs = 300_000): Promise<void> {
+  const t0 = Date.now();
+  for (;;) {
+    if (pred(await rt.agents())) return;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await sleep(2000);
+  }
+}
+
+async function deleteRevision(c: ClusterHandle, rollout: TelemetryRollout, revision: string): Promise<void> {
+  const api = KubernetesObjectApi.makeApiClient(c.kubeConfig());
+  for (const ref of revisionRefs(rollout.spec.collector.namespace ?? 'telemetry-system', revision)) {
+    await api.delete({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } }).catch(() => undefined);
+  }
+}
+
+// ---- one agent in its own process ----------------------------------------------------------------
+
+/** utime+stime (ticks) and RSS (bytes) of a process, from /proc. */
+function procStat(pid: number): { cpuTicks: number; rss: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const cpuTicks = Number(fields[11]) + Number(fields[12]);
+  const rssLine = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:')) ?? 'VmRSS: 0 kB';
+  return { cpuTicks, rss: Number(rssLine.split(/\s+/)[1]) * 1024 };
+}
+
+/** Samples RSS every second for `ms`; mean/peak RSS in MiB and CPU as % of one core over the span. */
+async function sample(pid: number, ms: number): Promise<{ peakMiB: number; meanMiB: number; cpuPercent: number }> {
+  const start = procStat(pid);
+  const t0 = Date.now();
+  const rss: number[] = [start.rss];
+  while (Date.now() - t0 < ms) {
+    await sleep(1000);
+    rss.push(procStat(pid).rss);
+  }
+  const end = procStat(pid);
+  const mibOf = (b: number) => Math.round((b / 1048576) * 10) / 10;
+  return {
+    peakMiB: mibOf(Math.max(...rss)),
+    meanMiB: mibOf(rss.reduce((a, b) => a + b, 0) / rss.length),
+    cpuPercent: Math.round(((end.cpuTicks - start.cpuTicks) / CLK_TCK / ((Date.now() - t0) / 1000)) * 1000) / 10,
+  };
+}
+
+/** Compiles the collector as its image does, into a temp dir that resolves the repo's node_modules. */
+async function buildCollector(): Promise<string> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'tro-bench-collector-'));
+  writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
+  symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+  const tsc = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+  await new Promise<void>((resolve, reject) => {
+    execFile(process.execPath, [tsc, '-p', path.join(ROOT, 'collector/tsconfig.build.json'), '--outDir', path.join(dir, 'collector')], { cwd: ROOT }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`tsc: ${stdout}${stderr}`));
+      else resolve();
+    });
+  });
+  return dir;
+}
+
+async function startSingleAgent(o: { dir: string; c: ClusterHandle; rt: NodeRuntime; node: string; root: string; intervalSeconds: number; tag: string }): Promise<ChildProcess> {
+  const configFile = path.join(o.dir, `config-${o.tag}.json`);
+  const config: CollectorConfigInput = {
+    intervalSeconds: o.intervalSeconds,
+    metadata: { mode: 'Kubelet', kubeletURL: o.rt.kubeletURL(o.node) },
+    metricsPort: await freePort(),
+    stopFilePath: path.join(o.root, 'var/run/telemetry-rollout/stop'),
+    logLevel: 'warn',
+  };
+  writeFileSync(configFile, JSON.stringify(config));
+  const child = spawn(process.execPath, [path.join(o.dir, 'collector', 'main.js')], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: {
+      PATH: process.env.PATH ?? '',
+      TRO_MODE: 'node',
+      TRO_CONFIG: configFile,
+      NODE_NAME: o.node,
+      POD_NAME: `bench-agent-${o.tag}`,
+      POD_NAMESPACE: 'telemetry-system',
+      TRO_REVISION: 'benchagent',
+      TRO_HOST_ROOT: o.root,
+      KUBECONFIG: o.c.user(AGENT_USER).kubeconfigPath,
+    },
+  });
+  await sleep(500);
+  if (child.exitCode !== null) throw new Error(`agent exited at once (code ${child.exitCode})`);
+  return child;
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const gone = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  await gone;
+  clearTimeout(t);
+}
+
+// ---- main -------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const t0 = Date.now();
+  let fleet: Fleet | undefined;
+  let rt: NodeRuntime | undefined;
+  const tmp = mkdtempSync(path.join(tmpdir(), 'tro-bench-nodes-'));
+  let buildDir: string | undefined;
+  const children: ChildProcess[] = [];
+  try {
+    const building = buildCollector();
+    building.catch(() => undefined);
+    fleet = await startFleet({ clusters: [{ name: 'bench', nodes: MAX_NODES, podsPerNode: PODS_PER_NODE }], extraUsers: [{ name: AGENT_USER, groups: ['system:masters'] }] });
+    const c = fleet.cluster('bench');
+    const admin = c.kubeConfig();
+    const audit = new AuditReader(await enableAuditLog(fleet, 'bench', [AGENT_USER]));
+    const nodes = await nodeNames(admin);
+    await labelNodes(admin, nodes, NONE);
+    rt = await startNodeRuntime({ kubeConfig: c.kubeConfig(AGENT_USER), runtimeKubeConfig: admin, rootDir: tmp, workers: 2 });
+    const runtime = rt;
+
+    const measure = async (windowMs = WINDOW_MS): Promise<{ w: ApiWindow; agentRequests: number; agentWide: number }> => {
+      await audit.read();
+      const s0 = await scrapeApiServer(c);
+      await sleep(windowMs);
+      const s1 = await scrapeApiServer(c);
+      const ev = arrivals(await audit.read()).filter((e) => e.userAgent.startsWith('telemetry-collector/') && Date.parse(e.requestReceivedTimestamp) >= s0.at && Date.parse(e.requestReceivedTimestamp) <= s1.at);
+      return { w: apiWindow(s0, s1), agentRequests: ev.length, agentWide: ev.filter(isClusterWideListOrWatch).length };
+    };
+
+    say(`idle window (no agents, ${MAX_NODES} nodes, ${MAX_NODES * PODS_PER_NODE} population pods)`);
+    const idle = await measure();
+    const steps: Step[] = [];
+    const modes: Array<{ mode: Step['mode']; config: CollectorConfigInput; minRequests: number }> = [
+      { mode: 'frugal', config: {}, minRequests: 1 },
+      // The incident had no watcher; the naive agents list on their own.
+      { mode: 'naive', config: { metadata: { mode: 'Naive' }, clusterWatcher: { enabled: false } }, minRequests: 6 },
+    ];
+    let workerRss: number[] = [];
+    for (const m of modes) {
+      const rollout = collectorRollout(`bench-${m.mode}`, m.config);
+      const rev = revisionOf(rollout.spec.collector);
+      await applyCollector(admin, rollout, rev, false);
+      let labelled = 0;
+      for (const count of COUNTS) {
+        await labelNodes(admin, nodes.slice(labelled, count), rev);
+        labelled = count;
+        await waitAgents(runtime, `${count} ${m.mode} agents`, (a) =>
+          a.filter((x) => x.mode === 'node' && x.revision === rev && x.apiRequests >= m.minRequests).length === count && a.filter((x) => x.mode === 'node').length === count);
+        await sleep(5000);
+        say(`${m.mode} on ${count} nodes: window`);
+        // Frugal agents send steadily (lease renewals, a Node GET per 300 s each): half a window is enough.
+        // Naive ones relist every 30 s: a whole window spans two relists of every agent.
+        const r = await measure(m.mode === 'frugal' ? WINDOW_MS / 2 : WINDOW_MS);
+        steps.push({ mode: m.mode, nodes: count, ...r });
+        if (count === MAX_NODES && m.mode === 'naive') workerRss = await runtime.workerRss();
+      }
+      await labelNodes(admin, nodes, NONE);
+      await deleteRevision(c, rollout, rev);
+      await waitAgents(runtime, `${m.mode} agents gone`, (a) => a.length === 0);
+    }
+    const finalAgents = await runtime.agents();
+    await rt.stop();
+    rt = undefined;
+
+    // One agent in its own process.
+    buildDir = await building;
+    const node = nodes[0] ?? '';
+    const root = path.join(tmp, 'single', node);
+    mkdirSync(path.join(root, 'var/run/telemetry-rollout'), { recursive: true });
+    await writeFakeHostRoot(root, 1);
+    // A runtime with no agents still serves the kubelet /pods of every node.
+    rt = await startNodeRuntime({ kubeConfig: admin, rootDir: path.join(tmp, 'kubelet-only'), namespace: 'no-collector-here', workers: 1 });
+    const footprint: Array<Record<string, string | number>> = [];
+    const settle = 15_000;
+    for (const [tag, interval] of [['idle (interval 3600 s)', 3600], ['interval 10 s', 10]] as const) {
+      const child = await startSingleAgent({ dir: buildDir, c, rt, node, root, intervalSeconds: interval, tag: String(interval) });
+      children.push(child);
+      await sleep(settle);
+      say(`single agent, ${tag}: sampling ${AGENT_MS / 1000} s`);
+      const s = await sample(child.pid ?? 0, AGENT_MS);
+      footprint.push({ agent: tag, 'mean RSS MiB': s.meanMiB, 'peak RSS MiB': s.peakMiB, 'CPU % of a core': s.cpuPercent });
+      if (interval === 10) {
+        await writeFileAtomic(stopFileIn(root), encodeStopFile({ rollout: 'bench/bench', revision: '*', reason: 'bench', issuedAt: new Date().toISOString() }));
+        await sleep(5000);
+        const st = await sample(child.pid ?? 0, Math.min(AGENT_MS, 30_000));
+        footprint.push({ agent: 'held by a stop file', 'mean RSS MiB': st.meanMiB, 'peak RSS MiB': st.peakMiB, 'CPU % of a core': st.cpuPercent });
+      }
+      await stopChild(child);
+    }
+
+    // ---- report ----
+    const per = (n: number, w: ApiWindow) => n / w.seconds;
+    const rows = steps.map((s) => {
+      const all = total(s.w);
+      const ap = total(s.w, agentPath);
+      const idleAll = total(idle.w);
+      const idleAp = total(idle.w, agentPath);
+      return {
+        mode: s.mode,
+        nodes: s.nodes,
+        'agent req/s (audit)': r1(per(s.agentRequests, s.w)),
+        'agent cluster-wide LIST+WATCH/s': r1(per(s.agentWide, s.w)),
+        'server req/s': r1(per(all.requests, s.w)),
+        'Δ req/s vs idle': r1(per(all.requests, s.w) - per(idleAll.requests, idle.w)),
+        'server KiB/s': kib(per(all.bytes, s.w)),
+        'Δ KiB/s vs idle': kib(per(all.bytes, s.w) - per(idleAll.bytes, idle.w)),
+        'agent-path KiB/s': kib(per(ap.bytes, s.w) - per(idleAp.bytes, idle.w)),
+        'p99 ms (non-WATCH)': r1(s.w.p99Seconds * 1000),
+      };
+    });
+    const ratios = COUNTS.map((n): Record<string, string | number> => {
+      const f = steps.find((s) => s.mode === 'frugal' && s.nodes === n);
+      const v = steps.find((s) => s.mode === 'naive' && s.nodes === n);
+      if (!f || !v) return { nodes: n };
+      const fb = per(total(f.w, agentPath).bytes, f.w) - per(total(idle.w, agentPath).bytes, idle.w);
+      const vb = per(total(v.w, agentPath).bytes, v.w) - per(total(idle.w, agentPath).bytes, idle.w);
+      const ratio = (a: number, b: number) => (b > 0 ? (a / b).toExponential(2) : '-');
+      return {
+        nodes: n,
+        'agent req/s frugal/naive': ratio(per(f.agentRequests, f.w), per(v.agentRequests, v.w)),
+        'agent-path bytes/s frugal/naive': ratio(Math.max(fb, 0), vb),
+        'server req/s frugal/naive': ratio(per(total(f.w).requests, f.w), per(total(v.w).requests, v.w)),
+        'p99 frugal/naive': ratio(f.w.p99Seconds, v.w.p99Seconds),
+      };
+    });
+    const idleAll = total(idle.w);
+    console.log(`\n=== bench:collector (cluster of ${MAX_NODES} kwok nodes, ${PODS_PER_NODE} pause pods per node; windows ${WINDOW_MS / 1000} s; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}) ===`);
+    console.log(`\nIdle (no agents): ${r1(per(idleAll.requests, idle.w))} req/s, ${kib(per(idleAll.bytes, idle.w))} KiB/s, p99 ${r1(idle.w.p99Seconds * 1000)} ms (kwok heartbeats, controllers)`);
+    console.log(`\nAt the API server, per mode and number of nodes running the collector (frugal = metadata Kubelet + one cluster watcher; naive = the incident pattern, relist ${DEFAULT_CONFIG.metadata.naiveRelistSeconds} s):\n${table(rows)}`);
+    console.log(`\nFrugal/naive:\n${table(ratios)}`);
+    console.log(`\nOne node-mode agent in its own process (compiled as in the image, real API server, kubelet /pods from the runtime; goal ≤ 64 MiB RSS, ≤ 2 % of a core):\n${table(footprint)}`);
+    if (workerRss.length) console.log(`\nNode runtime at ${MAX_NODES} naive agents: worker RSS ${workerRss.map((b) => `${(b / 1048576).toFixed(0)} MiB`).join(', ')} (${workerRss.length} workers)`);
+    console.log(`\nColumns: "agent req/s" counts the agents' requests as the API server received them (audit log, agents' user only); "server" columns are deltas of apiserver_request_total / apiserver_response_sizes_sum over all clients; "Δ vs idle" subtracts the idle window; "agent-path KiB/s" is the response bytes of cluster-scope LIST pods/services/endpoints and GET nodes minus idle (the API server gzips large responses, so these are bytes on the wire). ${finalAgents.length} agents left at the end. Total ${Math.round((Date.now() - t0) / 1000)} s.`);
+  } finally {
+    for (const ch of children) await stopChild(ch).catch(() => undefined);
+    await rt?.stop().catch(() => undefined);
+    await fleet?.stop().catch((err: unknown) => say(`fleet stop: ${String(err)}`));
+    rmSync(tmp, { recursive: true, force: true });
+    if (buildDir) rmSync(buildDir, { recursive: true, force: true });
+  }
+}
+
+/** The stop file under a node root. */
+function stopFileIn(root: string): string {
+  return path.join(root, 'var/run/telemetry-rollout/stop');
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench:collector failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);
