@@ -234,10 +234,21 @@ class Runtime implements NodeRuntime {
         w.agents.clear();
         for (const cb of w.pending.values()) cb({ t: 'agents', req: -1, agents: [], rssBytes: 0 });
         w.pending.clear();
-        if (!this.stopping) {
-          this.log(`noderuntime: worker-${index} exited (code ${code}, signal ${sig}); its agents will start elsewhere`);
+        if (!this.stopping && this.workers.includes(w)) {
+          this.log(`noderuntime: worker-${index} exited (code ${code}, signal ${sig}); starting a replacement, its agents start again`);
           this.workers = this.workers.filter((x) => x !== w);
           this.schedule();
+          // Like a kubelet, the runtime keeps its capacity: a replacement worker takes new agents.
+          this.spawnWorker(index).then(
+            (nw) => {
+              if (this.stopping) nw.child.kill('SIGKILL');
+              else {
+                this.workers.push(nw);
+                this.schedule();
+              }
+            },
+            (err: unknown) => this.log(`noderuntime: replacement worker-${index} failed: ${err instanceof Error ? err.message : String(err)}`),
+          );
         }
         reject(new Error(`worker-${index} exited before it was ready`));
       };
