@@ -7,20 +7,10 @@
 // suffixes of our relative imports do not map to `.ts` files here: a resolve hook is registered first and
 // the harness is imported dynamically. Type-only imports are erased and may stay static.
 import { existsSync } from 'node:fs';
-import { registerHooks } from 'node:module';
 import type { Fleet } from '../controlplane/fleet.js';
 
-registerHooks({
-  resolve(specifier, context, nextResolve) {
-    try {
-      return nextResolve(specifier, context);
-    } catch (err) {
-      const local = (specifier.startsWith('./') || specifier.startsWith('../')) && specifier.endsWith('.js');
-      if (!local || (err as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw err;
-      return nextResolve(`${specifier.slice(0, -3)}.ts`, context);
-    }
-  },
-});
+// The shared hook (see e2e/support/register-ts.ts), loaded by URL before any relative import.
+await import(new URL('../support/register-ts.ts', import.meta.url).href);
 
 /** Where the setup leaves the fleet for the teardown (same process; jest documents this pattern). */
 export interface E2EGlobals {
