@@ -205,7 +205,7 @@ async function main(): Promise<void> {
       // The incident had no watcher; the naive agents list on their own.
       { mode: 'naive', config: { metadata: { mode: 'Naive' }, clusterWatcher: { enabled: false } }, minRequests: 6 },
     ];
-    let workerRss: number[] = [];
+    const workerRss: Array<{ mode: string; rss: number[] }> = [];
     for (const m of modes) {
       const rollout = collectorRollout(`bench-${m.mode}`, m.config);
       const rev = revisionOf(rollout.spec.collector);
@@ -222,7 +222,7 @@ async function main(): Promise<void> {
         // Naive ones relist every 30 s: a whole window spans two relists of every agent.
         const r = await measure(m.mode === 'frugal' ? WINDOW_MS / 2 : WINDOW_MS);
         steps.push({ mode: m.mode, nodes: count, ...r });
-        if (count === MAX_NODES && m.mode === 'naive') workerRss = await runtime.workerRss();
+        if (count === MAX_NODES) workerRss.push({ mode: m.mode, rss: await runtime.workerRss() });
       }
       await labelNodes(admin, nodes, NONE);
       await deleteRevision(c, rollout, rev);
@@ -299,7 +299,13 @@ async function main(): Promise<void> {
     console.log(`\nAt the API server, per mode and number of nodes running the collector (frugal = metadata Kubelet + one cluster watcher; naive = the incident pattern, relist ${DEFAULT_CONFIG.metadata.naiveRelistSeconds} s):\n${table(rows)}`);
     console.log(`\nFrugal/naive:\n${table(ratios)}`);
     console.log(`\nOne node-mode agent in its own process (compiled as in the image, real API server, kubelet /pods from the runtime; goal ≤ 64 MiB RSS, ≤ 2 % of a core):\n${table(footprint)}`);
-    if (workerRss.length) console.log(`\nNode runtime at ${MAX_NODES} naive agents: worker RSS ${workerRss.map((b) => `${(b / 1048576).toFixed(0)} MiB`).join(', ')} (${workerRss.length} workers)`);
+    for (const { mode, rss } of workerRss) console.log(`Node runtime with ${MAX_NODES} ${mode} agents: worker RSS ${rss.map((b) => `${(b / 1048576).toFixed(0)} MiB`).join(', ')}`);
+    console.log(`\nWhere the bytes went (top 6 verb/resource/scope by response bytes, KiB/s, all clients):`);
+    for (const st of steps) {
+      const top = [...st.w.rows].sort((a, b) => b.bytes - a.bytes).slice(0, 6).map((r) => `${r.verb} ${r.resource || '-'} ${r.scope || '-'} ${kib(r.bytes / st.w.seconds)} (${r1(r.requests / st.w.seconds)} req/s)`);
+      console.log(`  ${st.mode} ${st.nodes}: ${top.join('; ')}`);
+    }
+    console.log(`\nNote: frugal node agents GET their own Node at start and then every 300 s; a window right after they started sees only the cluster watcher's Lease renewals. Steady state adds nodes/300 GET/s: ${COUNTS.map((n) => `${n} nodes +${(n / 300).toFixed(2)}/s`).join(', ')}.`);
     console.log(`\nColumns: "agent req/s" counts the agents' requests as the API server received them (audit log, agents' user only); "server" columns are deltas of apiserver_request_total / apiserver_response_sizes_sum over all clients; "Δ vs idle" subtracts the idle window; "agent-path KiB/s" is the response bytes of cluster-scope LIST pods/services/endpoints and GET nodes minus idle (the API server gzips large responses, so these are bytes on the wire). ${finalAgents.length} agents left at the end. Total ${Math.round((Date.now() - t0) / 1000)} s.`);
   } finally {
     for (const ch of children) await stopChild(ch).catch(() => undefined);
