@@ -81,13 +81,16 @@ export interface ListLoadStats {
   stopReason?: string;
 }
 
-/** A running generator. */
+/** A running generator (either kind). */
 export interface ListLoad {
   /** When the first request went out. */
   readonly startedAt: Date;
   /** Stats so far. */
   stats(): ListLoadStats;
-  /** Stops issuing requests, aborts the ones in flight, and resolves with the final stats. Idempotent. */
+  /**
+   * Stops issuing requests and resolves with the final stats once none is in flight (the LIST load
+   * aborts its in-flight requests; the benign client lets its few finish). Idempotent.
+   */
   stop(): Promise<ListLoadStats>;
   /** Resolves when the generator ends by itself (duration or count reached) or is stopped. */
   readonly done: Promise<ListLoadStats>;
@@ -108,13 +111,13 @@ export function summarizeLatency(values: number[]): LatencySummary | undefined {
 }
 
 /** One line describing a run, for the test log and the benchmark. */
-export function formatLoadStats(s: ListLoadStats): string {
+export function formatLoadStats(s: ListLoadStats, what = 'LIST load'): string {
   const secs = (s.endedAt.getTime() - s.startedAt.getTime()) / 1000;
   const errs = Object.entries(s.errors).map(([k, v]) => `${k}=${v}`).join(' ') || 'none';
   const l = s.latency;
-  const lat = l ? `latency p50 ${l.p50.toFixed(2)}s p90 ${l.p90.toFixed(2)}s p99 ${l.p99.toFixed(2)}s max ${l.max.toFixed(2)}s` : 'no answers';
+  const lat = l ? `latency p50 ${l.p50.toFixed(3)}s p90 ${l.p90.toFixed(3)}s p99 ${l.p99.toFixed(3)}s max ${l.max.toFixed(3)}s` : 'no answers';
   const pods = s.lastPodCount === undefined ? '' : `, ${s.lastPodCount} pods per LIST`;
-  return `LIST load: ${s.requests} requests in ${secs.toFixed(1)}s (${s.ratePerSecond.toFixed(1)}/s), ${s.ok} ok, errors: ${errs}; ${(s.bytes / 1e6).toFixed(1)} MB read${pods}; ${lat}${s.stopReason ? ` [${s.stopReason}]` : ''}`;
+  return `${what}: ${s.requests} requests in ${secs.toFixed(1)}s (${s.ratePerSecond.toFixed(1)}/s), ${s.ok} ok, errors: ${errs}; ${(s.bytes / 1e6).toFixed(1)} MB read${pods}; ${lat}${s.stopReason ? ` [${s.stopReason}]` : ''}`;
 }
 
 /** Counts the items of a JSON list without parsing it (parsing megabytes per LIST would cost our CPU). */
@@ -131,116 +134,144 @@ function countItems(body: string): number {
 }
 
 /**
+ * The plumbing both generators share: requests with the kubeconfig's credentials over a bounded
+ * keep-alive agent, a per-request timeout, an abort for stop(), and the counters behind the stats.
+ */
+class Requester {
+  readonly startedAt = new Date();
+  readonly abort = new AbortController();
+  readonly #kc: KubeConfig;
+  readonly #server: string;
+  readonly #agent: Agent;
+  readonly #timeoutMs: number;
+  readonly #userAgent: string;
+  readonly #latencies: number[] = [];
+  readonly #errors: Record<string, number> = {};
+  requests = 0;
+  #ok = 0;
+  #bytes = 0;
+  lastPodCount: number | undefined;
+  endedAt: Date | undefined;
+  stopReason: string | undefined;
+
+  constructor(kc: KubeConfig, o: { sockets: number; timeoutMs: number; userAgent: string }) {
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) throw new Error('load generator: the kubeconfig has no current cluster');
+    this.#kc = kc;
+    this.#server = cluster.server.replace(/\/+$/, '');
+    // Connections kept alive: the load is the requests, not TLS handshakes.
+    this.#agent = new Agent({ keepAlive: true, maxSockets: o.sockets });
+    this.#timeoutMs = o.timeoutMs;
+    this.#userAgent = o.userAgent;
+  }
+
+  stats(): ListLoadStats {
+    const end = this.endedAt ?? new Date();
+    const secs = Math.max(0.001, (end.getTime() - this.startedAt.getTime()) / 1000);
+    return {
+      startedAt: this.startedAt,
+      endedAt: end,
+      requests: this.requests,
+      ok: this.#ok,
+      errors: { ...this.#errors },
+      bytes: this.#bytes,
+      latency: summarizeLatency(this.#latencies),
+      ratePerSecond: this.requests / secs,
+      ...(this.lastPodCount === undefined ? {} : { lastPodCount: this.lastPodCount }),
+      ...(this.stopReason === undefined ? {} : { stopReason: this.stopReason }),
+    };
+  }
+
+  /**
+   * One request; resolves with the body of a 2xx answer when `keepBody` (undefined otherwise, and on any
+   * failure, which is counted by kind: `HTTP 429`, `timeout`, `ECONNREFUSED`, `aborted`, ...). Never rejects.
+   */
+  async send(method: string, path: string, o: { keepBody?: boolean; body?: string; contentType?: string } = {}): Promise<string | undefined> {
+    const headers: Record<string, string> = { Accept: 'application/json', 'User-Agent': this.#userAgent };
+    if (o.body !== undefined) headers['Content-Type'] = o.contentType ?? 'application/json';
+    const opts: RequestOptions = { method, agent: this.#agent, headers };
+    try {
+      await this.#kc.applyToHTTPSOptions(opts);
+    } catch {
+      this.#fail('credentials');
+      return undefined;
+    }
+    // applyToHTTPSOptions may set agent-related fields; ours must win for the socket bound.
+    opts.agent = this.#agent;
+    const t0 = performance.now();
+    this.requests++;
+    return new Promise<string | undefined>((resolve) => {
+      let settled = false;
+      const done = (failure: string | undefined, body?: string): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.abort.signal.removeEventListener('abort', onAbort);
+        if (failure === undefined) this.#ok++;
+        else this.#fail(failure);
+        resolve(body);
+      };
+      const req = request(`${this.#server}${path}`, opts, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => {
+          this.#bytes += c.length;
+          if (o.keepBody) chunks.push(c);
+        });
+        res.on('error', () => done('response error'));
+        res.on('end', () => {
+          this.#latencies.push((performance.now() - t0) / 1000);
+          const code = res.statusCode ?? 0;
+          if (code >= 200 && code < 300) done(undefined, o.keepBody ? Buffer.concat(chunks).toString('utf8') : undefined);
+          else done(`HTTP ${code}`);
+        });
+      });
+      const timer = setTimeout(() => {
+        done('timeout');
+        req.destroy();
+      }, this.#timeoutMs);
+      const onAbort = (): void => {
+        done('aborted');
+        req.destroy();
+      };
+      this.abort.signal.addEventListener('abort', onAbort, { once: true });
+      req.on('error', (err: NodeJS.ErrnoException) => done(err.code ?? err.name));
+      req.end(o.body);
+    });
+  }
+
+  #fail(kind: string): void {
+    this.#errors[kind] = (this.#errors[kind] ?? 0) + 1;
+  }
+
+  finish(): ListLoadStats {
+    this.endedAt ??= new Date();
+    this.#agent.destroy();
+    return this.stats();
+  }
+}
+
+/**
  * Starts the generator against the kubeconfig's current cluster and returns at once. Each of
  * `concurrency` workers LISTs the resources in turn, back to back, until the duration or request count
  * is reached or {@link ListLoad.stop} is called. Request failures are counted, never thrown.
  */
 export function startListLoad(kc: KubeConfig, o: ListLoadOptions = {}): ListLoad {
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error('startListLoad: the kubeconfig has no current cluster');
-  const server = cluster.server.replace(/\/+$/, '');
   const concurrency = o.concurrency ?? 4;
   const resources = o.resources?.length ? o.resources : (['pods', 'services', 'endpoints'] as ListResource[]);
   const durationMs = o.durationMs ?? 120_000;
   const maxRequests = o.maxRequests ?? Infinity;
-  const timeoutMs = o.requestTimeoutMs ?? 60_000;
   if (!(concurrency >= 1) || !Number.isInteger(concurrency)) throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
-  // One connection per worker, kept alive: the load is the LISTs, not TLS handshakes.
-  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
-  const abort = new AbortController();
-  const startedAt = new Date();
-  const latencies: number[] = [];
-  const errors: Record<string, number> = {};
-  let requests = 0;
-  let ok = 0;
-  let bytes = 0;
-  let lastPodCount: number | undefined;
-  let endedAt: Date | undefined;
-  let stopReason: string | undefined;
-  const deadline = startedAt.getTime() + durationMs;
-
-  const stats = (): ListLoadStats => {
-    const end = endedAt ?? new Date();
-    const secs = Math.max(0.001, (end.getTime() - startedAt.getTime()) / 1000);
-    return {
-      startedAt,
-      endedAt: end,
-      requests,
-      ok,
-      errors: { ...errors },
-      bytes,
-      latency: summarizeLatency(latencies),
-      ratePerSecond: requests / secs,
-      ...(lastPodCount === undefined ? {} : { lastPodCount }),
-      ...(stopReason === undefined ? {} : { stopReason }),
-    };
-  };
-
-  const fail = (kind: string): void => {
-    errors[kind] = (errors[kind] ?? 0) + 1;
-  };
-
-  // One GET; resolves with the body of a 2xx answer (to follow `continue`), undefined otherwise.
-  const get = async (path: string): Promise<string | undefined> => {
-    const opts: RequestOptions = { method: 'GET', agent, headers: { Accept: 'application/json', 'User-Agent': o.userAgent ?? 'tro-e2e-list-load' } };
-    await kc.applyToHTTPSOptions(opts);
-    // applyToHTTPSOptions may set its own agent-related fields; ours must win for the socket bound.
-    opts.agent = agent;
-    const t0 = performance.now();
-    requests++;
-    return new Promise<string | undefined>((resolve) => {
-      const done = (kind: string | undefined, body?: string): void => {
-        clearTimeout(timer);
-        abort.signal.removeEventListener('abort', onAbort);
-        if (kind === undefined) ok++;
-        else fail(kind);
-        resolve(body);
-      };
-      const req = request(`${server}${path}`, opts, (res) => {
-        const chunks: Buffer[] = [];
-        const keep = path.startsWith(PATHS.pods) || res.statusCode !== 200 || o.limit !== undefined;
-        res.on('data', (c: Buffer) => {
-          bytes += c.length;
-          if (keep) chunks.push(c);
-        });
-        res.on('error', () => done('response error'));
-        res.on('end', () => {
-          latencies.push((performance.now() - t0) / 1000);
-          const code = res.statusCode ?? 0;
-          if (code >= 200 && code < 300) {
-            const body = keep ? Buffer.concat(chunks).toString('utf8') : '';
-            if (path.startsWith(PATHS.pods) && o.limit === undefined) lastPodCount = countItems(body);
-            done(undefined, body);
-          } else {
-            done(`HTTP ${code}`);
-          }
-        });
-      });
-      const timer = setTimeout(() => {
-        req.destroy();
-        done('timeout');
-      }, timeoutMs);
-      const onAbort = (): void => {
-        req.destroy();
-        done('aborted');
-      };
-      abort.signal.addEventListener('abort', onAbort, { once: true });
-      req.on('error', (err: NodeJS.ErrnoException) => {
-        if (abort.signal.aborted) return;
-        done(err.code ?? err.name);
-      });
-      req.end();
-    });
-  };
+  const r = new Requester(kc, { sockets: concurrency, timeoutMs: o.requestTimeoutMs ?? 60_000, userAgent: o.userAgent ?? 'tro-e2e-list-load' });
+  const deadline = r.startedAt.getTime() + durationMs;
 
   const shouldStop = (): boolean => {
-    if (abort.signal.aborted) return true;
-    if (requests >= maxRequests) {
-      stopReason ??= 'maxRequests';
+    if (r.abort.signal.aborted) return true;
+    if (r.requests >= maxRequests) {
+      r.stopReason ??= 'maxRequests';
       return true;
     }
     if (Date.now() >= deadline) {
-      stopReason ??= 'duration';
+      r.stopReason ??= 'duration';
       return true;
     }
     return false;
@@ -249,10 +280,13 @@ export function startListLoad(kc: KubeConfig, o: ListLoadOptions = {}): ListLoad
   const worker = async (w: number): Promise<void> => {
     for (let i = w; !shouldStop(); i++) {
       const resource = resources[i % resources.length] as ListResource;
-      // No resourceVersion: a quorum read from etcd, the incident's pattern.
+      // No resourceVersion: a consistent read (see the file comment), the incident's pattern.
       let path = o.limit === undefined ? PATHS[resource] : `${PATHS[resource]}?limit=${o.limit}`;
       for (;;) {
-        const body = await get(path);
+        // Pod LISTs are kept to count the pods (and pages to follow `continue`); the rest is discarded.
+        const keepBody = resource === 'pods' || o.limit !== undefined;
+        const body = await r.send('GET', path, { keepBody });
+        if (body !== undefined && resource === 'pods' && o.limit === undefined) r.lastPodCount = countItems(body);
         if (o.limit === undefined || body === undefined || shouldStop()) break;
         const next = /"continue":"([^"]+)"/.exec(body.slice(0, 2000))?.[1];
         if (!next) break;
@@ -261,19 +295,80 @@ export function startListLoad(kc: KubeConfig, o: ListLoadOptions = {}): ListLoad
     }
   };
 
-  const done = Promise.all(Array.from({ length: concurrency }, (_, w) => worker(w))).then(() => {
-    endedAt = new Date();
-    agent.destroy();
-    return stats();
-  });
-
+  const done = Promise.all(Array.from({ length: concurrency }, (_, w) => worker(w))).then(() => r.finish());
   return {
-    startedAt,
-    stats,
+    startedAt: r.startedAt,
+    stats: () => r.stats(),
     done,
     async stop() {
-      stopReason ??= 'stopped';
-      abort.abort();
+      r.stopReason ??= 'stopped';
+      r.abort.abort();
+      return done;
+    },
+  };
+}
+
+/** Options of {@link startBenignLoad}. */
+export interface BenignLoadOptions {
+  /** A namespace of the caller's (a ConfigMap `benign-load` is created there). */
+  namespace: string;
+  /** Requests per second, spread evenly. Default 5. */
+  ratePerSecond?: number;
+  /** Stop after this long. Default 120 s. */
+  durationMs?: number;
+}
+
+/**
+ * A light, well-behaved client, the "normal noise" of a healthy cluster: single-object GETs, a small
+ * PATCH, and small namespaced LISTs served from the watch cache (`resourceVersion=0`). Note that such a
+ * LIST ignores `limit` (measured: `pods?limit=20&resourceVersion=0` returned the namespace's 1500 pods),
+ * so only collections that are small by nature are listed. Requests go out at a fixed rate (open loop:
+ * a slow server does not slow the client down), at most 8 in flight. Failures are counted, never thrown.
+ */
+export async function startBenignLoad(kc: KubeConfig, o: BenignLoadOptions): Promise<ListLoad> {
+  const core = kc.makeApiClient(CoreV1Api);
+  const name = 'benign-load';
+  try {
+    await core.createNamespacedConfigMap({ namespace: o.namespace, body: { metadata: { name, namespace: o.namespace }, data: { tick: '0' } } });
+  } catch (err) {
+    if ((err as { code?: number }).code !== 409) throw new Error(`create ConfigMap ${o.namespace}/${name}`, { cause: err });
+  }
+  const r = new Requester(kc, { sockets: 8, timeoutMs: 30_000, userAgent: 'tro-e2e-benign-load' });
+  const ns = encodeURIComponent(o.namespace);
+  const requests: Array<(i: number) => Promise<unknown>> = [
+    () => r.send('GET', `/api/v1/namespaces/${ns}`),
+    () => r.send('GET', `/api/v1/namespaces/${ns}/configmaps/${name}`),
+    () => r.send('GET', `/api/v1/namespaces/${ns}/configmaps?resourceVersion=0`),
+    () => r.send('GET', `/api/v1/namespaces/${ns}/services?resourceVersion=0`),
+    () => r.send('GET', '/api/v1/namespaces/default/services/kubernetes'),
+    (i) => r.send('PATCH', `/api/v1/namespaces/${ns}/configmaps/${name}`, { body: JSON.stringify({ data: { tick: String(i) } }), contentType: 'application/merge-patch+json' }),
+  ];
+  const rate = o.ratePerSecond ?? 5;
+  const inFlight = new Set<Promise<unknown>>();
+  let i = 0;
+  let finished: ((s: ListLoadStats) => void) | undefined;
+  const done = new Promise<ListLoadStats>((resolve) => (finished = resolve));
+  const stopAll = async (reason: string): Promise<void> => {
+    clearInterval(timer);
+    clearTimeout(deadline);
+    r.stopReason ??= reason;
+    await Promise.allSettled([...inFlight]);
+    finished?.(r.finish());
+  };
+  const timer = setInterval(() => {
+    if (inFlight.size >= 8) return; // a stalled server does not get an ever-growing queue from us
+    const p = (requests[i % requests.length] as (i: number) => Promise<unknown>)(i);
+    i++;
+    inFlight.add(p);
+    void p.finally(() => inFlight.delete(p));
+  }, 1000 / rate);
+  const deadline = setTimeout(() => void stopAll('duration'), o.durationMs ?? 120_000);
+  return {
+    startedAt: r.startedAt,
+    stats: () => r.stats(),
+    done,
+    async stop() {
+      await stopAll('stopped');
       return done;
     },
   };
