@@ -72,7 +72,12 @@ interface Step {
 async function waitAgents(rt: NodeRuntime, what: string, pred: (a: AgentInfo[]) => boolean, timeoutMs = 300_000): Promise<void> {
   const t0 = Date.now();
   for (;;) {
-    if (pred(await rt.agents())) return;
+    // A saturated worker may answer late (the runtime gives up after 60 s): that is "not yet".
+    const agents = await rt.agents().catch((err: unknown) => {
+      say(`agents(): ${err instanceof Error ? err.message : String(err)}`);
+      return undefined;
+    });
+    if (agents && pred(agents)) return;
     if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
     await sleep(2000);
   }

@@ -95,7 +95,9 @@ const REGISTER_TS = path.resolve(HERE, '../support/register-ts.ts');
 const WORKER_EXEC_ARGV = COMPILED ? ['--no-warnings'] : ['--experimental-transform-types', '--no-warnings', '--import', REGISTER_TS];
 /** The stop file, relative to a node's root (DESIGN.md "Break-glass"). */
 export const STOP_FILE_IN_NODE = 'var/run/telemetry-rollout/stop';
-const REPLY_TIMEOUT_MS = 15_000;
+// A worker hosting a hundred naive agents can block its event loop for many seconds on a saturated
+// machine (every agent parsing whole-cluster lists at once): generous, not a hang detector.
+const REPLY_TIMEOUT_MS = 60_000;
 
 interface Worker {
   index: number;
