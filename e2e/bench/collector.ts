@@ -227,7 +227,7 @@ async function main(): Promise<void> {
         // Naive ones relist every 30 s: a whole window spans two relists of every agent.
         const r = await measure(m.mode === 'frugal' ? WINDOW_MS / 2 : WINDOW_MS);
         steps.push({ mode: m.mode, nodes: count, ...r });
-        if (count === MAX_NODES) workerRss.push({ mode: m.mode, rss: await runtime.workerRss() });
+        if (count === MAX_NODES) workerRss.push({ mode: m.mode, rss: await runtime.workerRss().catch(() => []) });
       }
       await labelNodes(admin, nodes, NONE);
       await deleteRevision(c, rollout, rev);
