@@ -1,7 +1,7 @@
 // The operator end to end on the real control plane: a management cluster and three targets of
 // different sizes; the operator runs as a real process under config/rbac (management) and
 // config/target-rbac (targets), never as cluster-admin.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { CoreV1Api } from '@kubernetes/client-node';
 import type { TelemetryRollout } from '../operator/src/api/types.generated.js';
 import { nodesForStep } from '../operator/src/rollout/plan.js';
@@ -92,6 +92,11 @@ describe('the operator on the real control plane', () => {
     for (const t of targets) sizes[t.name] = (await t.kubeConfig().makeApiClient(CoreV1Api).listNode()).items.length;
     await prepareFleet(targets);
   }, 300_000);
+
+  // Whatever a test leaves (it may fail half-way), the next one starts from clean targets.
+  afterEach(async () => {
+    for (const name of ['two-stage', 'pause-abort', 'sigkill', 'failover']) await cleanupRollout(name).catch(() => undefined);
+  }, 120_000);
 
   afterAll(async () => {
     await stopAll();

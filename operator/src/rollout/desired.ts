@@ -120,7 +120,10 @@ export function revisionObjects(rollout: TelemetryRollout, revision: string, sta
       metadata: { name: daemonSetName(revision), namespace: ns, labels: { ...labels, ...(stable ? { [STABLE_LABEL]: 'true' } : {}) } },
       spec: {
         selector: { matchLabels: podLabels },
-        updateStrategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1 } },
+        // OnDelete: a revision's pod template changes only once, when the revision becomes stable (its
+        // affinity then also takes unlabelled nodes). A rolling update would restart every agent of the
+        // fleet right after the rollout; with OnDelete running agents stay and new nodes get the new template.
+        updateStrategy: { type: 'OnDelete' },
         template: {
           metadata: { labels: podLabels },
           spec: {
