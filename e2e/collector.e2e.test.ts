@@ -8,8 +8,11 @@
 //
 //   (a) frugal (metadata Kubelet) node agents on all 200 nodes: 0 cluster-wide LIST/WATCH over a window
 //       (only GETs of their own Node); the single cluster-mode watcher: O(1) LIST/WATCH since it started;
-//   (b) naive agents on 50, then 200 nodes: cluster-wide LISTs received and LIST bytes sent grow with
-//       nodes (×4 nodes → ≥ ×3 measured) and each pods LIST carries every pod of the cluster (× objects);
+//   (b) naive agents on 25, then 100 of the 200 nodes: cluster-wide LISTs received and LIST bytes sent
+//       grow with nodes (×4 nodes → ≥ ×2.5 LISTs) and each pods LIST carries every pod of the cluster
+//       (× objects). Not 200 naive nodes: on two shared cores that saturates the machine (API server p99
+//       of tens of seconds, agents' workers starved), which `npm run bench:collector` shows; here it would
+//       only make the test slow and the ratios noisy;
 //   (c) a stop file on one naive node: that agent sends nothing more after 2 s (audit log and its own
 //       counters), the others go on; it resumes when the file is removed.
 //
@@ -37,6 +40,8 @@ const AGENT_USER = 'tro-collector-e2e';
 const NAIVE_RELIST_SECONDS = 30;
 const FRUGAL_WINDOW_MS = 20_000;
 const NAIVE_WINDOW_MS = 30_000;
+/** Naive nodes in the two steps of (b): ×4. */
+const NAIVE_COUNTS = [25, 100] as const;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (line: string) => process.stderr.write(`[collector e2e] ${line}\n`);
@@ -177,7 +182,7 @@ describe('collector on a 200-node cluster, measured at the API server', () => {
     const admin = big.kubeConfig();
     await applyCollector(admin, naive, naiveRev, false);
     const measured: Array<{ nodes: number; listsPerSecond: number; demandBytesPerSecond: number; sentBytesPerSecond: number; podListBytes: number }> = [];
-    for (const count of [50, NODES]) {
+    for (const count of NAIVE_COUNTS) {
       await labelNodes(admin, nodes.slice(0, count), naiveRev);
       // Each naive agent has listed its three resources at least once: the window is steady state.
       const agents = await agentsWhere(
@@ -218,38 +223,39 @@ describe('collector on a 200-node cluster, measured at the API server', () => {
       expect(naiveLists.every((e) => nodes.slice(0, count).includes(nodeOf(e) ?? ''))).toBe(true);
       expect(new Set(naiveLists.map(nodeOf)).size).toBeGreaterThanOrEqual(0.9 * count);
     }
-    const [at50, at200] = measured as [typeof measured[number], typeof measured[number]];
-    log(`naive ×${NODES / 50} nodes → LISTs received ×${(at200.listsPerSecond / at50.listsPerSecond).toFixed(2)}, LIST bytes asked ×${(at200.demandBytesPerSecond / at50.demandBytesPerSecond).toFixed(2)}, ` +
-      `LIST bytes sent ×${(at200.sentBytesPerSecond / at50.sentBytesPerSecond).toFixed(2)}`);
+    const [atFew, atMany] = measured as [typeof measured[number], typeof measured[number]];
+    log(`naive ×${NAIVE_COUNTS[1] / NAIVE_COUNTS[0]} nodes → LISTs received ×${(atMany.listsPerSecond / atFew.listsPerSecond).toFixed(2)}, LIST bytes asked ×${(atMany.demandBytesPerSecond / atFew.demandBytesPerSecond).toFixed(2)}, ` +
+      `LIST bytes sent ×${(atMany.sentBytesPerSecond / atFew.sentBytesPerSecond).toFixed(2)}`);
     // ×4 nodes: the cluster-wide LISTs the API server received grow ≥ ×2.5 (×4 ideally). Not exactly ×4
-    // because at 200 naive agents the two cores are saturated (API server p99 in seconds, and the agents'
-    // workers parsing every pod 200 times per relist period): each pods LIST takes longer, so each
-    // agent's next relist of pods comes later. The bytes sent grow less: a saturated server completes
-    // fewer of the large LISTs within the window, which is the incident, not a cure; how much less depends
-    // on how loaded the machine is (×1.43 seen in CI with other jobs running), so only growth is asserted
-    // here and the factors are printed (and measured in npm run bench:collector).
-    expect(at200.listsPerSecond).toBeGreaterThanOrEqual(2.5 * at50.listsPerSecond);
-    expect(at200.sentBytesPerSecond).toBeGreaterThan(at50.sentBytesPerSecond);
+    // because the two cores saturate (API server p99 in seconds, the agents' workers parsing every pod once
+    // per agent per relist period): each pods LIST takes longer, so each agent's next relist of pods comes
+    // later. The bytes sent grow less: a saturated server completes fewer of the large LISTs within the
+    // window, which is the incident, not a cure; how much less depends on how loaded the machine is (×1.43
+    // seen in CI with other jobs running at 50→200 naive nodes), so only growth is asserted here and the
+    // factors are printed (and measured in npm run bench:collector).
+    expect(atMany.listsPerSecond).toBeGreaterThanOrEqual(2.5 * atFew.listsPerSecond);
+    expect(atMany.sentBytesPerSecond).toBeGreaterThan(atFew.sentBytesPerSecond);
     // × objects: every pods LIST carries every pod of the cluster. The API server gzips large responses
     // (the agents accept gzip) and /metrics counts the bytes it sent, so a pod costs a few hundred bytes
-    // on the wire (~3 KiB of JSON): at least 100 B per pod per LIST, and the same at 50 and 200 nodes.
+    // on the wire (~3 KiB of JSON): at least 100 B per pod per LIST, at both node counts.
     const pods = (await admin.makeApiClient(CoreV1Api).listPodForAllNamespaces({ resourceVersion: '0' })).items.length;
     expect(pods).toBeGreaterThanOrEqual(NODES * (PODS_PER_NODE + 1));
-    expect(at200.podListBytes).toBeGreaterThanOrEqual(pods * 100);
-    expect(at50.podListBytes).toBeGreaterThanOrEqual(pods * 100);
-    const est = estimateApiLoad(naive.spec.collector.config ?? {}, { nodes: NODES, pods, services: 2, endpointSlices: 2 });
-    log(`${pods} pods, ${(at200.podListBytes / pods).toFixed(0)} B per pod in a LIST; preflight estimate for ${NODES} naive nodes: ` +
-      `${est.listRequestsPerSecond.toFixed(1)} LIST/s, ${mib(est.bytesPerSecond)} MiB/s (measured ${at200.listsPerSecond.toFixed(1)} LIST/s, ${mib(at200.demandBytesPerSecond)} MiB/s asked)`);
+    expect(atMany.podListBytes).toBeGreaterThanOrEqual(pods * 100);
+    expect(atFew.podListBytes).toBeGreaterThanOrEqual(pods * 100);
+    const est = estimateApiLoad(naive.spec.collector.config ?? {}, { nodes: NAIVE_COUNTS[1], pods, services: 2, endpointSlices: 2 });
+    log(`${pods} pods, ${(atMany.podListBytes / pods).toFixed(0)} B per pod in a LIST; preflight estimate for ${NAIVE_COUNTS[1]} naive nodes: ` +
+      `${est.listRequestsPerSecond.toFixed(1)} LIST/s, ${mib(est.bytesPerSecond)} MiB/s (measured ${atMany.listsPerSecond.toFixed(1)} LIST/s, ${mib(atMany.demandBytesPerSecond)} MiB/s asked)`);
   });
 
   it('(c) a stop file silences its node\'s agent within 2 s, measured at the API server', async () => {
-    // Back to 50 naive nodes (the others return to the stable frugal revision): with 200 naive agents
-    // sharing two worker processes on two cores, the workers themselves are saturated and would measure
-    // the runtime, not the agent.
-    await labelNodes(big.kubeConfig(), nodes.slice(50), null);
+    // Back to the first naive step (the other nodes return to the stable frugal revision): with a hundred
+    // naive agents sharing two worker processes on two busy cores, the workers themselves lag and the
+    // stop delay would measure the runtime, not the agent.
+    const few = NAIVE_COUNTS[0];
+    await labelNodes(big.kubeConfig(), nodes.slice(few), null);
     const agents = await agentsWhere(
-      (a) => a.filter((x) => x.mode === 'node' && x.metadataMode === 'Naive').length === 50 && a.filter((x) => x.mode === 'node').length === NODES,
-      '50 naive agents, the rest frugal',
+      (a) => a.filter((x) => x.mode === 'node' && x.metadataMode === 'Naive').length === few && a.filter((x) => x.mode === 'node').length === NODES,
+      `${few} naive agents, the rest frugal`,
       240_000,
     );
     const node = nodes[7] ?? '';

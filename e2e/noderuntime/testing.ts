@@ -61,7 +61,16 @@ export async function labelNodes(kc: KubeConfig, nodes: string[], revision: stri
       const name = nodes[next++] ?? '';
       // A merge patch with null removes the label; the object API sends the body as given.
       const body = { apiVersion: 'v1', kind: 'Node', metadata: { name, labels: { [REVISION_LABEL]: revision } } };
-      await api.patch(body as unknown as KubernetesObject, undefined, undefined, E2E_FIELD_MANAGER, undefined, PatchStrategy.MergePatch);
+      // A busy API server (the naive mode at work) may time a request out: retry a few times.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await api.patch(body as unknown as KubernetesObject, undefined, undefined, E2E_FIELD_MANAGER, undefined, PatchStrategy.MergePatch);
+          break;
+        } catch (err) {
+          if (attempt >= 5) throw err;
+          await new Promise((r) => setTimeout(r, 1000 * attempt));
+        }
+      }
     }
   };
   await Promise.all(Array.from({ length: 8 }, worker));
