@@ -69,7 +69,12 @@ interface Step {
   agentWide: number;
 }
 
-async function waitAgents(rt: NodeRuntime, what: string, pred: (a: AgentInfo[]) => boolean, timeoutMs = 300_000): Promise<void> {
+/**
+ * Waits until `pred` holds; after `timeoutMs` goes on anyway (returns false) when `soft`: a saturated
+ * cluster (200 naive agents) may never let every agent finish its first lists, and that state is the one
+ * to measure.
+ */
+async function waitAgents(rt: NodeRuntime, what: string, pred: (a: AgentInfo[]) => boolean, timeoutMs = 300_000, soft = false): Promise<boolean> {
   const t0 = Date.now();
   for (;;) {
     // A saturated worker may answer late (the runtime gives up after 60 s): that is "not yet".
@@ -77,8 +82,12 @@ async function waitAgents(rt: NodeRuntime, what: string, pred: (a: AgentInfo[]) 
       say(`agents(): ${err instanceof Error ? err.message : String(err)}`);
       return undefined;
     });
-    if (agents && pred(agents)) return;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    if (agents && pred(agents)) return true;
+    if (Date.now() - t0 > timeoutMs) {
+      if (!soft) throw new Error(`timed out waiting for ${what}`);
+      say(`not all there after ${timeoutMs / 1000} s: ${what}; measuring anyway`);
+      return false;
+    }
     await sleep(2000);
   }
 }
@@ -211,6 +220,7 @@ async function main(): Promise<void> {
       { mode: 'naive', config: { metadata: { mode: 'Naive' }, clusterWatcher: { enabled: false } }, minRequests: 6 },
     ];
     const workerRss: Array<{ mode: string; rss: number[] }> = [];
+    const unsettled: string[] = [];
     for (const m of modes) {
       const rollout = collectorRollout(`bench-${m.mode}`, m.config);
       const rev = revisionOf(rollout.spec.collector);
@@ -219,8 +229,9 @@ async function main(): Promise<void> {
       for (const count of COUNTS) {
         await labelNodes(admin, nodes.slice(labelled, count), rev);
         labelled = count;
-        await waitAgents(runtime, `${count} ${m.mode} agents`, (a) =>
-          a.filter((x) => x.mode === 'node' && x.revision === rev && x.apiRequests >= m.minRequests).length === count && a.filter((x) => x.mode === 'node').length === count);
+        const settled = await waitAgents(runtime, `${count} ${m.mode} agents past their first requests`, (a) =>
+          a.filter((x) => x.mode === 'node' && x.revision === rev && x.apiRequests >= m.minRequests).length === count && a.filter((x) => x.mode === 'node').length === count, 240_000, true);
+        if (!settled) unsettled.push(`${m.mode} ${count}`);
         await sleep(5000);
         say(`${m.mode} on ${count} nodes: window`);
         // Frugal agents send steadily (lease renewals, a Node GET per 300 s each): half a window is enough.
@@ -304,6 +315,7 @@ async function main(): Promise<void> {
     console.log(`\nAt the API server, per mode and number of nodes running the collector (frugal = metadata Kubelet + one cluster watcher; naive = the incident pattern, relist ${DEFAULT_CONFIG.metadata.naiveRelistSeconds} s):\n${table(rows)}`);
     console.log(`\nFrugal/naive:\n${table(ratios)}`);
     console.log(`\nOne node-mode agent in its own process (compiled as in the image, real API server, kubelet /pods from the runtime; goal ≤ 64 MiB RSS, ≤ 2 % of a core):\n${table(footprint)}`);
+    if (unsettled.length) console.log(`\nNot every agent had finished its first requests when these windows started (saturated): ${unsettled.join(', ')}`);
     for (const { mode, rss } of workerRss) console.log(`Node runtime with ${MAX_NODES} ${mode} agents: worker RSS ${rss.map((b) => `${(b / 1048576).toFixed(0)} MiB`).join(', ')}`);
     console.log(`\nWhere the bytes went (top 6 verb/resource/scope by response bytes, KiB/s, all clients):`);
     for (const st of steps) {
