@@ -6,7 +6,7 @@ import { FakeCluster, FakeClusterFactory, FakeEvents, FakeRolloutStore } from '.
 import type { GateContext } from '../rollout/interfaces.js';
 import { RolloutReconciler } from '../rollout/reconciler.js';
 import { FakeClock } from '../util/clock.js';
-import { BASELINE_WARMUP_SECONDS, ControlPlaneGateEvaluator, MIN_SAMPLES, judge, thresholdsFor, type SourceFactory } from './evaluator.js';
+import { BASELINE_WARMUP_SECONDS, ControlPlaneGateEvaluator, MIN_SAMPLES, baselineWarmupSeconds, judge, reliableValues, thresholdsFor, type SourceFactory } from './evaluator.js';
 import type { Measurement, MetricSource } from './sources.js';
 import type { SignalValues } from './signals.js';
 
@@ -112,7 +112,12 @@ describe('ControlPlaneGateEvaluator.captureBaseline', () => {
     consecutiveFailures: 0,
   });
 
-  it('gives a new source one short window instead of leaving the first step without a baseline', async () => {
+  it('gives a new source one gate interval (within bounds) instead of leaving the first step without a baseline', async () => {
+    const ctx = ctxOf();
+    const warmup = baselineWarmupSeconds(ctx.rollout.spec.gates);
+    expect(warmup).toBe(BASELINE_WARMUP_SECONDS.min); // the manifest's interval is 5 s, below the minimum
+    expect(baselineWarmupSeconds({ ...ctx.rollout.spec.gates, intervalSeconds: 20 })).toBe(20);
+    expect(baselineWarmupSeconds({ ...ctx.rollout.spec.gates, intervalSeconds: 600 })).toBe(BASELINE_WARMUP_SECONDS.max);
     const clock = new FakeClock();
     const calls: number[] = [];
     const source: MetricSource = {
@@ -123,15 +128,41 @@ describe('ControlPlaneGateEvaluator.captureBaseline', () => {
     };
     const evaluator = new ControlPlaneGateEvaluator({ clock, sources: { source: () => source } });
     let done = false;
-    const baseline = evaluator.captureBaseline(ctxOf()).finally(() => (done = true));
-    await clock.advance(BASELINE_WARMUP_SECONDS * 1000 - 1);
+    const baseline = evaluator.captureBaseline(ctx).finally(() => (done = true));
+    await clock.advance(warmup * 1000 - 1);
     expect(done).toBe(false);
     await clock.advance(1);
     expect(await baseline).toEqual({ capturedAt: clock.now().toISOString(), values: { apiServerP99Seconds: 0.05 } });
-    expect(calls).toEqual([calls[0], (calls[0] as number) + BASELINE_WARMUP_SECONDS * 1000]);
+    expect(calls).toEqual([calls[0], (calls[0] as number) + warmup * 1000]);
     // Once the target has been measured, later baselines take one scrape and never wait.
     expect(await evaluator.captureBaseline(ctxOf())).toBeDefined();
     expect(calls).toHaveLength(3);
+  });
+
+  it('leaves ratios and quantiles of too few events out of baselines (rates stay)', async () => {
+    const clock = new FakeClock();
+    const m = ok({ apiServerP99Seconds: 0.93, apiServerErrorRatio: 0, apiServerRequestRate: 2.2, coreDNSErrorRatio: 0 }, { apiServerP99Seconds: 11, apiServerErrorRatio: 11, apiServerRequestRate: 11, coreDNSErrorRatio: MIN_SAMPLES }) as Extract<Measurement, { kind: 'ok' }>;
+    expect(reliableValues(m)).toEqual({ apiServerRequestRate: 2.2, coreDNSErrorRatio: 0 });
+    const evaluator = new ControlPlaneGateEvaluator({ clock, sources: { source: () => ({ measure: async () => m }) } });
+    expect((await evaluator.captureBaseline(ctxOf()))?.values).toEqual({ apiServerRequestRate: 2.2, coreDNSErrorRatio: 0 });
+    // Without sample counts (PromQL: Prometheus averaged a window) every value is kept.
+    expect(reliableValues({ values: { apiServerP99Seconds: 0.2 } })).toEqual({ apiServerP99Seconds: 0.2 });
+  });
+
+  it('a baseline of too few requests does not become a point of the predictive guard', async () => {
+    // On the real control plane: a 0.93 s p99 of 11 requests at 0 %, then 0.02 s at 11 % and 0.005 s at
+    // 50 %, and the parabola through them projected 7 s at 100 %.
+    const clock = new FakeClock();
+    let next: Measurement = ok({ apiServerP99Seconds: 0.93, apiServerRequestRate: 5 }, { apiServerP99Seconds: 11 });
+    const evaluator = new ControlPlaneGateEvaluator({ clock, sources: { source: () => ({ measure: async () => next }) } });
+    const ctx = ctxOf();
+    const baseline = await evaluator.captureBaseline(ctx);
+    expect(baseline?.values).toEqual({ apiServerRequestRate: 5 });
+    next = ok({ apiServerP99Seconds: 0.02, apiServerRequestRate: 5 });
+    await evaluator.evaluate({ ...ctx, fraction: 0.1, ...(baseline ? { baseline } : {}) });
+    const proj = await evaluator.project({ ...ctx, fraction: 0.1, ...(baseline ? { baseline } : {}) });
+    expect(proj?.verdict).toBe('NoData');
+    expect(proj?.points?.find((p) => p.fraction === 0)?.p99Seconds).toBeUndefined();
   });
 
   it('an aborted warm-up gives no baseline and no error', async () => {

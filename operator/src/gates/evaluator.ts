@@ -26,9 +26,38 @@ export const RELATIVE_FLOOR_SECONDS = 0.1;
 
 /**
  * When a target's first baseline finds its source warming up (a scraping source's first scrape), the
- * evaluator waits this long and measures again, so the first step gets a baseline over a real window.
+ * evaluator waits one gate interval, clamped to these bounds, and measures again, so the first step gets
+ * a baseline over a window like the evaluations' (long enough to hold {@link MIN_SAMPLES} requests on a
+ * quiet cluster, short enough not to hold up a pass for long).
  */
-export const BASELINE_WARMUP_SECONDS = 5;
+export const BASELINE_WARMUP_SECONDS = { min: 10, max: 30 } as const;
+
+/** The warm-up wait of a first baseline, seconds: the gate interval within {@link BASELINE_WARMUP_SECONDS}. */
+export function baselineWarmupSeconds(gates: GatesSpec): number {
+  return Math.min(BASELINE_WARMUP_SECONDS.max, Math.max(BASELINE_WARMUP_SECONDS.min, gates.intervalSeconds));
+}
+
+/** Signals that are a ratio or a quantile of events, and so mean nothing over too few of them. */
+const SAMPLED: ReadonlySet<SignalName> = new Set(['apiServerP99Seconds', 'apiServerErrorRatio', 'coreDNSErrorRatio', 'coreDNSP99Seconds']);
+
+/**
+ * The values of a measurement that can serve as a baseline or a projection point: ratios and quantiles
+ * resting on fewer than {@link MIN_SAMPLES} events are left out, as {@link judge} leaves them unjudged.
+ * A p99 of 11 requests is the slowest of them; as a baseline it would set a bound from noise, and as a
+ * point of the predictive guard's curve it would be extrapolated to 100 % of the nodes (found on the
+ * real control plane: a 0.93 s "baseline" of a few requests made the guard project 7 s). Rates stay:
+ * 0.4 requests per second is a measurement, whatever the count.
+ */
+export function reliableValues(m: { values: SignalValues; sampleCounts?: SampleCounts }): SignalValues {
+  const out: SignalValues = {};
+  for (const [k, v] of Object.entries(m.values) as Array<[SignalName, number | undefined]>) {
+    if (v === undefined) continue;
+    const n = m.sampleCounts?.[k];
+    if (SAMPLED.has(k) && n !== undefined && n < MIN_SAMPLES) continue;
+    out[k] = v;
+  }
+  return out;
+}
 
 /** The signals that are judged (the others are recorded only). */
 const JUDGED: readonly SignalName[] = ['apiServerP99Seconds', 'apiServerErrorRatio', 'apfRejectionsPerSecond', 'coreDNSErrorRatio', 'coreDNSP99Seconds'];
@@ -155,7 +184,7 @@ export class ControlPlaneGateEvaluator implements GateEvaluator {
   readonly measures = true;
   private readonly sources: SourceFactory;
   private readonly clock: Clock;
-  /** The latest ok measurement per target, for baselines and projections between evaluations. */
+  /** The reliable values ({@link reliableValues}) of the latest ok measurement per target, for baselines and projections. */
   private readonly lastOk = new Map<string, { at: Date; values: SignalValues }>();
   private readonly measured?: Gauge;
   private readonly bounds?: Gauge;
@@ -185,13 +214,13 @@ export class ControlPlaneGateEvaluator implements GateEvaluator {
       // would run without a baseline and only the absolute SLO would apply. One short window fixes that;
       // it happens once per target and evaluator. Found on the real control plane (e2e/gates).
       try {
-        await this.clock.sleep(BASELINE_WARMUP_SECONDS * 1000, ctx.signal);
+        await this.clock.sleep(baselineWarmupSeconds(ctx.rollout.spec.gates) * 1000, ctx.signal);
         m = await source.measure(ctx.signal);
       } catch {
         // Aborted: go on without a baseline, as before.
       }
     }
-    if (m.kind === 'ok') this.lastOk.set(this.key(ctx), { at: m.at, values: m.values });
+    if (m.kind === 'ok') this.lastOk.set(this.key(ctx), { at: m.at, values: reliableValues(m) });
     const last = this.lastOk.get(this.key(ctx));
     if (!last) return undefined;
     const values: Record<string, number> = {};
@@ -201,7 +230,7 @@ export class ControlPlaneGateEvaluator implements GateEvaluator {
 
   async evaluate(ctx: GateContext): Promise<GateEvaluation> {
     const m = await this.sources.source(ctx).measure(ctx.signal);
-    if (m.kind === 'ok') this.lastOk.set(this.key(ctx), { at: m.at, values: m.values });
+    if (m.kind === 'ok') this.lastOk.set(this.key(ctx), { at: m.at, values: reliableValues(m) });
     const ev = judge(m, ctx.rollout.spec.gates, ctx.baseline);
     const labels = { namespace: ctx.rollout.metadata?.namespace ?? '', name: ctx.rollout.metadata?.name ?? '', cluster: ctx.target.name };
     this.verdicts?.inc({ ...labels, verdict: ev.unreachable ? 'Unreachable' : ev.verdict });
