@@ -23,7 +23,7 @@ import { createNodes, populatePods } from './nodes.js';
 import { caData, createPki } from './pki.js';
 import { findRepoRoot } from '../../operator/src/api/crd.js';
 import {
-  exitReason, isAlive, killNow, rssKiB, signalIfOurs, spawnLogged, stopProcesses, tail, type ProcessRecord, type ProcessSpec, type Role,
+  exitReason, isAlive, isStopped, killNow, rssKiB, signalIfOurs, spawnLogged, stopProcesses, tail, type ProcessRecord, type ProcessSpec, type Role,
 } from './processes.js';
 
 /** One cluster of a fleet to start. */
@@ -153,6 +153,15 @@ export interface ClusterHandle {
   restartCoreDNS(): Promise<void>;
   /** Resolves once CoreDNS reports ready (its kubernetes plugin has synced). */
   waitCoreDNSReady(timeoutMs?: number): Promise<void>;
+}
+
+/**
+ * Blocks (at most 5 s) until `pid` is stopped (`stopped` true) or no longer stopped. Synchronous on
+ * purpose: pause/resume are synchronous in the ClusterHandle contract, and the wait is milliseconds.
+ */
+function waitStateSync(pid: number, stopped: boolean): void {
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  for (let i = 0; i < 500 && isStopped(pid) !== stopped; i++) Atomics.wait(cell, 0, 0, 10);
 }
 
 /** A running fleet. */
@@ -413,11 +422,17 @@ class Cluster implements ClusterHandle {
   }
 
   pauseApiServer(): void {
-    signalIfOurs(this.apiServer(), 'SIGSTOP');
+    const rec = this.apiServer();
+    signalIfOurs(rec, 'SIGSTOP');
+    // SIGSTOP reaches every thread of a Go process asynchronously; callers (and tests asserting the
+    // fault) expect the process frozen when this returns, so wait for /proc to say so.
+    waitStateSync(rec.pid, true);
   }
 
   resumeApiServer(): void {
-    signalIfOurs(this.apiServer(), 'SIGCONT');
+    const rec = this.apiServer();
+    signalIfOurs(rec, 'SIGCONT');
+    waitStateSync(rec.pid, false);
   }
 
   async restartApiServer(): Promise<void> {
