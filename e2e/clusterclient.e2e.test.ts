@@ -16,13 +16,13 @@ import { KubeClusterClient } from '../operator/src/cluster/kubeclient.js';
 import { clusterRequestCounter, type RequestLabel } from '../operator/src/cluster/metrics.js';
 import { KubeEventRecorder, KubeStatusWriter } from '../operator/src/cluster/status.js';
 import { isConflict } from '../operator/src/controller/kube.js';
-import { daemonSetName, revisionObjects, revisionRefs, sharedObjects } from '../operator/src/rollout/desired.js';
+import { COLLECTOR_NODE_SERVICE_ACCOUNT, COLLECTOR_WATCHER_SERVICE_ACCOUNT, daemonSetName, revisionObjects, revisionRefs, sharedObjects } from '../operator/src/rollout/desired.js';
 import { ClusterUnavailableError, REVISION_LABEL } from '../operator/src/rollout/interfaces.js';
 import { revisionOf, rolloutLabelValue } from '../operator/src/rollout/revision.js';
 import { memoryLogger } from '../operator/src/util/logging.js';
 import type { ClusterHandle } from './controlplane/fleet.js';
 import {
-  createNamespace, deleteNamespace, dumpOnFailure, eventually, kubectl, kubectlJSON, managementCluster, targetClusters,
+  createNamespace, deleteNamespace, dumpOnFailure, eventually, kubectl, kubectlJSON, kubectlResult, managementCluster, targetClusters,
 } from './controlplane/testing.js';
 import { installCrd } from './support/api.js';
 
@@ -78,7 +78,9 @@ describe('cluster clients on the real control plane', () => {
       await kubectl(target, ['label', 'node', n, `${REVISION_LABEL}-`]).catch(() => undefined);
     }
     if (target) {
-      await kubectl(target, ['delete', 'clusterrolebinding', `telemetry-rollout-collector-${collectorNs}`, '--ignore-not-found']).catch(() => undefined);
+      for (const b of sharedObjects(rollout).filter((o) => o.kind === 'ClusterRoleBinding')) {
+        await kubectl(target, ['delete', 'clusterrolebinding', b.metadata.name, '--ignore-not-found']).catch(() => undefined);
+      }
       await deleteNamespace(target, collectorNs).catch(() => undefined);
     }
     if (mgmtNs) await deleteNamespace(managementCluster(), mgmtNs).catch(() => undefined);
@@ -111,6 +113,34 @@ describe('cluster clients on the real control plane', () => {
       return ds.length === 1 && ds[0]?.numberReady === 3 && ds[0].observed ? ds : undefined;
     }, 180_000, 1000);
     expect(ready).toEqual([{ name: daemonSetName(revision), revision, stable: false, desiredNumberScheduled: 3, numberReady: 3, observed: true }]);
+  }), TIMEOUT_MS);
+
+  it('gives the collector least privilege: node agents may GET a Node and nothing cluster-wide; only the watcher lists and watches', dumpOnFailure(async () => {
+    // The API server's own authorizer decides (SubjectAccessReview through kubectl auth can-i --as),
+    // against the bindings the desired objects made and the fixed roles of config/target-rbac.
+    const can = async (sa: string, args: string[]): Promise<boolean> => {
+      const r = await kubectlResult(target, ['auth', 'can-i', ...args, `--as=system:serviceaccount:${collectorNs}:${sa}`]);
+      if (r.stdout.trim() !== 'yes' && r.stdout.trim() !== 'no') throw new Error(`kubectl auth can-i ${args.join(' ')}: ${r.stdout}${r.stderr}`);
+      return r.stdout.trim() === 'yes';
+    };
+    const node = COLLECTOR_NODE_SERVICE_ACCOUNT;
+    const watcher = COLLECTOR_WATCHER_SERVICE_ACCOUNT;
+    expect({
+      nodeGetNode: await can(node, ['get', 'nodes/some-node']),
+      nodeListNodes: await can(node, ['list', 'nodes']),
+      nodeListPods: await can(node, ['list', 'pods', '--all-namespaces']),
+      nodeWatchPods: await can(node, ['watch', 'pods', '--all-namespaces']),
+      nodeListEndpoints: await can(node, ['list', 'endpoints', '--all-namespaces']),
+      nodeLease: await can(node, ['create', 'leases', '-n', collectorNs]),
+      watcherListPods: await can(watcher, ['list', 'pods', '--all-namespaces']),
+      watcherWatchSlices: await can(watcher, ['watch', 'endpointslices.discovery.k8s.io', '--all-namespaces']),
+      watcherLease: await can(watcher, ['update', 'leases', '-n', collectorNs]),
+      watcherLeaseElsewhere: await can(watcher, ['update', 'leases', '-n', 'kube-system']),
+      watcherSecrets: await can(watcher, ['list', 'secrets', '--all-namespaces']),
+    }).toEqual({
+      nodeGetNode: true, nodeListNodes: false, nodeListPods: false, nodeWatchPods: false, nodeListEndpoints: false, nodeLease: false,
+      watcherListPods: true, watcherWatchSlices: true, watcherLease: true, watcherLeaseElsewhere: false, watcherSecrets: false,
+    });
   }), TIMEOUT_MS);
 
   it('applies again and nothing changes: the desired objects are pure', dumpOnFailure(async () => {

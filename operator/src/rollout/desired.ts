@@ -12,10 +12,23 @@ import type { TelemetryRollout } from '../api/types.generated.js';
 import { canonicalJson, rolloutLabelValue } from './revision.js';
 import { OBJECT_REVISION_LABEL, REVISION_LABEL, ROLLOUT_LABEL, STABLE_LABEL, type KubeObject, type ObjectRef } from './interfaces.js';
 
-/** Name of the collector's ServiceAccount in each target. */
-export const COLLECTOR_SERVICE_ACCOUNT = 'telemetry-collector';
-/** The fixed ClusterRole installed by config/target-rbac that the collector is bound to. */
-export const COLLECTOR_CLUSTER_ROLE = 'telemetry-rollout-collector';
+/** ServiceAccount of the node agents (DaemonSet): may GET nodes, nothing else. */
+export const COLLECTOR_NODE_SERVICE_ACCOUNT = 'telemetry-collector-node';
+/** ServiceAccount of the cluster-mode watcher (Deployment): list/watch of metadata and its Lease. */
+export const COLLECTOR_WATCHER_SERVICE_ACCOUNT = 'telemetry-collector-watcher';
+/**
+ * The fixed ClusterRoles installed by config/target-rbac that the operator binds (it holds `bind` on
+ * exactly these names, so it cannot grant anything else). Split by job so that a node agent, one per
+ * node, physically cannot do the incident's cluster-wide LIST/WATCH.
+ */
+export const COLLECTOR_CLUSTER_ROLES = {
+  /** GET nodes: a node agent reads its own Node (RBAC cannot narrow it to "own"). */
+  node: 'telemetry-rollout-collector-node',
+  /** list/watch pods, services, nodes, endpointslices: the single leader-elected watcher. */
+  watcher: 'telemetry-rollout-collector-watcher',
+  /** list/watch pods, services, endpoints from every node: the Naive pressure-test mode only. */
+  naive: 'telemetry-rollout-collector-naive',
+} as const;
 /** The Lease the cluster-mode replicas elect a leader on (shared by all revisions: one watcher at a time). */
 export const CLUSTER_WATCHER_LEASE = 'telemetry-collector-cluster';
 /** Where the stop file directory lives on every node. */
@@ -27,6 +40,23 @@ export const daemonSetName = (revision: string): string => `telemetry-collector-
 export const clusterDeploymentName = (revision: string): string => `telemetry-collector-cluster-${revision}`;
 /** Name of the ConfigMap holding a revision's rendered config. */
 export const configMapName = (revision: string): string => `telemetry-collector-config-${revision}`;
+/**
+ * Name of the ClusterRoleBinding that gives a Naive revision's node agents cluster-wide list/watch.
+ * Per revision, so it goes away with the revision (rollback or supersession) and never outlives the test.
+ */
+export const naiveBindingName = (revision: string): string => `telemetry-collector-naive-${revision}`;
+
+const rbacGroup = 'rbac.authorization.k8s.io';
+
+function clusterRoleBinding(name: string, role: string, serviceAccount: string, ns: string, labels: Record<string, string>): KubeObject {
+  return {
+    apiVersion: `${rbacGroup}/v1`,
+    kind: 'ClusterRoleBinding',
+    metadata: { name, labels },
+    roleRef: { apiGroup: rbacGroup, kind: 'ClusterRole', name: role },
+    subjects: [{ kind: 'ServiceAccount', name: serviceAccount, namespace: ns }],
+  };
+}
 
 function commonLabels(rollout: TelemetryRollout): Record<string, string> {
   return {
@@ -36,7 +66,11 @@ function commonLabels(rollout: TelemetryRollout): Record<string, string> {
   };
 }
 
-/** Objects shared by every revision: namespace, ServiceAccount, and the collector's RBAC bindings. */
+/**
+ * Objects shared by every revision: namespace, the two ServiceAccounts and their RBAC bindings. Binding
+ * names carry the namespace because ClusterRoleBindings are cluster-scoped and two rollouts may use two
+ * collector namespaces in one target.
+ */
 export function sharedObjects(rollout: TelemetryRollout): KubeObject[] {
   const ns = rollout.spec.collector.namespace;
   const labels = commonLabels(rollout);
@@ -47,26 +81,23 @@ export function sharedObjects(rollout: TelemetryRollout): KubeObject[] {
       // Node agents mount hostPath (/proc, /sys, the stop file), which PodSecurity "restricted" forbids.
       metadata: { name: ns, labels: { ...labels, 'pod-security.kubernetes.io/enforce': 'privileged' } },
     },
-    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: COLLECTOR_SERVICE_ACCOUNT, namespace: ns, labels } },
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: COLLECTOR_NODE_SERVICE_ACCOUNT, namespace: ns, labels } },
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: COLLECTOR_WATCHER_SERVICE_ACCOUNT, namespace: ns, labels } },
+    clusterRoleBinding(`${COLLECTOR_CLUSTER_ROLES.node}-${ns}`, COLLECTOR_CLUSTER_ROLES.node, COLLECTOR_NODE_SERVICE_ACCOUNT, ns, labels),
+    clusterRoleBinding(`${COLLECTOR_CLUSTER_ROLES.watcher}-${ns}`, COLLECTOR_CLUSTER_ROLES.watcher, COLLECTOR_WATCHER_SERVICE_ACCOUNT, ns, labels),
     {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'ClusterRoleBinding',
-      metadata: { name: `telemetry-rollout-collector-${ns}`, labels },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: COLLECTOR_CLUSTER_ROLE },
-      subjects: [{ kind: 'ServiceAccount', name: COLLECTOR_SERVICE_ACCOUNT, namespace: ns }],
-    },
-    {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
+      apiVersion: `${rbacGroup}/v1`,
       kind: 'Role',
-      metadata: { name: 'telemetry-collector', namespace: ns, labels },
-      rules: [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch'] }],
+      metadata: { name: 'telemetry-collector-watcher', namespace: ns, labels },
+      // Leader election only (collector/src/cluster/leader.ts): get, create and update its Lease.
+      rules: [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] }],
     },
     {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
+      apiVersion: `${rbacGroup}/v1`,
       kind: 'RoleBinding',
-      metadata: { name: 'telemetry-collector', namespace: ns, labels },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'telemetry-collector' },
-      subjects: [{ kind: 'ServiceAccount', name: COLLECTOR_SERVICE_ACCOUNT, namespace: ns }],
+      metadata: { name: 'telemetry-collector-watcher', namespace: ns, labels },
+      roleRef: { apiGroup: rbacGroup, kind: 'Role', name: 'telemetry-collector-watcher' },
+      subjects: [{ kind: 'ServiceAccount', name: COLLECTOR_WATCHER_SERVICE_ACCOUNT, namespace: ns }],
     },
   ];
 }
@@ -106,8 +137,14 @@ export function revisionObjects(rollout: TelemetryRollout, revision: string, sta
   const resources = c.resources ?? { requests: { cpu: '20m', memory: '32Mi' }, limits: { memory: '64Mi' } };
   const configVolume = { name: 'config', configMap: { name: configMapName(revision) } };
   const configMount = { name: 'config', mountPath: '/etc/telemetry-collector', readOnly: true };
+  const stopVolume = { name: 'stop', hostPath: { path: STOP_DIR, type: 'DirectoryOrCreate' } };
+  const stopMount = { name: 'stop', mountPath: STOP_DIR, readOnly: true };
   const metricsPort = c.config?.metricsPort ?? 9464;
+  const naive = c.config?.metadata?.mode === 'Naive';
   return [
+    // Only a Naive revision (a pressure test the preflight let through) gets cluster-wide list/watch for
+    // its node agents; the binding is the revision's and is deleted with it.
+    ...(naive ? [clusterRoleBinding(naiveBindingName(revision), COLLECTOR_CLUSTER_ROLES.naive, COLLECTOR_NODE_SERVICE_ACCOUNT, ns, labels)] : []),
     {
       apiVersion: 'v1',
       kind: 'ConfigMap',
@@ -127,9 +164,9 @@ export function revisionObjects(rollout: TelemetryRollout, revision: string, sta
         template: {
           metadata: { labels: podLabels },
           spec: {
-            serviceAccountName: COLLECTOR_SERVICE_ACCOUNT,
-            // Node agents talk to the kubelet and not the API server, so they do not need a token.
-            automountServiceAccountToken: false,
+            serviceAccountName: COLLECTOR_NODE_SERVICE_ACCOUNT,
+            // The token is for one GET of the agent's own Node every few minutes (labels, addresses);
+            // everything else comes from the kubelet. Its role allows nothing more (config/target-rbac).
             affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms } } },
             tolerations: [{ operator: 'Exists' }],
             terminationGracePeriodSeconds: 10,
@@ -144,7 +181,7 @@ export function revisionObjects(rollout: TelemetryRollout, revision: string, sta
                 securityContext,
                 volumeMounts: [
                   configMount,
-                  { name: 'stop', mountPath: STOP_DIR, readOnly: true },
+                  stopMount,
                   { name: 'proc', mountPath: '/host/proc', readOnly: true },
                   { name: 'sys', mountPath: '/host/sys', readOnly: true },
                 ],
@@ -152,7 +189,7 @@ export function revisionObjects(rollout: TelemetryRollout, revision: string, sta
             ],
             volumes: [
               configVolume,
-              { name: 'stop', hostPath: { path: STOP_DIR, type: 'DirectoryOrCreate' } },
+              stopVolume,
               { name: 'proc', hostPath: { path: '/proc' } },
               { name: 'sys', hostPath: { path: '/sys' } },
             ],
@@ -171,7 +208,7 @@ export function revisionObjects(rollout: TelemetryRollout, revision: string, sta
         template: {
           metadata: { labels: { ...podLabels, 'telemetry.rollout.dev/mode': 'cluster' } },
           spec: {
-            serviceAccountName: COLLECTOR_SERVICE_ACCOUNT,
+            serviceAccountName: COLLECTOR_WATCHER_SERVICE_ACCOUNT,
             securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } },
             containers: [
               {
@@ -181,10 +218,12 @@ export function revisionObjects(rollout: TelemetryRollout, revision: string, sta
                 env: [...agentEnv(rollout, revision, 'cluster'), { name: 'TRO_LEASE', value: CLUSTER_WATCHER_LEASE }],
                 resources,
                 securityContext,
-                volumeMounts: [configMount],
+                // The node's stop directory: break-glass writes a stop file on every node, and the
+                // watcher must obey it on whichever node it runs, without the API server.
+                volumeMounts: [configMount, stopMount],
               },
             ],
-            volumes: [configVolume],
+            volumes: [configVolume, stopVolume],
           },
         },
       },
@@ -198,5 +237,7 @@ export function revisionRefs(namespace: string, revision: string): ObjectRef[] {
     { apiVersion: 'apps/v1', kind: 'DaemonSet', name: daemonSetName(revision), namespace },
     { apiVersion: 'apps/v1', kind: 'Deployment', name: clusterDeploymentName(revision), namespace },
     { apiVersion: 'v1', kind: 'ConfigMap', name: configMapName(revision), namespace },
+    // Exists only for a Naive revision; deleting a missing object is a no-op.
+    { apiVersion: `${rbacGroup}/v1`, kind: 'ClusterRoleBinding', name: naiveBindingName(revision) },
   ];
 }
