@@ -32,6 +32,18 @@ export interface ManagementClientOptions {
   timeoutMs?: number;
 }
 
+/**
+ * The management cluster's API clients, counted under {@link MANAGEMENT_CLUSTER_LABEL}: one place, so the
+ * status writer and the event sink count and time their requests alike.
+ */
+function managementApis(kc: KubeConfig, opts: ManagementClientOptions): KubeApis {
+  return new KubeApis(kc, {
+    cluster: MANAGEMENT_CLUSTER_LABEL,
+    requests: opts.requests ?? unregisteredRequestCounter(),
+    ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+  });
+}
+
 const nameOf = (r: TelemetryRollout) => `${r.metadata?.namespace ?? 'default'}/${r.metadata?.name ?? ''}`;
 
 /**
@@ -45,11 +57,7 @@ export class KubeStatusWriter implements StatusWriter {
   private readonly apis: KubeApis;
 
   constructor(kc: KubeConfig, opts: ManagementClientOptions = {}) {
-    this.apis = new KubeApis(kc, {
-      cluster: MANAGEMENT_CLUSTER_LABEL,
-      requests: opts.requests ?? unregisteredRequestCounter(),
-      ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
-    });
+    this.apis = managementApis(kc, opts);
   }
 
   /** See the class comment. Throws without writing when the rollout has no resourceVersion (the write would be unconditional). */
@@ -80,11 +88,7 @@ export interface EventSink {
 export class ApiEventSink implements EventSink {
   private readonly apis: KubeApis;
   constructor(kc: KubeConfig, opts: ManagementClientOptions = {}) {
-    this.apis = new KubeApis(kc, {
-      cluster: MANAGEMENT_CLUSTER_LABEL,
-      requests: opts.requests ?? unregisteredRequestCounter(),
-      ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
-    });
+    this.apis = managementApis(kc, opts);
   }
 
   async create(namespace: string, event: EventsV1Event): Promise<void> {
