@@ -1,19 +1,12 @@
 /**
  * The control requests the plugin sends (pause/resume through `spec.paused`; abort, retry and promote
  * through annotations) and, as pure functions, what the operator will do with each given the rollout's
- * current status. The wording mirrors `handleControls` in rollout/reconciler.ts; the annotation keys are
- * that file's constants, repeated here because reconciler.ts cannot be loaded by Node's type stripping
- * (its `Pass` class uses parameter properties); a unit test keeps the two equal.
+ * current status. The wording mirrors `handleControls` in rollout/reconciler.ts, and the annotation keys
+ * are that file's own constants, so the plugin always sets what the operator reads.
  */
 import type { TelemetryRollout } from '../api/types.generated.js';
 import { REASON } from '../rollout/conditions.js';
-
-/** Annotation requesting an abort (rollback); any new value acts once. Same as the reconciler's. */
-export const ABORT_ANNOTATION = 'telemetry.rollout.dev/abort';
-/** Annotation requesting a retry after a failure or a gate pause. Same as the reconciler's. */
-export const RETRY_ANNOTATION = 'telemetry.rollout.dev/retry';
-/** Annotation requesting to skip the rest of the current bake. Same as the reconciler's. */
-export const PROMOTE_ANNOTATION = 'telemetry.rollout.dev/promote';
+import { ABORT_ANNOTATION, PROMOTE_ANNOTATION, RETRY_ANNOTATION } from '../rollout/reconciler.js';
 
 /** The annotation-driven requests. */
 export type RequestKind = 'abort' | 'retry' | 'promote';
