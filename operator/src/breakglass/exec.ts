@@ -11,14 +11,12 @@
  * fails the node with the tail of its stderr as the message. A command that prints
  * {@link LEFT_IN_PLACE_MARKER} on a filtered clear reports that it kept a foreign file.
  */
-import { SystemClock, type Clock } from '../util/clock.js';
 import { runChild } from './child.js';
+import { perNodeOptions, transportCommon, type TransportCommon, type TransportCommonOptions } from './common.js';
 import { LEFT_IN_PLACE_MARKER } from './ssh.js';
-import { DEFAULT_STOP_FILE_PATH, validateStopFilePath } from './stopfile.js';
 import {
   ADDRESS_TYPES,
   addressOf,
-  checkLimits,
   runPerNode,
   type AddressType,
   type BreakGlassTransport,
@@ -29,21 +27,14 @@ import {
   TransportConfigError,
 } from './transport.js';
 
-/** Options of {@link ExecTransport}. */
-export interface ExecTransportOptions {
+/** Options of {@link ExecTransport}; past `timeoutSeconds` the command's process group is killed. */
+export interface ExecTransportOptions extends TransportCommonOptions {
   /** argv template: the program, then its arguments, with `{{node}}`, `{{address}}`, `{{path}}`, `{{action}}`. */
   command: readonly string[];
-  /** Nodes handled at once (default 20). */
-  concurrency?: number;
-  /** Per-node timeout; the command's process group is killed after it (default 10 s). */
-  timeoutSeconds?: number;
-  /** The stop file's path on the nodes (default {@link DEFAULT_STOP_FILE_PATH}). */
-  stopFilePath?: string;
   /** Which address `{{address}}` prefers (default InternalIP, then the others in {@link ADDRESS_TYPES} order). */
   addressType?: AddressType;
   /** Extra environment for the command (on top of the operator's). */
   env?: Record<string, string>;
-  clock?: Clock;
 }
 
 const PLACEHOLDER_RE = /\{\{\s*(node|address|path|action)\s*\}\}/g;
@@ -74,8 +65,7 @@ export class ExecTransport implements BreakGlassTransport {
   readonly stopFilePath: string;
   readonly concurrency: number;
   private readonly opts: ExecTransportOptions;
-  private readonly timeoutSeconds: number;
-  private readonly clock: Clock;
+  private readonly common: TransportCommon;
   private readonly usesAddress: boolean;
 
   constructor(opts: ExecTransportOptions) {
@@ -83,11 +73,9 @@ export class ExecTransport implements BreakGlassTransport {
     // Validate the template once, up front, rather than failing every node the same way.
     expandTemplate(opts.command, { node: 'n', address: 'a', path: '/p', action: 'write' });
     this.opts = opts;
-    this.stopFilePath = validateStopFilePath(opts.stopFilePath ?? DEFAULT_STOP_FILE_PATH);
-    this.concurrency = opts.concurrency ?? 20;
-    this.timeoutSeconds = opts.timeoutSeconds ?? 10;
-    checkLimits(this.concurrency, this.timeoutSeconds);
-    this.clock = opts.clock ?? new SystemClock();
+    this.common = transportCommon(opts);
+    this.stopFilePath = this.common.stopFilePath;
+    this.concurrency = this.common.concurrency;
     this.usesAddress = opts.command.some((a) => /\{\{\s*address\s*\}\}/.test(a));
   }
 
@@ -114,7 +102,7 @@ export class ExecTransport implements BreakGlassTransport {
   private run(nodes: readonly NodeTarget[], action: 'write' | 'clear', input: string, signal: AbortSignal | undefined, ifRevision: string | undefined): Promise<NodeOutcome[]> {
     return runPerNode(
       nodes,
-      { concurrency: this.concurrency, timeoutMs: this.timeoutSeconds * 1000, clock: this.clock, signal },
+      perNodeOptions(this.common, signal),
       async (node, nodeSignal): Promise<NodeOpResult> => {
         const address = this.addressFor(node);
         if (address === undefined && this.usesAddress) return { ok: false, message: 'node has no address' };

@@ -3,13 +3,15 @@
  *
  * - stop file: {@link encodeStopFile}, {@link parseStopFile}, {@link writeFileAtomic};
  * - transports: {@link BreakGlassTransport} with {@link LocalTransport}, {@link SshTransport},
- *   {@link ExecTransport}, built from the spec by {@link transportFromSpec};
+ *   {@link ExecTransport} (their shared {@link TransportCommonOptions}), built from the spec by
+ *   {@link transportFromSpec};
  * - actions: {@link issueBreakGlass}, {@link clearBreakGlass}, {@link breakGlassStatus};
  * - inventory: {@link ConfigMapInventoryStore} / {@link MemoryInventoryStore}, {@link makeInventory},
  *   {@link exportInventory}, {@link loadInventoryFile}.
  */
 export * from './stopfile.js';
 export * from './transport.js';
+export * from './common.js';
 export * from './maplimit.js';
 export * from './local.js';
 export * from './ssh.js';

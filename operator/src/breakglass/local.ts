@@ -6,10 +6,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SystemClock, type Clock } from '../util/clock.js';
-import { DEFAULT_STOP_FILE_PATH, parseStopFile, removeFile, validateStopFilePath, writeFileAtomic } from './stopfile.js';
+import { perNodeOptions, transportCommon, type TransportCommon, type TransportCommonOptions } from './common.js';
+import { parseStopFile, removeFile, writeFileAtomic } from './stopfile.js';
 import {
-  checkLimits,
   raceAbort,
   runPerNode,
   type BreakGlassTransport,
@@ -20,17 +19,10 @@ import {
   TransportConfigError,
 } from './transport.js';
 
-/** Options of {@link LocalTransport}. */
-export interface LocalTransportOptions {
+/** Options of {@link LocalTransport}; `stopFilePath` is inside each node root. */
+export interface LocalTransportOptions extends TransportCommonOptions {
   /** The directory holding one root directory per node, named after the node. */
   rootDir: string;
-  /** The stop file's path inside each node root (default {@link DEFAULT_STOP_FILE_PATH}). */
-  stopFilePath?: string;
-  /** Nodes written at once (default 20). */
-  concurrency?: number;
-  /** Per-node timeout (default 10 s). */
-  timeoutSeconds?: number;
-  clock?: Clock;
 }
 
 // Kubernetes node names are DNS subdomains; checking that keeps `<rootDir>/<node>` inside rootDir.
@@ -42,18 +34,14 @@ export class LocalTransport implements BreakGlassTransport {
   readonly stopFilePath: string;
   readonly concurrency: number;
   private readonly rootDir: string;
-  private readonly timeoutMs: number;
-  private readonly clock: Clock;
+  private readonly common: TransportCommon;
 
   constructor(opts: LocalTransportOptions) {
     if (!opts.rootDir) throw new TransportConfigError('local transport: rootDir is required');
     this.rootDir = opts.rootDir;
-    this.stopFilePath = validateStopFilePath(opts.stopFilePath ?? DEFAULT_STOP_FILE_PATH);
-    this.concurrency = opts.concurrency ?? 20;
-    const timeoutSeconds = opts.timeoutSeconds ?? 10;
-    checkLimits(this.concurrency, timeoutSeconds);
-    this.timeoutMs = timeoutSeconds * 1000;
-    this.clock = opts.clock ?? new SystemClock();
+    this.common = transportCommon(opts);
+    this.stopFilePath = this.common.stopFilePath;
+    this.concurrency = this.common.concurrency;
   }
 
   /** The stop file's path for `node` on this machine; throws for a name that is not a node name. */
@@ -101,7 +89,7 @@ export class LocalTransport implements BreakGlassTransport {
   }
 
   private run(nodes: readonly NodeTarget[], signal: AbortSignal | undefined, op: (path: string) => Promise<NodeOpResult>): Promise<NodeOutcome[]> {
-    return runPerNode(nodes, { concurrency: this.concurrency, timeoutMs: this.timeoutMs, clock: this.clock, signal }, (node, nodeSignal) =>
+    return runPerNode(nodes, perNodeOptions(this.common, signal), (node, nodeSignal) =>
       // Filesystem calls cannot be cancelled; on timeout the node is reported at once and the call ends
       // in the background.
       raceAbort(

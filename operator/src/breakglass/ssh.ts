@@ -14,12 +14,11 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { SystemClock, type Clock } from '../util/clock.js';
 import { runChild, type ChildResult } from './child.js';
-import { DEFAULT_STOP_FILE_PATH, isValidRevision, validateStopFilePath } from './stopfile.js';
+import { perNodeOptions, transportCommon, type TransportCommon, type TransportCommonOptions } from './common.js';
+import { isValidRevision, validateStopFilePath } from './stopfile.js';
 import {
   addressOf,
-  checkLimits,
   runPerNode,
   type AddressType,
   type BreakGlassTransport,
@@ -86,8 +85,8 @@ export function remoteCommand(path: string, what: RemoteAction, sudo: boolean): 
   return sudo ? `sudo -n ${sh}` : sh;
 }
 
-/** Options of {@link SshTransport}. */
-export interface SshTransportOptions {
+/** Options of {@link SshTransport}; `timeoutSeconds` includes connecting, and sets ssh's ConnectTimeout too. */
+export interface SshTransportOptions extends TransportCommonOptions {
   /** The remote user. */
   user: string;
   /** sshd's port on the nodes (default 22). */
@@ -100,12 +99,6 @@ export interface SshTransportOptions {
   privateKeyPath: string;
   /** The known_hosts file listing the nodes' host keys; unknown or changed host keys fail the node. */
   knownHostsPath: string;
-  /** Nodes handled at once (default 20). */
-  concurrency?: number;
-  /** Per-node timeout, connection included (default 10 s). */
-  timeoutSeconds?: number;
-  /** The stop file's path on the nodes (default {@link DEFAULT_STOP_FILE_PATH}). */
-  stopFilePath?: string;
   /** The ssh binary (default `ssh` from PATH). */
   sshBinary?: string;
   /**
@@ -115,7 +108,6 @@ export interface SshTransportOptions {
   remotePathFor?: (node: NodeTarget) => string;
   /** Called when {@link SshTransport.close} runs, e.g. to delete materialised credentials. */
   onClose?: () => Promise<void>;
-  clock?: Clock;
 }
 
 // What may be passed to ssh as a host or user: no leading '-' (it would be read as an option), no
@@ -130,8 +122,7 @@ export class SshTransport implements BreakGlassTransport {
   readonly stopFilePath: string;
   readonly concurrency: number;
   private readonly opts: SshTransportOptions;
-  private readonly timeoutSeconds: number;
-  private readonly clock: Clock;
+  private readonly common: TransportCommon;
   private closed = false;
 
   constructor(opts: SshTransportOptions) {
@@ -140,11 +131,9 @@ export class SshTransport implements BreakGlassTransport {
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new TransportConfigError(`ssh transport: invalid port ${port}`);
     if (!opts.privateKeyPath || !opts.knownHostsPath) throw new TransportConfigError('ssh transport: privateKeyPath and knownHostsPath are required');
     this.opts = opts;
-    this.stopFilePath = validateStopFilePath(opts.stopFilePath ?? DEFAULT_STOP_FILE_PATH);
-    this.concurrency = opts.concurrency ?? 20;
-    this.timeoutSeconds = opts.timeoutSeconds ?? 10;
-    checkLimits(this.concurrency, this.timeoutSeconds);
-    this.clock = opts.clock ?? new SystemClock();
+    this.common = transportCommon(opts);
+    this.stopFilePath = this.common.stopFilePath;
+    this.concurrency = this.common.concurrency;
   }
 
   /**
@@ -155,7 +144,7 @@ export class SshTransport implements BreakGlassTransport {
    */
   sshArgs(address: string, command: string): string[] {
     if (!HOST_RE.test(address) || address.startsWith('-')) throw new Error(`invalid node address ${JSON.stringify(address)}`);
-    const connectTimeout = Math.max(1, Math.ceil(this.timeoutSeconds));
+    const connectTimeout = Math.max(1, Math.ceil(this.common.timeoutSeconds));
     return [
       '-F', '/dev/null',
       '-T',
@@ -207,7 +196,7 @@ export class SshTransport implements BreakGlassTransport {
     const addressType = this.opts.addressType ?? 'InternalIP';
     return runPerNode(
       nodes,
-      { concurrency: this.concurrency, timeoutMs: this.timeoutSeconds * 1000, clock: this.clock, signal },
+      perNodeOptions(this.common, signal),
       async (node, nodeSignal): Promise<NodeOpResult> => {
         const address = addressOf(node, addressType);
         if (address === undefined) return { ok: false, message: `node has no ${addressType} address` };
