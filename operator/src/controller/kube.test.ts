@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { ApiException, CoordinationV1Api, KubeConfig } from '@kubernetes/client-node';
 import { FakeClock } from '../util/clock.js';
@@ -267,6 +269,53 @@ describe('rawGet', () => {
 
   it('fails clearly without a current cluster', async () => {
     await expect(rawGet(new KubeConfig(), '/livez', { timeoutMs: 10 })).rejects.toMatchObject({ code: 'ENOCLUSTER' });
+  });
+
+  describe('over HTTPS', () => {
+    const cert = readFileSync(new URL('./testdata/test-server.crt', import.meta.url));
+    const key = readFileSync(new URL('./testdata/test-server.key', import.meta.url));
+    let tls: https.Server;
+    let tlsBase: string;
+
+    beforeAll(async () => {
+      tls = https.createServer({ cert, key }, (req, res) => {
+        seen.push({ url: req.url, authorization: req.headers.authorization });
+        res.end('# HELP up\nup 1\n');
+      });
+      await new Promise<void>((resolve) => tls.listen(0, '127.0.0.1', resolve));
+      tlsBase = `https://127.0.0.1:${(tls.address() as AddressInfo).port}`;
+    });
+
+    afterAll(async () => {
+      tls.closeAllConnections();
+      await new Promise<void>((resolve) => tls.close(() => resolve()));
+    });
+
+    function tlsKubeconfig(server: string, caData?: string): KubeConfig {
+      const kc = new KubeConfig();
+      kc.loadFromOptions({
+        clusters: [{ name: 'c', server, ...(caData !== undefined ? { caData } : {}) }],
+        users: [{ name: 'u', token: TOKEN }],
+        contexts: [{ name: 'ctx', cluster: 'c', user: 'u' }],
+        currentContext: 'ctx',
+      });
+      return kc;
+    }
+
+    it('verifies the server with the kubeconfig CA, sends the token and keeps the server URL path prefix', async () => {
+      // A proxied API server (e.g. Rancher's /k8s/clusters/<id>/) serves its non-resource paths under the prefix.
+      const res = await rawGet(tlsKubeconfig(`${tlsBase}/k8s/clusters/c-1/`, cert.toString('base64')), '/metrics', { timeoutMs: 5000 });
+      expect(res.statusCode).toBe(200);
+      expect(res.body).toContain('up 1');
+      expect(seen.at(-1)).toEqual({ url: '/k8s/clusters/c-1/metrics', authorization: `Bearer ${TOKEN}` });
+    });
+
+    it('fails an untrusted certificate with its TLS code, not a connection-level one, and no credentials', async () => {
+      const err = await rawGet(tlsKubeconfig(tlsBase), '/metrics', { timeoutMs: 5000 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(RawGetError);
+      expect((err as RawGetError).code).toBe('DEPTH_ZERO_SELF_SIGNED_CERT');
+      expect(JSON.stringify(err, Object.getOwnPropertyNames(err))).not.toContain(TOKEN);
+    });
   });
 });
 

@@ -3,11 +3,10 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { RawGetter } from './rawget.js';
 import { ClusterRequestError } from '../cluster/kubeapi.js';
-import { RawGetError as ControllerRawGetError } from '../controller/kube.js';
-import { KubeConfigRawGetter, RawGetError } from './rawget.js';
-import type { Measurement, MetricSource } from './sources.js';
+import { KubeClusterClient } from '../cluster/kubeclient.js';
+import { RawGetError } from '../controller/kube.js';
+import type { Measurement, MetricSource, RawGetter } from './sources.js';
 import { ApiServerMetricsSource, CompositeSource, DEFAULT_PROMQL, PrometheusSource, TextEndpointSource, renderQuery } from './sources.js';
 
 function fixture(name: string): string {
@@ -104,7 +103,12 @@ function kubeconfigFor(server: string): KubeConfig {
   return kc;
 }
 
-describe('ApiServerMetricsSource (through KubeConfigRawGetter and a local server)', () => {
+/** The production getter: the cluster client's raw GET through `kubeconfig`. */
+function clusterClient(kc: KubeConfig, timeoutMs?: number): RawGetter {
+  return new KubeClusterClient('c', kc, timeoutMs === undefined ? {} : { timeoutMs });
+}
+
+describe('ApiServerMetricsSource (through the cluster client and a local server)', () => {
   const api = new PageServer();
   beforeAll(async () => {
     await api.start();
@@ -114,7 +118,7 @@ describe('ApiServerMetricsSource (through KubeConfigRawGetter and a local server
   });
 
   function source(clock: ManualClock, timeoutMs = 2000): ApiServerMetricsSource {
-    return new ApiServerMetricsSource(new KubeConfigRawGetter(kubeconfigFor(api.url), { timeoutMs }), { clock });
+    return new ApiServerMetricsSource(clusterClient(kubeconfigFor(api.url), timeoutMs), { clock });
   }
   async function scrape(s: MetricSource, page: string): Promise<Measurement> {
     api.page = page;
@@ -220,12 +224,12 @@ describe('ApiServerMetricsSource (through KubeConfigRawGetter and a local server
     const m = await s.measure();
     api.hang = false;
     expect(m.kind).toBe('unreachable');
-    expect(m.kind === 'unreachable' && m.message).toContain('no answer within 200 ms');
+    expect(m.kind === 'unreachable' && m.message).toContain('timed out after 200 ms');
   });
 
   it('a refused connection is unreachable', async () => {
     const port = await closedPort();
-    const s = new ApiServerMetricsSource(new KubeConfigRawGetter(kubeconfigFor(`http://127.0.0.1:${port}`)), { clock: new ManualClock() });
+    const s = new ApiServerMetricsSource(clusterClient(kubeconfigFor(`http://127.0.0.1:${port}`)), { clock: new ManualClock() });
     const m = await s.measure();
     expect(m.kind).toBe('unreachable');
     expect(m.kind === 'unreachable' && m.message).toContain('ECONNREFUSED');
@@ -252,7 +256,11 @@ describe('ApiServerMetricsSource with fake getters', () => {
     });
     const clock = new ManualClock();
     const kinds = await Promise.all(
-      [new Error('boom'), new RawGetError('other', 'GET /metrics: self-signed certificate'), new RawGetError('network', 'GET /metrics: ECONNRESET')].map(
+      [
+        new Error('boom'),
+        new RawGetError('GET https://x/metrics: request failed: DEPTH_ZERO_SELF_SIGNED_CERT', 'DEPTH_ZERO_SELF_SIGNED_CERT'),
+        new RawGetError('GET https://x/metrics: response failed: ECONNRESET', 'ECONNRESET'),
+      ].map(
         async (err) => (await new ApiServerMetricsSource(failing(err), { clock }).measure()).kind,
       ),
     );
@@ -269,12 +277,12 @@ describe('ApiServerMetricsSource with fake getters', () => {
     });
     const wrap = (cause: unknown, code?: number) => new ClusterRequestError('east', 'GET /metrics', cause instanceof Error ? cause.message : `HTTP ${code}`, code, cause);
     const cases: Array<[string, unknown, Measurement['kind']]> = [
-      ['timeout', wrap(new ControllerRawGetError('GET https://x/metrics: timed out after 10000 ms', 'ETIMEDOUT', 'TimeoutError')), 'unreachable'],
-      ['refused', wrap(new ControllerRawGetError('GET https://x/metrics: request failed: ECONNREFUSED', 'ECONNREFUSED')), 'unreachable'],
-      ['reset', wrap(new ControllerRawGetError('GET https://x/metrics: response failed: ECONNRESET', 'ECONNRESET')), 'unreachable'],
-      ['aborted', wrap(new ControllerRawGetError('GET https://x/metrics: aborted', 'EABORTED', 'AbortError')), 'nodata'],
+      ['timeout', wrap(new RawGetError('GET https://x/metrics: timed out after 10000 ms', 'ETIMEDOUT', 'TimeoutError')), 'unreachable'],
+      ['refused', wrap(new RawGetError('GET https://x/metrics: request failed: ECONNREFUSED', 'ECONNREFUSED')), 'unreachable'],
+      ['reset', wrap(new RawGetError('GET https://x/metrics: response failed: ECONNRESET', 'ECONNRESET')), 'unreachable'],
+      ['aborted', wrap(new RawGetError('GET https://x/metrics: aborted', 'EABORTED', 'AbortError')), 'nodata'],
       ['forbidden', wrap(undefined, 403), 'nodata'],
-      ['too big', wrap(new ControllerRawGetError('GET https://x/metrics: response larger than 1 bytes', 'ETOOBIG')), 'nodata'],
+      ['too big', wrap(new RawGetError('GET https://x/metrics: response larger than 1 bytes', 'ETOOBIG')), 'nodata'],
     ];
     const clock = new ManualClock();
     for (const [what, err, kind] of cases) {
@@ -537,7 +545,7 @@ describe('CompositeSource', () => {
     try {
       const clock = new ManualClock();
       const composite = new CompositeSource([
-        { name: 'apiserver', source: new ApiServerMetricsSource(new KubeConfigRawGetter(kubeconfigFor(api.url)), { clock }) },
+        { name: 'apiserver', source: new ApiServerMetricsSource(clusterClient(kubeconfigFor(api.url)), { clock }) },
         { name: 'coredns', source: new TextEndpointSource(`${dns.url}/metrics`, { clock }) },
       ]);
       api.page = API1;

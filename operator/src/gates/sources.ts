@@ -16,8 +16,6 @@
 import type { Clock } from '../util/clock.js';
 import type { ParsedMetrics } from './promtext.js';
 import { PromTextParseError, keepFamilies, parsePromFloat, parsePrometheusText, selectFamilies } from './promtext.js';
-import type { RawGetter } from './rawget.js';
-import { RawGetError } from './rawget.js';
 import type { SampleCounts, SignalName, SignalResult, SignalValues } from './signals.js';
 import { API_SERVER_FAMILIES, CORE_DNS_FAMILIES, SIGNAL_NAMES, apiServerSignals, coreDNSSignals } from './signals.js';
 
@@ -190,6 +188,15 @@ class Serial {
   }
 }
 
+/**
+ * Reads a non-resource path (`/metrics`) of one cluster's API server and resolves with the body of a 2xx
+ * answer. In production this is the cluster client (`KubeClusterClient.getRaw`, over controller/kube.ts's
+ * `rawGet`); {@link ApiServerMetricsSource} tells its failures apart by their cause chain.
+ */
+export interface RawGetter {
+  getRaw(path: string, signal?: AbortSignal): Promise<string>;
+}
+
 /** Options of {@link ApiServerMetricsSource}. */
 export interface ApiServerMetricsSourceOptions extends ScrapeOptions {
   /** The metrics path. Default `/metrics`. */
@@ -198,7 +205,7 @@ export interface ApiServerMetricsSourceOptions extends ScrapeOptions {
 
 /**
  * Measures the API server signals ({@link apiServerSignals}) from the kube-apiserver's own `/metrics`,
- * read through a {@link RawGetter} (in production a `KubeConfigRawGetter` for the target cluster).
+ * read through a {@link RawGetter} (in production the target cluster's client).
  *
  * Each call scrapes once and compares with the previous scrape of the same API server process (identified
  * by `process_start_time_seconds`):
@@ -237,8 +244,8 @@ export class ApiServerMetricsSource implements MetricSource {
       const at = this.#clock.now();
       const failure = transportFailure(err);
       if (failure === 'unreachable') {
-        // These two already say the URL and the failure (never credentials); their causes only repeat it.
-        const why = err instanceof RawGetError || (err instanceof Error && err.name === 'ClusterRequestError') ? err.message : describeError(err);
+        // A ClusterRequestError already says the URL and the failure (never credentials); its causes only repeat it.
+        const why = err instanceof Error && err.name === 'ClusterRequestError' ? err.message : describeError(err);
         return { kind: 'unreachable', at, message: `API server unreachable: ${why}` };
       }
       if (failure === 'aborted') return { kind: 'nodata', at, message: 'measurement aborted' };
@@ -255,9 +262,9 @@ const UNREACHABLE_CODES = new Set([
 ]);
 
 /**
- * Classifies a getter failure by walking its cause chain. The gates' own {@link RawGetError} says its kind;
- * the production getter (the operator's KubeClusterClient) throws a ClusterRequestError whose cause is the
- * controller's raw-GET error with a system `code` (`ETIMEDOUT`, `ECONNREFUSED`, `EABORTED`, ...) and
+ * Classifies a getter failure by walking its cause chain. The production getter (the operator's
+ * KubeClusterClient) throws a ClusterRequestError whose cause is the controller's raw-GET error
+ * (controller/kube.ts `RawGetError`) with a system `code` (`ETIMEDOUT`, `ECONNREFUSED`, `EABORTED`, ...) and
  * whose name is `TimeoutError` / `AbortError` for its own timeout and aborts. Duck-typed on purpose: the
  * gates must not depend on the cluster client's classes. An HTTP status (a number) is never unreachable:
  * the server answered.
@@ -265,11 +272,6 @@ const UNREACHABLE_CODES = new Set([
 function transportFailure(err: unknown): 'unreachable' | 'aborted' | undefined {
   let e: unknown = err;
   for (let depth = 0; depth < 6 && typeof e === 'object' && e !== null; depth++) {
-    if (e instanceof RawGetError) {
-      if (e.kind === 'network' || e.kind === 'timeout') return 'unreachable';
-      if (e.kind === 'aborted') return 'aborted';
-      return undefined;
-    }
     const { code, name, cause } = e as { code?: unknown; name?: unknown; cause?: unknown };
     if (code === 'EABORTED' || name === 'AbortError') return 'aborted';
     if (typeof code === 'string' && UNREACHABLE_CODES.has(code)) return 'unreachable';
