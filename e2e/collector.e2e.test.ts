@@ -17,15 +17,16 @@
 //       counters), the others go on; it resumes when the file is removed.
 //
 // Figures (rates, bytes, the measured stop delay) are printed, not asserted against timings.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { estimateApiLoad } from '../collector/src/estimate.js';
+import { MODEL, OBJECT_BYTES, estimateApiLoad } from '../collector/src/estimate.js';
 import { encodeStopFile, removeFile, writeFileAtomic } from '../operator/src/breakglass/stopfile.js';
 import { revisionOf } from '../operator/src/rollout/revision.js';
 import { startFleet, type ClusterHandle, type Fleet } from './controlplane/fleet.js';
+import { httpGet } from './controlplane/net.js';
 import { eventually } from './controlplane/testing.js';
 import { startNodeRuntime, type AgentInfo, type NodeRuntime } from './noderuntime/index.js';
 import {
@@ -246,9 +247,20 @@ describe('collector on a 200-node cluster, measured at the API server', () => {
     expect(pods).toBeGreaterThanOrEqual(NODES * (PODS_PER_NODE + 1));
     expect(atMany.podListBytes).toBeGreaterThanOrEqual(pods * 100);
     expect(atFew.podListBytes).toBeGreaterThanOrEqual(pods * 100);
-    const est = estimateApiLoad(naive.spec.collector.config ?? {}, { nodes: NAIVE_COUNTS[1], pods, services: 2, endpointSlices: 2 });
-    log(`${pods} pods, ${(atMany.podListBytes / pods).toFixed(0)} B per pod in a LIST; preflight estimate for ${NAIVE_COUNTS[1]} naive nodes: ` +
-      `${est.listRequestsPerSecond.toFixed(1)} LIST/s, ${mib(est.bytesPerSecond)} MiB/s (measured ${atMany.listsPerSecond.toFixed(1)} LIST/s, ${mib(atMany.demandBytesPerSecond)} MiB/s asked)`);
+    // The uncompressed JSON of the same LIST (no Accept-Encoding: the API server sends it as encoded),
+    // against what /metrics says it sent to the gzip-accepting agents: the wire ratio the preflight's
+    // model uses (MODEL.gzipRatio), measured.
+    const plain = await httpGet(`${big.apiServerURL}/api/v1/pods?resourceVersion=0`, { ca: readFileSync(big.caFile), token: big.adminToken, timeoutMs: 60_000 });
+    expect(plain.status).toBe(200);
+    const jsonPerPod = Buffer.byteLength(plain.body) / pods;
+    const ratio = atFew.podListBytes / Buffer.byteLength(plain.body);
+    // The API server gzipped the large LISTs it sent the agents: far fewer bytes than the JSON.
+    expect(ratio).toBeLessThan(0.5);
+    const model = { ...OBJECT_BYTES, pod: jsonPerPod };
+    const est = estimateApiLoad(naive.spec.collector.config ?? {}, { nodes: NAIVE_COUNTS[1], pods, services: 2, endpointSlices: 2 }, model);
+    log(`${pods} pods: ${jsonPerPod.toFixed(0)} B of JSON per pod, ${(atMany.podListBytes / pods).toFixed(0)} B per pod on the wire (gzip ratio ${ratio.toFixed(3)}, model ${MODEL.gzipRatio}); ` +
+      `preflight estimate for ${NAIVE_COUNTS[1]} naive nodes with this pod size: ${est.listRequestsPerSecond.toFixed(1)} LIST/s, ${mib(est.bytesPerSecond)} MiB/s serialized, ` +
+      `${mib(est.wireBytesPerSecond)} MiB/s on the wire (measured ${atMany.listsPerSecond.toFixed(1)} LIST/s, ${mib(atMany.demandBytesPerSecond)} MiB/s asked on the wire)`);
   });
 
   it('(c) a stop file silences its node\'s agent within 2 s, measured at the API server', async () => {

@@ -1,5 +1,5 @@
 import { describe, it, expect } from '@jest/globals';
-import { DEFAULT_API_BUDGET, MODEL, OBJECT_BYTES, budgetViolations, estimateApiLoad, formatBytesPerSecond, isNaiveUnsafe, type ClusterSize } from './estimate.js';
+import { DEFAULT_API_BUDGET, MODEL, OBJECT_BYTES, budgetViolations, estimateApiLoad, formatBytesPerSecond, isNaiveUnsafe, wireBytes, type ClusterSize } from './estimate.js';
 
 const naive = { metadata: { mode: 'Naive' as const } };
 const frugal = {};
@@ -73,7 +73,7 @@ describe('isNaiveUnsafe', () => {
     expect(isNaiveUnsafe(big)).toBe(true);
     const reasons = budgetViolations(big);
     expect(reasons.some((r) => r.includes('quorum LIST/s'))).toBe(true);
-    expect(reasons.some((r) => r.includes('MiB/s exceeds'))).toBe(true);
+    expect(reasons.some((r) => r.includes('MiB/s of serialized responses exceeds'))).toBe(true);
     const huge = estimateApiLoad(frugal, cluster(5000, 30));
     expect(isNaiveUnsafe(huge)).toBe(false);
     expect(budgetViolations(huge)).toEqual([]);
@@ -84,5 +84,34 @@ describe('isNaiveUnsafe', () => {
     expect(isNaiveUnsafe(e, { maxQuorumListsPerSecond: 0.1 })).toBe(true);
     expect(isNaiveUnsafe(e, {})).toBe(false);
     expect(DEFAULT_API_BUDGET.maxQuorumListsPerSecond).toBe(1);
+  });
+});
+
+describe('wire bytes and measured object sizes', () => {
+  it('gzips only GET/LIST bodies above 128 KiB, never watch streams', () => {
+    expect(wireBytes(1000)).toBe(1000);
+    expect(wireBytes(MODEL.gzipThresholdBytes)).toBe(MODEL.gzipThresholdBytes);
+    expect(wireBytes(1_000_000, 2)).toBeCloseTo(2 * 1_000_000 * MODEL.gzipRatio, 6);
+    const e = estimateApiLoad(naive, { nodes: 100, pods: 3000, services: 100, endpointSlices: 100 });
+    for (const line of e.breakdown) {
+      if (line.verb === 'watch') expect(line.wireBytesPerSecond).toBe(line.bytesPerSecond);
+      else expect(line.wireBytesPerSecond).toBeLessThanOrEqual(line.bytesPerSecond);
+    }
+    // A 3000-pod LIST (12 MB) goes gzipped: the wire total is far below the serialized one.
+    const podList = e.breakdown.find((b) => b.component.includes('naive LIST pods'));
+    expect(podList?.wireBytesPerSecond).toBeCloseTo((podList?.bytesPerSecond ?? 0) * MODEL.gzipRatio, 6);
+    expect(e.wireBytesPerSecond).toBeLessThan(e.bytesPerSecond / 4);
+    expect(e.explanation).toMatch(/serialized \([\d.]+ [KMG]iB\/s on the wire\)/);
+  });
+
+  it('uses the object sizes it is given instead of the typical ones', () => {
+    const size = { nodes: 50, pods: 1500, services: 50, endpointSlices: 50, podChurnPerSecond: 0 };
+    const typical = estimateApiLoad(naive, size);
+    const tiny = estimateApiLoad(naive, size, { ...OBJECT_BYTES, pod: OBJECT_BYTES.pod / 4 });
+    const pods = (e: typeof typical) => e.breakdown.find((b) => b.component.includes('naive LIST pods'))?.bytesPerSecond ?? 0;
+    expect(pods(tiny)).toBeCloseTo(pods(typical) / 4, 6);
+    // Object sizes change bytes, never the request or quorum-LIST counts the preflight refuses on.
+    expect(tiny.quorumListsPerSecond).toBe(typical.quorumListsPerSecond);
+    expect(tiny.requestsPerSecond).toBe(typical.requestsPerSecond);
   });
 });
