@@ -8,7 +8,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Baseline, GatesSpec, Projection, TelemetryRollout } from '../api/types.generated.js';
 import type { GateContext, GateEvaluation, GateEvaluator, ResolvedTarget } from '../rollout/interfaces.js';
 import type { Clock } from '../util/clock.js';
-import { projectAt } from './predict.js';
+import { projectTrend } from './predict.js';
 import { ApiServerMetricsSource, CompositeSource, PrometheusSource, TextEndpointSource, type Measurement, type MetricSource } from './sources.js';
 import type { SampleCounts, SignalName, SignalValues } from './signals.js';
 
@@ -261,8 +261,10 @@ export class ControlPlaneGateEvaluator implements GateEvaluator {
     points.sort((a, b) => a.fraction - b.fraction);
     const trimmed = points.slice(-25);
     const curve = (k: 'requestRate' | 'p99Seconds') => trimmed.flatMap((p) => (typeof p[k] === 'number' ? [{ fraction: p.fraction, value: p[k] }] : []));
-    const p99 = projectAt(curve('p99Seconds'));
-    const rate = projectAt(curve('requestRate'));
+    // p99 moves smaller than the relative floor are bucket noise (see RELATIVE_FLOOR_SECONDS): a curve
+    // within it is flat and is not extrapolated.
+    const p99 = projectTrend(curve('p99Seconds'), RELATIVE_FLOOR_SECONDS);
+    const rate = projectTrend(curve('requestRate'), 0);
     const bound = g.prediction.maxProjectedP99LatencySeconds ?? g.apiServer.maxP99LatencySeconds;
     const base: Projection = { time: this.clock.now().toISOString(), points: trimmed };
     if (p99 === undefined) return { ...base, verdict: 'NoData', message: `need measurements at two node fractions to project (have ${curve('p99Seconds').length})` };

@@ -45,3 +45,55 @@ export function projectAt(points: readonly CurvePoint[], at = 1): number | undef
   const coef = m.map((row, i) => row[n]! / row[i]!);
   return coef.reduce((sum, c, k) => sum + c * at ** k, 0);
 }
+
+/** Slope of the least-squares line through the points (0 with fewer than two distinct fractions). */
+function slope(points: readonly CurvePoint[]): number {
+  const n = points.length;
+  const mx = points.reduce((a, p) => a + p.fraction, 0) / n;
+  const my = points.reduce((a, p) => a + p.value, 0) / n;
+  let sxy = 0;
+  let sxx = 0;
+  for (const p of points) {
+    sxy += (p.fraction - mx) * (p.value - my);
+    sxx += (p.fraction - mx) ** 2;
+  }
+  return sxx > 0 ? sxy / sxx : 0;
+}
+
+/**
+ * The projection the guard acts on: {@link projectAt}, made safe against noise. Extrapolating from a
+ * few percent of nodes to 100 % multiplies every wiggle (a parabola through three noisy points at 1, 5
+ * and 10 % can project seconds from milliseconds), so:
+ * - a curve whose values all sit within `noise` of each other is flat: no trend to extrapolate, the
+ *   projection is the highest value seen;
+ * - a curve that does not rise (least-squares slope ≤ 0) projects its latest value: load that grows
+ *   with cluster size makes every batch worse, never better;
+ * - a concave fit is replaced by the straight line: queueing makes latency convex in load, so a concave
+ *   parabola is noise, and a line is the conservative reading of a rising trend;
+ * - the projection is never below the highest value seen.
+ */
+export function projectTrend(points: readonly CurvePoint[], noise: number, at = 1): number | undefined {
+  const pts = points.filter((p) => Number.isFinite(p.fraction) && Number.isFinite(p.value));
+  if (new Set(pts.map((p) => p.fraction)).size < 2) return undefined;
+  const values = pts.map((p) => p.value);
+  const highest = Math.max(...values);
+  if (highest - Math.min(...values) <= noise) return highest;
+  const byFraction = [...pts].sort((a, b) => a.fraction - b.fraction);
+  if (slope(pts) <= 0) return (byFraction[byFraction.length - 1] as CurvePoint).value;
+  const fitted = projectAt(pts, at);
+  const linear = projectAt(linearOnly(pts), at);
+  if (fitted === undefined || linear === undefined) return undefined;
+  // Below the line at `at` means the parabola bends down (concave): take the line.
+  return Math.max(fitted, linear, highest);
+}
+
+/** The least-squares line through the points, as the two points on it at fractions 0 and 1. */
+function linearOnly(points: readonly CurvePoint[]): CurvePoint[] {
+  const b = slope(points);
+  const mx = points.reduce((a, p) => a + p.fraction, 0) / points.length;
+  const my = points.reduce((a, p) => a + p.value, 0) / points.length;
+  return [
+    { fraction: 0, value: my - b * mx },
+    { fraction: 1, value: my + b * (1 - mx) },
+  ];
+}
