@@ -32,17 +32,26 @@ export interface PodLike {
   status?: { phase?: string };
 }
 
-/** What the runtime needs from a collector pod to run its agent (the config still has to be read). */
-export interface DesiredAgent {
-  /** The pod's UID: a new pod with the same name is a new agent. */
+/**
+ * Which agent a collector pod stands for: the part the runtime's desired state ({@link DesiredAgent})
+ * and the worker's start message (`AgentSpec` in protocol.ts) share, so the two cannot drift.
+ */
+export interface AgentDescription {
+  /** The pod's UID, unique per pod incarnation: a new pod with the same name is a new agent. */
   id: string;
   mode: 'node' | 'cluster';
+  /** The node the pod runs on (kwok's `spec.nodeName`). */
   node: string;
   pod: string;
   namespace: string;
   revision: string;
   rollout?: string;
+  /** Cluster mode: the Lease to elect a leader on (env TRO_LEASE), else the collector's default. */
   leaseName?: string;
+}
+
+/** What the runtime needs from a collector pod to run its agent (the config still has to be read). */
+export interface DesiredAgent extends AgentDescription {
   /** The ConfigMap mounted as volume `config` (same namespace). */
   configMap: string;
 }

@@ -2,20 +2,10 @@
  * The IPC messages between the node runtime (parent) and its worker processes. Plain JSON: the
  * default `child_process` serialisation, so nothing but data crosses (no functions, no class instances).
  */
+import type { AgentDescription } from './pods.js';
 
 /** What a worker needs to start one agent (everything the pod and its node provide). */
-export interface AgentSpec {
-  /** Unique per pod incarnation: the pod's UID. */
-  id: string;
-  mode: 'node' | 'cluster';
-  /** The node the pod runs on (kwok's `spec.nodeName`). */
-  node: string;
-  pod: string;
-  namespace: string;
-  revision: string;
-  rollout?: string;
-  /** Cluster mode: the Lease to elect a leader on (env TRO_LEASE), else the collector's default. */
-  leaseName?: string;
+export interface AgentSpec extends AgentDescription {
   /** The collector config from the pod's ConfigMap, kubeletURL already pointed at the runtime. */
   config: Record<string, unknown>;
   /** The node's root directory (proc/, sys/, statfs'd as /). */
