@@ -188,40 +188,57 @@ describe('requestOptions with a real typed API call', () => {
 
 describe('rawGet', () => {
   const TOKEN = 'sekrit-token-0123456789';
+  // A self-signed certificate for 127.0.0.1, TEST ONLY (testdata/README.md).
+  const cert = readFileSync(new URL('./testdata/test-server.crt', import.meta.url));
+  const key = readFileSync(new URL('./testdata/test-server.key', import.meta.url));
   let server: http.Server;
+  let tls: https.Server;
   let base: string;
+  let tlsBase: string;
   const seen: Array<{ url?: string; authorization?: string }> = [];
 
+  const handler: http.RequestListener = (req, res) => {
+    seen.push({ url: req.url, authorization: req.headers.authorization });
+    if (req.url === '/readyz?verbose') {
+      res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end('[-]etcd failed: reason withheld\nreadyz check failed\n');
+    } else if (req.url === '/hang') {
+      // Never answers: the client must time out or abort.
+    } else if (req.url === '/big') {
+      res.end('x'.repeat(2048));
+    } else {
+      res.end('# HELP up\nup 1\n');
+    }
+  };
+
+  /** Starts `s` on a free loopback port and returns its base URL. */
+  async function listen(s: http.Server, scheme: 'http' | 'https'): Promise<string> {
+    await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+    return `${scheme}://127.0.0.1:${(s.address() as AddressInfo).port}`;
+  }
+
   beforeAll(async () => {
-    server = http.createServer((req, res) => {
-      seen.push({ url: req.url, authorization: req.headers.authorization });
-      if (req.url === '/readyz?verbose') {
-        res.writeHead(500, { 'content-type': 'text/plain' });
-        res.end('[-]etcd failed: reason withheld\nreadyz check failed\n');
-      } else if (req.url === '/hang') {
-        // Never answers: the client must time out or abort.
-      } else if (req.url === '/big') {
-        res.end('x'.repeat(2048));
-      } else {
-        res.end('# HELP up\nup 1\n');
-      }
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    server = http.createServer(handler);
+    tls = https.createServer({ cert, key }, handler);
+    base = await listen(server, 'http');
+    tlsBase = await listen(tls, 'https');
   });
 
   afterAll(async () => {
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const s of [server, tls]) {
+      s.closeAllConnections();
+      await new Promise<void>((resolve) => s.close(() => resolve()));
+    }
   });
 
-  function kubeconfig(server: string): KubeConfig {
+  /** A kubeconfig for `server` with the token; `cluster` says how TLS is verified (by default, not at all). */
+  function kubeconfig(server: string, cluster: Record<string, unknown> = { 'insecure-skip-tls-verify': true }): KubeConfig {
     const kc = new KubeConfig();
     kc.loadFromString(
       JSON.stringify({
         apiVersion: 'v1',
         kind: 'Config',
-        clusters: [{ name: 'c', cluster: { server, 'insecure-skip-tls-verify': true } }],
+        clusters: [{ name: 'c', cluster: { server, ...cluster } }],
         users: [{ name: 'u', user: { token: TOKEN } }],
         contexts: [{ name: 'ctx', context: { cluster: 'c', user: 'u' } }],
         'current-context': 'ctx',
@@ -271,51 +288,20 @@ describe('rawGet', () => {
     await expect(rawGet(new KubeConfig(), '/livez', { timeoutMs: 10 })).rejects.toMatchObject({ code: 'ENOCLUSTER' });
   });
 
-  describe('over HTTPS', () => {
-    const cert = readFileSync(new URL('./testdata/test-server.crt', import.meta.url));
-    const key = readFileSync(new URL('./testdata/test-server.key', import.meta.url));
-    let tls: https.Server;
-    let tlsBase: string;
+  it('over HTTPS: verifies the server with the kubeconfig CA, sends the token and keeps the server URL path prefix', async () => {
+    // A proxied API server (e.g. Rancher's /k8s/clusters/<id>/) serves its non-resource paths under the prefix.
+    const kc = kubeconfig(`${tlsBase}/k8s/clusters/c-1/`, { 'certificate-authority-data': cert.toString('base64') });
+    const res = await rawGet(kc, '/metrics', { timeoutMs: 5000 });
+    expect(res.statusCode).toBe(200);
+    expect(res.body).toContain('up 1');
+    expect(seen.at(-1)).toEqual({ url: '/k8s/clusters/c-1/metrics', authorization: `Bearer ${TOKEN}` });
+  });
 
-    beforeAll(async () => {
-      tls = https.createServer({ cert, key }, (req, res) => {
-        seen.push({ url: req.url, authorization: req.headers.authorization });
-        res.end('# HELP up\nup 1\n');
-      });
-      await new Promise<void>((resolve) => tls.listen(0, '127.0.0.1', resolve));
-      tlsBase = `https://127.0.0.1:${(tls.address() as AddressInfo).port}`;
-    });
-
-    afterAll(async () => {
-      tls.closeAllConnections();
-      await new Promise<void>((resolve) => tls.close(() => resolve()));
-    });
-
-    function tlsKubeconfig(server: string, caData?: string): KubeConfig {
-      const kc = new KubeConfig();
-      kc.loadFromOptions({
-        clusters: [{ name: 'c', server, ...(caData !== undefined ? { caData } : {}) }],
-        users: [{ name: 'u', token: TOKEN }],
-        contexts: [{ name: 'ctx', cluster: 'c', user: 'u' }],
-        currentContext: 'ctx',
-      });
-      return kc;
-    }
-
-    it('verifies the server with the kubeconfig CA, sends the token and keeps the server URL path prefix', async () => {
-      // A proxied API server (e.g. Rancher's /k8s/clusters/<id>/) serves its non-resource paths under the prefix.
-      const res = await rawGet(tlsKubeconfig(`${tlsBase}/k8s/clusters/c-1/`, cert.toString('base64')), '/metrics', { timeoutMs: 5000 });
-      expect(res.statusCode).toBe(200);
-      expect(res.body).toContain('up 1');
-      expect(seen.at(-1)).toEqual({ url: '/k8s/clusters/c-1/metrics', authorization: `Bearer ${TOKEN}` });
-    });
-
-    it('fails an untrusted certificate with its TLS code, not a connection-level one, and no credentials', async () => {
-      const err = await rawGet(tlsKubeconfig(tlsBase), '/metrics', { timeoutMs: 5000 }).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(RawGetError);
-      expect((err as RawGetError).code).toBe('DEPTH_ZERO_SELF_SIGNED_CERT');
-      expect(JSON.stringify(err, Object.getOwnPropertyNames(err))).not.toContain(TOKEN);
-    });
+  it('over HTTPS: fails an untrusted certificate with its TLS code, not a connection-level one, and no credentials', async () => {
+    const err = await rawGet(kubeconfig(tlsBase, {}), '/metrics', { timeoutMs: 5000 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RawGetError);
+    expect((err as RawGetError).code).toBe('DEPTH_ZERO_SELF_SIGNED_CERT');
+    expect(JSON.stringify(err, Object.getOwnPropertyNames(err))).not.toContain(TOKEN);
   });
 });
 
