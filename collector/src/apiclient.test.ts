@@ -1,7 +1,6 @@
 import { describe, it, expect } from '@jest/globals';
-import { ApiException } from '@kubernetes/client-node';
 import { RESOURCES, resourcePath, type KubeObject, type WatchEvent } from './apiclient.js';
-import { NetworkError, StoppedError } from './errors.js';
+import { ApiError, NetworkError, StoppedError } from './errors.js';
 import { STOP_FILE_POLL_MS } from './killswitch.js';
 import { flushAsync } from './testing/fakeclock.js';
 import { counterValue, makeRig, stopFileFor, TEST_REVISION, TEST_STOP_PATH } from './testing/harness.js';
@@ -80,7 +79,7 @@ describe('ApiClient', () => {
 
     rig.server.faults.length = 0;
     rig.server.faults.push(() => ({ status: 403 }));
-    await expect(rig.client.list(RESOURCES.pods)).rejects.toBeInstanceOf(ApiException);
+    await expect(rig.client.list(RESOURCES.pods)).rejects.toBeInstanceOf(ApiError);
     expect(rig.server.count('list')).toBe(4);
   });
 
@@ -153,7 +152,7 @@ describe('ApiClient', () => {
       expect(await counterValue(rig.metrics.apiResponseBytes, { verb: 'watch' })).toBeGreaterThan(100);
     });
 
-    it('rejects with a 410 ApiException when the resourceVersion is too old', async () => {
+    it('rejects with a 410 ApiError when the resourceVersion is too old', async () => {
       const rig = makeRig();
       rig.server.put('/api/v1/pods', pod('a', 'p1'));
       const old = rig.server.resourceVersion;

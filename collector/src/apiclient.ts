@@ -13,10 +13,9 @@
  * Objects are plain JSON (typed minimally below): the collector reads a handful of fields and keeping
  * client-node's model classes would cost CPU for (de)serialising dates it never uses.
  */
-import { ApiException } from '@kubernetes/client-node';
 import type { Clock } from './clock.js';
 import { abortReason } from './clock.js';
-import { NetworkError, StoppedError } from './errors.js';
+import { ApiError, NetworkError, StoppedError } from './errors.js';
 import { linkSignals } from './signals.js';
 import { withBackoff, type BackoffPolicy } from './backoff.js';
 import type { KillSwitch } from './killswitch.js';
@@ -187,7 +186,7 @@ export class ApiClient {
   }
 
   /**
-   * GET one object. 404 is an ApiException like any other non-2xx status. `resourceVersion: '0'` lets
+   * GET one object. 404 is an ApiError like any other non-2xx status. `resourceVersion: '0'` lets
    * the API server answer from its watch cache instead of a quorum read from etcd.
    */
   async get<T extends KubeObject>(
@@ -245,7 +244,7 @@ export class ApiClient {
   /**
    * WATCH a collection from `params.resourceVersion`, delivering ADDED/MODIFIED/DELETED events to
    * `onEvent` until the server closes the stream (resolves with the resume point), an ERROR event
-   * arrives (rejects with ApiException; 410 = resourceVersion too old, relist), the stream breaks
+   * arrives (rejects with ApiError; 410 = resourceVersion too old, relist), the stream breaks
    * (NetworkError), or the kill switch / a signal aborts (rejects with the abort reason). Only the
    * connection is retried with backoff; what to do after the stream ends is the caller's loop's
    * decision. A throwing `onEvent` ends the watch with that error.
@@ -281,7 +280,7 @@ export class ApiClient {
         if (r.status !== 200) {
           const buf = await readBody(r.body, (n) => this.o.metrics.apiResponseBytes.inc(labels, n));
           const text = buf.toString('utf8');
-          throw new ApiException(r.status, `watch ${path}: HTTP ${r.status}: ${statusMessage(text)}`, text, r.headers);
+          throw new ApiError(r.status, `watch ${path}: HTTP ${r.status}: ${statusMessage(text)}`, text, r.headers);
         }
         return r;
       });
@@ -323,7 +322,7 @@ export class ApiClient {
       const obj = ev.object;
       if (ev.type === 'ERROR') {
         const code = typeof obj?.code === 'number' ? obj.code : 500;
-        throw new ApiException(code, `watch ${path}: ${obj?.reason ?? 'Error'}: ${obj?.message ?? ''}`, obj, {});
+        throw new ApiError(code, `watch ${path}: ${obj?.reason ?? 'Error'}: ${obj?.message ?? ''}`, obj, {});
       }
       const rv = obj?.metadata?.resourceVersion;
       if (rv) resourceVersion = rv;
@@ -383,7 +382,7 @@ export class ApiClient {
     return res;
   }
 
-  /** Sends a non-streaming request and returns the body of a 2xx, or throws ApiException. */
+  /** Sends a non-streaming request and returns the body of a 2xx, or throws ApiError. */
   private async simple(req: KubeRequest, verb: string, ref: ResourceRef): Promise<Buffer> {
     const labels = { verb, resource: ref.plural };
     const res = await this.send(req, labels);
@@ -396,7 +395,7 @@ export class ApiClient {
       } catch {
         // keep the raw text as the exception body
       }
-      throw new ApiException(res.status, `${verb} ${req.path}: HTTP ${res.status}: ${statusMessage(text)}`, body, res.headers);
+      throw new ApiError(res.status, `${verb} ${req.path}: HTTP ${res.status}: ${statusMessage(text)}`, body, res.headers);
     }
     return buf;
   }

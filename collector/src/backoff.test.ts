@@ -1,12 +1,11 @@
 import { describe, it, expect } from '@jest/globals';
-import { ApiException } from '@kubernetes/client-node';
 import { Backoff, backoffDelayMs, isRetryable, retryAfterMs, retryDelayMs, withBackoff, type BackoffPolicy } from './backoff.js';
-import { NetworkError, StoppedError } from './errors.js';
+import { ApiError, NetworkError, StoppedError } from './errors.js';
 import { FakeClock, flushAsync } from './testing/fakeclock.js';
 
 const policy: BackoffPolicy = { initialMs: 1000, maxMs: 300_000, jitter: 0.5 };
-const api = (code: number, headers: Record<string, string> = {}): ApiException<unknown> =>
-  new ApiException(code, `HTTP ${code}`, {}, headers);
+const api = (code: number, headers: Record<string, string> = {}): ApiError =>
+  new ApiError(code, `HTTP ${code}`, {}, headers);
 
 describe('backoff delays', () => {
   it('doubles from initial up to max, jitter only shortening', () => {

@@ -1,7 +1,7 @@
 /**
  * Jittered exponential backoff, built on p-retry, for every API server call of the collector.
  *
- * What is retried: HTTP 429 and 5xx (`ApiException.code`) and network errors (no HTTP status at all).
+ * What is retried: HTTP 429 and 5xx (`ApiError.code`) and network errors (no HTTP status at all).
  * Nothing else: a 4xx other than 429 will not change by retrying, and a cancellation (kill switch,
  * shutdown) must stop at once. A `Retry-After` header is honoured as a lower bound.
  *
@@ -10,10 +10,9 @@
  * abort interrupts a backoff wait immediately.
  */
 import pRetry from 'p-retry';
-import { ApiException } from '@kubernetes/client-node';
 import type { Clock } from './clock.js';
 import { isAbortError } from './clock.js';
-import { NetworkError } from './errors.js';
+import { ApiError, NetworkError } from './errors.js';
 import type { CollectorConfig } from './config.js';
 
 /** Shape of the exponential backoff, in milliseconds. */
@@ -81,22 +80,22 @@ export function isNetworkError(err: unknown): boolean {
 }
 
 /**
- * The retry decision of the collector: ApiException 429/5xx and network errors are retryable;
+ * The retry decision of the collector: ApiError 429/5xx and network errors are retryable;
  * cancellations and everything else are not.
  */
 export function isRetryable(err: unknown): boolean {
   if (isAbortError(err)) return false;
-  if (err instanceof ApiException) return isRetryableStatus(err.code);
+  if (err instanceof ApiError) return isRetryableStatus(err.code);
   return isNetworkError(err);
 }
 
 /**
  * The server's `Retry-After` (delta-seconds or HTTP-date) in ms, or undefined when absent or unparsable.
- * Only ApiExceptions carry headers.
+ * Only ApiErrors carry headers.
  */
 export function retryAfterMs(err: unknown, nowMs: number): number | undefined {
-  if (!(err instanceof ApiException)) return undefined;
-  const headers = (err.headers ?? {}) as Record<string, string | undefined>;
+  if (!(err instanceof ApiError)) return undefined;
+  const headers: Record<string, string | undefined> = err.headers;
   const raw = headers['retry-after'] ?? headers['Retry-After'];
   if (raw === undefined) return undefined;
   const trimmed = String(raw).trim();

@@ -33,6 +33,26 @@ export class NetworkError extends Error {
   }
 }
 
+/**
+ * The API server answered with a non-2xx status (or a watch stream carried an ERROR event). `code` is
+ * the HTTP status (what the retry decision, the reflector's 410 relist and the leader's 404/409 handling
+ * read), `body` the parsed Status object when the body was JSON (else its text), `headers` the response
+ * headers with lower-case names (Retry-After). Field names match client-node's ApiException, which this
+ * replaces, so log serialisation (`code`) and callers reading `code` are unchanged.
+ */
+export class ApiError extends Error {
+  readonly code: number;
+  readonly body: unknown;
+  readonly headers: Record<string, string>;
+  constructor(code: number, message: string, body: unknown, headers: Record<string, string>, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'ApiError';
+    this.code = code;
+    this.body = body;
+    this.headers = headers;
+  }
+}
+
 /** The collector's configuration is invalid; `errors` lists every problem found, not only the first. */
 export class ConfigError extends Error {
   readonly errors: readonly { path: string; message: string }[];

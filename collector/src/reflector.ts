@@ -17,11 +17,10 @@
  * - kill switch → the in-flight call is aborted; after the resume, relist (the cache may be stale);
  * - shutdown → resolve.
  */
-import { ApiException } from '@kubernetes/client-node';
 import type { ApiClient, KubeObject, ResourceRef, WatchEvent } from './apiclient.js';
 import { Backoff, isRetryable, type BackoffPolicy } from './backoff.js';
 import type { Clock } from './clock.js';
-import { StoppedError } from './errors.js';
+import { ApiError, StoppedError } from './errors.js';
 import type { KillSwitch } from './killswitch.js';
 import type { Logger } from './logger.js';
 import { serializeError } from './logger.js';
@@ -113,7 +112,7 @@ export class Reflector {
             }
           } catch (err) {
             if (err instanceof RelistDue) break;
-            if (signal.aborted || err instanceof StoppedError || (err instanceof ApiException && err.code === 410)) throw err;
+            if (signal.aborted || err instanceof StoppedError || (err instanceof ApiError && err.code === 410)) throw err;
             if (!isRetryable(err)) throw err;
             this.stats.failures++;
             logger.warn('watch broke; rewatching after backoff', { resource, resourceVersion: rv, err: serializeError(err) });
@@ -123,7 +122,7 @@ export class Reflector {
       } catch (err) {
         if (signal.aborted) return;
         if (err instanceof StoppedError) continue; // idle until resumed, then relist
-        if (err instanceof ApiException && err.code === 410) {
+        if (err instanceof ApiError && err.code === 410) {
           this.stats.expired++;
           logger.info('watch expired (410 Gone); relisting after backoff', { resource });
         } else {

@@ -18,10 +18,9 @@
  */
 import type { Clock } from '../clock.js';
 import { isAbortError } from '../clock.js';
-import { ApiException } from '@kubernetes/client-node';
 import type { ApiClient, KubeObject } from '../apiclient.js';
 import { RESOURCES } from '../apiclient.js';
-import { StoppedError } from '../errors.js';
+import { ApiError, StoppedError } from '../errors.js';
 import type { KillSwitch } from '../killswitch.js';
 import type { Logger } from '../logger.js';
 import { serializeError } from '../logger.js';
@@ -204,7 +203,7 @@ export class LeaderElector {
     try {
       current = await api.get<Lease>(RESOURCES.leases, where, { signal, retries: 0 });
     } catch (err) {
-      if (err instanceof ApiException && err.code === 404) {
+      if (err instanceof ApiError && err.code === 404) {
         try {
           const created = await api.create<Lease>(
             RESOURCES.leases,
@@ -243,7 +242,7 @@ export class LeaderElector {
 
   private failure(err: unknown, what: string): false {
     if (isAbortError(err)) throw err;
-    if (err instanceof ApiException && err.code === 409) {
+    if (err instanceof ApiError && err.code === 409) {
       this.o.logger.debug(`${what}: conflict, another replica won`, {});
       return false;
     }
