@@ -3,10 +3,10 @@
  * GET only; every other method gets 405. Handlers return a status and a body; a throwing handler
  * becomes a 500 and is logged (never swallowed).
  */
-import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from './logger.js';
 import { serializeError } from './logger.js';
+import { http } from './nodehttp.js';
 
 /** What a route handler returns. */
 export interface HttpReply {
