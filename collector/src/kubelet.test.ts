@@ -1,6 +1,6 @@
 import { afterEach, describe, it, expect } from '@jest/globals';
-import { KubeletClient, fetchGetter, podInfoFrom } from './kubelet.js';
-import { StoppedError } from './errors.js';
+import { KubeletClient, fetchGetter, httpGetter, podInfoFrom } from './kubelet.js';
+import { NetworkError, StoppedError } from './errors.js';
 import { FakeKubelet, kubeletPod } from './testing/fakekubelet.js';
 import { waitFor } from './testing/fakeclock.js';
 import { counterValue, makeRig, stopFileFor, TEST_REVISION, TEST_STOP_PATH } from './testing/harness.js';
@@ -15,8 +15,8 @@ async function setup() {
   kubelet = new FakeKubelet();
   const url = await kubelet.start();
   const rig = makeRig();
-  const client = new KubeletClient({ baseURL: url, getter: fetchGetter, metrics: rig.metrics, killSwitch: rig.killSwitch });
-  return { kubelet, rig, client };
+  const client = new KubeletClient({ baseURL: url, getter: httpGetter, metrics: rig.metrics, killSwitch: rig.killSwitch });
+  return { kubelet, rig, client, url };
 }
 
 describe('podInfoFrom', () => {
@@ -53,9 +53,17 @@ describe('KubeletClient', () => {
   it('counts a connection failure as code "error"', async () => {
     const { kubelet, rig } = await setup();
     await kubelet.stop();
-    const dead = new KubeletClient({ baseURL: 'http://127.0.0.1:1', getter: fetchGetter, metrics: rig.metrics, killSwitch: rig.killSwitch });
-    await expect(dead.pods()).rejects.toThrow();
+    const dead = new KubeletClient({ baseURL: 'http://127.0.0.1:1', getter: httpGetter, metrics: rig.metrics, killSwitch: rig.killSwitch });
+    await expect(dead.pods()).rejects.toBeInstanceOf(NetworkError);
     expect(await counterValue(rig.metrics.kubeletRequests, { code: 'error' })).toBe(1);
+  });
+
+  it('gets the same answers through fetchGetter (the former default)', async () => {
+    const { kubelet, rig, url } = await setup();
+    kubelet.pods = [kubeletPod('a', 'p1', 'n1')];
+    const viaFetch = new KubeletClient({ baseURL: url, getter: fetchGetter, metrics: rig.metrics, killSwitch: rig.killSwitch });
+    expect((await viaFetch.pods()).map((p) => p.name)).toEqual(['p1']);
+    await expect(new KubeletClient({ baseURL: 'http://127.0.0.1:1', getter: fetchGetter, metrics: rig.metrics, killSwitch: rig.killSwitch }).pods()).rejects.toBeInstanceOf(NetworkError);
   });
 
   it('is refused while the stop file is engaged and aborted mid-flight when it appears', async () => {

@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import winston from 'winston';
 import { ConfigError } from './errors.js';
-import { expandEnv, leaseNameFor, loadConfigFile, startAgent, userAgentFor, type AgentHandle } from './main.js';
+import { expandEnv, leaseNameFor, loadConfigFile, resolveKubeConfig, startAgent, userAgentFor, type AgentHandle } from './main.js';
+import { KubeConfigError, type ApiServerConfig } from './kubeconfig.js';
 import { resolveConfig } from './config.js';
 import { writeFakeHostRoot } from './node/procfs.js';
 import { FakeApiServer } from './testing/fakeapiserver.js';
@@ -202,5 +203,30 @@ describe('helpers', () => {
     expect((await loadConfigFile(path.join(d, 'c.json'))).apiRateLimit).toEqual({ qps: 5, burst: 5 });
     expect((await loadConfigFile(path.join(d, 'empty.yaml'))).intervalSeconds).toBe(10);
     await expect(loadConfigFile(path.join(d, 'bad.yaml'))).rejects.toThrow(/bad\.yaml.*logLevel/);
+  });
+
+  it('kubeConfig may be an ApiServerConfig, a kubeconfig path, or a client-node KubeConfig (anything with exportConfig)', async () => {
+    const d = await tmpdir();
+    const text = JSON.stringify({
+      'current-context': 'c',
+      contexts: [{ name: 'c', context: { cluster: 'k', user: 'u' } }],
+      clusters: [{ name: 'k', cluster: { server: 'https://10.1.2.3:6443' } }],
+      users: [{ name: 'u', user: { token: 't0k' } }],
+    });
+    await writeFile(path.join(d, 'kubeconfig'), text);
+    const direct: ApiServerConfig = { server: 'https://direct:1', insecureSkipTLSVerify: false, source: 'test' };
+    expect(await resolveKubeConfig(direct)).toBe(direct);
+    expect((await resolveKubeConfig(path.join(d, 'kubeconfig'))).server).toBe('https://10.1.2.3:6443');
+    const fromClientNode = await resolveKubeConfig({ exportConfig: () => text });
+    expect(fromClientNode.server).toBe('https://10.1.2.3:6443');
+    expect(await fromClientNode.token?.token()).toBe('t0k');
+  });
+
+  it('rejects a kubeconfig it cannot use before starting anything', async () => {
+    const d = await tmpdir();
+    await writeFile(path.join(d, 'kubeconfig'), 'current-context: nope\n');
+    const stopFile = path.join(d, 'stop');
+    const start = startAgent({ mode: 'node', config: {}, identity: { nodeName: 'n', podName: 'p', podNamespace: 'ns', revision: 'r' }, kubeConfig: path.join(d, 'kubeconfig'), stopFilePath: stopFile, metricsPort: null, logger: silent });
+    await expect(start).rejects.toBeInstanceOf(KubeConfigError);
   });
 });

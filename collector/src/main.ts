@@ -3,19 +3,17 @@
  *
  * - `main()`: the container's entry point. Reads the identity from env (NODE_NAME, POD_NAME,
  *   POD_NAMESPACE, TRO_REVISION, TRO_ROLLOUT, TRO_MODE), the config file at TRO_CONFIG (JSON or YAML),
- *   API access from KUBECONFIG or the in-cluster service account, and runs one agent until SIGTERM.
+ *   API access from KUBECONFIG or the in-cluster service account (kubeconfig.ts), and runs one agent
+ *   until SIGTERM.
  * - `startAgent(options)`: the programmatic form, for the e2e node runtime, which runs MANY agents in one
  *   worker process, each with its own node name, host root directory, stop file, kubelet URL,
- *   KubeConfig and revision. Nothing here is a process-global singleton: each agent has its own
+ *   API server config and revision. Nothing here is a process-global singleton: each agent has its own
  *   prom-client Registry, kill switch, token bucket, HTTP connection pool, logger child and timers.
  */
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import path from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
-import YAML from 'yaml';
-import type winston from 'winston';
 import { ApiClient } from './apiclient.js';
 import { backoffPolicyFromConfig } from './backoff.js';
 import { systemClock, type Clock } from './clock.js';
@@ -24,15 +22,16 @@ import { parseCollectorConfig, type CollectorConfig, type CollectorConfigInput }
 import { ShutdownError } from './errors.js';
 import { jsonReply, startHttpServer, type RouteHandler, type RunningServer } from './httpserver.js';
 import { KillSwitch, type StopFileReader } from './killswitch.js';
-import { KubeletClient, fetchGetter, type HttpGetter } from './kubelet.js';
-import { createLogger, serializeError, type Logger } from './logger.js';
+import { KubeletClient, httpGetter, type HttpGetter } from './kubelet.js';
+import { kubeConfigFromFiles, kubeConfigFromString, loadDefaultConfig, type ApiServerConfig } from './kubeconfig.js';
+import { createLogger, serializeError, type Logger, type ParentLogger } from './logger.js';
 import { CollectorMetrics } from './metrics.js';
 import { NaivePodSource } from './naive/source.js';
 import { KubeletPodSource, NODE_INFO_REFRESH_MS, NodeAgent, type PodSource } from './node/agent.js';
 import { NodeMetrics } from './node/metrics.js';
 import { NodeCollector, nodePathsUnder, realNodeFs, type NodeFs, type NodePaths } from './node/procfs.js';
 import { TokenBucket } from './ratelimit.js';
-import { ClientNodeTransport, type KubeTransport } from './transport.js';
+import { HttpTransport, type KubeTransport } from './transport.js';
 
 /** Version reported in the User-Agent and logs. */
 export const COLLECTOR_VERSION = '0.1.0';
@@ -75,6 +74,22 @@ export function leaseNameFor(rollout: string | undefined): string {
   return clean ? `${clean.slice(0, 40)}-collector-watcher` : 'telemetry-collector-watcher';
 }
 
+/**
+ * The forms in which API server access can be given to startAgent: a loaded ApiServerConfig, the path
+ * of a kubeconfig file, or any object with client-node's `exportConfig()` (a client-node KubeConfig, as
+ * callers passed before the collector dropped client-node; it is read through its exported kubeconfig
+ * text, so the collector never imports client-node).
+ */
+export type KubeConfigInput = ApiServerConfig | string | { exportConfig(): string };
+
+/** Resolves a KubeConfigInput; undefined loads the default (KUBECONFIG, ~/.kube/config, in-cluster). */
+export async function resolveKubeConfig(input: KubeConfigInput | undefined, env: NodeJS.ProcessEnv = process.env): Promise<ApiServerConfig> {
+  if (input === undefined) return loadDefaultConfig(env);
+  if (typeof input === 'string') return kubeConfigFromFiles([input]);
+  if ('exportConfig' in input) return kubeConfigFromString(input.exportConfig(), { source: 'kubeConfig option' });
+  return input;
+}
+
 /** Options of startAgent. Only mode, config and identity are required. */
 export interface StartAgentOptions {
   mode: AgentMode;
@@ -84,9 +99,12 @@ export interface StartAgentOptions {
    */
   config: CollectorConfigInput;
   identity: AgentIdentity;
-  /** API server access, one per agent (never shared, never merged). Default: loadFromDefault(). */
-  kubeConfig?: KubeConfig;
-  /** Replaces the KubeConfig-based transport (tests). */
+  /**
+   * API server access, one per agent (never shared, never merged). Default: loadDefaultConfig() (KUBECONFIG,
+   * ~/.kube/config, in-cluster). See KubeConfigInput for the accepted forms.
+   */
+  kubeConfig?: KubeConfigInput;
+  /** Replaces the transport built from kubeConfig (tests, or a wrapped transport). */
   transport?: KubeTransport;
   /** Host root holding proc/ and sys/ and statfs'd as `/` (node mode; the e2e fake-node layout). Default `/`. */
   hostRoot?: string;
@@ -99,7 +117,7 @@ export interface StartAgentOptions {
   /** HTTP bind address; default `0.0.0.0`. */
   metricsHost?: string;
   /** Base logger (a child with node/revision/mode fields is made); default a JSON logger to stdout. */
-  logger?: winston.Logger;
+  logger?: ParentLogger;
   clock?: Clock;
   stopFileReader?: StopFileReader;
   nodeFs?: NodeFs;
@@ -156,6 +174,16 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   if (mode !== 'node' && mode !== 'cluster') throw new Error(`unknown mode ${String(mode)}: want node or cluster`);
   if (mode === 'node' && !identity.nodeName) throw new Error('node mode needs identity.nodeName (NODE_NAME)');
   if (!identity.revision) throw new Error('identity.revision (TRO_REVISION) is required: the stop file matches it');
+  const userAgent = userAgentFor(mode, config, identity);
+  // Resolved before anything starts, so a bad kubeconfig leaves no timer or server behind.
+  let ownTransport: HttpTransport | undefined;
+  let transport: KubeTransport;
+  if (options.transport) {
+    transport = options.transport;
+  } else {
+    ownTransport = new HttpTransport(await resolveKubeConfig(options.kubeConfig), userAgent);
+    transport = ownTransport;
+  }
   const clock = options.clock ?? systemClock;
   const fields = {
     mode,
@@ -169,7 +197,6 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     : createLogger(config.logLevel, fields);
   const metrics = new CollectorMetrics({ processMetrics: options.processMetrics ?? false });
   metrics.info.set({ mode, metadata_mode: mode === 'node' ? config.metadata.mode : 'ClusterWatcher', node: identity.nodeName ?? '', revision: identity.revision }, 1);
-  const userAgent = userAgentFor(mode, config, identity);
 
   const killSwitch = new KillSwitch({
     path: options.stopFilePath ?? config.stopFilePath,
@@ -185,12 +212,6 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   metrics.stopped.set(killSwitch.isStopped() ? 1 : 0);
   killSwitch.start();
 
-  let transport = options.transport;
-  if (!transport) {
-    const kc = options.kubeConfig ?? new KubeConfig();
-    if (!options.kubeConfig) kc.loadFromDefault();
-    transport = new ClientNodeTransport(kc, userAgent);
-  }
   // Two lifetimes: `run` ends the loops (so a leader can still release its Lease), `client` then cancels
   // any API call left.
   const runCtl = new AbortController();
@@ -239,7 +260,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
       podSource = new KubeletPodSource(
         new KubeletClient({
           baseURL: config.metadata.kubeletURL,
-          getter: options.httpGetter ?? fetchGetter,
+          getter: options.httpGetter ?? httpGetter,
           metrics,
           killSwitch,
           tokenFile: '/var/run/secrets/kubernetes.io/serviceaccount/token',
@@ -300,6 +321,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   const port = options.metricsPort === undefined ? config.metricsPort : options.metricsPort;
   const stopEverything = async (): Promise<void> => {
     clientCtl.abort(new ShutdownError());
+    ownTransport?.close();
     await killSwitch.close();
     await server?.close();
   };
@@ -352,14 +374,23 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   };
 }
 
-/** Reads and validates a config file (JSON or YAML; YAML is a superset of JSON). */
+/**
+ * Reads and validates a config file (JSON or YAML; YAML is a superset of JSON). JSON, what the operator
+ * renders into the ConfigMap, is parsed without loading the YAML parser, which alone costs an agent
+ * several MiB of RSS.
+ */
 export async function loadConfigFile(file: string): Promise<CollectorConfig> {
   const text = await readFile(file, 'utf8');
   let obj: unknown;
   try {
-    obj = YAML.parse(text);
-  } catch (err) {
-    throw new Error(`${file}: not valid JSON or YAML`, { cause: err });
+    obj = JSON.parse(text);
+  } catch {
+    const YAML = (await import('yaml')).default;
+    try {
+      obj = YAML.parse(text);
+    } catch (err) {
+      throw new Error(`${file}: not valid JSON or YAML`, { cause: err });
+    }
   }
   return parseCollectorConfig(obj ?? {}, file);
 }
@@ -403,9 +434,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     ...(env.TRO_ROLLOUT ? { rollout: env.TRO_ROLLOUT } : {}),
   };
   const logger = createLogger(config.logLevel, { mode, node: identity.nodeName, pod: identity.podName, revision: identity.revision });
-  const kc = new KubeConfig();
-  kc.loadFromDefault();
-  const handle = await startAgent({ mode, config, identity, kubeConfig: kc, nodePaths, logger, processMetrics: true });
+  const handle = await startAgent({ mode, config, identity, kubeConfig: await loadDefaultConfig(env), nodePaths, logger, processMetrics: true });
   const onSignal = (sig: string) => {
     logger.info('received signal, stopping', { signal: sig });
     void handle.stop();

@@ -3,16 +3,17 @@
  * tells it over IPC (see protocol.ts). Forked by runtime.ts with the TypeScript loader flags; never run
  * by hand.
  *
- * Each agent gets its own KubeConfig loaded from the same string (the collector never shares one), and
- * its own transport wrapped to stamp the time of every request it sends, which the e2e tests read as
- * `lastApiRequestAt` (the collector's counters say how many, not when).
+ * Each agent gets its own API server config, loaded by the collector's own loader from the same
+ * kubeconfig string (the collector never shares one), and its own HttpTransport wrapped to stamp the
+ * time of every request it sends, which the e2e tests read as `lastApiRequestAt` (the collector's
+ * counters say how many, not when).
  */
 import { Writable } from 'node:stream';
-import { KubeConfig } from '@kubernetes/client-node';
 import winston from 'winston';
 import { parseCollectorConfig } from '../../collector/src/config.js';
+import { kubeConfigFromString } from '../../collector/src/kubeconfig.js';
 import { startAgent, userAgentFor, type AgentHandle, type AgentIdentity } from '../../collector/src/main.js';
-import { ClientNodeTransport, type KubeTransport } from '../../collector/src/transport.js';
+import { HttpTransport, type KubeTransport } from '../../collector/src/transport.js';
 import type { AgentSpec, FromWorker, ToWorker, WorkerAgentInfo } from './protocol.js';
 
 interface Running {
@@ -58,9 +59,7 @@ async function start(spec: AgentSpec): Promise<void> {
     revision: spec.revision,
     ...(spec.rollout ? { rollout: spec.rollout } : {}),
   };
-  const kc = new KubeConfig();
-  kc.loadFromString(kubeconfig);
-  const real = new ClientNodeTransport(kc, userAgentFor(spec.mode, config, identity));
+  const real = new HttpTransport(await kubeConfigFromString(kubeconfig, { source: 'node runtime kubeconfig' }), userAgentFor(spec.mode, config, identity));
   const entry: { lastRequestAt: number | undefined } = { lastRequestAt: undefined };
   const transport: KubeTransport = {
     send(req) {
@@ -88,6 +87,8 @@ async function start(spec: AgentSpec): Promise<void> {
     },
   };
   agents.set(spec.id, running);
+  // The transport is ours, not the agent's: release its pooled sockets once the agent has stopped.
+  handle.done.then(() => real.close(), () => real.close());
   handle.done.then(
     () => {
       if (!running.stopping) {

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { resolveConfig } from '../config.js';
-import { KubeletClient, fetchGetter } from '../kubelet.js';
+import { KubeletClient, httpGetter } from '../kubelet.js';
 import { STOP_FILE_POLL_MS } from '../killswitch.js';
 import { FakeKubelet, kubeletPod } from '../testing/fakekubelet.js';
 import { waitFor } from '../testing/fakeclock.js';
@@ -44,7 +44,7 @@ async function setup(opts: { nodeInfoRefreshMs?: number } = {}) {
     logger: rig.logger,
     killSwitch: rig.killSwitch,
     api: rig.client,
-    podSource: new KubeletPodSource(new KubeletClient({ baseURL: url, getter: fetchGetter, metrics: rig.metrics, killSwitch: rig.killSwitch })),
+    podSource: new KubeletPodSource(new KubeletClient({ baseURL: url, getter: httpGetter, metrics: rig.metrics, killSwitch: rig.killSwitch })),
     nodeCollector: new NodeCollector(realNodeFs, nodePathsUnder(root)),
     nodeMetrics,
     nodeInfoRefreshMs: opts.nodeInfoRefreshMs ?? 60_000,
