@@ -13,6 +13,8 @@
 //
 // Env: TRO_BENCH_NODES (default "50,100,200"), TRO_BENCH_WINDOW_SECONDS (default 60),
 // TRO_BENCH_PODS_PER_NODE (default 5), TRO_BENCH_AGENT_SECONDS (default 45). Frugal windows are half as long.
+// TRO_BENCH_ONLY=agent runs part 2 alone on a 1-node cluster; TRO_BENCH_AGENT_NODE_FLAGS replaces the node
+// flags of the image's ENTRYPOINT for the single agent (e.g. "" to compare).
 // The figures depend on the machine and on whatever else runs on it: the load average is printed.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -143,6 +145,20 @@ async function buildCollector(): Promise<string> {
   return dir;
 }
 
+/**
+ * The node flags of the image's ENTRYPOINT (`["node", ...flags, "collector/main.js"]` in
+ * collector/Dockerfile), so the agent runs here as it does in its image; TRO_BENCH_AGENT_NODE_FLAGS
+ * replaces them (to compare flags).
+ */
+function imageNodeFlags(): string[] {
+  const override = process.env.TRO_BENCH_AGENT_NODE_FLAGS;
+  if (override !== undefined) return override.split(' ').filter((f) => f !== '');
+  const line = readFileSync(path.join(ROOT, 'collector/Dockerfile'), 'utf8').split('\n').find((l) => l.startsWith('ENTRYPOINT '));
+  const argv = line ? (JSON.parse(line.slice('ENTRYPOINT '.length)) as unknown) : undefined;
+  if (!Array.isArray(argv) || argv[0] !== 'node' || argv[argv.length - 1] !== 'collector/main.js') throw new Error(`collector/Dockerfile: unexpected ENTRYPOINT ${line ?? '(none)'}`);
+  return argv.slice(1, -1).map(String);
+}
+
 async function startSingleAgent(o: { dir: string; c: ClusterHandle; rt: NodeRuntime; node: string; root: string; intervalSeconds: number; tag: string }): Promise<ChildProcess> {
   const configFile = path.join(o.dir, `config-${o.tag}.json`);
   const config: CollectorConfigInput = {
@@ -153,7 +169,7 @@ async function startSingleAgent(o: { dir: string; c: ClusterHandle; rt: NodeRunt
     logLevel: 'warn',
   };
   writeFileSync(configFile, JSON.stringify(config));
-  const child = spawn(process.execPath, [path.join(o.dir, 'collector', 'main.js')], {
+  const child = spawn(process.execPath, [...imageNodeFlags(), path.join(o.dir, 'collector', 'main.js')], {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: {
       PATH: process.env.PATH ?? '',
@@ -179,6 +195,75 @@ async function stopChild(child: ChildProcess): Promise<void> {
   const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
   await gone;
   clearTimeout(t);
+}
+
+/**
+ * Part 2 of the bench (see the file comment): one node-mode agent of the compiled collector in its own
+ * process, idle, at a 10 s interval and held by a stop file; rows of mean/peak RSS and CPU. The runtime
+ * it starts (kubelet /pods only, no agents) is handed to `setRuntime` so the caller stops it.
+ */
+async function agentFootprint(o: {
+  buildDir: string;
+  c: ClusterHandle;
+  admin: ReturnType<ClusterHandle['kubeConfig']>;
+  node: string;
+  tmp: string;
+  children: ChildProcess[];
+  setRuntime: (rt: NodeRuntime) => void;
+}): Promise<Array<Record<string, string | number>>> {
+  const root = path.join(o.tmp, 'single', o.node);
+  mkdirSync(path.join(root, 'var/run/telemetry-rollout'), { recursive: true });
+  await writeFakeHostRoot(root, 1);
+  // A runtime with no agents still serves the kubelet /pods of every node.
+  const rt = await startNodeRuntime({ kubeConfig: o.admin, rootDir: path.join(o.tmp, 'kubelet-only'), namespace: 'no-collector-here', workers: 1 });
+  o.setRuntime(rt);
+  const footprint: Array<Record<string, string | number>> = [];
+  const settle = 15_000;
+  for (const [tag, interval] of [['idle (interval 3600 s)', 3600], ['interval 10 s', 10]] as const) {
+    const child = await startSingleAgent({ dir: o.buildDir, c: o.c, rt, node: o.node, root, intervalSeconds: interval, tag: String(interval) });
+    o.children.push(child);
+    await sleep(settle);
+    say(`single agent, ${tag}: sampling ${AGENT_MS / 1000} s`);
+    const s = await sample(child.pid ?? 0, AGENT_MS);
+    footprint.push({ agent: tag, 'mean RSS MiB': s.meanMiB, 'peak RSS MiB': s.peakMiB, 'CPU % of a core': s.cpuPercent });
+    if (interval === 10) {
+      await writeFileAtomic(stopFileIn(root), encodeStopFile({ rollout: 'bench/bench', revision: '*', reason: 'bench', issuedAt: new Date().toISOString() }));
+      await sleep(5000);
+      const st = await sample(child.pid ?? 0, Math.min(AGENT_MS, 30_000));
+      footprint.push({ agent: 'held by a stop file', 'mean RSS MiB': st.meanMiB, 'peak RSS MiB': st.peakMiB, 'CPU % of a core': st.cpuPercent });
+    }
+    await stopChild(child);
+  }
+  return footprint;
+}
+
+/**
+ * TRO_BENCH_ONLY=agent: part 2 alone, on a 1-node cluster (a few minutes instead of the whole bench),
+ * for iterating on the agent's footprint.
+ */
+async function agentOnly(): Promise<void> {
+  let fleet: Fleet | undefined;
+  let rt: NodeRuntime | undefined;
+  const tmp = mkdtempSync(path.join(tmpdir(), 'tro-bench-nodes-'));
+  let buildDir: string | undefined;
+  const children: ChildProcess[] = [];
+  try {
+    const building = buildCollector();
+    building.catch(() => undefined);
+    fleet = await startFleet({ clusters: [{ name: 'bench', nodes: 1, podsPerNode: PODS_PER_NODE }], extraUsers: [{ name: AGENT_USER, groups: ['system:masters'] }] });
+    const c = fleet.cluster('bench');
+    const admin = c.kubeConfig();
+    const nodes = await nodeNames(admin);
+    buildDir = await building;
+    const footprint = await agentFootprint({ buildDir, c, admin, node: nodes[0] ?? '', tmp, children, setRuntime: (r) => (rt = r) });
+    console.log(`\nOne node-mode agent in its own process (compiled as in the image, ${['node', ...imageNodeFlags()].join(' ')}, real API server, kubelet /pods from the runtime; goal ≤ 64 MiB RSS, ≤ 2 % of a core; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}):\n${table(footprint)}`);
+  } finally {
+    for (const ch of children) await stopChild(ch).catch(() => undefined);
+    await rt?.stop().catch(() => undefined);
+    await fleet?.stop().catch((err: unknown) => say(`fleet stop: ${String(err)}`));
+    rmSync(tmp, { recursive: true, force: true });
+    if (buildDir) rmSync(buildDir, { recursive: true, force: true });
+  }
 }
 
 // ---- main -------------------------------------------------------------------------------------------
@@ -250,29 +335,7 @@ async function main(): Promise<void> {
 
     // One agent in its own process.
     buildDir = await building;
-    const node = nodes[0] ?? '';
-    const root = path.join(tmp, 'single', node);
-    mkdirSync(path.join(root, 'var/run/telemetry-rollout'), { recursive: true });
-    await writeFakeHostRoot(root, 1);
-    // A runtime with no agents still serves the kubelet /pods of every node.
-    rt = await startNodeRuntime({ kubeConfig: admin, rootDir: path.join(tmp, 'kubelet-only'), namespace: 'no-collector-here', workers: 1 });
-    const footprint: Array<Record<string, string | number>> = [];
-    const settle = 15_000;
-    for (const [tag, interval] of [['idle (interval 3600 s)', 3600], ['interval 10 s', 10]] as const) {
-      const child = await startSingleAgent({ dir: buildDir, c, rt, node, root, intervalSeconds: interval, tag: String(interval) });
-      children.push(child);
-      await sleep(settle);
-      say(`single agent, ${tag}: sampling ${AGENT_MS / 1000} s`);
-      const s = await sample(child.pid ?? 0, AGENT_MS);
-      footprint.push({ agent: tag, 'mean RSS MiB': s.meanMiB, 'peak RSS MiB': s.peakMiB, 'CPU % of a core': s.cpuPercent });
-      if (interval === 10) {
-        await writeFileAtomic(stopFileIn(root), encodeStopFile({ rollout: 'bench/bench', revision: '*', reason: 'bench', issuedAt: new Date().toISOString() }));
-        await sleep(5000);
-        const st = await sample(child.pid ?? 0, Math.min(AGENT_MS, 30_000));
-        footprint.push({ agent: 'held by a stop file', 'mean RSS MiB': st.meanMiB, 'peak RSS MiB': st.peakMiB, 'CPU % of a core': st.cpuPercent });
-      }
-      await stopChild(child);
-    }
+    const footprint = await agentFootprint({ buildDir, c, admin, node: nodes[0] ?? '', tmp, children, setRuntime: (r) => (rt = r) });
 
     // ---- report ----
     const per = (n: number, w: ApiWindow) => n / w.seconds;
@@ -314,7 +377,7 @@ async function main(): Promise<void> {
     console.log(`\nIdle (no agents): ${r1(per(idleAll.requests, idle.w))} req/s, ${kib(per(idleAll.bytes, idle.w))} KiB/s, p99 ${r1(idle.w.p99Seconds * 1000)} ms (kwok heartbeats, controllers)`);
     console.log(`\nAt the API server, per mode and number of nodes running the collector (frugal = metadata Kubelet + one cluster watcher; naive = the incident pattern, relist ${DEFAULT_CONFIG.metadata.naiveRelistSeconds} s):\n${table(rows)}`);
     console.log(`\nFrugal/naive:\n${table(ratios)}`);
-    console.log(`\nOne node-mode agent in its own process (compiled as in the image, real API server, kubelet /pods from the runtime; goal ≤ 64 MiB RSS, ≤ 2 % of a core):\n${table(footprint)}`);
+    console.log(`\nOne node-mode agent in its own process (compiled as in the image, ${['node', ...imageNodeFlags()].join(' ')}, real API server, kubelet /pods from the runtime; goal ≤ 64 MiB RSS, ≤ 2 % of a core):\n${table(footprint)}`);
     if (unsettled.length) console.log(`\nNot every agent had finished its first requests when these windows started (saturated): ${unsettled.join(', ')}`);
     for (const { mode, rss } of workerRss) console.log(`Node runtime with ${MAX_NODES} ${mode} agents: worker RSS ${rss.map((b) => `${(b / 1048576).toFixed(0)} MiB`).join(', ')}`);
     console.log(`\nWhere the bytes went (top 6 verb/resource/scope by response bytes, KiB/s, all clients):`);
@@ -338,7 +401,7 @@ function stopFileIn(root: string): string {
   return path.join(root, 'var/run/telemetry-rollout/stop');
 }
 
-main().then(
+(process.env.TRO_BENCH_ONLY === 'agent' ? agentOnly() : main()).then(
   () => process.exit(0),
   (err: unknown) => {
     process.stderr.write(`bench:collector failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
