@@ -26,6 +26,8 @@ export interface PodLike {
   };
   spec?: {
     nodeName?: string;
+    serviceAccountName?: string;
+    automountServiceAccountToken?: boolean;
     containers?: Array<{ env?: Array<{ name?: string; value?: string }> }>;
     volumes?: Array<{ name?: string; configMap?: { name?: string } }>;
   };
@@ -54,6 +56,10 @@ export interface AgentDescription {
 export interface DesiredAgent extends AgentDescription {
   /** The ConfigMap mounted as volume `config` (same namespace). */
   configMap: string;
+  /** The pod's ServiceAccount (`default` when unset, as the API server defaults it). */
+  serviceAccount: string;
+  /** Whether the pod gets its ServiceAccount token (`automountServiceAccountToken`, default true). */
+  automountToken: boolean;
 }
 
 function env(pod: PodLike, name: string): string | undefined {
@@ -93,6 +99,8 @@ export function desiredAgent(pod: PodLike, namespace: string): DesiredAgent | un
     namespace,
     revision,
     configMap,
+    serviceAccount: pod.spec?.serviceAccountName || 'default',
+    automountToken: pod.spec?.automountServiceAccountToken !== false,
     ...(rollout ? { rollout } : {}),
     ...(cluster && leaseName ? { leaseName } : {}),
   };

@@ -36,7 +36,17 @@ describe('desiredAgent', () => {
       revision: 'abc123',
       rollout: 'telemetry-rollout-system/r',
       configMap: 'telemetry-collector-config-abc123',
+      serviceAccount: 'telemetry-collector-node',
+      automountToken: true,
     });
+  });
+
+  it('takes the ServiceAccount and the token opt-out from the pod spec, as a kubelet would', () => {
+    expect(desiredAgent(podFrom('Deployment'), 'telemetry-system')?.serviceAccount).toBe('telemetry-collector-watcher');
+    const pod = podFrom('DaemonSet');
+    pod.spec = { ...pod.spec, automountServiceAccountToken: false };
+    delete pod.spec.serviceAccountName;
+    expect(desiredAgent(pod, 'telemetry-system')).toMatchObject({ serviceAccount: 'default', automountToken: false });
   });
 
   it('runs a cluster-mode agent for the Deployment pod, with its Lease', () => {

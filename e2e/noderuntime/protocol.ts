@@ -11,6 +11,8 @@ export interface AgentSpec extends AgentDescription {
   /** The node's root directory (proc/, sys/, statfs'd as /). */
   hostRoot: string;
   stopFilePath: string;
+  /** This agent's own kubeconfig (its pod's ServiceAccount); else the worker's `init` one. */
+  kubeconfig?: string;
 }
 
 /** A live agent as a worker reports it. */
@@ -23,6 +25,8 @@ export interface WorkerAgentInfo {
   metadataMode: string;
   stopped: boolean;
   apiRequests: number;
+  /** API responses by `<verb> <resource> <code>` (code `error` when no status came back). */
+  apiResponses: Record<string, number>;
   lastApiRequestAt?: number;
   kubeletRequests: number;
 }

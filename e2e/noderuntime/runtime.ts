@@ -15,7 +15,7 @@
  * (from the pod cache) with the running ones and starts/stops the difference.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -41,6 +41,13 @@ export interface NodeRuntimeOptions {
   runtimeKubeConfig?: KubeConfig;
   /** `<rootDir>/<node>/` stands for each node's root filesystem. */
   rootDir: string;
+  /**
+   * Whose credentials the agents use. `runtime` (default): `kubeConfig`'s user for every agent.
+   * `pod`: like a kubelet, each agent gets its pod's ServiceAccount token (a TokenRequest, bound to
+   * the pod) with `kubeConfig`'s server and CA, and no credentials at all when the pod opts out of the
+   * token (`automountServiceAccountToken: false`), so the API server's RBAC decides what agents may do.
+   */
+  credentials?: 'runtime' | 'pod';
   /** Namespace of the collector pods (default `telemetry-system`). */
   namespace?: string;
   /** Worker processes (default 2); agents are spread over them. */
@@ -66,6 +73,8 @@ export interface AgentInfo {
   metadataMode?: string;
   /** GETs of its kubelet `/pods` (node mode). */
   kubeletRequests?: number;
+  /** API responses by `<verb> <resource> <code>` (code `error`/`aborted` when no status came back). */
+  apiResponses?: Record<string, number>;
 }
 
 /** A running node runtime. */
@@ -130,6 +139,8 @@ class Runtime implements NodeRuntime {
   /** Parsed config.json per `namespace/configmap` (a revision's ConfigMap never changes). */
   private readonly configs = new Map<string, Promise<string>>();
   private readonly rootsMade = new Map<string, Promise<void>>();
+  /** Pod credentials: a kubeconfig per pod UID, with its token's expiry. */
+  private readonly podKubeconfigs = new Map<string, { text: string; expires: number }>();
   private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
   private reconciling = false;
@@ -416,7 +427,44 @@ class Runtime implements NodeRuntime {
       // The cluster-mode agent obeys the stop file of the node its pod runs on, as if mounted there:
       // break-glass writes to every node, and the cluster-wide watcher must stop above all.
       stopFilePath: this.stopFilePath(d.node),
+      ...(this.o.credentials === 'pod' ? { kubeconfig: await this.podKubeconfig(d) } : {}),
     };
+  }
+
+  /**
+   * The kubeconfig a kubelet would give the pod: the cluster's server and CA, and the pod's bound
+   * ServiceAccount token (TokenRequest, one hour), or no user at all without automount (anonymous).
+   */
+  private async podKubeconfig(d: DesiredAgent): Promise<string> {
+    const cached = this.podKubeconfigs.get(d.id);
+    if (cached && cached.expires > Date.now() + 600_000) return cached.text;
+    const kc = this.o.kubeConfig;
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) throw new Error('the runtime kubeconfig has no current cluster');
+    const caData = cluster.caData ?? (cluster.caFile ? (await readFile(cluster.caFile)).toString('base64') : undefined);
+    let user: Record<string, string> = {};
+    let expires = Number.MAX_SAFE_INTEGER;
+    if (d.automountToken) {
+      const tr = await this.core.createNamespacedServiceAccountToken({
+        name: d.serviceAccount,
+        namespace: d.namespace,
+        body: { spec: { audiences: [], expirationSeconds: 3600, boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: d.pod, uid: d.id } } },
+      });
+      const token = tr.status?.token;
+      if (!token) throw new Error(`TokenRequest for ${d.namespace}/${d.serviceAccount} returned no token`);
+      user = { token };
+      expires = tr.status?.expirationTimestamp ? new Date(tr.status.expirationTimestamp).getTime() : Date.now() + 3_600_000;
+    }
+    const text = JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'c', cluster: { server: cluster.server, ...(caData ? { 'certificate-authority-data': caData } : {}) } }],
+      users: [{ name: 'pod', user }],
+      contexts: [{ name: 'c', context: { cluster: 'c', user: 'pod' } }],
+      'current-context': 'c',
+    });
+    this.podKubeconfigs.set(d.id, { text, expires });
+    return text;
   }
 
   private ensureRoot(node: string): Promise<void> {
@@ -502,6 +550,7 @@ function toAgentInfo(a: WorkerAgentInfo): AgentInfo {
     apiRequests: a.apiRequests,
     metadataMode: a.metadataMode,
     kubeletRequests: a.kubeletRequests,
+    apiResponses: a.apiResponses,
   };
   if (a.lastApiRequestAt !== undefined) info.lastApiRequestAt = a.lastApiRequestAt;
   return info;

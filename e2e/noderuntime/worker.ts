@@ -59,7 +59,10 @@ async function start(spec: AgentSpec): Promise<void> {
     revision: spec.revision,
     ...(spec.rollout ? { rollout: spec.rollout } : {}),
   };
-  const real = new HttpTransport(await kubeConfigFromString(kubeconfig, { source: 'node runtime kubeconfig' }), userAgentFor(spec.mode, config, identity));
+  const real = new HttpTransport(
+    await kubeConfigFromString(spec.kubeconfig ?? kubeconfig, { source: spec.kubeconfig ? `pod ${spec.pod} ServiceAccount kubeconfig` : 'node runtime kubeconfig' }),
+    userAgentFor(spec.mode, config, identity),
+  );
   const entry: { lastRequestAt: number | undefined } = { lastRequestAt: undefined };
   const transport: KubeTransport = {
     send(req) {
@@ -119,6 +122,15 @@ async function counterSum(handle: AgentHandle, which: 'apiRequests' | 'kubeletRe
   return m.values.reduce((s, v) => s + v.value, 0);
 }
 
+async function responses(handle: AgentHandle): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const v of (await handle.metrics.apiRequests.get()).values) {
+    const key = `${String(v.labels.verb)} ${String(v.labels.resource)} ${String(v.labels.code)}`;
+    out[key] = (out[key] ?? 0) + v.value;
+  }
+  return out;
+}
+
 async function list(): Promise<WorkerAgentInfo[]> {
   return Promise.all(
     [...agents.values()].map(async (a) => {
@@ -132,6 +144,7 @@ async function list(): Promise<WorkerAgentInfo[]> {
         metadataMode: st.metadataMode,
         stopped: st.stopped,
         apiRequests: await counterSum(a.handle, 'apiRequests'),
+        apiResponses: await responses(a.handle),
         kubeletRequests: await counterSum(a.handle, 'kubeletRequests'),
       };
       if (a.lastRequestAt !== undefined) info.lastApiRequestAt = a.lastRequestAt;
