@@ -21,7 +21,7 @@ import { mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KubernetesObjectApi } from '@kubernetes/client-node';
+import { KubernetesObjectApi, type KubeConfig } from '@kubernetes/client-node';
 import { DEFAULT_CONFIG, type CollectorConfigInput } from '../../collector/src/config.js';
 import { writeFakeHostRoot } from '../../collector/src/node/procfs.js';
 import { encodeStopFile, writeFileAtomic } from '../../operator/src/breakglass/stopfile.js';
@@ -242,21 +242,49 @@ async function agentFootprint(o: {
  * for iterating on the agent's footprint.
  */
 async function agentOnly(): Promise<void> {
+  await withBenchFleet(1, false, async (b) => {
+    const footprint = await agentFootprint({ buildDir: await b.built, c: b.c, admin: b.admin, node: b.nodes[0] ?? '', tmp: b.tmp, children: b.children, setRuntime: b.setRuntime });
+    console.log(`\nOne node-mode agent in its own process (compiled as in the image, ${['node', ...imageNodeFlags()].join(' ')}, real API server, kubelet /pods from the runtime; goal ≤ 64 MiB RSS, ≤ 2 % of a core; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}):\n${table(footprint)}`);
+  });
+}
+
+/** What one bench run holds; {@link withBenchFleet} releases all of it, whatever happens. */
+interface BenchRun {
+  fleet: Fleet;
+  c: ClusterHandle;
+  admin: KubeConfig;
+  /** Node names, sorted. */
+  nodes: string[];
+  /** The audit log of the agents' user, when asked for. */
+  audit: AuditReader | undefined;
+  /** Directory of the fake node roots. */
+  tmp: string;
+  /** The compiled collector, built while the fleet starts. */
+  built: Promise<string>;
+  /** Agent processes to stop at the end. */
+  children: ChildProcess[];
+  /** The node runtime to stop at the end (undefined once the caller stopped it). */
+  setRuntime: (r: NodeRuntime | undefined) => void;
+}
+
+/**
+ * Builds the collector while a one-cluster fleet (`nodes` kwok nodes with the pod population) starts,
+ * runs `body`, and then stops agents, runtime and fleet and removes every temp directory.
+ */
+async function withBenchFleet(nodes: number, audited: boolean, body: (b: BenchRun) => Promise<void>): Promise<void> {
   let fleet: Fleet | undefined;
   let rt: NodeRuntime | undefined;
-  const tmp = mkdtempSync(path.join(tmpdir(), 'tro-bench-nodes-'));
   let buildDir: string | undefined;
+  const tmp = mkdtempSync(path.join(tmpdir(), 'tro-bench-nodes-'));
   const children: ChildProcess[] = [];
   try {
-    const building = buildCollector();
-    building.catch(() => undefined);
-    fleet = await startFleet({ clusters: [{ name: 'bench', nodes: 1, podsPerNode: PODS_PER_NODE }], extraUsers: [{ name: AGENT_USER, groups: ['system:masters'] }] });
+    const built = buildCollector().then((d) => (buildDir = d));
+    built.catch(() => undefined);
+    fleet = await startFleet({ clusters: [{ name: 'bench', nodes, podsPerNode: PODS_PER_NODE }], extraUsers: [{ name: AGENT_USER, groups: ['system:masters'] }] });
     const c = fleet.cluster('bench');
     const admin = c.kubeConfig();
-    const nodes = await nodeNames(admin);
-    buildDir = await building;
-    const footprint = await agentFootprint({ buildDir, c, admin, node: nodes[0] ?? '', tmp, children, setRuntime: (r) => (rt = r) });
-    console.log(`\nOne node-mode agent in its own process (compiled as in the image, ${['node', ...imageNodeFlags()].join(' ')}, real API server, kubelet /pods from the runtime; goal ≤ 64 MiB RSS, ≤ 2 % of a core; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}):\n${table(footprint)}`);
+    const audit = audited ? new AuditReader(await enableAuditLog(fleet, 'bench', [AGENT_USER])) : undefined;
+    await body({ fleet, c, admin, nodes: await nodeNames(admin), audit, tmp, built, children, setRuntime: (r) => (rt = r) });
   } finally {
     for (const ch of children) await stopChild(ch).catch(() => undefined);
     await rt?.stop().catch(() => undefined);
@@ -270,22 +298,11 @@ async function agentOnly(): Promise<void> {
 
 async function main(): Promise<void> {
   const t0 = Date.now();
-  let fleet: Fleet | undefined;
-  let rt: NodeRuntime | undefined;
-  const tmp = mkdtempSync(path.join(tmpdir(), 'tro-bench-nodes-'));
-  let buildDir: string | undefined;
-  const children: ChildProcess[] = [];
-  try {
-    const building = buildCollector();
-    building.catch(() => undefined);
-    fleet = await startFleet({ clusters: [{ name: 'bench', nodes: MAX_NODES, podsPerNode: PODS_PER_NODE }], extraUsers: [{ name: AGENT_USER, groups: ['system:masters'] }] });
-    const c = fleet.cluster('bench');
-    const admin = c.kubeConfig();
-    const audit = new AuditReader(await enableAuditLog(fleet, 'bench', [AGENT_USER]));
-    const nodes = await nodeNames(admin);
+  await withBenchFleet(MAX_NODES, true, async ({ c, admin, nodes, audit: auditLog, tmp, built, children, setRuntime }) => {
+    const audit = auditLog as AuditReader;
     await labelNodes(admin, nodes, NONE);
-    rt = await startNodeRuntime({ kubeConfig: c.kubeConfig(AGENT_USER), runtimeKubeConfig: admin, rootDir: tmp, workers: 2 });
-    const runtime = rt;
+    const runtime = await startNodeRuntime({ kubeConfig: c.kubeConfig(AGENT_USER), runtimeKubeConfig: admin, rootDir: tmp, workers: 2 });
+    setRuntime(runtime);
 
     const measure = async (windowMs = WINDOW_MS): Promise<{ w: ApiWindow; agentRequests: number; agentWide: number }> => {
       await audit.read();
@@ -330,12 +347,11 @@ async function main(): Promise<void> {
       await waitAgents(runtime, `${m.mode} agents gone`, (a) => a.length === 0);
     }
     const finalAgents = await runtime.agents();
-    await rt.stop();
-    rt = undefined;
+    await runtime.stop();
+    setRuntime(undefined);
 
     // One agent in its own process.
-    buildDir = await building;
-    const footprint = await agentFootprint({ buildDir, c, admin, node: nodes[0] ?? '', tmp, children, setRuntime: (r) => (rt = r) });
+    const footprint = await agentFootprint({ buildDir: await built, c, admin, node: nodes[0] ?? '', tmp, children, setRuntime });
 
     // ---- report ----
     const per = (n: number, w: ApiWindow) => n / w.seconds;
@@ -387,13 +403,7 @@ async function main(): Promise<void> {
     }
     console.log(`\nNote: frugal node agents GET their own Node at start and then every 300 s; a window right after they started sees only the cluster watcher's Lease renewals. Steady state adds nodes/300 GET/s: ${COUNTS.map((n) => `${n} nodes +${(n / 300).toFixed(2)}/s`).join(', ')}.`);
     console.log(`\nColumns: "agent req/s" counts the agents' requests as the API server received them (audit log, agents' user only); "server" columns are deltas of apiserver_request_total / apiserver_response_sizes_sum over all clients; "Δ vs idle" subtracts the idle window; "agent-path KiB/s" is the response bytes of cluster-scope LIST pods/services/endpoints and GET nodes minus idle (the API server gzips large responses, so these are bytes on the wire). ${finalAgents.length} agents left at the end. Total ${Math.round((Date.now() - t0) / 1000)} s.`);
-  } finally {
-    for (const ch of children) await stopChild(ch).catch(() => undefined);
-    await rt?.stop().catch(() => undefined);
-    await fleet?.stop().catch((err: unknown) => say(`fleet stop: ${String(err)}`));
-    rmSync(tmp, { recursive: true, force: true });
-    if (buildDir) rmSync(buildDir, { recursive: true, force: true });
-  }
+  });
 }
 
 /** The stop file under a node root. */
