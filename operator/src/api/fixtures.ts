@@ -141,6 +141,11 @@ export const INVALID_CASES: InvalidCase[] = [
     mutate: (s) => set(s, 'gates.apiServer', { maxLatencyIncreaseRatio: 1 }),
     field: 'spec.gates.apiServer.maxLatencyIncreaseRatio',
   },
+  {
+    name: 'negative latency noise floor',
+    mutate: (s) => set(s, 'gates.apiServer', { minLatencyIncreaseSeconds: -0.1 }),
+    field: 'spec.gates.apiServer.minLatencyIncreaseSeconds',
+  },
   { name: 'zero failureLimit', mutate: (s) => set(s, 'gates.failureLimit', 0), field: 'spec.gates.failureLimit' },
   { name: 'failureLimit of the wrong type', mutate: (s) => set(s, 'gates.failureLimit', 'two'), field: 'spec.gates.failureLimit' },
   { name: 'paused of the wrong type', mutate: (s) => set(s, 'paused', 'yes'), field: 'spec.paused' },

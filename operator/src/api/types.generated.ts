@@ -727,6 +727,12 @@ export interface ApiServerGate {
    */
   maxLatencyIncreaseRatio: number;
   /**
+   * The relative bound never sits closer than this above the baseline, and the predictive guard treats p99 moves within it as flat. kube-apiserver latency buckets are 25-50 ms apart below 0.5 s, so smaller moves are bucket noise; raise it for targets whose control plane shares busy CPUs (the absolute maxP99LatencySeconds still applies).
+   *
+   * Default: `0.1`. Minimum: 0. Maximum: 10.
+   */
+  minLatencyIncreaseSeconds: number;
+  /**
    * Bound on the share of requests answered 5xx or 429.
    *
    * Default: `0.01`. Minimum: 0 (exclusive). Maximum: 1.

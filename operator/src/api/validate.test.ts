@@ -29,7 +29,7 @@ describe('offline validation: defaults', () => {
     expect(spec.strategy.stages.map((s) => s.name)).toEqual(['canary', 'fleet']);
     expect(spec.strategy.stages[0]).toMatchObject({ clusters: 1, nodeSteps: [1, 5, 25, 100], maxConcurrentClusters: 1 });
     expect(spec.gates).toMatchObject({ failureLimit: 2, onFailure: 'Rollback', onNoData: 'Pause' });
-    expect(spec.gates.apiServer).toEqual({ maxP99LatencySeconds: 1, maxLatencyIncreaseRatio: 1.5, maxErrorRatio: 0.01, maxAPFRejectionsPerSecond: 1 });
+    expect(spec.gates.apiServer).toEqual({ maxP99LatencySeconds: 1, maxLatencyIncreaseRatio: 1.5, minLatencyIncreaseSeconds: 0.1, maxErrorRatio: 0.01, maxAPFRejectionsPerSecond: 1 });
     expect(spec.breakGlass).toMatchObject({ unreachableAfterSeconds: 60, action: 'Auto' });
     expect(spec.targets.clusters?.[0]?.kubeconfigSecretRef.key).toBe('value');
     expect(spec.collector.namespace).toBe('telemetry-system');

@@ -6,7 +6,7 @@ import { FakeCluster, FakeClusterFactory, FakeEvents, FakeRolloutStore } from '.
 import type { GateContext } from '../rollout/interfaces.js';
 import { RolloutReconciler } from '../rollout/reconciler.js';
 import { FakeClock } from '../util/clock.js';
-import { BASELINE_WARMUP_SECONDS, ControlPlaneGateEvaluator, MIN_SAMPLES, baselineWarmupSeconds, judge, reliableValues, thresholdsFor, type SourceFactory } from './evaluator.js';
+import { BASELINE_WARMUP_SECONDS, ControlPlaneGateEvaluator, MIN_SAMPLES, RELATIVE_FLOOR_SECONDS, baselineWarmupSeconds, judge, latencyFloorSeconds, reliableValues, thresholdsFor, type SourceFactory } from './evaluator.js';
 import type { Measurement, MetricSource } from './sources.js';
 import type { SignalValues } from './signals.js';
 
@@ -62,6 +62,24 @@ describe('judge', () => {
     expect(thresholdsFor(g, { capturedAt: '', values: { apiServerP99Seconds: 0.01 } }).apiServerP99Seconds?.bound).toBeCloseTo(0.11);
     expect(thresholdsFor(g, { capturedAt: '', values: { apiServerP99Seconds: 0.9 } }).apiServerP99Seconds?.bound).toBe(1);
     expect(thresholdsFor(g).apiServerP99Seconds).toEqual({ bound: 1, why: 'absolute SLO' });
+  });
+
+  it('the noise floor is spec.gates.apiServer.minLatencyIncreaseSeconds, defaulted by the CRD to the code default', () => {
+    expect(g.apiServer.minLatencyIncreaseSeconds).toBe(RELATIVE_FLOOR_SECONDS);
+    const wide = gatesOf({ apiServer: { minLatencyIncreaseSeconds: 0.3 } });
+    const low = { capturedAt: '', values: { apiServerP99Seconds: 0.02 } };
+    // A busy-CPU target: 0.28 s against a 0.02 s baseline is scheduler noise under a 0.3 s floor ...
+    expect(thresholdsFor(wide, low).apiServerP99Seconds).toEqual({ bound: 0.32, why: 'baseline 0.02s + 0.3s (minLatencyIncreaseSeconds)' });
+    expect(judge(ok({ apiServerP99Seconds: 0.28 }), wide, low).verdict).toBe('Pass');
+    // ... and a regression under the default floor, with the message naming the knob that set the bound.
+    const r = judge(ok({ apiServerP99Seconds: 0.28 }), g, low);
+    expect(r.verdict).toBe('Fail');
+    expect(r.message).toBe('apiServerP99Seconds 0.28 > 0.12 (baseline 0.02s + 0.1s (minLatencyIncreaseSeconds))');
+    // The absolute SLO still caps a wide floor.
+    expect(thresholdsFor(gatesOf({ apiServer: { minLatencyIncreaseSeconds: 5 } }), low).apiServerP99Seconds).toEqual({ bound: 1, why: 'absolute SLO' });
+    // A spec from before the field (not defaulted) falls back to the code default.
+    const { minLatencyIncreaseSeconds: _drop, ...old } = g.apiServer;
+    expect(latencyFloorSeconds({ ...g, apiServer: old as typeof g.apiServer })).toBe(RELATIVE_FLOOR_SECONDS);
   });
 
   it('an unreachable API server is flagged, not plain NoData', () => {
@@ -205,6 +223,25 @@ describe('ControlPlaneGateEvaluator in the reconciler', () => {
     down = true;
     await w.drive((ro) => ro.status?.phase === 'Paused');
     expect(w.store.current().status?.reason).toBe('GateNoData');
+  });
+
+  it('the predictive guard treats p99 moves within minLatencyIncreaseSeconds as flat', async () => {
+    // p99 rises 0.15 s by the 50 % step (0.2 + 0.3 f). Under the default 0.1 s floor that is a trend,
+    // extrapolated to 0.5 s at 100 % against a 0.45 s bound; under a 0.2 s floor it is noise, projected
+    // as the highest value seen (0.35 s), and the rollout goes on.
+    const curve = (f: number) => ok({ apiServerP99Seconds: 0.2 + 0.3 * f, apiServerRequestRate: 100 });
+    const gates = (floor?: number) => ({
+      apiServer: { maxLatencyIncreaseRatio: 100, ...(floor === undefined ? {} : { minLatencyIncreaseSeconds: floor }) },
+      prediction: { maxProjectedP99LatencySeconds: 0.45 },
+    });
+    const strict = run(curve, gates());
+    await strict.drive((ro) => ro.status?.phase === 'Paused');
+    expect(strict.store.current().status?.reason).toBe('ProjectionExceedsSLO');
+    expect(strict.store.current().status?.clusters?.[0]?.projection?.projectedP99Seconds).toBeGreaterThan(0.45);
+
+    const tolerant = run(curve, gates(0.2));
+    await tolerant.drive((ro) => ro.status?.clusters?.[0]?.projection?.verdict !== undefined && (ro.status.clusters[0].stepPercent ?? 0) >= 100);
+    expect(tolerant.store.current().status?.reason).not.toBe('ProjectionExceedsSLO');
   });
 
   it('the predictive guard refuses the next step when the projection to 100% breaks the SLO', async () => {

@@ -19,10 +19,22 @@ import type { SampleCounts, SignalName, SignalValues } from './signals.js';
 export const MIN_SAMPLES = 20;
 
 /**
- * A relative latency bound never sits closer than this above the baseline: apiserver latency buckets are
- * 25-50 ms apart below 0.5 s, so smaller moves of an interpolated p99 are bucket noise.
+ * The default of `spec.gates.apiServer.minLatencyIncreaseSeconds`: a relative latency bound never sits
+ * closer than this above the baseline, because apiserver latency buckets are 25-50 ms apart below 0.5 s
+ * and smaller moves of an interpolated p99 are bucket noise. Used when a spec predates the field (a
+ * unit-test spec or an object written before it existed and not yet defaulted on read).
  */
 export const RELATIVE_FLOOR_SECONDS = 0.1;
+
+/**
+ * The noise floor of API server p99 for these gates: the spec's `minLatencyIncreaseSeconds`, or
+ * {@link RELATIVE_FLOOR_SECONDS}. Targets whose control planes share busy CPUs raise it so that scheduler
+ * noise is not read as the collector's regression.
+ */
+export function latencyFloorSeconds(gates: GatesSpec): number {
+  const v = (gates.apiServer as Partial<GatesSpec['apiServer']>).minLatencyIncreaseSeconds;
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : RELATIVE_FLOOR_SECONDS;
+}
 
 /**
  * When a target's first baseline finds its source warming up (a scraping source's first scrape), the
@@ -112,8 +124,12 @@ export function thresholdsFor(gates: GatesSpec, baseline?: Baseline): Partial<Re
   let p99 = { bound: abs, why: 'absolute SLO' };
   if (b !== undefined && Number.isFinite(b)) {
     // Rounded to 6 significant digits: status shows 0.3, not 0.30000000000000004.
-    const rel = Number(Math.max(b * gates.apiServer.maxLatencyIncreaseRatio, b + RELATIVE_FLOOR_SECONDS).toPrecision(6));
-    if (rel < abs) p99 = { bound: rel, why: `baseline ${fmt(b)}s x ${gates.apiServer.maxLatencyIncreaseRatio}` };
+    const ratio = gates.apiServer.maxLatencyIncreaseRatio;
+    const floor = latencyFloorSeconds(gates);
+    const rel = Number(Math.max(b * ratio, b + floor).toPrecision(6));
+    // The message names the term that set the bound, so an operator knows which knob moved it.
+    const why = b * ratio >= b + floor ? `baseline ${fmt(b)}s x ${ratio}` : `baseline ${fmt(b)}s + ${fmt(floor)}s (minLatencyIncreaseSeconds)`;
+    if (rel < abs) p99 = { bound: rel, why };
   }
   return {
     apiServerP99Seconds: p99,
@@ -261,9 +277,9 @@ export class ControlPlaneGateEvaluator implements GateEvaluator {
     points.sort((a, b) => a.fraction - b.fraction);
     const trimmed = points.slice(-25);
     const curve = (k: 'requestRate' | 'p99Seconds') => trimmed.flatMap((p) => (typeof p[k] === 'number' ? [{ fraction: p.fraction, value: p[k] }] : []));
-    // p99 moves smaller than the relative floor are bucket noise (see RELATIVE_FLOOR_SECONDS): a curve
-    // within it is flat and is not extrapolated.
-    const p99 = projectTrend(curve('p99Seconds'), RELATIVE_FLOOR_SECONDS);
+    // p99 moves smaller than the noise floor (minLatencyIncreaseSeconds) are bucket noise: a curve within
+    // it is flat and is not extrapolated.
+    const p99 = projectTrend(curve('p99Seconds'), latencyFloorSeconds(g));
     const rate = projectTrend(curve('requestRate'), 0);
     const bound = g.prediction.maxProjectedP99LatencySeconds ?? g.apiServer.maxP99LatencySeconds;
     const base: Projection = { time: this.clock.now().toISOString(), points: trimmed };
