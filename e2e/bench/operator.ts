@@ -5,12 +5,14 @@
 // It starts its own fleet (management + targets of 20, 60 and 120 nodes by default; env TRO_BENCH_FLEET,
 // e.g. `mgmt:3,a:20,b:60,c:120`) or reuses TRO_E2E_FLEET_INFO, runs the real operator process under its
 // real RBAC, and prints the figures. Env TRO_BENCH_STEADY_SECONDS sets the steady-state window (180).
+// The operator runs with the node flags of config/manager/manager.yaml; TRO_OPERATOR_NODE_FLAGS replaces
+// them (e.g. "--max-old-space-size=128 --lite-mode") to compare.
 import { readFileSync } from 'node:fs';
 import { parseFleetSpec } from '../controlplane/default-fleet.js';
 import { DEFAULT_E2E_EXTRA_USERS } from '../controlplane/default-fleet.js';
 import { startFleet, type Fleet } from '../controlplane/fleet.js';
 import { FLEET_INFO_ENV, kubectl, kubectlJSON, managementCluster, targetClusters } from '../controlplane/testing.js';
-import { OPERATOR_NAMESPACE, prepareFleet, startOperator, type OperatorProcess } from '../support/operator.js';
+import { OPERATOR_NAMESPACE, operatorNodeFlags, prepareFleet, startOperator, type OperatorProcess } from '../support/operator.js';
 
 const STEADY = Number(process.env.TRO_BENCH_STEADY_SECONDS ?? 180);
 const CLK_TCK = 100;
@@ -131,7 +133,7 @@ async function main(): Promise<void> {
     const steadyEnd = await requestCounts(op);
 
     const sizes = targets.map((t) => `${t.name}=${t.nodes}`).join(', ');
-    console.log(`\n=== bench:operator (targets ${sizes}; steady window ${STEADY}s) ===`);
+    console.log(`\n=== bench:operator (targets ${sizes}; steady window ${STEADY}s; node flags ${operatorNodeFlags().join(' ') || '(none)'}) ===`);
     console.log(`\nRollout of ${targets.length} targets: ${Math.round(rolloutSeconds)} s`);
     console.log(`Operator while driving the rollout: peak RSS ${during.peakRssMiB} MiB, mean RSS ${during.meanRssMiB} MiB, CPU ${during.cpuPercent}% of a core (${during.seconds} s)`);
     console.log(`Operator idle (steady state):       peak RSS ${idle.peakRssMiB} MiB, mean RSS ${idle.meanRssMiB} MiB, CPU ${idle.cpuPercent}% of a core (${idle.seconds} s)`);

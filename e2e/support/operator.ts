@@ -10,6 +10,7 @@ import { freePort, httpGet } from '../controlplane/net.js';
 import type { ClusterHandle } from '../controlplane/fleet.js';
 import { kubectl, managementCluster } from '../controlplane/testing.js';
 import { installCrd } from './api.js';
+import { parseAllDocuments } from 'yaml';
 
 /** The namespace config/kustomization installs the operator into (and where its RBAC applies). */
 export const OPERATOR_NAMESPACE = 'telemetry-rollout-system';
@@ -60,6 +61,26 @@ export interface OperatorProcess {
   tail(lines?: number): string;
 }
 
+/**
+ * The production node flags: the NODE_OPTIONS of the operator container in config/manager/manager.yaml,
+ * read from the manifest so that tests and benchmarks cannot drift from what is deployed.
+ */
+export function productionNodeFlags(): string[] {
+  for (const doc of parseAllDocuments(readFileSync(join(ROOT, 'config', 'manager', 'manager.yaml'), 'utf8'))) {
+    const o = doc.toJS() as { kind?: string; spec?: { template?: { spec?: { containers?: Array<{ name?: string; env?: Array<{ name?: string; value?: string }> }> } } } };
+    if (o.kind !== 'Deployment') continue;
+    const env = o.spec?.template?.spec?.containers?.find((c) => c.name === 'operator')?.env ?? [];
+    return (env.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '').split(/\s+/).filter(Boolean);
+  }
+  throw new Error('config/manager/manager.yaml has no operator Deployment');
+}
+
+/** {@link productionNodeFlags}, or the whitespace-separated flags of TRO_OPERATOR_NODE_FLAGS when it is set. */
+export function operatorNodeFlags(): string[] {
+  const override = process.env.TRO_OPERATOR_NODE_FLAGS;
+  return override === undefined ? productionNodeFlags() : override.split(/\s+/).filter(Boolean);
+}
+
 /** Starts the operator under the management cluster's operator user, watching OPERATOR_NAMESPACE. */
 export async function startOperator(o: { identity: string; leaderElect?: boolean; extraArgs?: string[]; env?: Record<string, string> } = { identity: 'op-1' }): Promise<OperatorProcess> {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run npm run build first (npm test does)`);
@@ -70,8 +91,9 @@ export async function startOperator(o: { identity: string; leaderElect?: boolean
   const logFile = join(dir, `${o.identity}.log`);
   const log = createWriteStream(logFile);
   const args = [
-    // The heap cap of config/manager/manager.yaml, so tests and benchmarks run the production settings.
-    '--max-old-space-size=128',
+    // The node flags of config/manager/manager.yaml (NODE_OPTIONS), so tests and benchmarks run the
+    // production settings; TRO_OPERATOR_NODE_FLAGS replaces them to compare others (bench:operator).
+    ...operatorNodeFlags(),
     MAIN,
     '--kubeconfig', mgmt.user(MGMT_OPERATOR_USER).kubeconfigPath,
     '--namespace', OPERATOR_NAMESPACE,
