@@ -130,7 +130,7 @@ describe('ControlPlaneGateEvaluator.captureBaseline', () => {
     consecutiveFailures: 0,
   });
 
-  it('gives a new source one gate interval (within bounds) instead of leaving the first step without a baseline', async () => {
+  it('gives a new source one gate interval (within bounds) instead of leaving the first step without a baseline, by asking to be called again', async () => {
     const ctx = ctxOf();
     const warmup = baselineWarmupSeconds(ctx.rollout.spec.gates);
     expect(warmup).toBe(BASELINE_WARMUP_SECONDS.min); // the manifest's interval is 5 s, below the minimum
@@ -140,21 +140,36 @@ describe('ControlPlaneGateEvaluator.captureBaseline', () => {
     const calls: number[] = [];
     const source: MetricSource = {
       measure: async () => {
-        calls.push(clock.nowMs());
+        calls.push(clock.now().getTime());
         return calls.length === 1 ? { kind: 'nodata', at: clock.now(), message: 'warming up: first scrape' } : { ...ok({ apiServerP99Seconds: 0.05 }), at: clock.now() };
       },
     };
     const evaluator = new ControlPlaneGateEvaluator({ clock, sources: { source: () => source } });
-    let done = false;
-    const baseline = evaluator.captureBaseline(ctx).finally(() => (done = true));
-    await clock.advance(warmup * 1000 - 1);
-    expect(done).toBe(false);
-    await clock.advance(1);
-    expect(await baseline).toEqual({ capturedAt: clock.now().toISOString(), values: { apiServerP99Seconds: 0.05 } });
+    // The first call returns at once: come back after the warm-up, the step has not begun.
+    const first = await evaluator.captureBaseline(ctx);
+    expect(first).toEqual({ retryAfterMs: warmup * 1000, message: expect.stringContaining('measuring the baseline') });
+    // Called early (a status write wakes the reconciler at once): no second scrape yet, the rest of the wait.
+    await clock.advance(4000);
+    expect(await evaluator.captureBaseline(ctx)).toMatchObject({ retryAfterMs: warmup * 1000 - 4000 });
+    expect(calls).toHaveLength(1);
+    await clock.advance(warmup * 1000 - 4000);
+    expect(await evaluator.captureBaseline(ctx)).toEqual({ baseline: { capturedAt: clock.now().toISOString(), values: { apiServerP99Seconds: 0.05 } } });
     expect(calls).toEqual([calls[0], (calls[0] as number) + warmup * 1000]);
     // Once the target has been measured, later baselines take one scrape and never wait.
-    expect(await evaluator.captureBaseline(ctxOf())).toBeDefined();
+    expect((await evaluator.captureBaseline(ctxOf())).baseline).toBeDefined();
     expect(calls).toHaveLength(3);
+  });
+
+  it('a source still without data after the warm-up lets the step go on without a baseline (absolute SLOs only)', async () => {
+    const clock = new FakeClock();
+    let scrapes = 0;
+    const source: MetricSource = { measure: async () => (scrapes++, { kind: 'nodata', at: clock.now(), message: 'no metrics' }) };
+    const evaluator = new ControlPlaneGateEvaluator({ clock, sources: { source: () => source } });
+    const ctx = ctxOf();
+    expect((await evaluator.captureBaseline(ctx)).retryAfterMs).toBe(BASELINE_WARMUP_SECONDS.min * 1000);
+    await clock.advance(BASELINE_WARMUP_SECONDS.min * 1000);
+    expect(await evaluator.captureBaseline(ctx)).toEqual({});
+    expect(scrapes).toBe(2);
   });
 
   it('leaves ratios and quantiles of too few events out of baselines (rates stay)', async () => {
@@ -162,7 +177,7 @@ describe('ControlPlaneGateEvaluator.captureBaseline', () => {
     const m = ok({ apiServerP99Seconds: 0.93, apiServerErrorRatio: 0, apiServerRequestRate: 2.2, coreDNSErrorRatio: 0 }, { apiServerP99Seconds: 11, apiServerErrorRatio: 11, apiServerRequestRate: 11, coreDNSErrorRatio: MIN_SAMPLES }) as Extract<Measurement, { kind: 'ok' }>;
     expect(reliableValues(m)).toEqual({ apiServerRequestRate: 2.2, coreDNSErrorRatio: 0 });
     const evaluator = new ControlPlaneGateEvaluator({ clock, sources: { source: () => ({ measure: async () => m }) } });
-    expect((await evaluator.captureBaseline(ctxOf()))?.values).toEqual({ apiServerRequestRate: 2.2, coreDNSErrorRatio: 0 });
+    expect((await evaluator.captureBaseline(ctxOf())).baseline?.values).toEqual({ apiServerRequestRate: 2.2, coreDNSErrorRatio: 0 });
     // Without sample counts (PromQL: Prometheus averaged a window) every value is kept.
     expect(reliableValues({ values: { apiServerP99Seconds: 0.2 } })).toEqual({ apiServerP99Seconds: 0.2 });
   });
@@ -174,7 +189,7 @@ describe('ControlPlaneGateEvaluator.captureBaseline', () => {
     let next: Measurement = ok({ apiServerP99Seconds: 0.93, apiServerRequestRate: 5 }, { apiServerP99Seconds: 11 });
     const evaluator = new ControlPlaneGateEvaluator({ clock, sources: { source: () => ({ measure: async () => next }) } });
     const ctx = ctxOf();
-    const baseline = await evaluator.captureBaseline(ctx);
+    const { baseline } = await evaluator.captureBaseline(ctx);
     expect(baseline?.values).toEqual({ apiServerRequestRate: 5 });
     next = ok({ apiServerP99Seconds: 0.02, apiServerRequestRate: 5 });
     await evaluator.evaluate({ ...ctx, fraction: 0.1, ...(baseline ? { baseline } : {}) });
@@ -182,19 +197,27 @@ describe('ControlPlaneGateEvaluator.captureBaseline', () => {
     expect(proj?.verdict).toBe('NoData');
     expect(proj?.points?.find((p) => p.fraction === 0)?.p99Seconds).toBeUndefined();
   });
-
-  it('an aborted warm-up gives no baseline and no error', async () => {
-    const clock = new FakeClock();
-    const source: MetricSource = { measure: async () => ({ kind: 'nodata', at: clock.now(), message: 'warming up' }) };
-    const evaluator = new ControlPlaneGateEvaluator({ clock, sources: { source: () => source } });
-    const abort = new AbortController();
-    const baseline = evaluator.captureBaseline({ ...ctxOf(), signal: abort.signal });
-    abort.abort();
-    expect(await baseline).toBeUndefined();
-  });
 });
 
 describe('ControlPlaneGateEvaluator in the reconciler', () => {
+  it('a warming source holds the first step back by requeueing: the step begins once, after the warm-up, with a baseline', async () => {
+    const w = run((_f, call) => (call === 0 ? { kind: 'nodata', at: new Date(0), message: 'warming up: first scrape' } : ok({ apiServerP99Seconds: 0.2 })));
+    await w.drive((ro) => (ro.status?.clusters?.[0]?.message ?? '').includes('measuring the baseline'));
+    const waiting = w.store.current().status?.clusters?.[0];
+    expect(waiting?.stepPercent).toBeUndefined();
+    expect(waiting?.baseline).toBeUndefined();
+    const t0 = w.clock.now().getTime();
+    await w.drive((ro) => ro.status?.clusters?.[0]?.stepPercent !== undefined);
+    const began = w.store.current().status?.clusters?.[0];
+    expect(w.clock.now().getTime() - t0).toBeGreaterThanOrEqual(BASELINE_WARMUP_SECONDS.min * 1000);
+    expect(began).toMatchObject({ step: 0, stepPercent: 10, baseline: { values: { apiServerP99Seconds: 0.2 } } });
+    await w.drive((ro) => ro.status?.phase === 'Succeeded');
+    // Each step started exactly once.
+    const started = (w.store.current().status?.history ?? []).filter((h) => h.reason === 'StepStarted').map((h) => h.message);
+    expect(started).toEqual([...new Set(started)]);
+    expect(started).toHaveLength(3);
+  });
+
   it('noise around the baseline passes all the way', async () => {
     const w = run((_f, call) => ok({ apiServerP99Seconds: 0.2 + ((call * 7919) % 11) / 200, apiServerErrorRatio: 0.001 }));
     await w.drive((ro) => ro.status?.phase === 'Succeeded');

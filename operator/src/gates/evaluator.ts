@@ -6,7 +6,7 @@
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Baseline, GatesSpec, Projection, TelemetryRollout } from '../api/types.generated.js';
-import type { GateContext, GateEvaluation, GateEvaluator, ResolvedTarget } from '../rollout/interfaces.js';
+import type { BaselineCapture, GateContext, GateEvaluation, GateEvaluator, ResolvedTarget } from '../rollout/interfaces.js';
 import type { Clock } from '../util/clock.js';
 import { projectTrend } from './predict.js';
 import { ApiServerMetricsSource, CompositeSource, PrometheusSource, TextEndpointSource, type Measurement, type MetricSource } from './sources.js';
@@ -38,9 +38,9 @@ export function latencyFloorSeconds(gates: GatesSpec): number {
 
 /**
  * When a target's first baseline finds its source warming up (a scraping source's first scrape), the
- * evaluator waits one gate interval, clamped to these bounds, and measures again, so the first step gets
- * a baseline over a window like the evaluations' (long enough to hold {@link MIN_SAMPLES} requests on a
- * quiet cluster, short enough not to hold up a pass for long).
+ * evaluator has the reconciler come back after one gate interval, clamped to these bounds, and measures
+ * again, so the first step gets a baseline over a window like the evaluations' (long enough to hold
+ * {@link MIN_SAMPLES} requests on a quiet cluster, short enough not to hold up a step for long).
  */
 export const BASELINE_WARMUP_SECONDS = { min: 10, max: 30 } as const;
 
@@ -202,6 +202,8 @@ export class ControlPlaneGateEvaluator implements GateEvaluator {
   private readonly clock: Clock;
   /** The reliable values ({@link reliableValues}) of the latest ok measurement per target, for baselines and projections. */
   private readonly lastOk = new Map<string, { at: Date; values: SignalValues }>();
+  /** When each target's first baseline found its source warming up (clock ms), until it is measured. */
+  private readonly warming = new Map<string, number>();
   private readonly measured?: Gauge;
   private readonly bounds?: Gauge;
   private readonly verdicts?: Counter;
@@ -221,27 +223,33 @@ export class ControlPlaneGateEvaluator implements GateEvaluator {
     return `${ctx.rollout.metadata?.namespace ?? ''}/${ctx.rollout.metadata?.name ?? ''}/${ctx.target.name}`;
   }
 
-  async captureBaseline(ctx: GateContext): Promise<Baseline | undefined> {
-    const source = this.sources.source(ctx);
-    let m = await source.measure(ctx.signal);
-    if (m.kind === 'nodata' && !this.lastOk.has(this.key(ctx))) {
+  async captureBaseline(ctx: GateContext): Promise<BaselineCapture> {
+    const key = this.key(ctx);
+    const waitMs = baselineWarmupSeconds(ctx.rollout.spec.gates) * 1000;
+    const message = `measuring the baseline before the step (the metrics source's first scrape needs a second one ${waitMs / 1000}s later)`;
+    const began = this.warming.get(key);
+    const waited = began === undefined ? 0 : this.clock.now().getTime() - began;
+    // Not measured again before the window is up: a scrape moments after the first (a status write
+    // wakes the reconciler at once) would make a "baseline" of a few requests.
+    if (began !== undefined && waited < waitMs) return { retryAfterMs: waitMs - waited, message };
+    const m = await this.sources.source(ctx).measure(ctx.signal);
+    if (m.kind === 'nodata' && !this.lastOk.has(key) && began === undefined) {
       // A scraping source that has never measured this target only holds its first scrape now ("warming
       // up"), so the first step of every cluster (the canary's first batch, where detection matters most)
       // would run without a baseline and only the absolute SLO would apply. One short window fixes that;
-      // it happens once per target and evaluator. Found on the real control plane (e2e/gates).
-      try {
-        await this.clock.sleep(baselineWarmupSeconds(ctx.rollout.spec.gates) * 1000, ctx.signal);
-        m = await source.measure(ctx.signal);
-      } catch {
-        // Aborted: go on without a baseline, as before.
-      }
+      // it happens once per target and evaluator. Found on the real control plane (e2e/gates). The
+      // reconciler requeues for it: no worker sleeps through the window.
+      this.warming.set(key, this.clock.now().getTime());
+      return { retryAfterMs: waitMs, message };
     }
-    if (m.kind === 'ok') this.lastOk.set(this.key(ctx), { at: m.at, values: reliableValues(m) });
-    const last = this.lastOk.get(this.key(ctx));
-    if (!last) return undefined;
+    // Measured, or waited one window already: go on, with no baseline if there still is none.
+    this.warming.delete(key);
+    if (m.kind === 'ok') this.lastOk.set(key, { at: m.at, values: reliableValues(m) });
+    const last = this.lastOk.get(key);
+    if (!last) return {};
     const values: Record<string, number> = {};
     for (const [k, v] of Object.entries(last.values)) if (typeof v === 'number' && Number.isFinite(v)) values[k] = v;
-    return { capturedAt: last.at.toISOString(), values };
+    return { baseline: { capturedAt: last.at.toISOString(), values } };
   }
 
   async evaluate(ctx: GateContext): Promise<GateEvaluation> {

@@ -10,6 +10,7 @@ import {
   OBJECT_REVISION_LABEL,
   REVISION_LABEL,
   STABLE_LABEL,
+  type BaselineCapture,
   type BreakGlassActuator,
   type ClusterClient,
   type ClusterClientFactory,
@@ -232,8 +233,8 @@ export class ScriptedGates implements GateEvaluator {
   constructor(verdict: (cluster: string, fraction: number) => GateEvaluation['verdict'] = () => 'Pass') {
     this.verdict = verdict;
   }
-  async captureBaseline(): Promise<{ capturedAt: string; values: Record<string, number> }> {
-    return { capturedAt: new Date(0).toISOString(), values: { apiServerP99Seconds: 0.1 } };
+  async captureBaseline(): Promise<BaselineCapture> {
+    return { baseline: { capturedAt: new Date(0).toISOString(), values: { apiServerP99Seconds: 0.1 } } };
   }
   async evaluate(ctx: { target: ResolvedTarget; fraction: number }): Promise<GateEvaluation> {
     const verdict = this.verdict(ctx.target.name, ctx.fraction);

@@ -122,12 +122,28 @@ export interface GateContext {
 /** One gate evaluation: verdict, measurements and thresholds (GateResult of the API). */
 export type GateEvaluation = GateResult & { verdict: 'Pass' | 'Fail' | 'NoData'; unreachable?: boolean };
 
+/**
+ * The outcome of {@link GateEvaluator.captureBaseline}: a baseline, none (the step goes on under the
+ * absolute SLOs only), or a request to call again after `retryAfterMs` before the step begins. The
+ * reconciler requeues rather than sleeping in its pass, so a worker is never held for a warm-up.
+ */
+export interface BaselineCapture {
+  baseline?: Baseline;
+  /** Call again after this long; the step has not begun. */
+  retryAfterMs?: number;
+  /** Why the caller should wait, for the cluster's status message. */
+  message?: string;
+}
+
 /** Decides whether a cluster's control plane is healthy enough to go on. */
 export interface GateEvaluator {
   /** Whether this evaluator really measures anything (false only for the pass-through stand-in). */
   readonly measures: boolean;
-  /** Measures the signals before a step, to be stored as the step's baseline. */
-  captureBaseline(ctx: GateContext): Promise<Baseline | undefined>;
+  /**
+   * Measures the signals before a step, to be stored as the step's baseline. A source that needs more
+   * time (a scraping source's first scrape) asks to be called again later instead of blocking the pass.
+   */
+  captureBaseline(ctx: GateContext): Promise<BaselineCapture>;
   /** Evaluates the gates now. Never throws: failures to measure are NoData. */
   evaluate(ctx: GateContext): Promise<GateEvaluation>;
   /** Projects the load at 100 % of the nodes, before moving on to the next step (optional). */

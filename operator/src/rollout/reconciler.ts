@@ -27,6 +27,7 @@ import { revisionObjects, revisionRefs, sharedObjects } from './desired.js';
 import {
   ClusterUnavailableError,
   REVISION_LABEL,
+  type BaselineCapture,
   type BreakGlassActuator,
   type ClusterClient,
   type ClusterClientFactory,
@@ -533,14 +534,21 @@ export class RolloutReconciler {
   private async beginStep(p: Pass, c: ClusterStatus, client: ClusterClient, stage: StageSpec, step: number): Promise<void> {
     const target = p.targets.find((t) => t.name === c.name);
     if (target) {
-      const baseline = await this.d.gates.captureBaseline({
+      const capture = await this.d.gates.captureBaseline({
         rollout: p.rollout,
         target,
         client,
         fraction: c.nodesTotal ? (c.nodesUpdated ?? 0) / c.nodesTotal : 0,
         consecutiveFailures: 0,
       });
-      if (baseline) c.baseline = baseline;
+      if (capture.retryAfterMs !== undefined) {
+        // The step has not begun: this pass ends here and the next one comes back to this point (the
+        // work before it is idempotent), so nothing is skipped or done twice.
+        c.message = `step ${step + 1}/${stage.nodeSteps.length}: ${capture.message ?? 'measuring the baseline'}`;
+        p.requeue(capture.retryAfterMs);
+        return;
+      }
+      if (capture.baseline) c.baseline = capture.baseline;
     }
     c.phase = 'Progressing';
     c.step = step;
@@ -904,8 +912,8 @@ export class RolloutReconciler {
  */
 export class PassThroughGateEvaluatorUntilGatesLand implements GateEvaluator {
   readonly measures = false;
-  async captureBaseline(): Promise<undefined> {
-    return undefined;
+  async captureBaseline(): Promise<BaselineCapture> {
+    return {};
   }
   async evaluate(): Promise<GateEvaluation> {
     return { verdict: 'Pass', message: 'pass-through gate: nothing measured (health gates not implemented yet)', measurements: {}, thresholds: {} };
