@@ -31,6 +31,7 @@ import { revisionOf } from '../../operator/src/rollout/revision.js';
 import { startFleet, type ClusterHandle, type Fleet } from '../controlplane/fleet.js';
 import { freePort } from '../controlplane/net.js';
 import { startNodeRuntime, type AgentInfo, type NodeRuntime } from '../noderuntime/index.js';
+import { entrypointNodeFlags, flagsOr } from '../support/nodeflags.js';
 import {
   AuditReader, apiWindow, applyCollector, arrivals, collectorRollout, enableAuditLog, isClusterWideListOrWatch, labelNodes, nodeNames,
   scrapeApiServer, total, type ApiRow, type ApiWindow,
@@ -151,12 +152,7 @@ async function buildCollector(): Promise<string> {
  * replaces them (to compare flags).
  */
 function imageNodeFlags(): string[] {
-  const override = process.env.TRO_BENCH_AGENT_NODE_FLAGS;
-  if (override !== undefined) return override.split(' ').filter((f) => f !== '');
-  const line = readFileSync(path.join(ROOT, 'collector/Dockerfile'), 'utf8').split('\n').find((l) => l.startsWith('ENTRYPOINT '));
-  const argv = line ? (JSON.parse(line.slice('ENTRYPOINT '.length)) as unknown) : undefined;
-  if (!Array.isArray(argv) || argv[0] !== 'node' || argv[argv.length - 1] !== 'collector/main.js') throw new Error(`collector/Dockerfile: unexpected ENTRYPOINT ${line ?? '(none)'}`);
-  return argv.slice(1, -1).map(String);
+  return flagsOr(process.env.TRO_BENCH_AGENT_NODE_FLAGS, () => entrypointNodeFlags(path.join(ROOT, 'collector/Dockerfile'), 'collector/main.js'));
 }
 
 async function startSingleAgent(o: { dir: string; c: ClusterHandle; rt: NodeRuntime; node: string; root: string; intervalSeconds: number; tag: string }): Promise<ChildProcess> {

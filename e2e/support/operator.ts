@@ -10,7 +10,7 @@ import { freePort, httpGet } from '../controlplane/net.js';
 import type { ClusterHandle } from '../controlplane/fleet.js';
 import { kubectl, managementCluster } from '../controlplane/testing.js';
 import { installCrd } from './api.js';
-import { parseAllDocuments } from 'yaml';
+import { entrypointNodeFlags, flagsOr, manifestNodeOptions } from './nodeflags.js';
 
 /** The namespace config/kustomization installs the operator into (and where its RBAC applies). */
 export const OPERATOR_NAMESPACE = 'telemetry-rollout-system';
@@ -62,23 +62,16 @@ export interface OperatorProcess {
 }
 
 /**
- * The production node flags: the NODE_OPTIONS of the operator container in config/manager/manager.yaml,
- * read from the manifest so that tests and benchmarks cannot drift from what is deployed.
+ * The operator's production node flags: those of its image's ENTRYPOINT (operator/Dockerfile; V8 flags
+ * such as --lite-mode are not allowed in NODE_OPTIONS) and the NODE_OPTIONS of config/manager/manager.yaml.
  */
 export function productionNodeFlags(): string[] {
-  for (const doc of parseAllDocuments(readFileSync(join(ROOT, 'config', 'manager', 'manager.yaml'), 'utf8'))) {
-    const o = doc.toJS() as { kind?: string; spec?: { template?: { spec?: { containers?: Array<{ name?: string; env?: Array<{ name?: string; value?: string }> }> } } } };
-    if (o.kind !== 'Deployment') continue;
-    const env = o.spec?.template?.spec?.containers?.find((c) => c.name === 'operator')?.env ?? [];
-    return (env.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '').split(/\s+/).filter(Boolean);
-  }
-  throw new Error('config/manager/manager.yaml has no operator Deployment');
+  return [...entrypointNodeFlags(join(ROOT, 'operator', 'Dockerfile'), 'dist/operator/src/main.js'), ...manifestNodeOptions(join(ROOT, 'config', 'manager', 'manager.yaml'), 'operator')];
 }
 
 /** {@link productionNodeFlags}, or the whitespace-separated flags of TRO_OPERATOR_NODE_FLAGS when it is set. */
 export function operatorNodeFlags(): string[] {
-  const override = process.env.TRO_OPERATOR_NODE_FLAGS;
-  return override === undefined ? productionNodeFlags() : override.split(/\s+/).filter(Boolean);
+  return flagsOr(process.env.TRO_OPERATOR_NODE_FLAGS, productionNodeFlags);
 }
 
 /** Starts the operator under the management cluster's operator user, watching OPERATOR_NAMESPACE. */

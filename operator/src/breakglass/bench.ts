@@ -4,8 +4,8 @@
  * distinct remote path per node), at several concurrencies. Prints one JSON line per round.
  *
  * Run from the repository root (Node 24 strips the types):
- *   npx node operator/src/breakglass/bench.ts                  # local 200,1000; ssh 200 at 20,50
- *   npx node operator/src/breakglass/bench.ts --local 200 --ssh 500 --concurrency 20,50,100
+ *   npm run bench:breakglass                                   # local 200,1000; ssh 200 at 20,50
+ *   npm run bench:breakglass -- --local 200 --ssh 500 --concurrency 20,50,100
  *
  * Needs openssh-server (/usr/sbin/sshd) for the ssh rounds.
  */
