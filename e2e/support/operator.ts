@@ -63,7 +63,7 @@ export interface OperatorProcess {
 
 /**
  * The operator's production node flags: those of its image's ENTRYPOINT (operator/Dockerfile; V8 flags
- * such as --lite-mode are not allowed in NODE_OPTIONS) and the NODE_OPTIONS of config/manager/manager.yaml.
+ * such as --no-opt are not allowed in NODE_OPTIONS) and the NODE_OPTIONS of config/manager/manager.yaml.
  */
 export function productionNodeFlags(): string[] {
   return [...entrypointNodeFlags(join(ROOT, 'operator', 'Dockerfile'), 'dist/operator/src/main.js'), ...manifestNodeOptions(join(ROOT, 'config', 'manager', 'manager.yaml'), 'operator')];
