@@ -31,7 +31,7 @@ import { revisionOf } from '../../operator/src/rollout/revision.js';
 import { startFleet, type ClusterHandle, type Fleet } from '../controlplane/fleet.js';
 import { freePort } from '../controlplane/net.js';
 import { startNodeRuntime, type AgentInfo, type NodeRuntime } from '../noderuntime/index.js';
-import { entrypointNodeFlags, flagsOr } from '../support/nodeflags.js';
+import { COLLECTOR_IMAGE, flagsOr, imageNodeFlags } from '../support/nodeflags.js';
 import {
   AuditReader, apiWindow, applyCollector, arrivals, collectorRollout, enableAuditLog, isClusterWideListOrWatch, labelNodes, nodeNames,
   scrapeApiServer, total, type ApiRow, type ApiWindow,
@@ -151,8 +151,8 @@ async function buildCollector(): Promise<string> {
  * collector/Dockerfile), so the agent runs here as it does in its image; TRO_BENCH_AGENT_NODE_FLAGS
  * replaces them (to compare flags).
  */
-function imageNodeFlags(): string[] {
-  return flagsOr(process.env.TRO_BENCH_AGENT_NODE_FLAGS, () => entrypointNodeFlags(path.join(ROOT, 'collector/Dockerfile'), 'collector/main.js'));
+function agentNodeFlags(): string[] {
+  return flagsOr(process.env.TRO_BENCH_AGENT_NODE_FLAGS, () => imageNodeFlags(ROOT, COLLECTOR_IMAGE));
 }
 
 async function startSingleAgent(o: { dir: string; c: ClusterHandle; rt: NodeRuntime; node: string; root: string; intervalSeconds: number; tag: string }): Promise<ChildProcess> {
@@ -165,7 +165,7 @@ async function startSingleAgent(o: { dir: string; c: ClusterHandle; rt: NodeRunt
     logLevel: 'warn',
   };
   writeFileSync(configFile, JSON.stringify(config));
-  const child = spawn(process.execPath, [...imageNodeFlags(), path.join(o.dir, 'collector', 'main.js')], {
+  const child = spawn(process.execPath, [...agentNodeFlags(), path.join(o.dir, 'collector', 'main.js')], {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: {
       PATH: process.env.PATH ?? '',
@@ -240,7 +240,7 @@ async function agentFootprint(o: {
 async function agentOnly(): Promise<void> {
   await withBenchFleet(1, false, async (b) => {
     const footprint = await agentFootprint({ buildDir: await b.built, c: b.c, admin: b.admin, node: b.nodes[0] ?? '', tmp: b.tmp, children: b.children, setRuntime: b.setRuntime });
-    console.log(`\nOne node-mode agent in its own process (compiled as in the image, ${['node', ...imageNodeFlags()].join(' ')}, real API server, kubelet /pods from the runtime; goal ≤ 64 MiB RSS, ≤ 2 % of a core; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}):\n${table(footprint)}`);
+    console.log(`\nOne node-mode agent in its own process (compiled as in the image, ${['node', ...agentNodeFlags()].join(' ')}, real API server, kubelet /pods from the runtime; goal ≤ 64 MiB RSS, ≤ 2 % of a core; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}):\n${table(footprint)}`);
   });
 }
 
@@ -389,7 +389,7 @@ async function main(): Promise<void> {
     console.log(`\nIdle (no agents): ${r1(per(idleAll.requests, idle.w))} req/s, ${kib(per(idleAll.bytes, idle.w))} KiB/s, p99 ${r1(idle.w.p99Seconds * 1000)} ms (kwok heartbeats, controllers)`);
     console.log(`\nAt the API server, per mode and number of nodes running the collector (frugal = metadata Kubelet + one cluster watcher; naive = the incident pattern, relist ${DEFAULT_CONFIG.metadata.naiveRelistSeconds} s):\n${table(rows)}`);
     console.log(`\nFrugal/naive:\n${table(ratios)}`);
-    console.log(`\nOne node-mode agent in its own process (compiled as in the image, ${['node', ...imageNodeFlags()].join(' ')}, real API server, kubelet /pods from the runtime; goal ≤ 64 MiB RSS, ≤ 2 % of a core):\n${table(footprint)}`);
+    console.log(`\nOne node-mode agent in its own process (compiled as in the image, ${['node', ...agentNodeFlags()].join(' ')}, real API server, kubelet /pods from the runtime; goal ≤ 64 MiB RSS, ≤ 2 % of a core):\n${table(footprint)}`);
     if (unsettled.length) console.log(`\nNot every agent had finished its first requests when these windows started (saturated): ${unsettled.join(', ')}`);
     for (const { mode, rss } of workerRss) console.log(`Node runtime with ${MAX_NODES} ${mode} agents: worker RSS ${rss.map((b) => `${(b / 1048576).toFixed(0)} MiB`).join(', ')}`);
     console.log(`\nWhere the bytes went (top 6 verb/resource/scope by response bytes, KiB/s, all clients):`);

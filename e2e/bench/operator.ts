@@ -5,8 +5,9 @@
 // It starts its own fleet (management + targets of 20, 60 and 120 nodes by default; env TRO_BENCH_FLEET,
 // e.g. `mgmt:3,a:20,b:60,c:120`) or reuses TRO_E2E_FLEET_INFO, runs the real operator process under its
 // real RBAC, and prints the figures. Env TRO_BENCH_STEADY_SECONDS sets the steady-state window (180).
-// The operator runs with the node flags of config/manager/manager.yaml; TRO_OPERATOR_NODE_FLAGS replaces
-// them (e.g. "--max-old-space-size=128" for V8 with its optimising compilers) to compare.
+// The operator runs with its production node flags (operator/Dockerfile's ENTRYPOINT and the NODE_OPTIONS
+// of config/manager/manager.yaml); TRO_OPERATOR_NODE_FLAGS replaces them (e.g. "--max-old-space-size=128"
+// for V8 with its optimising compilers) to compare.
 import { readFileSync } from 'node:fs';
 import { parseFleetSpec } from '../controlplane/default-fleet.js';
 import { DEFAULT_E2E_EXTRA_USERS } from '../controlplane/default-fleet.js';

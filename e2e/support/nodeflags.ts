@@ -4,7 +4,25 @@
  * cannot drift from it.
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+
+/** An image of the project: its Dockerfile (repository-relative) and the script its ENTRYPOINT runs. */
+export interface ProjectImage {
+  dockerfile: string;
+  main: string;
+}
+
+/** The operator image (operator/Dockerfile). */
+export const OPERATOR_IMAGE: ProjectImage = { dockerfile: 'operator/Dockerfile', main: 'dist/operator/src/main.js' };
+
+/** The collector image (collector/Dockerfile). */
+export const COLLECTOR_IMAGE: ProjectImage = { dockerfile: 'collector/Dockerfile', main: 'collector/main.js' };
+
+/** {@link entrypointNodeFlags} of one of the project's images, under the repository root `root`. */
+export function imageNodeFlags(root: string, image: ProjectImage): string[] {
+  return entrypointNodeFlags(join(root, image.dockerfile), image.main);
+}
 
 /**
  * The node flags of a Dockerfile's exec-form ENTRYPOINT `["node", ...flags, main]`. Throws when the
@@ -30,7 +48,7 @@ export function manifestNodeOptions(manifest: string, container: string): string
 }
 
 /** Whitespace-separated flags, as an override variable gives them. */
-export function splitFlags(s: string): string[] {
+function splitFlags(s: string): string[] {
   return s.split(/\s+/).filter(Boolean);
 }
 

@@ -4,7 +4,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { findRepoRoot } from '../../operator/src/api/crd.js';
-import { entrypointNodeFlags, flagsOr, manifestNodeOptions } from './nodeflags.js';
+import { COLLECTOR_IMAGE, OPERATOR_IMAGE, entrypointNodeFlags, flagsOr, imageNodeFlags, manifestNodeOptions } from './nodeflags.js';
 
 const ROOT = findRepoRoot();
 const NODE = join(ROOT, 'node_modules', '.bin', 'node');
@@ -18,8 +18,8 @@ function runNode(flags: string[], script: string): Promise<string> {
 
 describe('the production node flags', () => {
   const images = [
-    { name: 'operator', flags: () => entrypointNodeFlags(join(ROOT, 'operator', 'Dockerfile'), 'dist/operator/src/main.js') },
-    { name: 'collector', flags: () => entrypointNodeFlags(join(ROOT, 'collector', 'Dockerfile'), 'collector/main.js') },
+    { name: 'operator', flags: () => imageNodeFlags(ROOT, OPERATOR_IMAGE) },
+    { name: 'collector', flags: () => imageNodeFlags(ROOT, COLLECTOR_IMAGE) },
   ];
 
   it.each(images)('the $name image keeps fetch working (WebAssembly, which undici needs; --lite-mode removes it)', async ({ flags }) => {
@@ -36,9 +36,9 @@ describe('the production node flags', () => {
   });
 
   it('reads the operator flags from the image and the manifest, and an override replaces them', () => {
-    expect(entrypointNodeFlags(join(ROOT, 'operator', 'Dockerfile'), 'dist/operator/src/main.js')).toContain('--no-opt');
+    expect(imageNodeFlags(ROOT, OPERATOR_IMAGE)).toContain('--no-opt');
     expect(manifestNodeOptions(join(ROOT, 'config', 'manager', 'manager.yaml'), 'operator')).toEqual(['--max-old-space-size=128']);
-    expect(() => entrypointNodeFlags(join(ROOT, 'operator', 'Dockerfile'), 'other.js')).toThrow(/unexpected ENTRYPOINT/);
+    expect(() => entrypointNodeFlags(join(ROOT, OPERATOR_IMAGE.dockerfile), 'other.js')).toThrow(/unexpected ENTRYPOINT/);
     expect(flagsOr('--a  --b', () => ['--c'])).toEqual(['--a', '--b']);
     expect(flagsOr('', () => ['--c'])).toEqual([]);
     expect(flagsOr(undefined, () => ['--c'])).toEqual(['--c']);

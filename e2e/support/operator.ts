@@ -10,7 +10,7 @@ import { freePort, httpGet } from '../controlplane/net.js';
 import type { ClusterHandle } from '../controlplane/fleet.js';
 import { kubectl, managementCluster } from '../controlplane/testing.js';
 import { installCrd } from './api.js';
-import { entrypointNodeFlags, flagsOr, manifestNodeOptions } from './nodeflags.js';
+import { OPERATOR_IMAGE, flagsOr, imageNodeFlags, manifestNodeOptions } from './nodeflags.js';
 
 /** The namespace config/kustomization installs the operator into (and where its RBAC applies). */
 export const OPERATOR_NAMESPACE = 'telemetry-rollout-system';
@@ -66,7 +66,7 @@ export interface OperatorProcess {
  * such as --no-opt are not allowed in NODE_OPTIONS) and the NODE_OPTIONS of config/manager/manager.yaml.
  */
 export function productionNodeFlags(): string[] {
-  return [...entrypointNodeFlags(join(ROOT, 'operator', 'Dockerfile'), 'dist/operator/src/main.js'), ...manifestNodeOptions(join(ROOT, 'config', 'manager', 'manager.yaml'), 'operator')];
+  return [...imageNodeFlags(ROOT, OPERATOR_IMAGE), ...manifestNodeOptions(join(ROOT, 'config', 'manager', 'manager.yaml'), 'operator')];
 }
 
 /** {@link productionNodeFlags}, or the whitespace-separated flags of TRO_OPERATOR_NODE_FLAGS when it is set. */
@@ -84,8 +84,8 @@ export async function startOperator(o: { identity: string; leaderElect?: boolean
   const logFile = join(dir, `${o.identity}.log`);
   const log = createWriteStream(logFile);
   const args = [
-    // The node flags of config/manager/manager.yaml (NODE_OPTIONS), so tests and benchmarks run the
-    // production settings; TRO_OPERATOR_NODE_FLAGS replaces them to compare others (bench:operator).
+    // The production node flags (the image's ENTRYPOINT and the manifest's NODE_OPTIONS), so tests and
+    // benchmarks run what is deployed; TRO_OPERATOR_NODE_FLAGS replaces them to compare (bench:operator).
     ...operatorNodeFlags(),
     MAIN,
     '--kubeconfig', mgmt.user(MGMT_OPERATOR_USER).kubeconfigPath,

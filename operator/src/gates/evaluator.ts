@@ -228,10 +228,10 @@ export class ControlPlaneGateEvaluator implements GateEvaluator {
     const waitMs = baselineWarmupSeconds(ctx.rollout.spec.gates) * 1000;
     const message = `measuring the baseline before the step (the metrics source's first scrape needs a second one ${waitMs / 1000}s later)`;
     const began = this.warming.get(key);
-    const waited = began === undefined ? 0 : this.clock.now().getTime() - began;
     // Not measured again before the window is up: a scrape moments after the first (a status write
     // wakes the reconciler at once) would make a "baseline" of a few requests.
-    if (began !== undefined && waited < waitMs) return { retryAfterMs: waitMs - waited, message };
+    const left = began === undefined ? 0 : began + waitMs - this.clock.now().getTime();
+    if (left > 0) return { retryAfterMs: left, message };
     const m = await this.sources.source(ctx).measure(ctx.signal);
     if (m.kind === 'nodata' && !this.lastOk.has(key) && began === undefined) {
       // A scraping source that has never measured this target only holds its first scrape now ("warming
