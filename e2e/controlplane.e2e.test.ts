@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from '@jest/globals';
 import { queryDNS } from './controlplane/dns.js';
 import { attachFleet, startFleet } from './controlplane/fleet.js';
@@ -224,7 +224,8 @@ describe('local control plane', () => {
   it('`npm run cluster -- up` prints kubeconfigs, serves until Ctrl-C, then leaves no process and no work dir', async () => {
     const cli = join(dirname(fileURLToPath(import.meta.url)), 'controlplane', 'cli.ts');
     // process.execPath is the pinned Node 24 jest runs on; the npm script runs the same command.
-    const child = spawn(process.execPath, ['--experimental-strip-types', '--no-warnings', cli, 'up', '--fleet', 'cli:1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const hook = pathToFileURL(join(dirname(fileURLToPath(import.meta.url)), '..', 'operator', 'src', 'cli', 'ts-resolve-hook.ts')).href;
+    const child = spawn(process.execPath, ['--no-warnings', '--import', hook, cli, 'up', '--fleet', 'cli:1'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
     child.stderr.on('data', (d: Buffer) => (out += d.toString('utf8')));

@@ -9,8 +9,9 @@
 import { existsSync } from 'node:fs';
 import type { Fleet } from '../controlplane/fleet.js';
 
-// The shared hook (see e2e/support/register-ts.ts), loaded by URL before any relative import.
-await import(new URL('../support/register-ts.ts', import.meta.url).href);
+// The repository's resolve hook (operator/src/cli/ts-resolve-hook.ts, which npm scripts preload with
+// --import), loaded by URL before any relative import.
+await import(new URL('../../operator/src/cli/ts-resolve-hook.ts', import.meta.url).href);
 
 /** Where the setup leaves the fleet for the teardown (same process; jest documents this pattern). */
 export interface E2EGlobals {

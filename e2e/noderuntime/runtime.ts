@@ -21,7 +21,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import winston from 'winston';
 import { writeFakeHostRoot } from '../../collector/src/node/procfs.js';
@@ -96,12 +96,13 @@ export interface NodeRuntime {
 }
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-// Run from source (jest, type stripping) the worker is a .ts file loaded through the TS preload;
-// compiled (npm run demo runs dist/) it is plain JavaScript next to this file.
+// Run from source (jest, the npm scripts) the worker is a .ts file run as every TypeScript file here is:
+// type stripping with the repository's resolve hook preloaded; compiled it is plain JavaScript next to
+// this file.
 const COMPILED = import.meta.url.endsWith('.js');
 const WORKER = path.join(HERE, COMPILED ? 'worker.js' : 'worker.ts');
-const REGISTER_TS = path.resolve(HERE, '../support/register-ts.ts');
-const WORKER_EXEC_ARGV = COMPILED ? ['--no-warnings'] : ['--experimental-transform-types', '--no-warnings', '--import', REGISTER_TS];
+const TS_RESOLVE_HOOK = pathToFileURL(path.resolve(HERE, '../../operator/src/cli/ts-resolve-hook.ts')).href;
+const WORKER_EXEC_ARGV = COMPILED ? ['--no-warnings'] : ['--no-warnings', '--import', TS_RESOLVE_HOOK];
 /** The stop file, relative to a node's root (DESIGN.md "Break-glass"). */
 export const STOP_FILE_IN_NODE = 'var/run/telemetry-rollout/stop';
 // A worker hosting a hundred naive agents can block its event loop for many seconds on a saturated

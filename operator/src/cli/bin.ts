@@ -1,18 +1,11 @@
 /**
- * The process entry of `kubectl-tro` (run by operator/bin/kubectl-tro). Run from source with Node's
- * type stripping, it first registers {@link resolveTsFallback} so the sources' `./x.js` imports find
- * the `./x.ts` files; compiled to JavaScript (`npm run build`, `node dist/operator/src/cli/bin.js`) the
- * hook is not needed and not loaded. It has no static relative imports on purpose: those would be
- * resolved before the hook exists.
+ * The process entry of `kubectl-tro` (run by operator/bin/kubectl-tro). From source it runs under Node's
+ * type stripping with ./ts-resolve-hook.ts preloaded (`--import`), which lets the `./x.js` imports find
+ * the `./x.ts` files; compiled to JavaScript (`npm run build`, `node dist/operator/src/cli/bin.js`) it
+ * needs no hook.
  */
-import { registerHooks } from 'node:module';
+import { main } from './main.js';
 
-if (import.meta.url.endsWith('.ts')) {
-  // Loaded by URL: `./ts-resolve-hook.js` would itself need the hook to be found.
-  const hook = (await import(new URL('./ts-resolve-hook.ts', import.meta.url).href)) as typeof import('./ts-resolve-hook.js');
-  registerHooks({ resolve: hook.resolveTsFallback });
-}
-const { main } = await import('./main.js');
 const code = await main(process.argv.slice(2));
 process.exitCode = code;
 // Exit explicitly once the output is flushed: a request aborted by --request-timeout can leave a

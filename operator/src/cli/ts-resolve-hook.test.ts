@@ -1,6 +1,12 @@
-import { describe, expect, it } from '@jest/globals';
+import { describe, expect, it, jest } from '@jest/globals';
 import type { ResolveHookContext } from 'node:module';
-import { resolveTsFallback, type NextResolve } from './ts-resolve-hook.js';
+import type { NextResolve } from './ts-resolve-hook.js';
+
+// Importing the module registers its hook with Node; jest's runtime refuses module hooks, and the
+// registration is what the last case checks, so `registerHooks` is a recording fake here.
+const registerHooks = jest.fn();
+jest.unstable_mockModule('node:module', () => ({ registerHooks }));
+const { resolveTsFallback } = await import('./ts-resolve-hook.js');
 
 const notFound = (specifier: string) => Object.assign(new Error(`Cannot find module '${specifier}'`), { code: 'ERR_MODULE_NOT_FOUND' });
 const ctx = (parentURL: string | undefined): ResolveHookContext => ({ conditions: ['node', 'import'], importAttributes: {}, parentURL });
@@ -47,5 +53,9 @@ describe('resolveTsFallback', () => {
       throw Object.assign(new Error('bad specifier'), { code: 'ERR_INVALID_MODULE_SPECIFIER' });
     };
     expect(() => resolveTsFallback('./x.js', ctx('file:///src/cli/main.ts'), broken)).toThrow('bad specifier');
+  });
+
+  it('is registered as a resolve hook by importing the module, once', () => {
+    expect(registerHooks.mock.calls).toEqual([[{ resolve: resolveTsFallback }]]);
   });
 });

@@ -1,14 +1,24 @@
 /**
- * A synchronous module resolve hook (`module.registerHooks`) that lets Node's type stripping run our
- * TypeScript sources directly. The sources import siblings as `./x.js` (NodeNext style, which tsc and
- * jest need), but on disk there is only `./x.ts`, and Node does not map one to the other. The hook
+ * The one way this repository runs TypeScript without compiling it: Node's type stripping (the code is
+ * written with `erasableSyntaxOnly`) plus this module, preloaded:
+ *
+ *   node --import ./operator/src/cli/ts-resolve-hook.ts FILE.ts
+ *
+ * Every npm script that runs a `.ts` file does this, and so does operator/bin/kubectl-tro (which is why
+ * the module lives with the CLI: it is the product's one user of it). A process started by someone else
+ * (jest's global setup) imports it by URL before anything relative instead.
+ *
+ * Why a hook at all: the sources import siblings as `./x.js` (NodeNext style, which tsc and jest need),
+ * but on disk there is only `./x.ts`, and Node does not map one to the other. {@link resolveTsFallback}
  * retries such a specifier with `.ts` when, and only when, the plain resolution failed with
  * ERR_MODULE_NOT_FOUND, the specifier is relative, and the importer is itself a `.ts` file; anything
  * else (packages, a genuinely missing file, compiled `.js` code) resolves exactly as without the hook.
+ * Importing the module registers the hook (`module.registerHooks`: synchronous, for this thread's
+ * `import` and `require`); Node's module cache makes that once however often it is imported.
  *
  * This module must not import anything relative itself: it is loaded before the hook exists.
  */
-import type { ResolveFnOutput, ResolveHookContext } from 'node:module';
+import { registerHooks, type ResolveFnOutput, type ResolveHookContext } from 'node:module';
 
 /** The `nextResolve` a synchronous resolve hook receives. */
 export type NextResolve = (specifier: string, context?: Partial<ResolveHookContext>) => ResolveFnOutput;
@@ -36,3 +46,5 @@ export function resolveTsFallback(specifier: string, context: ResolveHookContext
     }
   }
 }
+
+registerHooks({ resolve: resolveTsFallback });
