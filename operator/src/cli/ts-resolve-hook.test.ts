@@ -3,7 +3,7 @@ import type { ResolveHookContext } from 'node:module';
 import type { NextResolve } from './ts-resolve-hook.js';
 
 // Importing the module registers its hook with Node; jest's runtime refuses module hooks, and the
-// registration is what the last case checks, so `registerHooks` is a recording fake here.
+// registration is what the first case checks, so `registerHooks` is a recording fake here.
 const registerHooks = jest.fn();
 jest.unstable_mockModule('node:module', () => ({ registerHooks }));
 const { resolveTsFallback } = await import('./ts-resolve-hook.js');
@@ -23,6 +23,12 @@ function resolverOf(files: string[]): NextResolve & { calls: string[] } {
   fn.calls = calls;
   return fn;
 }
+
+describe('importing ts-resolve-hook', () => {
+  it('registers resolveTsFallback as a resolve hook, once', () => {
+    expect(registerHooks.mock.calls).toEqual([[{ resolve: resolveTsFallback }]]);
+  });
+});
 
 describe('resolveTsFallback', () => {
   it('maps a missing ./x.js imported from a .ts file to ./x.ts', () => {
@@ -53,9 +59,5 @@ describe('resolveTsFallback', () => {
       throw Object.assign(new Error('bad specifier'), { code: 'ERR_INVALID_MODULE_SPECIFIER' });
     };
     expect(() => resolveTsFallback('./x.js', ctx('file:///src/cli/main.ts'), broken)).toThrow('bad specifier');
-  });
-
-  it('is registered as a resolve hook by importing the module, once', () => {
-    expect(registerHooks.mock.calls).toEqual([[{ resolve: resolveTsFallback }]]);
   });
 });

@@ -5,20 +5,22 @@
  *   node --import ./operator/src/cli/ts-resolve-hook.ts FILE.ts
  *
  * Every npm script that runs a `.ts` file does this, and so does operator/bin/kubectl-tro (which is why
- * the module lives with the CLI: it is the product's one user of it). A process started by someone else
- * (jest's global setup) imports it by URL before anything relative instead.
+ * the module lives with the CLI, its one user in the product). A process started by someone else
+ * (jest's global setup) imports it by URL before anything relative instead. Importing the module
+ * registers the hook (`module.registerHooks`: synchronous, for this thread's `import` and `require`);
+ * Node's module cache makes that once however often it is imported.
  *
- * Why a hook at all: the sources import siblings as `./x.js` (NodeNext style, which tsc and jest need),
- * but on disk there is only `./x.ts`, and Node does not map one to the other. {@link resolveTsFallback}
- * retries such a specifier with `.ts` when, and only when, the plain resolution failed with
- * ERR_MODULE_NOT_FOUND, the specifier is relative, and the importer is itself a `.ts` file; anything
- * else (packages, a genuinely missing file, compiled `.js` code) resolves exactly as without the hook.
- * Importing the module registers the hook (`module.registerHooks`: synchronous, for this thread's
- * `import` and `require`); Node's module cache makes that once however often it is imported.
+ * Why a hook ({@link resolveTsFallback}) at all: the sources import siblings as `./x.js` (NodeNext
+ * style, which tsc and jest need), but on disk there is only `./x.ts`, and Node does not map one to the
+ * other. The hook retries such a specifier with `.ts` when, and only when, the plain resolution failed
+ * with ERR_MODULE_NOT_FOUND, the specifier is relative, and the importer is itself a `.ts` file;
+ * anything else (packages, a genuinely missing file, compiled `.js` code) resolves exactly as without
+ * the hook.
  *
  * This module must not import anything relative itself: it is loaded before the hook exists.
  */
-import { registerHooks, type ResolveFnOutput, type ResolveHookContext } from 'node:module';
+import type { ResolveFnOutput, ResolveHookContext } from 'node:module';
+import { registerHooks } from 'node:module';
 
 /** The `nextResolve` a synchronous resolve hook receives. */
 export type NextResolve = (specifier: string, context?: Partial<ResolveHookContext>) => ResolveFnOutput;
