@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { TelemetryRollout } from '../operator/src/api/types.generated.js';
 import { KubeClusterClient } from '../operator/src/cluster/kubeclient.js';
 import { ControlPlaneGateEvaluator } from '../operator/src/gates/evaluator.js';
-import { TextEndpointSource } from '../operator/src/gates/sources.js';
+import { TextEndpointSource } from '../operator/src/gates/scrape.js';
 import type { GateContext, ResolvedTarget } from '../operator/src/rollout/interfaces.js';
 import { nodesForStep } from '../operator/src/rollout/plan.js';
 import { SystemClock } from '../operator/src/util/clock.js';

@@ -5,7 +5,7 @@
 //   ... spec.targets.clusters[].metrics.prometheusURL = prom.url ...
 //   await prom.stop();
 //
-// One Prometheus per target cluster: the operator's default PromQL (operator/src/gates/sources.ts) sums
+// One Prometheus per target cluster: the operator's default PromQL (operator/src/gates/prometheus.ts) sums
 // over every series it finds, as it would in a per-cluster Prometheus, so two clusters in one server
 // would be judged together. The API server is scraped with the cluster's admin token from a 0600 file
 // (`bearer_token_file`) and its CA (`tls_config.ca_file`); the token never appears in arguments or logs.

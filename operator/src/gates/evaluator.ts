@@ -9,7 +9,9 @@ import type { Baseline, GatesSpec, Projection, TelemetryRollout } from '../api/t
 import type { BaselineCapture, GateContext, GateEvaluation, GateEvaluator, ResolvedTarget } from '../rollout/interfaces.js';
 import type { Clock } from '../util/clock.js';
 import { projectTrend } from './predict.js';
-import { ApiServerMetricsSource, CompositeSource, PrometheusSource, TextEndpointSource, type Measurement, type MetricSource } from './sources.js';
+import { PrometheusSource } from './prometheus.js';
+import { ApiServerMetricsSource, TextEndpointSource } from './scrape.js';
+import { CompositeSource, type Measurement, type MetricSource } from './sources.js';
 import type { SampleCounts, SignalName, SignalValues } from './signals.js';
 
 /**

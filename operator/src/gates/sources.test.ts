@@ -6,8 +6,10 @@ import type { AddressInfo } from 'node:net';
 import { ClusterRequestError } from '../cluster/kubeapi.js';
 import { KubeClusterClient } from '../cluster/kubeclient.js';
 import { RawGetError } from '../controller/kube.js';
-import type { Measurement, MetricSource, RawGetter } from './sources.js';
-import { ApiServerMetricsSource, CompositeSource, DEFAULT_PROMQL, PrometheusSource, TextEndpointSource, renderQuery } from './sources.js';
+import { DEFAULT_PROMQL, PrometheusSource, renderQuery } from './prometheus.js';
+import { ApiServerMetricsSource, TextEndpointSource, type RawGetter } from './scrape.js';
+import type { Measurement, MetricSource } from './sources.js';
+import { CompositeSource } from './sources.js';
 
 function fixture(name: string): string {
   return readFileSync(new URL(`./testdata/${name}`, import.meta.url), 'utf8');
