@@ -3,7 +3,7 @@
  * shaped like a kube-apiserver `/metrics` page (labelled histograms with 24 buckets, counters with codes,
  * HELP/TYPE lines) and prints MB/s.
  *
- * Run from the repository root: `npx node operator/src/gates/bench-parse.ts` (Node 24 strips the types).
+ * Run from the repository root: `npx node --import ./operator/src/cli/ts-resolve-hook.ts operator/src/gates/bench-parse.ts`.
  */
 import type * as PromText from './promtext.js';
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { PromTextParseError, parsePromFloat, parsePrometheusText, samplesNamed, selectFamilies } from './promtext.js';
+import { samplesNamed, selectFamilies } from './promselect.js';
+import { PromTextParseError, parsePromFloat, parsePrometheusText } from './promtext.js';
 
 /** Plain-object copy of labels (the parser's have no prototype). */
 function plain(labels: Readonly<Record<string, string>>): Record<string, string> {
@@ -239,7 +240,7 @@ describe('selectFamilies', () => {
 
 describe('keepFamilies', () => {
   it('keeps exactly the named families, histogram series included, and parses to the same samples', async () => {
-    const { keepFamilies } = await import('./promtext.js');
+    const { keepFamilies } = await import('./promselect.js');
     const page = [
       '# HELP a_seconds A histogram.',
       '# TYPE a_seconds histogram',

@@ -11,6 +11,7 @@
  *
  * This file uses only erasable TypeScript syntax so that Node can run it directly (the benchmark does).
  */
+import { BACKSLASH, CLOSE_BRACE, COMMA, CR, DOT, EQUALS, HASH, MINUS, OPEN_BRACE, PLUS, QUOTE, isBlank, isDigit, isLetterOrUnderscore, isMetricNameChar, isMetricNameStart, parseTimestamp, unescapeHelp } from './promlex.js';
 
 /** The metric types of the 0.0.4 format; a family without a `# TYPE` line is `untyped`. */
 export type MetricType = 'counter' | 'gauge' | 'histogram' | 'summary' | 'untyped';
@@ -63,39 +64,6 @@ export class PromTextParseError extends Error {
 }
 
 const METRIC_TYPES: ReadonlySet<string> = new Set(['counter', 'gauge', 'histogram', 'summary', 'untyped']);
-
-// Character codes used by the scanner.
-const TAB = 9;
-const CR = 13;
-const SPACE = 32;
-const QUOTE = 34;
-const HASH = 35;
-const PLUS = 43;
-const COMMA = 44;
-const MINUS = 45;
-const DOT = 46;
-const EQUALS = 61;
-const BACKSLASH = 92;
-const OPEN_BRACE = 123;
-const CLOSE_BRACE = 125;
-
-function isBlank(c: number): boolean {
-  return c === SPACE || c === TAB;
-}
-function isLetterOrUnderscore(c: number): boolean {
-  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95;
-}
-function isDigit(c: number): boolean {
-  return c >= 48 && c <= 57;
-}
-/** `[a-zA-Z_:]` */
-function isMetricNameStart(c: number): boolean {
-  return isLetterOrUnderscore(c) || c === 58;
-}
-/** `[a-zA-Z0-9_:]` */
-function isMetricNameChar(c: number): boolean {
-  return isLetterOrUnderscore(c) || isDigit(c) || c === 58;
-}
 
 /**
  * Parses a float the way Go's `strconv.ParseFloat` does for the values found in exposition pages:
@@ -366,40 +334,6 @@ function parseComment(text: string, p: number, end: number, lineNo: number, fami
   }
 }
 
-/** Resolves the escapes of a HELP docstring: `\\` and `\n`; any other backslash is kept literally. */
-function unescapeHelp(s: string): string {
-  if (!s.includes('\\')) return s;
-  let out = '';
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i];
-    if (c === '\\' && i + 1 < s.length) {
-      const e = s[i + 1];
-      if (e === '\\') {
-        out += '\\';
-        i++;
-        continue;
-      }
-      if (e === 'n') {
-        out += '\n';
-        i++;
-        continue;
-      }
-    }
-    out += c;
-  }
-  return out;
-}
-
-/** An int64 millisecond timestamp; digits with an optional sign. */
-function parseTimestamp(token: string): number | undefined {
-  let i = 0;
-  const first = token.charCodeAt(0);
-  if (first === MINUS || first === PLUS) i = 1;
-  if (i >= token.length) return undefined;
-  for (; i < token.length; i++) if (!isDigit(token.charCodeAt(i))) return undefined;
-  return Number(token);
-}
-
 /** The suffixes a family's samples may carry, by type (`_created` comes from OpenMetrics-style pages). */
 function suffixAllowed(type: MetricType, suffix: string): boolean {
   switch (type) {
@@ -414,7 +348,8 @@ function suffixAllowed(type: MetricType, suffix: string): boolean {
   }
 }
 
-const SUFFIXES = ['_bucket', '_sum', '_count', '_total', '_created'];
+/** The suffixes a sample name may add to its family's name (which ones a type allows: {@link suffixAllowed}). */
+export const SUFFIXES = ['_bucket', '_sum', '_count', '_total', '_created'];
 
 function belongsTo(family: FamilyBuilder, sampleName: string): boolean {
   if (sampleName === family.name) return true;
@@ -440,83 +375,4 @@ function familyForSample(families: Map<string, FamilyBuilder>, sampleName: strin
 function excerpt(text: string, from: number, to: number): string {
   const s = text.slice(from, Math.min(to, from + 60));
   return JSON.stringify(to - from > 60 ? `${s}…` : s);
-}
-
-/**
- * The samples named exactly `sampleName` (e.g. `x_bucket`), found through the family index so the whole
- * page is not scanned. Returns an empty array when there are none.
- */
-export function samplesNamed(parsed: ParsedMetrics, sampleName: string): Sample[] {
-  let family = parsed.families.get(sampleName);
-  if (family === undefined) {
-    for (const suffix of SUFFIXES) {
-      if (sampleName.endsWith(suffix)) {
-        family = parsed.families.get(sampleName.slice(0, -suffix.length));
-        if (family !== undefined) break;
-      }
-    }
-  }
-  if (family === undefined) return [];
-  return family.samples.filter((s) => s.name === sampleName);
-}
-
-/**
- * A view of `parsed` restricted to the named families (names absent from the page are ignored). Used to
- * keep only what a computation needs when a parsed page is held for a while: a kube-apiserver page parses
- * into tens of MB of objects, most of it irrelevant to the gates.
- */
-export function selectFamilies(parsed: ParsedMetrics, names: Iterable<string>): ParsedMetrics {
-  const families = new Map<string, MetricFamily>();
-  for (const name of names) {
-    const family = parsed.families.get(name);
-    if (family !== undefined) families.set(name, family);
-  }
-  const keep = new Set<Sample>();
-  for (const family of families.values()) for (const s of family.samples) keep.add(s);
-  return { samples: parsed.samples.filter((s) => keep.has(s)), families };
-}
-
-const SAMPLE_SUFFIXES = ['_bucket', '_sum', '_count', '_created'];
-
-/**
- * Keeps only the lines of a text page that belong to the named metric families (their `# HELP`/`# TYPE`
- * lines and samples, a histogram's `_bucket`/`_sum`/`_count` included). A kube-apiserver page is
- * several MB of which the gates read a few families; filtering lines first spares parsing (and
- * allocating) the rest on every scrape. Works on lines only, so it keeps malformed lines of those
- * families for the parser to reject; dropped lines become empty lines so line numbers stay true.
- */
-export function keepFamilies(text: string, families: ReadonlySet<string>): string {
-  const out: string[] = [];
-  let pos = 0;
-  const len = text.length;
-  while (pos < len) {
-    let end = text.indexOf('\n', pos);
-    if (end === -1) end = len;
-    const line = text.slice(pos, end);
-    pos = end + 1;
-    let name: string;
-    if (line.startsWith('# HELP ') || line.startsWith('# TYPE ')) {
-      const rest = line.slice(7);
-      const sp = rest.indexOf(' ');
-      name = sp === -1 ? rest : rest.slice(0, sp);
-    } else if (line.startsWith('#') || line.trim() === '') {
-      out.push('');
-      continue;
-    } else {
-      let stop = line.length;
-      for (const ch of ['{', ' ', '\t']) {
-        const i = line.indexOf(ch);
-        if (i !== -1 && i < stop) stop = i;
-      }
-      name = line.slice(0, stop);
-    }
-    let keep = families.has(name);
-    for (let i = 0; !keep && i < SAMPLE_SUFFIXES.length; i++) {
-      const suf = SAMPLE_SUFFIXES[i] as string;
-      if (name.endsWith(suf)) keep = families.has(name.slice(0, -suf.length));
-    }
-    // A dropped line stays as an empty one, so the parser's line numbers still match the page.
-    out.push(keep ? line : '');
-  }
-  return out.join('\n') + '\n';
 }

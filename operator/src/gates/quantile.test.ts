@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { parsePrometheusText, samplesNamed } from './promtext.js';
+import { samplesNamed } from './promselect.js';
+import { parsePrometheusText } from './promtext.js';
 import type { Bucket } from './quantile.js';
 import { bucketDeltas, collectHistogramSeries, counterIncrease, histogramIncrease, histogramQuantile, seriesKey, sumByLe } from './quantile.js';
 

@@ -5,7 +5,8 @@
  */
 import { describeError, fetchText, redactUrl, splitCredentials } from './fetchtext.js';
 import type { ParsedMetrics } from './promtext.js';
-import { PromTextParseError, keepFamilies, parsePrometheusText, selectFamilies } from './promtext.js';
+import { keepFamilies, selectFamilies } from './promselect.js';
+import { PromTextParseError, parsePrometheusText } from './promtext.js';
 import type { SignalResult } from './signals.js';
 import { API_SERVER_FAMILIES, CORE_DNS_FAMILIES, apiServerSignals, coreDNSSignals } from './signals.js';
 import { systemNow, type Measurement, type MetricSource, type NowClock, type SignalComputer } from './sources.js';

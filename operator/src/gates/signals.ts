@@ -10,7 +10,7 @@
  *   real measurement (an idle cluster), not missing data.
  */
 import type { Labels, ParsedMetrics, Sample } from './promtext.js';
-import { samplesNamed } from './promtext.js';
+import { samplesNamed } from './promselect.js';
 import type { LabelFilter } from './quantile.js';
 import { counterIncrease, histogramIncrease, histogramQuantile, seriesKey } from './quantile.js';
 
