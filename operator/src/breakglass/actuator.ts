@@ -11,7 +11,8 @@ import type { Clock } from '../util/clock.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logging.js';
 import { breakGlassStatus, clearBreakGlass, issueBreakGlass, KubeSecretReader, transportFromSpec, type SecretKeyReader } from './breakglass.js';
-import { ConfigMapInventoryStore, makeInventory, type InventoryStore } from './inventory.js';
+import { ConfigMapInventoryStore } from './configmapstore.js';
+import { makeInventory, type InventoryStore } from './inventory.js';
 
 /** Where inventories and ssh Secrets are read for a namespace. */
 export interface BreakGlassBackends {

@@ -17,5 +17,6 @@ export * from './local.js';
 export * from './ssh.js';
 export * from './exec.js';
 export * from './inventory.js';
+export * from './configmapstore.js';
 export * from './breakglass.js';
 export * from './measure.js';

@@ -7,19 +7,17 @@ import { REVISION_LABEL, type NodeInfo } from '../rollout/interfaces.js';
 import { FakeClock } from '../util/clock.js';
 import {
   clusterKey,
-  ConfigMapInventoryStore,
   decodeInventory,
   encodeInventory,
   exportInventory,
-  INVENTORY_CLUSTER_LABEL,
   InventoryFormatError,
   inventoryHash,
   loadInventoryFile,
   makeInventory,
   MemoryInventoryStore,
-  type ConfigMapApi,
   type NodeInventory,
 } from './inventory.js';
+import { ConfigMapInventoryStore, INVENTORY_CLUSTER_LABEL, type ConfigMapApi } from './configmapstore.js';
 
 /** Nodes shaped like a real cloud cluster's (the labels nodecache keeps, two addresses each). */
 function fleetNodes(n: number, revisionEvery = 4): NodeInfo[] {

@@ -51,7 +51,7 @@ export async function main(argv: string[]): Promise<number> {
     inventories: async (o, namespace) => {
       const [{ loadKubeConfig }, { ConfigMapInventoryStore }, { safeServerUrl }] = await Promise.all([
         import('./client.js'),
-        import('../breakglass/inventory.js'),
+        import('../breakglass/configmapstore.js'),
         import('./errors.js'),
       ]);
       const kc = loadKubeConfig(o);
