@@ -5,18 +5,15 @@
  * it returns the exit code (see errors.ts for the table), having written one clear line to stderr for
  * any failure (the stack only with TRO_DEBUG=1).
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { stringify } from 'yaml';
-import { findRepoRoot } from '../api/crd.js';
+import { Command, CommanderError, Option } from 'commander';
 import type { TelemetryRollout } from '../api/types.generated.js';
 import type { InventoryStore, NodeInventory } from '../breakglass/inventory.js';
 import type { Clock } from '../util/clock.js';
 import { breakGlassExitCode, renderBreakGlass, runBreakGlass, type BreakGlassOptions } from './breakglass.js';
 import type { Connection, ConnectOptions } from './client.js';
 import { abortValue, expectedEffect, isDone, pausePatch, REQUEST_ANNOTATIONS, requestId, requestPatch, type RequestKind } from './controls.js';
-import { CliError, classifyError, EXIT, EXIT_CODES_HELP, oneLine } from './errors.js';
+import { CliError, classifyError, EXIT, oneLine } from './errors.js';
+import { DEFAULT_INVENTORY_NAMESPACE, HELP_AFTER, OUTPUT_FORMATS, packageVersion, positiveSeconds, serialize, withoutManagedFields, withTimeout, type GlobalOptions } from './options.js';
 import { redactString } from '../util/logging.js';
 import { renderHistory, renderList, renderRollout, stripAnsi, useColor } from './render.js';
 import { renderValidation, validateFiles } from './validatefiles.js';
@@ -48,69 +45,6 @@ export interface CliDeps {
   clock: Clock;
   /** The node-inventory store in `namespace` of the management cluster (`inventory export`). */
   inventories: (o: ConnectOptions, namespace: string) => Promise<{ store: Pick<InventoryStore, 'load'>; server: string }>;
-}
-
-/** Where the operator keeps node inventories by default: its own namespace (config/ installs it there). */
-export const DEFAULT_INVENTORY_NAMESPACE = 'telemetry-rollout-system';
-
-/** The output formats of `-o`. */
-export const OUTPUT_FORMATS = ['text', 'json', 'yaml'] as const;
-
-/** One of {@link OUTPUT_FORMATS}. */
-export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
-
-/** The global options, as commander parses them. */
-interface GlobalOptions {
-  kubeconfig?: string;
-  context?: string;
-  namespace?: string;
-  output: OutputFormat;
-  requestTimeout: number;
-  showManagedFields?: boolean;
-}
-
-function positiveSeconds(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number of seconds');
-  return n;
-}
-
-function packageVersion(): string {
-  try {
-    return (JSON.parse(readFileSync(join(findRepoRoot(), 'package.json'), 'utf8')) as { version?: string }).version ?? 'unknown';
-  } catch {
-    // The version is informational; a missing package.json must not break the plugin.
-    return 'unknown';
-  }
-}
-
-const HELP_AFTER = `
-Examples:
-  kubectl tro list -A
-  kubectl tro get collector-v2 --watch
-  kubectl tro get collector-v2 -o yaml
-  kubectl tro pause collector-v2
-  kubectl tro abort collector-v2 --reason "p99 regression on prod-east-1"
-  kubectl tro validate -f config/samples/
-
-Colour is used only on a terminal, and never when NO_COLOR is set. TRO_DEBUG=1 prints stack traces.
-
-${EXIT_CODES_HELP}
-`;
-
-/**
- * A copy of the rollout without metadata.managedFields, which kubectl also hides by default: it is
- * server bookkeeping that would bury the status.
- */
-export function withoutManagedFields(ro: TelemetryRollout): TelemetryRollout {
-  if (!ro.metadata || !('managedFields' in ro.metadata)) return ro;
-  const { managedFields: _dropped, ...metadata } = ro.metadata;
-  return { ...ro, metadata };
-}
-
-/** Serialises an object for `-o json|yaml`. */
-function serialize(format: Exclude<OutputFormat, 'text'>, value: unknown): string {
-  return format === 'json' ? `${JSON.stringify(value, null, 2)}\n` : stringify(value);
 }
 
 /** The program and the exit code its last action asked for (0 unless an action set one). */
@@ -376,22 +310,6 @@ export function buildProgram(deps: CliDeps): BuiltProgram {
     });
 
   return { program, exitCode: () => exitCode };
-}
-
-/**
- * `work`, or a TimeoutError after `seconds` (for calls that take no AbortSignal; the process exits when
- * the command ends, so the abandoned call does not linger).
- */
-async function withTimeout<T>(work: Promise<T>, seconds: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new DOMException(`no answer within ${seconds}s`, 'TimeoutError')), seconds * 1000);
-  });
-  try {
-    return await Promise.race([work, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Runs the program on `argv` (the arguments after the program name) and returns the exit code. */
