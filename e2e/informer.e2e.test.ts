@@ -4,7 +4,8 @@
 // restarts under it.
 import { afterEach, describe, expect, it } from '@jest/globals';
 import type { V1Secret } from '@kubernetes/client-node';
-import { Informer, secretSource } from '../operator/src/controller/informer.js';
+import { Informer } from '../operator/src/controller/informer.js';
+import { secretSource } from '../operator/src/controller/informersources.js';
 import type { InformerEvent, InformerOptions } from '../operator/src/controller/informer.js';
 import { SystemClock } from '../operator/src/util/clock.js';
 import { memoryLogger, type LogEntry } from '../operator/src/util/logging.js';
