@@ -13,7 +13,8 @@ import { ALLOW_UNSAFE_ANNOTATION } from '../operator/src/rollout/preflight.js';
 import { DEFAULT_E2E_EXTRA_USERS } from './controlplane/default-fleet.js';
 import { startFleet, type ClusterHandle, type Fleet } from './controlplane/fleet.js';
 import { dumpOnFailure, kubectl, kubectlJSON, managementCluster } from './controlplane/testing.js';
-import { startNodeRuntime, type NodeRuntime } from './noderuntime/runtime.js';
+import type { NodeRuntime } from './noderuntime/api.js';
+import { startNodeRuntime } from './noderuntime/runtime.js';
 import { OPERATOR_NAMESPACE, prepareFleet, startOperator, type OperatorProcess } from './support/operator.js';
 
 const NODES = Number(process.env.TRO_E2E_BREAKGLASS_NODES ?? 200);

@@ -15,7 +15,8 @@ import { DEFAULT_E2E_EXTRA_USERS, parseFleetSpec } from '../controlplane/default
 import { queryDNS } from '../controlplane/dns.js';
 import { startFleet, type ClusterHandle, type Fleet } from '../controlplane/fleet.js';
 import { FLEET_INFO_ENV, kubectl, kubectlJSON, managementCluster, targetClusters } from '../controlplane/testing.js';
-import { startNodeRuntime, type NodeRuntime } from '../noderuntime/runtime.js';
+import type { NodeRuntime } from '../noderuntime/api.js';
+import { startNodeRuntime } from '../noderuntime/runtime.js';
 import { OPERATOR_NAMESPACE, prepareFleet, startOperator, type OperatorProcess } from '../support/operator.js';
 
 /** The scenarios the demo can play. */

@@ -1,3 +1,4 @@
 /** The e2e node runtime: a real collector agent for every collector pod kwok runs. See runtime.ts. */
-export { startNodeRuntime, STOP_FILE_IN_NODE, type AgentInfo, type NodeRuntime, type NodeRuntimeOptions } from './runtime.js';
+export { STOP_FILE_IN_NODE, type AgentInfo, type NodeRuntime, type NodeRuntimeOptions } from './api.js';
+export { startNodeRuntime } from './runtime.js';
 export { desiredAgent, agentConfig, type DesiredAgent } from './pods.js';

@@ -15,86 +15,20 @@
  * (from the pod cache) with the running ones and starts/stops the difference.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdir, readFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import winston from 'winston';
-import { writeFakeHostRoot } from '../../collector/src/node/procfs.js';
 import { Informer } from '../../operator/src/controller/informer.js';
 import { clientNodeSource } from '../../operator/src/controller/informersources.js';
 import { SystemClock } from '../../operator/src/util/clock.js';
+import { toAgentInfo, type AgentInfo, type NodeRuntime, type NodeRuntimeOptions } from './api.js';
+import { KubeletEndpoint } from './kubelet.js';
 import { CONFIG_KEY, agentConfig, desiredAgent, type DesiredAgent } from './pods.js';
-import type { AgentSpec, FromWorker, ToWorker, WorkerAgentInfo } from './protocol.js';
-
-/** Options of {@link startNodeRuntime}. */
-export interface NodeRuntimeOptions {
-  /** The target cluster; agents use it (one KubeConfig per agent, loaded from the same string). */
-  kubeConfig: KubeConfig;
-  /**
-   * What the runtime itself uses for its pod watch and ConfigMap reads (the kubelet's credentials in a
-   * real cluster); default `kubeConfig`. Lets agents run as a least-privileged user.
-   */
-  runtimeKubeConfig?: KubeConfig;
-  /** `<rootDir>/<node>/` stands for each node's root filesystem. */
-  rootDir: string;
-  /**
-   * Whose credentials the agents use. `runtime` (default): `kubeConfig`'s user for every agent.
-   * `pod`: like a kubelet, each agent gets its pod's ServiceAccount token (a TokenRequest, bound to
-   * the pod) with `kubeConfig`'s server and CA, and no credentials at all when the pod opts out of the
-   * token (`automountServiceAccountToken: false`), so the API server's RBAC decides what agents may do.
-   */
-  credentials?: 'runtime' | 'pod';
-  /** Namespace of the collector pods (default `telemetry-system`). */
-  namespace?: string;
-  /** Worker processes (default 2); agents are spread over them. */
-  workers?: number;
-  /** Receives the runtime's and the agents' log lines (agents: JSON, warn and above by default). */
-  logger?: (line: string) => void;
-}
-
-/** A live agent, as its worker reports it. */
-export interface AgentInfo {
-  /** The node its pod runs on (for the cluster-mode agent: the node kwok placed its pod on). */
-  node: string;
-  pod: string;
-  revision: string;
-  mode: 'node' | 'cluster';
-  /** Whether the stop file holds the agent idle. */
-  stopped: boolean;
-  /** Requests the agent sent to the API server (its collector_api_requests_total, all codes). */
-  apiRequests: number;
-  /** When it last sent one (epoch ms), stamped by its transport. */
-  lastApiRequestAt?: number;
-  /** `Kubelet` or `Naive` (node mode), `ClusterWatcher` (cluster mode). */
-  metadataMode?: string;
-  /** GETs of its kubelet `/pods` (node mode). */
-  kubeletRequests?: number;
-  /** API responses by `<verb> <resource> <code>` (code `error`/`aborted` when no status came back). */
-  apiResponses?: Record<string, number>;
-}
-
-/** A running node runtime. */
-export interface NodeRuntime {
-  /** Starts the pod watch, the kubelet server and the workers (startNodeRuntime already did; idempotent). */
-  start(): Promise<void>;
-  /** Stops every agent and worker; no process is left. Idempotent. */
-  stop(): Promise<void>;
-  /** `<rootDir>/<node>`. */
-  nodeRoot(node: string): string;
-  /** `<rootDir>/<node>/var/run/telemetry-rollout/stop`. */
-  stopFilePath(node: string): string;
-  /** Live agents, from the workers. */
-  agents(): Promise<AgentInfo[]>;
-  /** The kubelet base URL the agent of `node` uses (`/pods` is appended by the agent). */
-  kubeletURL(node: string): string;
-  /** RSS in bytes of each worker process (for measurements). */
-  workerRss(): Promise<number[]>;
-}
+import { PodEnvironment } from './podenv.js';
+import type { AgentSpec, FromWorker, ToWorker } from './protocol.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 // Run from source (jest, the npm scripts) the worker is a .ts file run as every TypeScript file here is:
@@ -104,8 +38,6 @@ const COMPILED = import.meta.url.endsWith('.js');
 const WORKER = path.join(HERE, COMPILED ? 'worker.js' : 'worker.ts');
 const TS_RESOLVE_HOOK = pathToFileURL(path.resolve(HERE, '../../operator/src/cli/ts-resolve-hook.ts')).href;
 const WORKER_EXEC_ARGV = COMPILED ? ['--no-warnings'] : ['--no-warnings', '--import', TS_RESOLVE_HOOK];
-/** The stop file, relative to a node's root (DESIGN.md "Break-glass"). */
-export const STOP_FILE_IN_NODE = 'var/run/telemetry-rollout/stop';
 // A worker hosting a hundred naive agents can block its event loop for many seconds on a saturated
 // machine (every agent parsing whole-cluster lists at once): generous, not a hang detector.
 const REPLY_TIMEOUT_MS = 60_000;
@@ -132,17 +64,12 @@ class Runtime implements NodeRuntime {
   private readonly kubeconfigText: string;
   private readonly core: CoreV1Api;
   private informer: Informer<V1Pod> | undefined;
-  private server: Server | undefined;
-  private port = 0;
+  private readonly kubelet = new KubeletEndpoint();
+  private readonly env: PodEnvironment;
   private workers: Worker[] = [];
   private readonly running = new Map<string, RunningAgent>();
-  /** Pods by node name, for the kubelet endpoint. */
-  private readonly podsByNode = new Map<string, Map<string, V1Pod>>();
   /** Parsed config.json per `namespace/configmap` (a revision's ConfigMap never changes). */
   private readonly configs = new Map<string, Promise<string>>();
-  private readonly rootsMade = new Map<string, Promise<void>>();
-  /** Pod credentials: a kubeconfig per pod UID, with its token's expiry. */
-  private readonly podKubeconfigs = new Map<string, { text: string; expires: number }>();
   private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
   private reconciling = false;
@@ -155,20 +82,19 @@ class Runtime implements NodeRuntime {
     this.log = o.logger ?? (() => undefined);
     this.kubeconfigText = o.kubeConfig.exportConfig();
     this.core = (o.runtimeKubeConfig ?? o.kubeConfig).makeApiClient(CoreV1Api);
+    this.env = new PodEnvironment(o.rootDir, o.kubeConfig, this.core);
   }
 
   nodeRoot(node: string): string {
-    if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(node)) throw new Error(`not a node name: ${JSON.stringify(node)}`);
-    return path.join(this.o.rootDir, node);
+    return this.env.nodeRoot(node);
   }
 
   stopFilePath(node: string): string {
-    return path.join(this.nodeRoot(node), STOP_FILE_IN_NODE);
+    return this.env.stopFilePath(node);
   }
 
   kubeletURL(node: string): string {
-    if (!this.port) throw new Error('node runtime not started');
-    return `http://127.0.0.1:${this.port}/node/${encodeURIComponent(node)}`;
+    return this.kubelet.kubeletURL(node);
   }
 
   start(): Promise<void> {
@@ -178,12 +104,7 @@ class Runtime implements NodeRuntime {
 
   private async doStart(): Promise<void> {
     await mkdir(this.o.rootDir, { recursive: true });
-    this.server = createServer((req, res) => this.serveKubelet(req.url ?? '/', res));
-    await new Promise<void>((resolve, reject) => {
-      this.server?.once('error', reject);
-      this.server?.listen(0, '127.0.0.1', () => resolve());
-    });
-    this.port = (this.server.address() as AddressInfo).port;
+    await this.kubelet.start();
     const count = Math.max(1, this.o.workers ?? 2);
     this.workers = await Promise.all(Array.from({ length: count }, (_, i) => this.spawnWorker(i)));
     const kc = this.o.runtimeKubeConfig ?? this.o.kubeConfig;
@@ -195,12 +116,12 @@ class Runtime implements NodeRuntime {
       resyncSeconds: 600,
     });
     this.informer.addHandler((ev) => {
-      this.indexPod(ev.type === 'delete' ? undefined : ev.obj, ev.obj);
+      this.kubelet.indexPod(ev.type === 'delete' ? undefined : ev.obj, ev.obj);
       this.schedule();
     });
     this.informer.start();
     await this.informer.waitForSync();
-    this.log(`noderuntime: pod watch synced, kubelet endpoint http://127.0.0.1:${this.port}, ${count} worker(s)`);
+    this.log(`noderuntime: pod watch synced, kubelet endpoint ${this.kubelet.baseURL()}, ${count} worker(s)`);
     this.schedule();
   }
 
@@ -313,34 +234,6 @@ class Runtime implements NodeRuntime {
     }
   }
 
-  private indexPod(pod: V1Pod | undefined, last: V1Pod): void {
-    const key = `${last.metadata?.namespace ?? ''}/${last.metadata?.name ?? ''}`;
-    for (const [node, pods] of this.podsByNode) {
-      if (pods.delete(key) && pods.size === 0) this.podsByNode.delete(node);
-    }
-    const node = pod?.spec?.nodeName;
-    if (pod && node) {
-      let pods = this.podsByNode.get(node);
-      if (!pods) {
-        pods = new Map<string, V1Pod>();
-        this.podsByNode.set(node, pods);
-      }
-      pods.set(key, pod);
-    }
-  }
-
-  private serveKubelet(url: string, res: import('node:http').ServerResponse): void {
-    const m = /^\/node\/([^/?]+)\/pods\/?(\?.*)?$/.exec(url);
-    if (!m?.[1]) {
-      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
-      return;
-    }
-    const node = decodeURIComponent(m[1]);
-    const items = [...(this.podsByNode.get(node)?.values() ?? [])];
-    const body = JSON.stringify({ kind: 'PodList', apiVersion: 'v1', metadata: {}, items });
-    res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) }).end(body);
-  }
-
   private schedule(): void {
     if (this.stopping || !this.informer?.hasSynced()) return;
     this.dirty = true;
@@ -414,7 +307,7 @@ class Runtime implements NodeRuntime {
       text.catch(() => this.configs.delete(cmKey));
     }
     const config = agentConfig(await text, this.kubeletURL(d.node));
-    await this.ensureRoot(d.node);
+    await this.env.ensureRoot(d.node);
     return {
       id: d.id,
       mode: d.mode,
@@ -429,63 +322,8 @@ class Runtime implements NodeRuntime {
       // The cluster-mode agent obeys the stop file of the node its pod runs on, as if mounted there:
       // break-glass writes to every node, and the cluster-wide watcher must stop above all.
       stopFilePath: this.stopFilePath(d.node),
-      ...(this.o.credentials === 'pod' ? { kubeconfig: await this.podKubeconfig(d) } : {}),
+      ...(this.o.credentials === 'pod' ? { kubeconfig: await this.env.podKubeconfig(d) } : {}),
     };
-  }
-
-  /**
-   * The kubeconfig a kubelet would give the pod: the cluster's server and CA, and the pod's bound
-   * ServiceAccount token (TokenRequest, one hour), or no user at all without automount (anonymous).
-   */
-  private async podKubeconfig(d: DesiredAgent): Promise<string> {
-    const cached = this.podKubeconfigs.get(d.id);
-    if (cached && cached.expires > Date.now() + 600_000) return cached.text;
-    const kc = this.o.kubeConfig;
-    const cluster = kc.getCurrentCluster();
-    if (!cluster) throw new Error('the runtime kubeconfig has no current cluster');
-    const caData = cluster.caData ?? (cluster.caFile ? (await readFile(cluster.caFile)).toString('base64') : undefined);
-    let user: Record<string, string> = {};
-    let expires = Number.MAX_SAFE_INTEGER;
-    if (d.automountToken) {
-      const tr = await this.core.createNamespacedServiceAccountToken({
-        name: d.serviceAccount,
-        namespace: d.namespace,
-        body: { spec: { audiences: [], expirationSeconds: 3600, boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: d.pod, uid: d.id } } },
-      });
-      const token = tr.status?.token;
-      if (!token) throw new Error(`TokenRequest for ${d.namespace}/${d.serviceAccount} returned no token`);
-      user = { token };
-      expires = tr.status?.expirationTimestamp ? new Date(tr.status.expirationTimestamp).getTime() : Date.now() + 3_600_000;
-    }
-    const text = JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [{ name: 'c', cluster: { server: cluster.server, ...(caData ? { 'certificate-authority-data': caData } : {}) } }],
-      users: [{ name: 'pod', user }],
-      contexts: [{ name: 'c', context: { cluster: 'c', user: 'pod' } }],
-      'current-context': 'c',
-    });
-    this.podKubeconfigs.set(d.id, { text, expires });
-    return text;
-  }
-
-  private ensureRoot(node: string): Promise<void> {
-    let p = this.rootsMade.get(node);
-    if (!p) {
-      const root = this.nodeRoot(node);
-      p = (async () => {
-        await mkdir(path.dirname(path.join(root, STOP_FILE_IN_NODE)), { recursive: true });
-        if (!existsSync(path.join(root, 'proc', 'stat'))) {
-          // A per-node seed makes the nodes' numbers differ, like real machines.
-          let seed = 0;
-          for (const ch of node) seed = (seed * 31 + ch.charCodeAt(0)) % 10_000;
-          await writeFakeHostRoot(root, seed);
-        }
-      })();
-      this.rootsMade.set(node, p);
-      p.catch(() => this.rootsMade.delete(node));
-    }
-    return p;
   }
 
   private async ask(w: Worker): Promise<Extract<FromWorker, { t: 'agents' }>> {
@@ -531,31 +369,8 @@ class Runtime implements NodeRuntime {
       clearTimeout(timer);
     }));
     this.running.clear();
-    await new Promise<void>((resolve) => {
-      if (!this.server?.listening) {
-        resolve();
-        return;
-      }
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
+    await this.kubelet.stop();
   }
-}
-
-function toAgentInfo(a: WorkerAgentInfo): AgentInfo {
-  const info: AgentInfo = {
-    node: a.node,
-    pod: a.pod,
-    revision: a.revision,
-    mode: a.mode,
-    stopped: a.stopped,
-    apiRequests: a.apiRequests,
-    metadataMode: a.metadataMode,
-    kubeletRequests: a.kubeletRequests,
-    apiResponses: a.apiResponses,
-  };
-  if (a.lastApiRequestAt !== undefined) info.lastApiRequestAt = a.lastApiRequestAt;
-  return info;
 }
 
 /**
