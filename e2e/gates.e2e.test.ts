@@ -21,7 +21,8 @@ import { queryDNS, type DnsAnswer } from './controlplane/dns.js';
 import type { ClusterHandle } from './controlplane/fleet.js';
 import { createNamespace, dumpOnFailure, eventually, kubectl, kubectlJSON, managementCluster, targetClusters } from './controlplane/testing.js';
 import { detection, formatDetection, gateRollout, p99OverBound, RolloutWatcher, type GateRolloutOptions } from './support/gatewatch.js';
-import { ensurePodPopulation, formatLoadStats, startListLoad, type ListLoad } from './support/loadgen.js';
+import { formatLoadStats, startListLoad, type ListLoad } from './support/loadgen.js';
+import { ensurePodPopulation } from './support/population.js';
 import { OPERATOR_NAMESPACE, TARGET_OPERATOR_USER, prepareFleet, startOperator, type OperatorProcess } from './support/operator.js';
 import { prometheusAvailable, startPrometheus, type PrometheusServer } from './support/prometheus.js';
 

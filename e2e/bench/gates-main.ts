@@ -31,7 +31,8 @@ import { queryDNS } from '../controlplane/dns.js';
 import { attachFleet, startFleet, type ClusterHandle, type Fleet } from '../controlplane/fleet.js';
 import { FLEET_INFO_ENV, createNamespace, kubectl, managementCluster } from '../controlplane/testing.js';
 import { detection, gateRollout, RolloutWatcher, type GateRecord } from '../support/gatewatch.js';
-import { ensurePodPopulation, formatLoadStats, startBenignLoad, startListLoad } from '../support/loadgen.js';
+import { formatLoadStats, startBenignLoad, startListLoad } from '../support/loadgen.js';
+import { ensurePodPopulation } from '../support/population.js';
 import { OPERATOR_NAMESPACE, prepareFleet, startOperator, type OperatorProcess } from '../support/operator.js';
 
 const REVISION_LABEL = 'telemetry.rollout.dev/revision';

@@ -2,7 +2,7 @@
 // cluster-wide LISTs of pods (and services, endpoints) WITHOUT resourceVersion, i.e. consistent
 // ("quorum") reads. Its cost grows with the number of objects in the cluster, so a handful of concurrent
 // clients is enough to push the API server's p99 over its SLO on a cluster with a realistic pod
-// population (see ensurePodPopulation below).
+// population (see ensurePodPopulation in population.ts).
 //
 // Measured on our v1.36 control plane: such LISTs are served from the watch cache once it has caught up
 // with etcd's current revision (ConsistentListFromCache; `apiserver_cache_list_total` counts them), so
@@ -18,9 +18,7 @@
 // is read and discarded, not parsed: the point is the server's cost, and parsing megabytes of JSON here
 // would only take CPU from the control plane this machine also runs.
 import { Agent, request, type RequestOptions } from 'node:https';
-import { AppsV1Api, CoreV1Api, type KubeConfig, type V1Deployment, type V1Service } from '@kubernetes/client-node';
-import { waitUntil } from '../controlplane/net.js';
-import { PAUSE_IMAGE } from '../controlplane/nodes.js';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 
 /** What the generator LISTs, cluster-wide. */
 export type ListResource = 'pods' | 'services' | 'endpoints';
@@ -372,64 +370,4 @@ export async function startBenignLoad(kc: KubeConfig, o: BenignLoadOptions): Pro
       return done;
     },
   };
-}
-
-/** Options of {@link ensurePodPopulation}. */
-export interface PodPopulationOptions {
-  /** Pods in total (split evenly over the Deployments). */
-  pods: number;
-  /** Deployments (each with a Service selecting its pods, so endpoints exist too). Default 10. */
-  deployments?: number;
-  /** How long to wait for every pod to be available. Default 300 s. */
-  timeoutMs?: number;
-}
-
-/**
- * Creates a pod population in `namespace` (which must exist): `deployments` Deployments of pause pods
- * (kwok marks them Running on its fake nodes) with `pods` replicas in total, and one ClusterIP Service per
- * Deployment (so endpoints and EndpointSlices carry the pods too), then waits until every replica is
- * available. Objects that already exist are kept as they are. Delete the namespace to remove it all.
- */
-export async function ensurePodPopulation(kc: KubeConfig, namespace: string, o: PodPopulationOptions): Promise<void> {
-  const apps = kc.makeApiClient(AppsV1Api);
-  const core = kc.makeApiClient(CoreV1Api);
-  const n = Math.max(1, o.deployments ?? 10);
-  for (let d = 0; d < n; d++) {
-    const name = `load-${String(d).padStart(2, '0')}`;
-    const replicas = Math.floor(o.pods / n) + (d < o.pods % n ? 1 : 0);
-    const labels = { app: name, 'telemetry.rollout.dev/e2e': 'population' };
-    const deployment: V1Deployment = {
-      metadata: { name, namespace, labels },
-      spec: {
-        replicas,
-        selector: { matchLabels: { app: name } },
-        template: {
-          metadata: { labels },
-          spec: {
-            containers: [{ name: 'app', image: PAUSE_IMAGE, ports: [{ containerPort: 8080, name: 'http' }], resources: { requests: { cpu: '1m', memory: '4Mi' } } }],
-            // kwok nodes carry no taints kwok cares about; tolerate its usual ones anyway.
-            tolerations: [{ key: 'kwok.x-k8s.io/node', operator: 'Exists', effect: 'NoSchedule' }],
-          },
-        },
-      },
-    };
-    const service: V1Service = {
-      metadata: { name, namespace, labels },
-      spec: { selector: { app: name }, ports: [{ name: 'http', port: 80, targetPort: 'http' }] },
-    };
-    try {
-      await apps.createNamespacedDeployment({ namespace, body: deployment });
-    } catch (err) {
-      if ((err as { code?: number }).code !== 409) throw new Error(`create Deployment ${namespace}/${name}`, { cause: err });
-    }
-    try {
-      await core.createNamespacedService({ namespace, body: service });
-    } catch (err) {
-      if ((err as { code?: number }).code !== 409) throw new Error(`create Service ${namespace}/${name}`, { cause: err });
-    }
-  }
-  await waitUntil(`${o.pods} pods available in ${namespace}`, async () => {
-    const list = await apps.listNamespacedDeployment({ namespace });
-    return list.items.reduce((sum, d) => sum + (d.status?.availableReplicas ?? 0), 0) >= o.pods;
-  }, { timeoutMs: o.timeoutMs ?? 300_000, intervalMs: 2000 });
 }
