@@ -16,39 +16,29 @@
 // TRO_BENCH_ONLY=agent runs part 2 alone on a 1-node cluster; TRO_BENCH_AGENT_NODE_FLAGS replaces the node
 // flags of the image's ENTRYPOINT for the single agent (e.g. "" to compare).
 // The figures depend on the machine and on whatever else runs on it: the load average is printed.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { KubernetesObjectApi, type KubeConfig } from '@kubernetes/client-node';
 import { DEFAULT_CONFIG, type CollectorConfigInput } from '../../collector/src/config.js';
-import { writeFakeHostRoot } from '../../collector/src/node/procfs.js';
-import { encodeStopFile, writeFileAtomic } from '../../operator/src/breakglass/stopfile.js';
 import type { TelemetryRollout } from '../../operator/src/api/types.generated.js';
 import { revisionRefs } from '../../operator/src/rollout/desired.js';
 import { revisionOf } from '../../operator/src/rollout/revision.js';
 import { startFleet, type ClusterHandle, type Fleet } from '../controlplane/fleet.js';
-import { freePort } from '../controlplane/net.js';
 import { startNodeRuntime, type AgentInfo, type NodeRuntime } from '../noderuntime/index.js';
-import { COLLECTOR_IMAGE, flagsOr, imageNodeFlags } from '../support/nodeflags.js';
+import { AGENT_USER, agentFootprint, agentNodeFlags, buildCollector, say, sleep, stopChild } from './collector-agent.js';
 import {
   AuditReader, apiWindow, applyCollector, arrivals, collectorRollout, enableAuditLog, isClusterWideListOrWatch, labelNodes, nodeNames,
   scrapeApiServer, total, type ApiRow, type ApiWindow,
 } from '../noderuntime/testing.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const COUNTS = (process.env.TRO_BENCH_NODES ?? '50,100,200').split(',').map(Number).filter((n) => n > 0);
 const MAX_NODES = Math.max(...COUNTS);
 const WINDOW_MS = Number(process.env.TRO_BENCH_WINDOW_SECONDS ?? 60) * 1000;
 const PODS_PER_NODE = Number(process.env.TRO_BENCH_PODS_PER_NODE ?? 5);
-const AGENT_MS = Number(process.env.TRO_BENCH_AGENT_SECONDS ?? 45) * 1000;
-const AGENT_USER = 'tro-collector-bench';
 const NONE = 'none';
-const CLK_TCK = 100;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const say = (line: string) => process.stderr.write(`[bench:collector ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
 const kib = (b: number) => (b / 1024).toFixed(1);
 const r1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '-');
 
@@ -100,137 +90,6 @@ async function deleteRevision(c: ClusterHandle, rollout: TelemetryRollout, revis
   for (const ref of revisionRefs(rollout.spec.collector.namespace ?? 'telemetry-system', revision)) {
     await api.delete({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } }).catch(() => undefined);
   }
-}
-
-// ---- one agent in its own process ----------------------------------------------------------------
-
-/** utime+stime (ticks) and RSS (bytes) of a process, from /proc. */
-function procStat(pid: number): { cpuTicks: number; rss: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const cpuTicks = Number(fields[11]) + Number(fields[12]);
-  const rssLine = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:')) ?? 'VmRSS: 0 kB';
-  return { cpuTicks, rss: Number(rssLine.split(/\s+/)[1]) * 1024 };
-}
-
-/** Samples RSS every second for `ms`; mean/peak RSS in MiB and CPU as % of one core over the span. */
-async function sample(pid: number, ms: number): Promise<{ peakMiB: number; meanMiB: number; cpuPercent: number }> {
-  const start = procStat(pid);
-  const t0 = Date.now();
-  const rss: number[] = [start.rss];
-  while (Date.now() - t0 < ms) {
-    await sleep(1000);
-    rss.push(procStat(pid).rss);
-  }
-  const end = procStat(pid);
-  const mibOf = (b: number) => Math.round((b / 1048576) * 10) / 10;
-  return {
-    peakMiB: mibOf(Math.max(...rss)),
-    meanMiB: mibOf(rss.reduce((a, b) => a + b, 0) / rss.length),
-    cpuPercent: Math.round(((end.cpuTicks - start.cpuTicks) / CLK_TCK / ((Date.now() - t0) / 1000)) * 1000) / 10,
-  };
-}
-
-/** Compiles the collector as its image does, into a temp dir that resolves the repo's node_modules. */
-async function buildCollector(): Promise<string> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'tro-bench-collector-'));
-  writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
-  symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
-  const tsc = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-  await new Promise<void>((resolve, reject) => {
-    execFile(process.execPath, [tsc, '-p', path.join(ROOT, 'collector/tsconfig.build.json'), '--outDir', path.join(dir, 'collector')], { cwd: ROOT }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`tsc: ${stdout}${stderr}`));
-      else resolve();
-    });
-  });
-  return dir;
-}
-
-/**
- * The node flags of the image's ENTRYPOINT (`["node", ...flags, "collector/main.js"]` in
- * collector/Dockerfile), so the agent runs here as it does in its image; TRO_BENCH_AGENT_NODE_FLAGS
- * replaces them (to compare flags).
- */
-function agentNodeFlags(): string[] {
-  return flagsOr(process.env.TRO_BENCH_AGENT_NODE_FLAGS, () => imageNodeFlags(ROOT, COLLECTOR_IMAGE));
-}
-
-async function startSingleAgent(o: { dir: string; c: ClusterHandle; rt: NodeRuntime; node: string; root: string; intervalSeconds: number; tag: string }): Promise<ChildProcess> {
-  const configFile = path.join(o.dir, `config-${o.tag}.json`);
-  const config: CollectorConfigInput = {
-    intervalSeconds: o.intervalSeconds,
-    metadata: { mode: 'Kubelet', kubeletURL: o.rt.kubeletURL(o.node) },
-    metricsPort: await freePort(),
-    stopFilePath: path.join(o.root, 'var/run/telemetry-rollout/stop'),
-    logLevel: 'warn',
-  };
-  writeFileSync(configFile, JSON.stringify(config));
-  const child = spawn(process.execPath, [...agentNodeFlags(), path.join(o.dir, 'collector', 'main.js')], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-    env: {
-      PATH: process.env.PATH ?? '',
-      TRO_MODE: 'node',
-      TRO_CONFIG: configFile,
-      NODE_NAME: o.node,
-      POD_NAME: `bench-agent-${o.tag}`,
-      POD_NAMESPACE: 'telemetry-system',
-      TRO_REVISION: 'benchagent',
-      TRO_HOST_ROOT: o.root,
-      KUBECONFIG: o.c.user(AGENT_USER).kubeconfigPath,
-    },
-  });
-  await sleep(500);
-  if (child.exitCode !== null) throw new Error(`agent exited at once (code ${child.exitCode})`);
-  return child;
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const gone = new Promise<void>((r) => child.once('exit', () => r()));
-  child.kill('SIGTERM');
-  const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  await gone;
-  clearTimeout(t);
-}
-
-/**
- * Part 2 of the bench (see the file comment): one node-mode agent of the compiled collector in its own
- * process, idle, at a 10 s interval and held by a stop file; rows of mean/peak RSS and CPU. The runtime
- * it starts (kubelet /pods only, no agents) is handed to `setRuntime` so the caller stops it.
- */
-async function agentFootprint(o: {
-  buildDir: string;
-  c: ClusterHandle;
-  admin: ReturnType<ClusterHandle['kubeConfig']>;
-  node: string;
-  tmp: string;
-  children: ChildProcess[];
-  setRuntime: (rt: NodeRuntime) => void;
-}): Promise<Array<Record<string, string | number>>> {
-  const root = path.join(o.tmp, 'single', o.node);
-  mkdirSync(path.join(root, 'var/run/telemetry-rollout'), { recursive: true });
-  await writeFakeHostRoot(root, 1);
-  // A runtime with no agents still serves the kubelet /pods of every node.
-  const rt = await startNodeRuntime({ kubeConfig: o.admin, rootDir: path.join(o.tmp, 'kubelet-only'), namespace: 'no-collector-here', workers: 1 });
-  o.setRuntime(rt);
-  const footprint: Array<Record<string, string | number>> = [];
-  const settle = 15_000;
-  for (const [tag, interval] of [['idle (interval 3600 s)', 3600], ['interval 10 s', 10]] as const) {
-    const child = await startSingleAgent({ dir: o.buildDir, c: o.c, rt, node: o.node, root, intervalSeconds: interval, tag: String(interval) });
-    o.children.push(child);
-    await sleep(settle);
-    say(`single agent, ${tag}: sampling ${AGENT_MS / 1000} s`);
-    const s = await sample(child.pid ?? 0, AGENT_MS);
-    footprint.push({ agent: tag, 'mean RSS MiB': s.meanMiB, 'peak RSS MiB': s.peakMiB, 'CPU % of a core': s.cpuPercent });
-    if (interval === 10) {
-      await writeFileAtomic(stopFileIn(root), encodeStopFile({ rollout: 'bench/bench', revision: '*', reason: 'bench', issuedAt: new Date().toISOString() }));
-      await sleep(5000);
-      const st = await sample(child.pid ?? 0, Math.min(AGENT_MS, 30_000));
-      footprint.push({ agent: 'held by a stop file', 'mean RSS MiB': st.meanMiB, 'peak RSS MiB': st.peakMiB, 'CPU % of a core': st.cpuPercent });
-    }
-    await stopChild(child);
-  }
-  return footprint;
 }
 
 /**
@@ -400,11 +259,6 @@ async function main(): Promise<void> {
     console.log(`\nNote: frugal node agents GET their own Node at start and then every 300 s; a window right after they started sees only the cluster watcher's Lease renewals. Steady state adds nodes/300 GET/s: ${COUNTS.map((n) => `${n} nodes +${(n / 300).toFixed(2)}/s`).join(', ')}.`);
     console.log(`\nColumns: "agent req/s" counts the agents' requests as the API server received them (audit log, agents' user only); "server" columns are deltas of apiserver_request_total / apiserver_response_sizes_sum over all clients; "Δ vs idle" subtracts the idle window; "agent-path KiB/s" is the response bytes of cluster-scope LIST pods/services/endpoints and GET nodes minus idle (the API server gzips large responses, so these are bytes on the wire). ${finalAgents.length} agents left at the end. Total ${Math.round((Date.now() - t0) / 1000)} s.`);
   });
-}
-
-/** The stop file under a node root. */
-function stopFileIn(root: string): string {
-  return path.join(root, 'var/run/telemetry-rollout/stop');
 }
 
 (process.env.TRO_BENCH_ONLY === 'agent' ? agentOnly() : main()).then(
