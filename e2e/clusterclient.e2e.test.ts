@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { Registry, type Counter } from 'prom-client';
 import { findRepoRoot } from '../operator/src/api/crd.js';
-import { validBase } from '../operator/src/api/fixtures.js';
+import { validBase } from '../testkit/operator/api/fixtures.js';
 import type { TelemetryRollout } from '../operator/src/api/types.generated.js';
 import { ApiSecretReader, CLUSTER_NAME_LABEL, SecretClusterClientFactory } from '../operator/src/cluster/factory.js';
 import { KubeClusterClient } from '../operator/src/cluster/kubeclient.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { INVALID_CASES, invalidObject, loadSamples, validBase } from './fixtures.js';
+import { INVALID_CASES, invalidObject, loadSamples, validBase } from '../../../testkit/operator/api/fixtures.js';
 import type { TelemetryRollout } from './types.generated.js';
 import { formatErrors, validateRollout } from './validate.js';
 

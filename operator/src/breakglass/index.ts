@@ -18,4 +18,3 @@ export * from './ssh.js';
 export * from './exec.js';
 export * from './inventory.js';
 export * from './breakglass.js';
-export * from './measure.js';

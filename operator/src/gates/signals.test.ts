@@ -4,7 +4,7 @@ import { parsePrometheusText } from './promtext.js';
 import { API_SERVER_SIGNALS, CORE_DNS_SIGNALS, SIGNAL_NAMES, apiServerSignals, coreDNSSignals, isGatedApiRequest } from './signals.js';
 
 function fixture(name: string): string {
-  return readFileSync(new URL(`./testdata/${name}`, import.meta.url), 'utf8');
+  return readFileSync(new URL(`../../../testkit/operator/gates/testdata/${name}`, import.meta.url), 'utf8');
 }
 
 // The fixtures are two scrapes 30 s apart whose increases were designed by hand (see the comments on each

@@ -10,7 +10,7 @@ import type { Measurement, MetricSource, RawGetter } from './sources.js';
 import { ApiServerMetricsSource, CompositeSource, DEFAULT_PROMQL, PrometheusSource, TextEndpointSource, renderQuery } from './sources.js';
 
 function fixture(name: string): string {
-  return readFileSync(new URL(`./testdata/${name}`, import.meta.url), 'utf8');
+  return readFileSync(new URL(`../../../testkit/operator/gates/testdata/${name}`, import.meta.url), 'utf8');
 }
 const API1 = fixture('kube-apiserver-metrics-1.txt');
 const API2 = fixture('kube-apiserver-metrics-2.txt');

@@ -6,7 +6,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { API_VERSION, KIND, findRepoRoot } from './crd.js';
+import { API_VERSION, KIND, findRepoRoot } from '../../../operator/src/api/crd.js';
 
 /** A plain JSON object as it comes from YAML. */
 export type Json = Record<string, unknown>;

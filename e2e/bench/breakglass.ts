@@ -13,13 +13,13 @@ import { registerHooks } from 'node:module';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type * as Local from './local.js';
-import type * as Measure from './measure.js';
-import type * as Ssh from './ssh.js';
-import type * as Fixture from './sshd-fixture.js';
-import type * as Inventory from './inventory.js';
-import type * as ClockModule from '../util/clock.js';
-import type { NodeInfo } from '../rollout/interfaces.js';
+import type * as Local from '../../operator/src/breakglass/local.js';
+import type * as Measure from './breakglass-measure.js';
+import type * as Ssh from '../../operator/src/breakglass/ssh.js';
+import type * as Fixture from '../../testkit/operator/breakglass/sshd-fixture.js';
+import type * as Inventory from '../../operator/src/breakglass/inventory.js';
+import type * as ClockModule from '../../operator/src/util/clock.js';
+import type { NodeInfo } from '../../operator/src/rollout/interfaces.js';
 
 // The project's modules import each other with `.js` specifiers (tsc's NodeNext convention); Node's
 // type stripping does not map those to the `.ts` files, so this hook does, for relative imports only.
@@ -37,12 +37,12 @@ registerHooks({
 });
 
 const load = async <T>(rel: string): Promise<T> => (await import(new URL(rel, import.meta.url).href)) as T;
-const { LocalTransport } = await load<typeof Local>('./local.ts');
-const { measureBreakGlass } = await load<typeof Measure>('./measure.ts');
-const { SshTransport } = await load<typeof Ssh>('./ssh.ts');
-const { startLoopbackSshd } = await load<typeof Fixture>('./sshd-fixture.ts');
-const { encodeInventory, makeInventory } = await load<typeof Inventory>('./inventory.ts');
-const { SystemClock } = await load<typeof ClockModule>('../util/clock.ts');
+const { LocalTransport } = await load<typeof Local>('../../operator/src/breakglass/local.ts');
+const { measureBreakGlass } = await load<typeof Measure>('./breakglass-measure.ts');
+const { SshTransport } = await load<typeof Ssh>('../../operator/src/breakglass/ssh.ts');
+const { startLoopbackSshd } = await load<typeof Fixture>('../../testkit/operator/breakglass/sshd-fixture.ts');
+const { encodeInventory, makeInventory } = await load<typeof Inventory>('../../operator/src/breakglass/inventory.ts');
+const { SystemClock } = await load<typeof ClockModule>('../../operator/src/util/clock.ts');
 
 function arg(name: string, fallback: string): number[] {
   const i = process.argv.indexOf(`--${name}`);
