@@ -192,7 +192,7 @@ export interface Fleet {
 }
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-/** The build script the harness runs to get binaries (from the repository root, so the compiled harness in dist/ finds it too). */
+/** The build script the harness runs to get binaries (found from the repository root, wherever the harness runs from). */
 export const BUILD_SCRIPT = join(findRepoRoot(HERE), 'e2e', 'controlplane', 'build.sh');
 const DNS_LABEL = /^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$/;
 const API_READY_TIMEOUT_MS = 90_000;

@@ -96,12 +96,11 @@ export interface NodeRuntime {
 }
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-// Run from source (jest, type stripping) the worker is a .ts file loaded through the TS preload;
-// compiled (npm run demo runs dist/) it is plain JavaScript next to this file.
-const COMPILED = import.meta.url.endsWith('.js');
-const WORKER = path.join(HERE, COMPILED ? 'worker.js' : 'worker.ts');
+// The e2e code always runs from source (jest, the demo and the benchmarks strip the types; the build
+// compiles product code only), so the worker is a .ts file loaded through the TS preload.
+const WORKER = path.join(HERE, 'worker.ts');
 const REGISTER_TS = path.resolve(HERE, '../support/register-ts.ts');
-const WORKER_EXEC_ARGV = COMPILED ? ['--no-warnings'] : ['--experimental-transform-types', '--no-warnings', '--import', REGISTER_TS];
+const WORKER_EXEC_ARGV = ['--experimental-transform-types', '--no-warnings', '--import', REGISTER_TS];
 /** The stop file, relative to a node's root (DESIGN.md "Break-glass"). */
 export const STOP_FILE_IN_NODE = 'var/run/telemetry-rollout/stop';
 // A worker hosting a hundred naive agents can block its event loop for many seconds on a saturated
