@@ -7,7 +7,7 @@ import { ConfigError } from './errors.js';
 import { expandEnv, leaseNameFor, loadConfigFile, resolveKubeConfig, startAgent, userAgentFor, type AgentHandle } from './main.js';
 import { KubeConfigError, type ApiServerConfig } from './kubeconfig.js';
 import { resolveConfig } from './config.js';
-import { writeFakeHostRoot } from './node/procfs.js';
+import { writeFakeHostRoot } from '../../testkit/collector/node/fakehostroot.js';
 import { FakeApiServer } from '../../testkit/collector/fakeapiserver.js';
 import { FakeClock, waitFor } from '../../testkit/collector/fakeclock.js';
 import { FakeKubelet, kubeletPod } from '../../testkit/collector/fakekubelet.js';

@@ -23,7 +23,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KubernetesObjectApi, type KubeConfig } from '@kubernetes/client-node';
 import { DEFAULT_CONFIG, type CollectorConfigInput } from '../../collector/src/config.js';
-import { writeFakeHostRoot } from '../../collector/src/node/procfs.js';
+import { writeFakeHostRoot } from '../../testkit/collector/node/fakehostroot.js';
 import { encodeStopFile, writeFileAtomic } from '../../operator/src/breakglass/stopfile.js';
 import type { TelemetryRollout } from '../../operator/src/api/types.generated.js';
 import { revisionRefs } from '../../operator/src/rollout/desired.js';

@@ -10,7 +10,8 @@ import { waitFor } from '../../../testkit/collector/fakeclock.js';
 import { counterValue, makeRig, stopFileFor, TEST_REVISION, TEST_STOP_PATH } from '../../../testkit/collector/harness.js';
 import { KubeletPodSource, NodeAgent } from './agent.js';
 import { NodeMetrics } from './metrics.js';
-import { NodeCollector, nodePathsUnder, realNodeFs, writeFakeHostRoot } from './procfs.js';
+import { NodeCollector, nodePathsUnder, realNodeFs } from './procfs.js';
+import { writeFakeHostRoot } from '../../../testkit/collector/node/fakehostroot.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

@@ -6,8 +6,8 @@
  *   {@link ExecTransport} (their shared {@link TransportCommonOptions}), built from the spec by
  *   {@link transportFromSpec};
  * - actions: {@link issueBreakGlass}, {@link clearBreakGlass}, {@link breakGlassStatus};
- * - inventory: {@link ConfigMapInventoryStore} / {@link MemoryInventoryStore}, {@link makeInventory},
- *   {@link exportInventory}, {@link loadInventoryFile}.
+ * - inventory: {@link ConfigMapInventoryStore}, {@link makeInventory}, {@link exportInventory},
+ *   {@link loadInventoryFile}.
  */
 export * from './stopfile.js';
 export * from './transport.js';

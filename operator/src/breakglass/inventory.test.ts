@@ -16,10 +16,10 @@ import {
   inventoryHash,
   loadInventoryFile,
   makeInventory,
-  MemoryInventoryStore,
   type ConfigMapApi,
   type NodeInventory,
 } from './inventory.js';
+import { MemoryInventoryStore } from '../../../testkit/operator/breakglass/inventory.js';
 
 /** Nodes shaped like a real cloud cluster's (the labels nodecache keeps, two addresses each). */
 function fleetNodes(n: number, revisionEvery = 4): NodeInfo[] {

@@ -176,30 +176,6 @@ export interface InventoryStore {
   delete(cluster: string, signal?: AbortSignal): Promise<void>;
 }
 
-/** An in-memory store (unit tests, the fleet simulator); counts its writes. */
-export class MemoryInventoryStore implements InventoryStore {
-  /** Number of saves that wrote. */
-  writes = 0;
-  private readonly items = new Map<string, { inv: NodeInventory; hash: string }>();
-
-  async load(cluster: string): Promise<NodeInventory | undefined> {
-    const item = this.items.get(cluster);
-    return item === undefined ? undefined : structuredClone(item.inv);
-  }
-
-  async save(inv: NodeInventory): Promise<SaveResult> {
-    const hash = inventoryHash(inv);
-    if (this.items.get(inv.cluster)?.hash === hash) return { written: false, hash };
-    this.items.set(inv.cluster, { inv: structuredClone(inv), hash });
-    this.writes++;
-    return { written: true, hash, objects: 1 };
-  }
-
-  async delete(cluster: string): Promise<void> {
-    this.items.delete(cluster);
-  }
-}
-
 /**
  * A label value and name segment for a cluster: the name itself when it is a short DNS label,
  * otherwise a sanitised prefix plus a hash of the full name (so distinct clusters never collide).

@@ -1,7 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { parse } from 'yaml';
 import { validBase } from '../../../testkit/operator/api/fixtures.js';
-import { MemoryInventoryStore, type NodeInventory } from '../breakglass/inventory.js';
+import type { NodeInventory } from '../breakglass/inventory.js';
+import { MemoryInventoryStore } from '../../../testkit/operator/breakglass/inventory.js';
 import { FakeClock } from '../util/clock.js';
 import type { TelemetryRollout } from '../api/types.generated.js';
 import type { ConnectOptions, RolloutApi } from './client.js';

@@ -21,9 +21,6 @@ import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logging.js';
 import { errorChain } from './kube.js';
 
-/** The events a {@link ListWatchSource} emits. */
-export type SourceEvent = 'add' | 'update' | 'delete' | 'error' | 'connect';
-
 /**
  * What the informer needs from a list/watch: the shape of client-node's `ListWatch` (which
  * `makeInformer` returns), so the real one plugs in unchanged and tests use a fake.

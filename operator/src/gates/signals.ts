@@ -52,11 +52,6 @@ export const SIGNAL_NAMES: readonly SignalName[] = [
   'coreDNSRequestRate',
 ];
 
-/** The API server's signals (the ones {@link apiServerSignals} computes). */
-export const API_SERVER_SIGNALS: readonly SignalName[] = SIGNAL_NAMES.filter((n) => !n.startsWith('coreDNS'));
-/** CoreDNS's signals (the ones {@link coreDNSSignals} computes). */
-export const CORE_DNS_SIGNALS: readonly SignalName[] = SIGNAL_NAMES.filter((n) => n.startsWith('coreDNS'));
-
 /**
  * How many events each signal rests on in the window: requests for request-based ratios and rates, histogram
  * observations for quantiles, rejections for the APF rate. Lets the evaluator distrust a p99 of 3 requests.

@@ -1,11 +1,12 @@
 /**
- * In-memory fakes of the reconciler's interfaces, for unit tests and the fleet simulator only. They
+ * In-memory fakes of the reconciler's interfaces, for unit tests only. They
  * model the behaviour the reconciler relies on (a DaemonSet controller that runs one ready pod per
  * matching node, optimistic concurrency on status writes) and never stand in for a real API server in
  * a test that claims API behaviour.
  */
 import type { BreakGlassStatus, TelemetryRollout, TelemetryRolloutStatus } from '../../../operator/src/api/types.generated.js';
-import { validateRollout, formatErrors } from '../../../operator/src/api/validate.js';
+import { validateRollout } from '../../../operator/src/api/validate.js';
+import { formatErrors } from '../api/fixtures.js';
 import {
   OBJECT_REVISION_LABEL,
   REVISION_LABEL,
