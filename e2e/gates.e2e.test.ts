@@ -190,7 +190,7 @@ describe('health gates on the real control plane', () => {
   it('(2) CoreDNS restarted while its API server is stopped answers SERVFAIL: the CoreDNS gate fails; the API server is unreachable, not a verdict', dumpOnFailure(async () => {
     // Why the evaluator directly and not through a rollout: with the API server SIGSTOPped the
     // reconciler's /readyz probe fails first, and an unreachable API server is the break-glass signal,
-    // never a gate verdict (DESIGN.md). So the verdict the CoreDNS signal alone gives is observed with the
+    // never a gate verdict (docs/concepts.md). So the verdict the CoreDNS signal alone gives is observed with the
     // real ControlPlaneGateEvaluator over the real CoreDNS /metrics, and the full default source of a
     // target with coreDNSMetricsURL (API server through the operator's KubeClusterClient + CoreDNS) is
     // checked to report exactly that unreachability. Keeping the API server up instead would not make

@@ -101,7 +101,7 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const WORKER = path.join(HERE, 'worker.ts');
 const REGISTER_TS = path.resolve(HERE, '../support/register-ts.ts');
 const WORKER_EXEC_ARGV = ['--experimental-transform-types', '--no-warnings', '--import', REGISTER_TS];
-/** The stop file, relative to a node's root (DESIGN.md "Break-glass"). */
+/** The stop file, relative to a node's root (where the break-glass transports write it). */
 export const STOP_FILE_IN_NODE = 'var/run/telemetry-rollout/stop';
 // A worker hosting a hundred naive agents can block its event loop for many seconds on a saturated
 // machine (every agent parsing whole-cluster lists at once): generous, not a hang detector.

@@ -1,5 +1,5 @@
 /**
- * Break-glass building blocks (DESIGN.md, "Break-glass"), one import for the operator and the CLI:
+ * Break-glass building blocks, one import for the operator and the CLI:
  *
  * - stop file: {@link encodeStopFile}, {@link parseStopFile}, {@link writeFileAtomic};
  * - transports: {@link BreakGlassTransport} with {@link LocalTransport}, {@link SshTransport},

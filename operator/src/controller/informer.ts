@@ -1,6 +1,6 @@
 /**
  * A robust informer over client-node's list/watch (`makeInformer`/`ListWatch`), fixing what client-node
- * 2.0.1 leaves to the caller (see ../shared/notes/stack.md):
+ * 2.0.1 leaves to the caller:
  * - an `error` stops client-node's informer for good: here it is restarted after a backoff;
  * - a watch can go quiet without failing: a watchdog restarts it when neither an event nor a
  *   (re)connect was seen for `watchdogSeconds` (client-node reconnects an idle watch about every 30 s,

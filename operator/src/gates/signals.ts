@@ -1,6 +1,6 @@
 /**
  * Control-plane health signals computed from two scrapes of the same target (a kube-apiserver or a
- * CoreDNS instance), as the gates use them (shared/DESIGN.md, "Health gates").
+ * CoreDNS instance), as the gates use them (docs/concepts.md, "Health gates").
  *
  * Every value is over the window between the two scrapes, from counter increases, so it describes what
  * happened in that window and not since the process started. A signal that had nothing to measure in the
