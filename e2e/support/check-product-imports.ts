@@ -8,12 +8,13 @@
  * From every product module under the output directory it follows the literal specifiers of static
  * imports, `export … from` and dynamic `import()`, and fails (exit code 1, one line per problem with the
  * chain of imports that leads there) when a relative specifier does not resolve to a file, or resolves to
- * test support: outside the output directory, under one of {@link TEST_SUPPORT_DIRS}, or a `*.test.js`.
- * Test support that sits in the output without being imported fails too: the build must not emit it.
+ * what is not product output: test support (under one of {@link TEST_SUPPORT_DIRS}, or a `*.test.js`) or
+ * a file outside the output directory. Test support that sits in the output without being imported fails
+ * too (the build must not emit it), and so does an output without product modules (nothing was built).
  * Package specifiers (`yaml`, `node:fs`) are not followed, nor computed ones (`import(url)`), which
  * cannot be resolved without running the code.
  */
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import ts from 'typescript';
@@ -98,9 +99,11 @@ function isFile(path: string): boolean {
  */
 export function checkProductImports(outDir: string): string[] {
   const root = resolve(outDir);
+  if (!existsSync(root)) return [`${outDir}: no such directory (run npm run build first)`];
   const show = (file: string): string => relative(root, file).split(sep).join('/');
   const files = moduleFiles(root);
   const product = files.filter((f) => isProductFile(root, f));
+  if (product.length === 0) return [`${outDir}: no product modules to check (run npm run build first)`];
   const edges = new Map<string, Array<{ specifier: string; target: string }>>();
   for (const file of product) {
     const out: Array<{ specifier: string; target: string }> = [];

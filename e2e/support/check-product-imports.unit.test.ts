@@ -107,6 +107,11 @@ describe('checkProductImports', () => {
       'testkit/collector/fakeclock.js: test support in the build output (a build tsconfig includes it)',
     ]);
   });
+  it('fails an output directory that is missing or holds no product module, so an empty build cannot pass', () => {
+    const dist = outputOf({ 'testkit/operator/api/fixtures.js': '' });
+    expect(checkProductImports(dist)).toEqual([`${dist}: no product modules to check (run npm run build first)`]);
+    expect(checkProductImports(join(dist, 'nothing'))).toEqual([`${join(dist, 'nothing')}: no such directory (run npm run build first)`]);
+  });
 });
 
 describe('isProductFile', () => {
