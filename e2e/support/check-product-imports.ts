@@ -11,8 +11,10 @@
  * what is not product output: test support (under one of {@link TEST_SUPPORT_DIRS}, or a `*.test.js`) or
  * a file outside the output directory. Test support that sits in the output without being imported fails
  * too (the build must not emit it), and so does an output without product modules (nothing was built).
- * Package specifiers (`yaml`, `node:fs`) are not followed, nor computed ones (`import(url)`), which
- * cannot be resolved without running the code.
+ * Specifiers of the package's own `imports` map (`#core/clock.js`) are resolved as Node resolves them at
+ * run time (the nearest package.json, no `--conditions`) and checked like relative ones. Other packages'
+ * specifiers (`yaml`, `node:fs`) are not followed, nor computed ones (`import(url)`), which cannot be
+ * resolved without running the code.
  */
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
@@ -76,11 +78,66 @@ export function importSpecifiers(fileName: string, source: string): string[] {
   return out;
 }
 
-/** The file a specifier names when it is a path (relative, absolute or file: URL); undefined for packages. */
-function pathOf(specifier: string, importer: string): string | undefined {
+/** The conditions Node matches in an `imports` target when started without `--conditions`. */
+const RUNTIME_CONDITIONS = new Set(['node', 'import', 'default']);
+
+/** The package.json that scopes `file` (the nearest one above it), or undefined. */
+function packageScope(file: string): string | undefined {
+  for (let dir = dirname(file); ; dir = dirname(dir)) {
+    const candidate = join(dir, 'package.json');
+    if (isFile(candidate)) return candidate;
+    if (dirname(dir) === dir) return undefined;
+  }
+}
+
+/** A target of an `imports` entry with the pattern's `*` replaced, under the runtime conditions (first match in key order). */
+function importTarget(target: unknown, star: string): string | undefined {
+  if (typeof target === 'string') return target.replaceAll('*', star);
+  if (Array.isArray(target)) {
+    for (const t of target) {
+      const r = importTarget(t, star);
+      if (r !== undefined) return r;
+    }
+    return undefined;
+  }
+  if (typeof target === 'object' && target !== null) {
+    for (const [condition, t] of Object.entries(target)) if (RUNTIME_CONDITIONS.has(condition)) return importTarget(t, star);
+  }
+  return undefined;
+}
+
+/**
+ * The file a `#` specifier names through the `imports` field of the importer's package.json (exact keys
+ * first, then the `*` pattern with the longest prefix, as Node does), or undefined when nothing maps it.
+ */
+function packageImport(specifier: string, importer: string): string | undefined {
+  const pkgFile = packageScope(importer);
+  if (pkgFile === undefined) return undefined;
+  const imports = (JSON.parse(readFileSync(pkgFile, 'utf8')) as { imports?: Record<string, unknown> }).imports ?? {};
+  let target: string | undefined;
+  if (Object.hasOwn(imports, specifier)) {
+    target = importTarget(imports[specifier], '');
+  } else {
+    const patterns = Object.keys(imports)
+      .filter((k) => k.includes('*'))
+      .map((k) => ({ k, prefix: k.slice(0, k.indexOf('*')), suffix: k.slice(k.indexOf('*') + 1) }))
+      .filter(({ prefix, suffix }) => specifier.startsWith(prefix) && specifier.endsWith(suffix) && specifier.length >= prefix.length + suffix.length)
+      .sort((a, b) => b.prefix.length - a.prefix.length);
+    const best = patterns[0];
+    if (best) target = importTarget(imports[best.k], specifier.slice(best.prefix.length, specifier.length - best.suffix.length));
+  }
+  return target === undefined ? undefined : resolve(dirname(pkgFile), target);
+}
+
+/**
+ * The file a specifier names when it is a path (relative, absolute or file: URL) or one of the package's
+ * own `#` imports (`null` when no `imports` entry maps it); undefined for other packages.
+ */
+function pathOf(specifier: string, importer: string): string | null | undefined {
   if (specifier.startsWith('./') || specifier.startsWith('../')) return resolve(dirname(importer), specifier);
   if (specifier.startsWith('/')) return specifier;
   if (specifier.startsWith('file:')) return fileURLToPath(specifier);
+  if (specifier.startsWith('#')) return packageImport(specifier, importer) ?? null;
   return undefined;
 }
 
@@ -104,9 +161,9 @@ export function checkProductImports(outDir: string): string[] {
   const files = moduleFiles(root);
   const product = files.filter((f) => isProductFile(root, f));
   if (product.length === 0) return [`${outDir}: no product modules to check (run npm run build first)`];
-  const edges = new Map<string, Array<{ specifier: string; target: string }>>();
+  const edges = new Map<string, Array<{ specifier: string; target: string | null }>>();
   for (const file of product) {
-    const out: Array<{ specifier: string; target: string }> = [];
+    const out: Array<{ specifier: string; target: string | null }> = [];
     for (const specifier of importSpecifiers(file, readFileSync(file, 'utf8'))) {
       const target = pathOf(specifier, file);
       if (target !== undefined) out.push({ specifier, target });
@@ -132,7 +189,9 @@ export function checkProductImports(outDir: string): string[] {
     for (let i = 0; i < queue.length; i++) {
       const importer = queue[i]!;
       for (const { specifier, target } of edges.get(importer) ?? []) {
-        if (!isFile(target)) {
+        if (target === null) {
+          problems.push(`${chain(importer)}: '${specifier}' is in no \`imports\` entry of the package.json`);
+        } else if (!isFile(target)) {
           problems.push(`${chain(importer)}: '${specifier}' does not resolve to a file`);
         } else if (!isProductFile(root, target)) {
           reachedSupport.add(target);

@@ -107,6 +107,32 @@ describe('checkProductImports', () => {
       'testkit/collector/fakeclock.js: test support in the build output (a build tsconfig includes it)',
     ]);
   });
+  it("resolves the package's own #imports as Node does at run time (default condition, not types/source) and checks their targets", () => {
+    const pkg = JSON.stringify({
+      imports: {
+        '#core/*.js': { types: './lib/core/*.ts', source: './lib/core/*.ts', default: './dist/lib/core/*.js' },
+        '#core/special.js': './dist/lib/core/clock.js',
+        '#kit/*.js': { node: './dist/testkit/*.js' },
+        '#src/*.js': { source: './dist/lib/core/*.js', default: './operator/src/*.js' },
+      },
+    });
+    const good = outputOf({ ...GOOD, '../package.json': pkg, 'operator/src/side.js': "import '#core/clock.js'; import '#core/special.js';", 'lib/core/clock.js': '' });
+    expect(checkProductImports(good)).toEqual([]);
+    const bad = outputOf({
+      ...GOOD,
+      '../package.json': pkg,
+      '../operator/src/util.js': '',
+      'operator/src/side.js': "import '#kit/fakes.js'; import '#src/util.js'; import '#nope/x.js'; import '#core/missing.js';",
+      'testkit/fakes.js': '',
+    });
+    expect(checkProductImports(bad)).toEqual([
+      "operator/src/main.js -> operator/src/side.js -> testkit/fakes.js: product code imports test support ('#kit/fakes.js')",
+      "operator/src/main.js -> operator/src/side.js -> ../operator/src/util.js: product code imports a file outside the build output ('#src/util.js')",
+      "operator/src/main.js -> operator/src/side.js: '#nope/x.js' is in no `imports` entry of the package.json",
+      "operator/src/main.js -> operator/src/side.js: '#core/missing.js' does not resolve to a file",
+    ]);
+  });
+
   it('fails an output directory that is missing or holds no product module, so an empty build cannot pass', () => {
     const dist = outputOf({ 'testkit/operator/api/fixtures.js': '' });
     expect(checkProductImports(dist)).toEqual([`${dist}: no product modules to check (run npm run build first)`]);
