@@ -2,7 +2,7 @@ import { afterEach, describe, it, expect } from '@jest/globals';
 import { KubeletClient, httpGetter, podInfoFrom } from './kubelet.js';
 import { NetworkError, StoppedError } from './errors.js';
 import { FakeKubelet, kubeletPod } from '../../testkit/collector/fakekubelet.js';
-import { waitFor } from '../../testkit/collector/fakeclock.js';
+import { waitFor } from '../../testkit/core/fakeclock.js';
 import { counterValue, makeRig, stopFileFor, TEST_REVISION, TEST_STOP_PATH } from '../../testkit/collector/harness.js';
 
 let kubelet: FakeKubelet | undefined;

@@ -9,7 +9,7 @@ import { KubeConfigError, type ApiServerConfig } from './kubeconfig.js';
 import { resolveConfig } from './config.js';
 import { writeFakeHostRoot } from '../../testkit/collector/node/fakehostroot.js';
 import { FakeApiServer } from '../../testkit/collector/fakeapiserver.js';
-import { FakeClock, waitFor } from '../../testkit/collector/fakeclock.js';
+import { FakeClock, waitFor } from '../../testkit/core/fakeclock.js';
 import { FakeKubelet, kubeletPod } from '../../testkit/collector/fakekubelet.js';
 import { stopFileFor } from '../../testkit/collector/harness.js';
 

@@ -101,10 +101,10 @@ describe('checkProductImports', () => {
   });
 
   it('fails test support emitted into the output even when no product module imports it', () => {
-    const problems = checkProductImports(outputOf({ ...GOOD, 'testkit/collector/fakeclock.js': 'export class FakeClock {}', 'operator/src/a.test.js': '' }));
+    const problems = checkProductImports(outputOf({ ...GOOD, 'testkit/core/fakeclock.js': 'export class FakeClock {}', 'operator/src/a.test.js': '' }));
     expect(problems).toEqual([
       'operator/src/a.test.js: test support in the build output (a build tsconfig includes it)',
-      'testkit/collector/fakeclock.js: test support in the build output (a build tsconfig includes it)',
+      'testkit/core/fakeclock.js: test support in the build output (a build tsconfig includes it)',
     ]);
   });
   it("resolves the package's own #imports as Node does at run time (default condition, not types/source) and checks their targets", () => {

@@ -10,9 +10,9 @@ import { CollectorMetrics } from '../../collector/src/metrics.js';
 import { TokenBucket } from '../../collector/src/ratelimit.js';
 import type { KubeRequest, KubeResponse, KubeTransport } from '../../collector/src/transport.js';
 import { FakeApiServer } from './fakeapiserver.js';
-import { FakeClock } from './fakeclock.js';
+import { FakeClock } from '../core/fakeclock.js';
 import { FakeFs } from './fakefs.js';
-import { RecordingLogger } from './fakelogger.js';
+import { RecordingLogger } from '../core/fakelogger.js';
 
 /** Path of the stop file in tests. */
 export const TEST_STOP_PATH = '/node/var/run/telemetry-rollout/stop';

@@ -1,7 +1,7 @@
 import { afterEach, describe, it, expect } from '@jest/globals';
 import { resolveConfig, type CollectorConfigInput } from '../config.js';
 import type { KubeObject } from '../apiclient.js';
-import { flushAsync } from '../../../testkit/collector/fakeclock.js';
+import { flushAsync } from '../../../testkit/core/fakeclock.js';
 import { makeRig, type TestRig } from '../../../testkit/collector/harness.js';
 import { ClusterAgent } from './agent.js';
 

@@ -1,6 +1,6 @@
 import { afterEach, describe, it, expect } from '@jest/globals';
 import { FakeApiServer } from '../../../testkit/collector/fakeapiserver.js';
-import { FakeClock, flushAsync } from '../../../testkit/collector/fakeclock.js';
+import { FakeClock, flushAsync } from '../../../testkit/core/fakeclock.js';
 import { makeRig, stopFileFor, TEST_STOP_PATH, type TestRig } from '../../../testkit/collector/harness.js';
 import { LeaderElector, microTime, type Lease } from './leader.js';
 

@@ -1,7 +1,7 @@
 import { afterEach, describe, it, expect } from '@jest/globals';
 import type { KubeObject } from '../apiclient.js';
 import { FakeApiServer } from '../../../testkit/collector/fakeapiserver.js';
-import { FakeClock, flushAsync } from '../../../testkit/collector/fakeclock.js';
+import { FakeClock, flushAsync } from '../../../testkit/core/fakeclock.js';
 import { counterValue, makeRig, stopFileFor, TEST_REVISION, TEST_STOP_PATH, type TestRig } from '../../../testkit/collector/harness.js';
 import { NaivePodSource } from './source.js';
 

@@ -6,7 +6,7 @@ import { resolveConfig } from '../config.js';
 import { KubeletClient, httpGetter } from '../kubelet.js';
 import { STOP_FILE_POLL_MS } from '../killswitch.js';
 import { FakeKubelet, kubeletPod } from '../../../testkit/collector/fakekubelet.js';
-import { waitFor } from '../../../testkit/collector/fakeclock.js';
+import { waitFor } from '../../../testkit/core/fakeclock.js';
 import { counterValue, makeRig, stopFileFor, TEST_REVISION, TEST_STOP_PATH } from '../../../testkit/collector/harness.js';
 import { KubeletPodSource, NodeAgent } from './agent.js';
 import { NodeMetrics } from './metrics.js';
