@@ -4,7 +4,7 @@ import { FakeClock } from '../util/clock.js';
 import { memoryLogger } from '../util/logging.js';
 import { FakeLeaseClient, FakeLeaseStore, apiError } from '../../../testkit/operator/controller/fakes.js';
 import { isConflict } from './kube.js';
-import { KubeLeaseClient, LeaderElector, fromV1Lease, toV1Lease } from './leaderelection.js';
+import { KubeLeaseClient, LeaderElector, defaultIdentity, fromV1Lease, toV1Lease } from './leaderelection.js';
 import type { LeaseApi, LeaderElectorOptions } from './leaderelection.js';
 
 const NS = 'operators';
@@ -263,6 +263,7 @@ describe('LeaderElector', () => {
     expect(() => new LeaderElector({ ...base, leaseDurationSeconds: 10, renewDeadlineSeconds: 10 })).toThrow('leaseDurationSeconds');
     expect(() => new LeaderElector({ ...base, renewDeadlineSeconds: 2, retryPeriodSeconds: 2 })).toThrow('renewDeadlineSeconds');
     expect(() => new LeaderElector({ ...base, identity: '' })).toThrow('identity');
+    expect(defaultIdentity('pod-1')).toMatch(/^pod-1_[0-9a-f]{8}$/);
   });
 });
 

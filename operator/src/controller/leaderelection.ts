@@ -17,6 +17,8 @@
  * - On a graceful stop the leader releases the Lease (empty holder, 1 s duration, as client-go's
  *   ReleaseOnCancel), so a successor takes over at once instead of after the lease duration.
  */
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
 import { CoordinationV1Api, KubeConfig, V1MicroTime } from '@kubernetes/client-node';
 import type { V1Lease } from '@kubernetes/client-node';
 import type { Clock } from '../util/clock.js';
@@ -136,6 +138,14 @@ export function fromV1Lease(lease: V1Lease): LeaseRecord {
   };
 }
 
+/**
+ * A unique identity for this process: the pod name (or host name) plus a random suffix, so a restarted
+ * pod with the same name is never mistaken for the old holder still inside its lease.
+ */
+export function defaultIdentity(podName: string | undefined = process.env.POD_NAME): string {
+  return `${podName && podName !== '' ? podName : hostname()}_${randomUUID().slice(0, 8)}`;
+}
+
 /** Callbacks of {@link LeaderElector}. They must return quickly; long work belongs in what they start. */
 export interface LeaderCallbacks {
   /**
@@ -156,7 +166,7 @@ export interface LeaderElectorOptions {
   namespace: string;
   /** Name of the Lease. */
   name: string;
-  /** Unique per process. */
+  /** Unique per process (see {@link defaultIdentity}). */
   identity: string;
   /** How long a non-leader waits after the last observed change before taking over (default 15). */
   leaseDurationSeconds?: number;
