@@ -3,7 +3,7 @@ import type { TelemetryRollout } from '../api/types.generated.js';
 import { FakeClock } from '../util/clock.js';
 import { FakeBreakGlass, FakeCluster, FakeClusterFactory, FakeEvents, FakeRolloutStore, ScriptedGates } from './fakes.js';
 import type { GateEvaluator } from './interfaces.js';
-import { PassThroughGateEvaluatorUntilGatesLand, PROMOTE_ANNOTATION, RETRY_ANNOTATION, ABORT_ANNOTATION, RolloutReconciler, type ReconcilerOptions } from './reconciler.js';
+import { PROMOTE_ANNOTATION, RETRY_ANNOTATION, ABORT_ANNOTATION, RolloutReconciler, type ReconcilerOptions } from './reconciler.js';
 import { revisionOf } from './revision.js';
 
 type Spec = Record<string, unknown>;
@@ -369,13 +369,6 @@ describe('RolloutReconciler: gates and failures', () => {
     await drive(w, () => phase(w) === 'Failed');
     expect(w.store.current().status?.message).toContain('projected 900 req/s');
     expect(w.cluster('a').relabels).toHaveLength(0);
-  });
-
-  it('the pass-through evaluator is named as such and says so in status', async () => {
-    const w = world({ a: 2 }, {}, new PassThroughGateEvaluatorUntilGatesLand());
-    expect(w.gates.measures).toBe(false);
-    await drive(w, (ro) => ro.status?.phase === 'Succeeded');
-    expect(w.store.current().status?.clusters?.[0]?.lastGate?.message).toContain('nothing measured');
   });
 });
 
