@@ -104,10 +104,14 @@ export interface RolloutCapabilities {
   readonly conditions: { readonly Ready: boolean; readonly Progressing: boolean; readonly Paused: boolean };
 }
 
-/** A rollout phase's row: what it allows and its edges. Events not named are ignored in this phase. */
+/**
+ * A rollout phase's row: what it allows, its edges, and the events it ignores. Every event is named in
+ * exactly one of `on` and `ignores` (a test checks), so a new event needs a decision in every phase.
+ */
 export interface RolloutState {
   readonly capabilities: RolloutCapabilities;
   readonly on: Partial<Record<RolloutEvent, Edge<RolloutPhase>>>;
+  readonly ignores: readonly RolloutEvent[];
 }
 
 const caps = (c: Partial<Omit<RolloutCapabilities, 'conditions'>> & { conditions?: Partial<RolloutCapabilities['conditions']> }): RolloutCapabilities => ({
@@ -139,6 +143,7 @@ export const ROLLOUT_MACHINE: Readonly<Record<RolloutPhase, RolloutState>> = {
       Abort: rollback('haltFleet'),
       Promote: promote('Pending'),
     },
+    ignores: ['Pause', 'Resume', 'Retry', 'GateFailed', 'GateNoData', 'ProjectionExceedsSLO', 'ProgressDeadlineExceeded', 'PreflightRefused', 'Unreachable', 'BreakGlassIssued', 'Reachable', 'AllClustersSucceeded', 'AllClustersRolledBack'],
   },
   Progressing: {
     capabilities: caps({ probesReachability: true, breakGlassArmed: true, gatesEvaluated: true, gatesAct: true, relabelsForward: true, conditions: { Progressing: true } }),
@@ -159,6 +164,7 @@ export const ROLLOUT_MACHINE: Readonly<Record<RolloutPhase, RolloutState>> = {
       Reachable: rollback('rollBackBreakGlassCluster'),
       AllClustersSucceeded: { to: 'Succeeded', actions: ['markStable', 'deleteOldRevisions'] },
     },
+    ignores: ['Resume', 'Retry', 'AllClustersRolledBack'],
   },
   Paused: {
     capabilities: caps({ probesReachability: true, breakGlassArmed: true, gatesEvaluated: true, conditions: { Paused: true } }),
@@ -172,6 +178,7 @@ export const ROLLOUT_MACHINE: Readonly<Record<RolloutPhase, RolloutState>> = {
       BreakGlassIssued: { to: 'BreakGlass', actions: ['haltFleet', 'writeStopFiles'] },
       Reachable: rollback('rollBackBreakGlassCluster'),
     },
+    ignores: ['Planned', 'Pause', 'GateFailed', 'GateNoData', 'ProjectionExceedsSLO', 'ProgressDeadlineExceeded', 'PreflightRefused', 'AllClustersSucceeded', 'AllClustersRolledBack'],
   },
   BreakGlass: {
     capabilities: caps({ probesReachability: true, breakGlassArmed: true }),
@@ -183,6 +190,7 @@ export const ROLLOUT_MACHINE: Readonly<Record<RolloutPhase, RolloutState>> = {
       BreakGlassIssued: { to: 'BreakGlass', actions: ['haltFleet', 'writeStopFiles'] },
       Reachable: rollback('rollBackBreakGlassCluster'),
     },
+    ignores: ['Planned', 'Pause', 'Resume', 'Retry', 'GateFailed', 'GateNoData', 'ProjectionExceedsSLO', 'ProgressDeadlineExceeded', 'PreflightRefused', 'AllClustersSucceeded', 'AllClustersRolledBack'],
   },
   RollingBack: {
     capabilities: caps({ relabelsBack: true, conditions: { Progressing: true } }),
@@ -196,6 +204,7 @@ export const ROLLOUT_MACHINE: Readonly<Record<RolloutPhase, RolloutState>> = {
       BreakGlassIssued: { to: 'BreakGlass', actions: ['haltFleet', 'writeStopFiles'] },
       AllClustersRolledBack: { to: 'RolledBack', actions: ['clearStopFiles'] },
     },
+    ignores: ['Planned', 'Pause', 'Resume', 'Abort', 'Retry', 'GateFailed', 'GateNoData', 'ProjectionExceedsSLO', 'ProgressDeadlineExceeded', 'PreflightRefused', 'Unreachable', 'AllClustersSucceeded'],
   },
   RolledBack: {
     capabilities: caps({ candidateMayRun: false, terminal: true }),
@@ -204,6 +213,7 @@ export const ROLLOUT_MACHINE: Readonly<Record<RolloutPhase, RolloutState>> = {
       Retry: { to: 'Progressing', actions: ['resetClusters'] },
       Promote: promote('RolledBack'),
     },
+    ignores: ['Planned', 'Pause', 'Resume', 'Abort', 'GateFailed', 'GateNoData', 'ProjectionExceedsSLO', 'ProgressDeadlineExceeded', 'PreflightRefused', 'Unreachable', 'BreakGlassIssued', 'Reachable', 'AllClustersSucceeded', 'AllClustersRolledBack'],
   },
   Succeeded: {
     capabilities: caps({ terminal: true, conditions: { Ready: true } }),
@@ -211,6 +221,7 @@ export const ROLLOUT_MACHINE: Readonly<Record<RolloutPhase, RolloutState>> = {
       SpecChanged: specChanged,
       Promote: promote('Succeeded'),
     },
+    ignores: ['Planned', 'Pause', 'Resume', 'Abort', 'Retry', 'GateFailed', 'GateNoData', 'ProjectionExceedsSLO', 'ProgressDeadlineExceeded', 'PreflightRefused', 'Unreachable', 'BreakGlassIssued', 'Reachable', 'AllClustersSucceeded', 'AllClustersRolledBack'],
   },
   Failed: {
     capabilities: caps({ terminal: true }),
@@ -219,16 +230,19 @@ export const ROLLOUT_MACHINE: Readonly<Record<RolloutPhase, RolloutState>> = {
       Retry: { to: 'Progressing', actions: ['resetClusters'] },
       Promote: promote('Failed'),
     },
+    ignores: ['Planned', 'Pause', 'Resume', 'Abort', 'GateFailed', 'GateNoData', 'ProjectionExceedsSLO', 'ProgressDeadlineExceeded', 'PreflightRefused', 'Unreachable', 'BreakGlassIssued', 'Reachable', 'AllClustersSucceeded', 'AllClustersRolledBack'],
   },
 };
 
-/** A cluster phase's row: its edges. Events not named are ignored in this phase. */
+/** A cluster phase's row: whether it is moving, whether rollback visits it, its edges and what it ignores. */
 export interface ClusterState {
   /** The cluster is moving forward (counts against the stage's maxConcurrentClusters). */
   readonly active: boolean;
   /** The cluster was started (has or had objects of the candidate): rollback visits it. */
   readonly touched: boolean;
   readonly on: Partial<Record<ClusterEvent, Edge<ClusterPhase>>>;
+  /** Events this phase ignores; with `on`, every event is named exactly once (a test checks). */
+  readonly ignores: readonly ClusterEvent[];
 }
 
 const halt: Edge<ClusterPhase> = { to: 'Paused' };
@@ -238,7 +252,7 @@ const reset: Edge<ClusterPhase> = { to: 'Pending', actions: ['clearStep'] };
 
 /** A cluster's phase machine. */
 export const CLUSTER_MACHINE: Readonly<Record<ClusterPhase, ClusterState>> = {
-  Pending: { active: false, touched: false, on: { Start: { to: 'Preflight' }, Reset: reset } },
+  Pending: { active: false, touched: false, on: { Start: { to: 'Preflight' }, Reset: reset }, ignores: ['StepBegan', 'PreflightRefused', 'StepReady', 'ProgressDeadlineExceeded', 'LastStepBaked', 'Halt', 'Resume', 'ResumeBake', 'BreakGlassIssued', 'RollBack', 'RolledBack'] },
   Preflight: {
     active: true,
     touched: true,
@@ -249,6 +263,7 @@ export const CLUSTER_MACHINE: Readonly<Record<ClusterPhase, ClusterState>> = {
       RollBack: rollBack,
       Reset: reset,
     },
+    ignores: ['Start', 'StepReady', 'ProgressDeadlineExceeded', 'LastStepBaked', 'Resume', 'ResumeBake', 'BreakGlassIssued', 'RolledBack'],
   },
   Progressing: {
     active: true,
@@ -260,6 +275,7 @@ export const CLUSTER_MACHINE: Readonly<Record<ClusterPhase, ClusterState>> = {
       RollBack: rollBack,
       Reset: reset,
     },
+    ignores: ['Start', 'StepBegan', 'PreflightRefused', 'LastStepBaked', 'Resume', 'ResumeBake', 'BreakGlassIssued', 'RolledBack'],
   },
   Baking: {
     active: true,
@@ -271,6 +287,7 @@ export const CLUSTER_MACHINE: Readonly<Record<ClusterPhase, ClusterState>> = {
       RollBack: rollBack,
       Reset: reset,
     },
+    ignores: ['Start', 'PreflightRefused', 'StepReady', 'ProgressDeadlineExceeded', 'Resume', 'ResumeBake', 'BreakGlassIssued', 'RolledBack'],
   },
   Paused: {
     active: false,
@@ -282,12 +299,13 @@ export const CLUSTER_MACHINE: Readonly<Record<ClusterPhase, ClusterState>> = {
       RollBack: rollBack,
       Reset: reset,
     },
+    ignores: ['Start', 'StepBegan', 'PreflightRefused', 'StepReady', 'ProgressDeadlineExceeded', 'LastStepBaked', 'Halt', 'RolledBack'],
   },
-  BreakGlass: { active: false, touched: true, on: { BreakGlassIssued: breakGlass, RollBack: rollBack, Reset: reset } },
-  RollingBack: { active: false, touched: true, on: { RolledBack: { to: 'RolledBack', actions: ['deleteCandidate', 'clearStopFiles'] }, Reset: reset } },
-  RolledBack: { active: false, touched: true, on: { Reset: reset } },
-  Succeeded: { active: false, touched: true, on: { BreakGlassIssued: breakGlass, RollBack: rollBack, Reset: reset } },
-  Failed: { active: false, touched: true, on: { BreakGlassIssued: breakGlass, RollBack: rollBack, Reset: reset } },
+  BreakGlass: { active: false, touched: true, on: { BreakGlassIssued: breakGlass, RollBack: rollBack, Reset: reset }, ignores: ['Start', 'StepBegan', 'PreflightRefused', 'StepReady', 'ProgressDeadlineExceeded', 'LastStepBaked', 'Halt', 'Resume', 'ResumeBake', 'RolledBack'] },
+  RollingBack: { active: false, touched: true, on: { RolledBack: { to: 'RolledBack', actions: ['deleteCandidate', 'clearStopFiles'] }, Reset: reset }, ignores: ['Start', 'StepBegan', 'PreflightRefused', 'StepReady', 'ProgressDeadlineExceeded', 'LastStepBaked', 'Halt', 'Resume', 'ResumeBake', 'BreakGlassIssued', 'RollBack'] },
+  RolledBack: { active: false, touched: true, on: { Reset: reset }, ignores: ['Start', 'StepBegan', 'PreflightRefused', 'StepReady', 'ProgressDeadlineExceeded', 'LastStepBaked', 'Halt', 'Resume', 'ResumeBake', 'BreakGlassIssued', 'RollBack', 'RolledBack'] },
+  Succeeded: { active: false, touched: true, on: { BreakGlassIssued: breakGlass, RollBack: rollBack, Reset: reset }, ignores: ['Start', 'StepBegan', 'PreflightRefused', 'StepReady', 'ProgressDeadlineExceeded', 'LastStepBaked', 'Halt', 'Resume', 'ResumeBake', 'RolledBack'] },
+  Failed: { active: false, touched: true, on: { BreakGlassIssued: breakGlass, RollBack: rollBack, Reset: reset }, ignores: ['Start', 'StepBegan', 'PreflightRefused', 'StepReady', 'ProgressDeadlineExceeded', 'LastStepBaked', 'Halt', 'Resume', 'ResumeBake', 'RolledBack'] },
 };
 
 /** A change that is not an edge of the table: a defect in the reconciler, never a user error. */

@@ -372,6 +372,28 @@ describe('RolloutReconciler: gates and failures', () => {
   });
 });
 
+describe('RolloutReconciler: an abort before the plan', () => {
+  it('an abort while the rollout waits for its targets ends RolledBack and stays so; a retry then plans and rolls out', async () => {
+    const w = world({ a: 4 });
+    w.cluster('a').reachable = false;
+    await w.make().reconcile('default/r');
+    expect(phase(w)).toBe('Pending');
+    w.store.annotate(ABORT_ANNOTATION, 'stop');
+    await drive(w, () => phase(w) === 'RolledBack');
+    // The target comes back: the aborted rollout must not plan and start by itself.
+    w.cluster('a').reachable = true;
+    for (let i = 0; i < 5; i++) {
+      await w.make().reconcile('default/r');
+      await w.clock.advance(15_000);
+    }
+    expect(phase(w)).toBe('RolledBack');
+    expect(w.cluster('a').relabels).toHaveLength(0);
+    w.store.annotate(RETRY_ANNOTATION, 'again');
+    await drive(w, () => phase(w) === 'Succeeded');
+    expect(w.store.current().status?.clusters?.map((c) => [c.name, c.phase])).toEqual([['a', 'Succeeded']]);
+  });
+});
+
 describe('RolloutReconciler: break-glass', () => {
   const spec = { strategy: { stages: [{ name: 's', clusters: 1, nodeSteps: [50, 100], bakeSeconds: 300 }] }, breakGlass: { unreachableAfterSeconds: 60 } };
 
