@@ -41,7 +41,9 @@ export function handleControls(p: Pass): void {
     } else if (s.phase === 'Paused' && s.reason !== REASON.PausedByUser) {
       for (const c of s.clusters ?? []) {
         if (c.lastGate) c.lastGate.consecutiveFailures = 0;
-        if (c.phase === 'Paused') p.clusterEvent(c, 'Resume');
+        // After a breach a step's agents are checked again and its bake starts over (a clean bake after
+        // the failure); a cluster halted before its first step runs its preflight.
+        if (c.phase === 'Paused') p.clusterEvent(c, c.stepStartedAt ? 'Resume' : 'ResumePreflight');
       }
       p.rolloutEvent('Retry');
       p.record('Normal', REASON.Retried, 'retrying after the gate pause; failure counts reset');

@@ -56,6 +56,7 @@ export const CLUSTER_EVENTS = [
   'Halt',
   'Resume',
   'ResumeBake',
+  'ResumePreflight',
   'BreakGlassIssued',
   'RollBack',
   'RolledBack',
@@ -252,7 +253,7 @@ const reset: Edge<ClusterPhase> = { to: 'Pending', actions: ['clearStep'] };
 
 /** A cluster's phase machine. */
 export const CLUSTER_MACHINE: Readonly<Record<ClusterPhase, ClusterState>> = {
-  Pending: { active: false, touched: false, on: { Start: { to: 'Preflight' }, Reset: reset }, ignores: ['StepBegan', 'PreflightRefused', 'StepReady', 'ProgressDeadlineExceeded', 'LastStepBaked', 'Halt', 'Resume', 'ResumeBake', 'BreakGlassIssued', 'RollBack', 'RolledBack'] },
+  Pending: { active: false, touched: false, on: { Start: { to: 'Preflight' }, Reset: reset }, ignores: ['StepBegan', 'PreflightRefused', 'StepReady', 'ProgressDeadlineExceeded', 'LastStepBaked', 'Halt', 'Resume', 'ResumeBake', 'ResumePreflight', 'BreakGlassIssued', 'RollBack', 'RolledBack'] },
   Preflight: {
     active: true,
     touched: true,
@@ -263,7 +264,7 @@ export const CLUSTER_MACHINE: Readonly<Record<ClusterPhase, ClusterState>> = {
       RollBack: rollBack,
       Reset: reset,
     },
-    ignores: ['Start', 'StepReady', 'ProgressDeadlineExceeded', 'LastStepBaked', 'Resume', 'ResumeBake', 'BreakGlassIssued', 'RolledBack'],
+    ignores: ['Start', 'StepReady', 'ProgressDeadlineExceeded', 'LastStepBaked', 'Resume', 'ResumeBake', 'ResumePreflight', 'BreakGlassIssued', 'RolledBack'],
   },
   Progressing: {
     active: true,
@@ -275,7 +276,7 @@ export const CLUSTER_MACHINE: Readonly<Record<ClusterPhase, ClusterState>> = {
       RollBack: rollBack,
       Reset: reset,
     },
-    ignores: ['Start', 'StepBegan', 'PreflightRefused', 'LastStepBaked', 'Resume', 'ResumeBake', 'BreakGlassIssued', 'RolledBack'],
+    ignores: ['Start', 'StepBegan', 'PreflightRefused', 'LastStepBaked', 'Resume', 'ResumeBake', 'ResumePreflight', 'BreakGlassIssued', 'RolledBack'],
   },
   Baking: {
     active: true,
@@ -287,7 +288,7 @@ export const CLUSTER_MACHINE: Readonly<Record<ClusterPhase, ClusterState>> = {
       RollBack: rollBack,
       Reset: reset,
     },
-    ignores: ['Start', 'PreflightRefused', 'StepReady', 'ProgressDeadlineExceeded', 'Resume', 'ResumeBake', 'BreakGlassIssued', 'RolledBack'],
+    ignores: ['Start', 'PreflightRefused', 'StepReady', 'ProgressDeadlineExceeded', 'Resume', 'ResumeBake', 'ResumePreflight', 'BreakGlassIssued', 'RolledBack'],
   },
   Paused: {
     active: false,
@@ -295,17 +296,18 @@ export const CLUSTER_MACHINE: Readonly<Record<ClusterPhase, ClusterState>> = {
     on: {
       Resume: { to: 'Progressing' },
       ResumeBake: { to: 'Baking' },
+      ResumePreflight: { to: 'Preflight' },
       BreakGlassIssued: breakGlass,
       RollBack: rollBack,
       Reset: reset,
     },
     ignores: ['Start', 'StepBegan', 'PreflightRefused', 'StepReady', 'ProgressDeadlineExceeded', 'LastStepBaked', 'Halt', 'RolledBack'],
   },
-  BreakGlass: { active: false, touched: true, on: { BreakGlassIssued: breakGlass, RollBack: rollBack, Reset: reset }, ignores: ['Start', 'StepBegan', 'PreflightRefused', 'StepReady', 'ProgressDeadlineExceeded', 'LastStepBaked', 'Halt', 'Resume', 'ResumeBake', 'RolledBack'] },
-  RollingBack: { active: false, touched: true, on: { RolledBack: { to: 'RolledBack', actions: ['deleteCandidate', 'clearStopFiles'] }, Reset: reset }, ignores: ['Start', 'StepBegan', 'PreflightRefused', 'StepReady', 'ProgressDeadlineExceeded', 'LastStepBaked', 'Halt', 'Resume', 'ResumeBake', 'BreakGlassIssued', 'RollBack'] },
-  RolledBack: { active: false, touched: true, on: { Reset: reset }, ignores: ['Start', 'StepBegan', 'PreflightRefused', 'StepReady', 'ProgressDeadlineExceeded', 'LastStepBaked', 'Halt', 'Resume', 'ResumeBake', 'BreakGlassIssued', 'RollBack', 'RolledBack'] },
-  Succeeded: { active: false, touched: true, on: { BreakGlassIssued: breakGlass, RollBack: rollBack, Reset: reset }, ignores: ['Start', 'StepBegan', 'PreflightRefused', 'StepReady', 'ProgressDeadlineExceeded', 'LastStepBaked', 'Halt', 'Resume', 'ResumeBake', 'RolledBack'] },
-  Failed: { active: false, touched: true, on: { BreakGlassIssued: breakGlass, RollBack: rollBack, Reset: reset }, ignores: ['Start', 'StepBegan', 'PreflightRefused', 'StepReady', 'ProgressDeadlineExceeded', 'LastStepBaked', 'Halt', 'Resume', 'ResumeBake', 'RolledBack'] },
+  BreakGlass: { active: false, touched: true, on: { BreakGlassIssued: breakGlass, RollBack: rollBack, Reset: reset }, ignores: ['Start', 'StepBegan', 'PreflightRefused', 'StepReady', 'ProgressDeadlineExceeded', 'LastStepBaked', 'Halt', 'Resume', 'ResumeBake', 'ResumePreflight', 'RolledBack'] },
+  RollingBack: { active: false, touched: true, on: { RolledBack: { to: 'RolledBack', actions: ['deleteCandidate', 'clearStopFiles'] }, Reset: reset }, ignores: ['Start', 'StepBegan', 'PreflightRefused', 'StepReady', 'ProgressDeadlineExceeded', 'LastStepBaked', 'Halt', 'Resume', 'ResumeBake', 'ResumePreflight', 'BreakGlassIssued', 'RollBack'] },
+  RolledBack: { active: false, touched: true, on: { Reset: reset }, ignores: ['Start', 'StepBegan', 'PreflightRefused', 'StepReady', 'ProgressDeadlineExceeded', 'LastStepBaked', 'Halt', 'Resume', 'ResumeBake', 'ResumePreflight', 'BreakGlassIssued', 'RollBack', 'RolledBack'] },
+  Succeeded: { active: false, touched: true, on: { BreakGlassIssued: breakGlass, RollBack: rollBack, Reset: reset }, ignores: ['Start', 'StepBegan', 'PreflightRefused', 'StepReady', 'ProgressDeadlineExceeded', 'LastStepBaked', 'Halt', 'Resume', 'ResumeBake', 'ResumePreflight', 'RolledBack'] },
+  Failed: { active: false, touched: true, on: { BreakGlassIssued: breakGlass, RollBack: rollBack, Reset: reset }, ignores: ['Start', 'StepBegan', 'PreflightRefused', 'StepReady', 'ProgressDeadlineExceeded', 'LastStepBaked', 'Halt', 'Resume', 'ResumeBake', 'ResumePreflight', 'RolledBack'] },
 };
 
 /** A change that is not an edge of the table: a defect in the reconciler, never a user error. */
@@ -368,6 +370,16 @@ export function applyClusterEvent(cluster: ClusterStatus, event: ClusterEvent): 
 /** The capabilities of a rollout phase (a status without one is Pending). */
 export function rolloutCapabilities(phase: RolloutPhase | undefined): RolloutCapabilities {
   return ROLLOUT_MACHINE[phase ?? 'Pending'].capabilities;
+}
+
+/**
+ * The event that resumes a halted cluster where it stopped: a bake that had begun goes on, a step that
+ * had begun waits for its agents again, and a cluster halted before its first step runs its preflight
+ * (its objects may not exist yet).
+ */
+export function resumeEvent(c: ClusterStatus): ClusterEvent {
+  if (c.bakeStartedAt) return 'ResumeBake';
+  return c.stepStartedAt ? 'Resume' : 'ResumePreflight';
 }
 
 /** Whether a cluster in this phase is moving forward. */

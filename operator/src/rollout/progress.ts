@@ -8,7 +8,7 @@ import { errorMessage } from '../util/errors.js';
 import { REASON } from './conditions.js';
 import { revisionObjects, revisionRefs, sharedObjects } from './desired.js';
 import { REVISION_LABEL, type ClusterClient } from './interfaces.js';
-import { isActive } from './machine.js';
+import { isActive, resumeEvent } from './machine.js';
 import { iso, type Pass } from './pass.js';
 import { bake, beginStep, relabelStep } from './steps.js';
 
@@ -27,7 +27,7 @@ export async function progress(p: Pass): Promise<void> {
       p.record('Normal', REASON.Progressing, `stage ${stage.name} started: ${members.map((c) => c.name).join(', ')}`);
     }
     // Clusters halted by a breach that was later retried resume here.
-    for (const c of members) if (c.phase === 'Paused') p.clusterEvent(c, c.bakeStartedAt ? 'ResumeBake' : 'Resume');
+    for (const c of members) if (c.phase === 'Paused') p.clusterEvent(c, resumeEvent(c));
     let active = members.filter((c) => isActive(c.phase)).length;
     for (const c of members) {
       if (c.phase === 'Pending' && active < stage.maxConcurrentClusters) {

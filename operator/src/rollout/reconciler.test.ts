@@ -394,6 +394,31 @@ describe('RolloutReconciler: an abort before the plan', () => {
   });
 });
 
+describe('RolloutReconciler: resuming halted clusters', () => {
+  it('a retry resumes each halted cluster where it stopped: one halted in preflight runs its preflight, none fails its deadline', async () => {
+    const w = world({ a: 6, b: 4 }, { strategy: { stages: [{ name: 's', clusters: 2, nodeSteps: [50, 100], bakeSeconds: 10, maxConcurrentClusters: 2 }] } });
+    await drive(w, () => (w.store.current().status?.clusters ?? []).some((c) => c.phase === 'Baking'));
+    const st = w.store.current().status!;
+    // A breach halted the fleet (onFailure: Pause) while one cluster was baking and the other was still
+    // in preflight: the status the reconciler writes in that case.
+    const [baking, fresh] = st.clusters!;
+    baking!.phase = 'Paused';
+    fresh!.phase = 'Paused';
+    for (const k of ['step', 'stepPercent', 'stepStartedAt', 'bakeStartedAt'] as const) delete fresh![k];
+    fresh!.nodesUpdated = 0;
+    // Preflight had not applied anything yet: no objects, no labelled node.
+    const target = w.cluster(fresh!.name);
+    target.objects.clear();
+    for (const n of target.nodes.values()) n.labels = {};
+    await w.store.writeStatus(w.store.current(), { ...st, phase: 'Paused', reason: 'GateFailed' });
+    w.store.annotate(RETRY_ANNOTATION, 'go');
+    await drive(w, () => phase(w) === 'Succeeded' || phase(w) === 'RollingBack' || phase(w) === 'RolledBack');
+    expect(phase(w)).toBe('Succeeded');
+    const reasons = (w.store.current().status?.history ?? []).map((h) => h.reason);
+    expect(reasons).not.toContain('ProgressDeadlineExceeded');
+  });
+});
+
 describe('RolloutReconciler: break-glass', () => {
   const spec = { strategy: { stages: [{ name: 's', clusters: 1, nodeSteps: [50, 100], bakeSeconds: 300 }] }, breakGlass: { unreachableAfterSeconds: 60 } };
 
