@@ -91,8 +91,8 @@ const clusterOf = (r: TelemetryRollout) => r.status?.clusters?.find((c) => c.nam
 function bakingHealthy(n: number) {
   return (r: TelemetryRollout, w: RolloutWatcher): boolean => {
     const c = clusterOf(r);
-    if (c?.phase !== 'Baking' || !c.stepStartedAt) return false;
-    const since = w.evaluations(target.name).filter((g) => g.time.getTime() >= Date.parse(c.stepStartedAt as string));
+    if (c?.phase !== 'Baking' || !c.bakeStartedAt) return false;
+    const since = w.evaluations(target.name).filter((g) => g.time.getTime() >= Date.parse(c.bakeStartedAt as string));
     return since.length >= n && since.slice(-n).every((g) => g.verdict === 'Pass');
   };
 }

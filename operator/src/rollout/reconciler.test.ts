@@ -3,7 +3,7 @@ import type { TelemetryRollout } from '../api/types.generated.js';
 import { FakeClock } from '../util/clock.js';
 import { FakeBreakGlass, FakeCluster, FakeClusterFactory, FakeEvents, FakeRolloutStore, ScriptedGates } from '../../../testkit/operator/rollout/fakes.js';
 import type { GateEvaluator } from './interfaces.js';
-import { PassThroughGateEvaluatorUntilGatesLand, PROMOTE_ANNOTATION, RETRY_ANNOTATION, ABORT_ANNOTATION, RolloutReconciler, type ReconcilerOptions } from './reconciler.js';
+import { PROMOTE_ANNOTATION, RETRY_ANNOTATION, ABORT_ANNOTATION, RolloutReconciler, type ReconcilerOptions } from './reconciler.js';
 import { revisionOf } from './revision.js';
 
 type Spec = Record<string, unknown>;
@@ -370,12 +370,52 @@ describe('RolloutReconciler: gates and failures', () => {
     expect(w.store.current().status?.message).toContain('projected 900 req/s');
     expect(w.cluster('a').relabels).toHaveLength(0);
   });
+});
 
-  it('the pass-through evaluator is named as such and says so in status', async () => {
-    const w = world({ a: 2 }, {}, new PassThroughGateEvaluatorUntilGatesLand());
-    expect(w.gates.measures).toBe(false);
-    await drive(w, (ro) => ro.status?.phase === 'Succeeded');
-    expect(w.store.current().status?.clusters?.[0]?.lastGate?.message).toContain('nothing measured');
+describe('RolloutReconciler: an abort before the plan', () => {
+  it('an abort while the rollout waits for its targets ends RolledBack and stays so; a retry then plans and rolls out', async () => {
+    const w = world({ a: 4 });
+    w.cluster('a').reachable = false;
+    await w.make().reconcile('default/r');
+    expect(phase(w)).toBe('Pending');
+    w.store.annotate(ABORT_ANNOTATION, 'stop');
+    await drive(w, () => phase(w) === 'RolledBack');
+    // The target comes back: the aborted rollout must not plan and start by itself.
+    w.cluster('a').reachable = true;
+    for (let i = 0; i < 5; i++) {
+      await w.make().reconcile('default/r');
+      await w.clock.advance(15_000);
+    }
+    expect(phase(w)).toBe('RolledBack');
+    expect(w.cluster('a').relabels).toHaveLength(0);
+    w.store.annotate(RETRY_ANNOTATION, 'again');
+    await drive(w, () => phase(w) === 'Succeeded');
+    expect(w.store.current().status?.clusters?.map((c) => [c.name, c.phase])).toEqual([['a', 'Succeeded']]);
+  });
+});
+
+describe('RolloutReconciler: resuming halted clusters', () => {
+  it('a retry resumes each halted cluster where it stopped: one halted in preflight runs its preflight, none fails its deadline', async () => {
+    const w = world({ a: 6, b: 4 }, { strategy: { stages: [{ name: 's', clusters: 2, nodeSteps: [50, 100], bakeSeconds: 10, maxConcurrentClusters: 2 }] } });
+    await drive(w, () => (w.store.current().status?.clusters ?? []).some((c) => c.phase === 'Baking'));
+    const st = w.store.current().status!;
+    // A breach halted the fleet (onFailure: Pause) while one cluster was baking and the other was still
+    // in preflight: the status the reconciler writes in that case.
+    const [baking, fresh] = st.clusters!;
+    baking!.phase = 'Paused';
+    fresh!.phase = 'Paused';
+    for (const k of ['step', 'stepPercent', 'stepStartedAt', 'bakeStartedAt'] as const) delete fresh![k];
+    fresh!.nodesUpdated = 0;
+    // Preflight had not applied anything yet: no objects, no labelled node.
+    const target = w.cluster(fresh!.name);
+    target.objects.clear();
+    for (const n of target.nodes.values()) n.labels = {};
+    await w.store.writeStatus(w.store.current(), { ...st, phase: 'Paused', reason: 'GateFailed' });
+    w.store.annotate(RETRY_ANNOTATION, 'go');
+    await drive(w, () => phase(w) === 'Succeeded' || phase(w) === 'RollingBack' || phase(w) === 'RolledBack');
+    expect(phase(w)).toBe('Succeeded');
+    const reasons = (w.store.current().status?.history ?? []).map((h) => h.reason);
+    expect(reasons).not.toContain('ProgressDeadlineExceeded');
   });
 });
 
