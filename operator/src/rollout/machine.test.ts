@@ -3,7 +3,7 @@ import { describe, expect, it } from '@jest/globals';
 import type { ClusterStatus, TelemetryRolloutStatus } from '../api/types.generated.js';
 import { FakeClock } from '../util/clock.js';
 import { withMachineSection } from './diagram.js';
-import { FakeBreakGlass, FakeCluster, FakeClusterFactory, FakeEvents, FakeRolloutStore, ScriptedGates } from './fakes.js';
+import { FakeBreakGlass, FakeCluster, FakeClusterFactory, FakeEvents, FakeRolloutStore, ScriptedGates } from '../../../testkit/operator/rollout/fakes.js';
 import {
   applyClusterEvent,
   applyRolloutEvent,
