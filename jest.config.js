@@ -1,4 +1,4 @@
-// Jest 30 in ESM mode (see ../shared/notes/stack.md): ts-jest with useESM, .js suffixes stripped from
+// Jest 30 in ESM mode: ts-jest with useESM, .js suffixes stripped from
 // relative imports. Two projects: unit tests beside the code, e2e tests against the real control plane.
 const common = {
   preset: 'ts-jest/presets/default-esm',

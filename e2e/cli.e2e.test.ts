@@ -12,12 +12,12 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { findRepoRoot } from '../operator/src/api/crd.js';
-import { validBase } from '../operator/src/api/fixtures.js';
+import { validBase } from '../testkit/operator/api/fixtures.js';
 import type { HistoryEntry, TelemetryRollout } from '../operator/src/api/types.generated.js';
 import { ConfigMapInventoryStore } from '../operator/src/breakglass/configmapstore.js';
 import { loadInventoryFile, type NodeInventory } from '../operator/src/breakglass/inventory.js';
 import { parseStopFile } from '../operator/src/breakglass/stopfile.js';
-import { fixtureManifest, gateFailureStatus } from '../operator/src/cli/fixtures.js';
+import { fixtureManifest, gateFailureStatus } from '../testkit/operator/cli/fixtures.js';
 import { installCrd } from './support/api.js';
 import { createNamespace, dumpOnFailure, eventually, kubectl, kubectlBinary, kubectlJSON, managementCluster } from './controlplane/testing.js';
 

@@ -4,7 +4,7 @@
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import { join } from 'node:path';
 import { findRepoRoot } from '../operator/src/api/crd.js';
-import { INVALID_CASES, invalidObject, loadSamples, validBase } from '../operator/src/api/fixtures.js';
+import { INVALID_CASES, invalidObject, loadSamples, validBase } from '../testkit/operator/api/fixtures.js';
 import { validateRollout } from '../operator/src/api/validate.js';
 import { installCrd } from './support/api.js';
 import { createNamespace, dumpOnFailure, kubectl, kubectlJSON, kubectlResult, managementCluster } from './controlplane/testing.js';

@@ -1,9 +1,10 @@
 // The README's main command: each demo scenario once, non-interactively, exactly as `npm run demo` runs
-// it (e2e/demo/main.ts with the repository's resolve hook preloaded; the operator it starts is the
-// compiled one, which `npm test` builds before the e2e tier). Each scenario starts and removes its own
+// it (e2e/demo/main.ts with Node's type stripping and the repository's resolve hook; the operator it
+// starts is dist/, which `npm test` builds before the e2e tier). Each scenario starts and removes its own
 // fleet; the test checks the outcome and the summary it prints.
 import { describe, expect, it } from '@jest/globals';
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { findRepoRoot } from '../operator/src/api/crd.js';
@@ -12,8 +13,11 @@ const ROOT = findRepoRoot();
 const MAIN = join(ROOT, 'e2e', 'demo', 'main.ts');
 const TS_RESOLVE_HOOK = pathToFileURL(join(ROOT, 'operator', 'src', 'cli', 'ts-resolve-hook.ts')).href;
 const NODE = join(ROOT, 'node_modules', '.bin', 'node');
+/** The compiled operator the demo starts (e2e/support/operator.ts). */
+const OPERATOR_MAIN = join(ROOT, 'dist', 'operator', 'src', 'main.js');
 
 function demo(scenario: string): Promise<{ code: number; out: string }> {
+  if (!existsSync(OPERATOR_MAIN)) throw new Error(`${OPERATOR_MAIN} is missing: run npm run build first (npm test does)`);
   return new Promise((resolve) => {
     execFile(NODE, ['--import', TS_RESOLVE_HOOK, MAIN, '--scenario', scenario, '--quiet'], { timeout: 900_000, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, NO_COLOR: '1' } }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: `${stdout}\n${stderr}` });

@@ -92,8 +92,8 @@ const clusterOf = (r: TelemetryRollout) => r.status?.clusters?.find((c) => c.nam
 function bakingHealthy(n: number) {
   return (r: TelemetryRollout, w: RolloutWatcher): boolean => {
     const c = clusterOf(r);
-    if (c?.phase !== 'Baking' || !c.stepStartedAt) return false;
-    const since = w.evaluations(target.name).filter((g) => g.time.getTime() >= Date.parse(c.stepStartedAt as string));
+    if (c?.phase !== 'Baking' || !c.bakeStartedAt) return false;
+    const since = w.evaluations(target.name).filter((g) => g.time.getTime() >= Date.parse(c.bakeStartedAt as string));
     return since.length >= n && since.slice(-n).every((g) => g.verdict === 'Pass');
   };
 }
@@ -191,7 +191,7 @@ describe('health gates on the real control plane', () => {
   it('(2) CoreDNS restarted while its API server is stopped answers SERVFAIL: the CoreDNS gate fails; the API server is unreachable, not a verdict', dumpOnFailure(async () => {
     // Why the evaluator directly and not through a rollout: with the API server SIGSTOPped the
     // reconciler's /readyz probe fails first, and an unreachable API server is the break-glass signal,
-    // never a gate verdict (DESIGN.md). So the verdict the CoreDNS signal alone gives is observed with the
+    // never a gate verdict (docs/concepts.md). So the verdict the CoreDNS signal alone gives is observed with the
     // real ControlPlaneGateEvaluator over the real CoreDNS /metrics, and the full default source of a
     // target with coreDNSMetricsURL (API server through the operator's KubeClusterClient + CoreDNS) is
     // checked to report exactly that unreachability. Keeping the API server up instead would not make

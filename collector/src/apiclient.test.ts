@@ -2,8 +2,8 @@ import { describe, it, expect } from '@jest/globals';
 import { RESOURCES, resourcePath, type KubeObject, type WatchEvent } from './apiclient.js';
 import { ApiError, NetworkError, StoppedError } from './errors.js';
 import { STOP_FILE_POLL_MS } from './killswitch.js';
-import { flushAsync } from './testing/fakeclock.js';
-import { counterValue, makeRig, stopFileFor, TEST_REVISION, TEST_STOP_PATH } from './testing/harness.js';
+import { flushAsync } from '../../testkit/core/fakeclock.js';
+import { counterValue, makeRig, stopFileFor, TEST_REVISION, TEST_STOP_PATH } from '../../testkit/collector/harness.js';
 
 const pod = (ns: string, name: string, node = 'node-1'): KubeObject => ({
   apiVersion: 'v1',

@@ -1,7 +1,7 @@
 import { describe, it, expect } from '@jest/globals';
 import { Backoff, backoffDelayMs, isRetryable, retryAfterMs, retryDelayMs, withBackoff, type BackoffPolicy } from './backoff.js';
 import { ApiError, NetworkError, StoppedError } from './errors.js';
-import { FakeClock, flushAsync } from './testing/fakeclock.js';
+import { FakeClock, flushAsync } from '../../testkit/core/fakeclock.js';
 
 const policy: BackoffPolicy = { initialMs: 1000, maxMs: 300_000, jitter: 0.5 };
 const api = (code: number, headers: Record<string, string> = {}): ApiError =>

@@ -1,6 +1,6 @@
 /**
  * A steady-state model of the load a collector configuration puts on one cluster's API server, for the
- * operator's preflight ("predict the load at 100% before going there", DESIGN.md lesson 2). It is a
+ * operator's preflight ("predict the load at 100% before going there"). It is a
  * model, not a measurement: the constants below say where they come from, and the e2e benchmark
  * (`npm run bench:collector`) is where they get checked against a real API server.
  *

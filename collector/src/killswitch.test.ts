@@ -1,9 +1,9 @@
 import { describe, it, expect } from '@jest/globals';
 import { KillSwitch, STOP_FILE_POLL_MS, decide, parseStopFile, type KillSwitchState } from './killswitch.js';
 import { StoppedError } from './errors.js';
-import { FakeClock, flushAsync } from './testing/fakeclock.js';
-import { FakeFs } from './testing/fakefs.js';
-import { RecordingLogger } from './testing/fakelogger.js';
+import { FakeClock, flushAsync } from '../../testkit/core/fakeclock.js';
+import { FakeFs } from '../../testkit/collector/fakefs.js';
+import { RecordingLogger } from '../../testkit/core/fakelogger.js';
 
 const PATH = '/var/run/telemetry-rollout/stop';
 const OURS = 'rev-abc123';

@@ -1,6 +1,6 @@
 /**
  * The break-glass kill switch: a node-local stop file that stops the agent's API calls without needing
- * the API server (DESIGN.md, "Break-glass").
+ * the API server.
  *
  * File: JSON `{ "rollout": "...", "revision": "<hash>" | "*", "reason": "...", "issuedAt": "<RFC3339>" }`.
  * - absent → run;

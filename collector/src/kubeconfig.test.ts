@@ -5,7 +5,7 @@ import path from 'node:path';
 import {
   FileTokenSource, KubeConfigError, inClusterConfig, kubeConfigFromFiles, kubeConfigFromString, loadDefaultConfig, type ApiServerConfig,
 } from './kubeconfig.js';
-import { selfSignedCert, type TestCert } from './testing/tls.js';
+import { selfSignedCert, type TestCert } from '../../testkit/core/tls.js';
 
 let dir: string;
 let ca: TestCert;

@@ -43,25 +43,6 @@ export const httpGetter: HttpGetter = {
   },
 };
 
-/** HttpGetter over the global fetch (Node's undici); kept for callers that want fetch's behaviour. */
-export const fetchGetter: HttpGetter = {
-  async get(url, { signal, headers }) {
-    let res: Response;
-    try {
-      res = await fetch(url, { signal, ...(headers ? { headers } : {}) });
-    } catch (err) {
-      if (signal.aborted) throw abortReason(signal);
-      throw new NetworkError(`GET ${url}: ${(err as Error).message}`, { cause: err });
-    }
-    try {
-      return { status: res.status, body: await res.text() };
-    } catch (err) {
-      if (signal.aborted) throw abortReason(signal);
-      throw new NetworkError(`GET ${url}: reading body: ${(err as Error).message}`, { cause: err });
-    }
-  },
-};
-
 /** The container fields the collector exports. */
 export interface ContainerInfo {
   name: string;

@@ -7,11 +7,11 @@ import { ConfigError } from './errors.js';
 import { expandEnv, leaseNameFor, loadConfigFile, resolveKubeConfig, startAgent, userAgentFor, type AgentHandle } from './main.js';
 import { KubeConfigError, type ApiServerConfig } from './kubeconfig.js';
 import { resolveConfig } from './config.js';
-import { writeFakeHostRoot } from './node/procfs.js';
-import { FakeApiServer } from './testing/fakeapiserver.js';
-import { FakeClock, waitFor } from './testing/fakeclock.js';
-import { FakeKubelet, kubeletPod } from './testing/fakekubelet.js';
-import { stopFileFor } from './testing/harness.js';
+import { writeFakeHostRoot } from '../../testkit/collector/node/fakehostroot.js';
+import { FakeApiServer } from '../../testkit/collector/fakeapiserver.js';
+import { FakeClock, waitFor } from '../../testkit/core/fakeclock.js';
+import { FakeKubelet, kubeletPod } from '../../testkit/collector/fakekubelet.js';
+import { stopFileFor } from '../../testkit/collector/harness.js';
 
 const silent = winston.createLogger({ silent: true });
 const cleanups: (() => Promise<void>)[] = [];

@@ -1,6 +1,6 @@
 import { describe, it, expect } from '@jest/globals';
 import { TokenBucket } from './ratelimit.js';
-import { FakeClock, flushAsync } from './testing/fakeclock.js';
+import { FakeClock, flushAsync } from '../../testkit/core/fakeclock.js';
 
 /** Starts `n` take() calls and records (in fake ms since start) when each one is granted. */
 function startTakes(bucket: TokenBucket, clock: FakeClock, n: number, signal?: AbortSignal): { granted: (number | undefined)[]; errors: unknown[] } {

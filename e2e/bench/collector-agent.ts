@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CollectorConfigInput } from '../../collector/src/config.js';
-import { writeFakeHostRoot } from '../../collector/src/node/procfs.js';
+import { writeFakeHostRoot } from '../../testkit/collector/node/fakehostroot.js';
 import { encodeStopFile, writeFileAtomic } from '../../operator/src/breakglass/stopfile.js';
 import type { ClusterHandle } from '../controlplane/fleet.js';
 import { freePort } from '../controlplane/net.js';

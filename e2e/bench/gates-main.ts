@@ -91,8 +91,8 @@ const clusterOf = (r: TelemetryRollout, name: string) => r.status?.clusters?.fin
 function bakingHealthy(cluster: string, n: number) {
   return (r: TelemetryRollout, w: RolloutWatcher): boolean => {
     const c = clusterOf(r, cluster);
-    if (r.status?.phase !== 'Progressing' || c?.phase !== 'Baking' || !c.stepStartedAt) return false;
-    const since = w.evaluations(cluster).filter((g) => g.time.getTime() >= Date.parse(c.stepStartedAt as string));
+    if (r.status?.phase !== 'Progressing' || c?.phase !== 'Baking' || !c.bakeStartedAt) return false;
+    const since = w.evaluations(cluster).filter((g) => g.time.getTime() >= Date.parse(c.bakeStartedAt as string));
     return since.length >= n && since.slice(-n).every((g) => g.verdict === 'Pass');
   };
 }

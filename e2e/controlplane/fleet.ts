@@ -30,7 +30,7 @@ import type { ClusterInfo, ClusterSpec, Fleet, FleetInfo, StartFleetOptions, Use
 export type { ClusterHandle, ClusterInfo, ClusterSpec, ExtraUser, Fleet, FleetInfo, StartFleetOptions, UserInfo } from './fleet-types.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-/** The build script the harness runs to get binaries (from the repository root, so the compiled harness in dist/ finds it too). */
+/** The build script the harness runs to get binaries (found from the repository root, wherever the harness runs from). */
 export const BUILD_SCRIPT = join(findRepoRoot(HERE), 'e2e', 'controlplane', 'build.sh');
 const DNS_LABEL = /^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$/;
 

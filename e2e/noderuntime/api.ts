@@ -5,7 +5,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { WorkerAgentInfo } from './protocol.js';
 
-/** The stop file, relative to a node's root (DESIGN.md "Break-glass"). */
+/** The stop file, relative to a node's root (where the break-glass transports write it). */
 export const STOP_FILE_IN_NODE = 'var/run/telemetry-rollout/stop';
 
 /** Options of {@link startNodeRuntime}. */

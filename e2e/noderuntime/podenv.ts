@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { writeFakeHostRoot } from '../../collector/src/node/procfs.js';
+import { writeFakeHostRoot } from '../../testkit/collector/node/fakehostroot.js';
 import { STOP_FILE_IN_NODE } from './api.js';
 import type { DesiredAgent } from './pods.js';
 

@@ -31,13 +31,12 @@ import { PodEnvironment } from './podenv.js';
 import type { AgentSpec, FromWorker, ToWorker } from './protocol.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-// Run from source (jest, the npm scripts) the worker is a .ts file run as every TypeScript file here is:
-// type stripping with the repository's resolve hook preloaded; compiled it is plain JavaScript next to
-// this file.
-const COMPILED = import.meta.url.endsWith('.js');
-const WORKER = path.join(HERE, COMPILED ? 'worker.js' : 'worker.ts');
+// The e2e code always runs from source (jest, the demo and the benchmarks strip the types; the build
+// compiles product code only), so the worker is a .ts file run as every TypeScript file here is: type
+// stripping with the repository's resolve hook preloaded.
+const WORKER = path.join(HERE, 'worker.ts');
 const TS_RESOLVE_HOOK = pathToFileURL(path.resolve(HERE, '../../operator/src/cli/ts-resolve-hook.ts')).href;
-const WORKER_EXEC_ARGV = COMPILED ? ['--no-warnings'] : ['--no-warnings', '--import', TS_RESOLVE_HOOK];
+const WORKER_EXEC_ARGV = ['--no-warnings', '--import', TS_RESOLVE_HOOK];
 // A worker hosting a hundred naive agents can block its event loop for many seconds on a saturated
 // machine (every agent parsing whole-cluster lists at once): generous, not a hang detector.
 const REPLY_TIMEOUT_MS = 60_000;

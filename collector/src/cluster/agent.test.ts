@@ -1,8 +1,8 @@
 import { afterEach, describe, it, expect } from '@jest/globals';
 import { resolveConfig, type CollectorConfigInput } from '../config.js';
 import type { KubeObject } from '../apiclient.js';
-import { flushAsync } from '../testing/fakeclock.js';
-import { makeRig, type TestRig } from '../testing/harness.js';
+import { flushAsync } from '../../../testkit/core/fakeclock.js';
+import { makeRig, type TestRig } from '../../../testkit/collector/harness.js';
 import { ClusterAgent } from './agent.js';
 
 const PODS = '/api/v1/pods';

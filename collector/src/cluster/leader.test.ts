@@ -1,7 +1,7 @@
 import { afterEach, describe, it, expect } from '@jest/globals';
-import { FakeApiServer } from '../testing/fakeapiserver.js';
-import { FakeClock, flushAsync } from '../testing/fakeclock.js';
-import { makeRig, stopFileFor, TEST_STOP_PATH, type TestRig } from '../testing/harness.js';
+import { FakeApiServer } from '../../../testkit/collector/fakeapiserver.js';
+import { FakeClock, flushAsync } from '../../../testkit/core/fakeclock.js';
+import { makeRig, stopFileFor, TEST_STOP_PATH, type TestRig } from '../../../testkit/collector/harness.js';
 import { LeaderElector, microTime, type Lease } from './leader.js';
 
 const LEASES = '/apis/coordination.k8s.io/v1/leases';

@@ -1,8 +1,8 @@
 import { afterEach, describe, it, expect } from '@jest/globals';
 import type { KubeObject } from '../apiclient.js';
-import { FakeApiServer } from '../testing/fakeapiserver.js';
-import { FakeClock, flushAsync } from '../testing/fakeclock.js';
-import { counterValue, makeRig, stopFileFor, TEST_REVISION, TEST_STOP_PATH, type TestRig } from '../testing/harness.js';
+import { FakeApiServer } from '../../../testkit/collector/fakeapiserver.js';
+import { FakeClock, flushAsync } from '../../../testkit/core/fakeclock.js';
+import { counterValue, makeRig, stopFileFor, TEST_REVISION, TEST_STOP_PATH, type TestRig } from '../../../testkit/collector/harness.js';
 import { NaivePodSource } from './source.js';
 
 const pod = (i: number, node: string): KubeObject => ({

@@ -5,12 +5,13 @@ import path from 'node:path';
 import { resolveConfig } from '../config.js';
 import { KubeletClient, httpGetter } from '../kubelet.js';
 import { STOP_FILE_POLL_MS } from '../killswitch.js';
-import { FakeKubelet, kubeletPod } from '../testing/fakekubelet.js';
-import { waitFor } from '../testing/fakeclock.js';
-import { counterValue, makeRig, stopFileFor, TEST_REVISION, TEST_STOP_PATH } from '../testing/harness.js';
+import { FakeKubelet, kubeletPod } from '../../../testkit/collector/fakekubelet.js';
+import { waitFor } from '../../../testkit/core/fakeclock.js';
+import { counterValue, makeRig, stopFileFor, TEST_REVISION, TEST_STOP_PATH } from '../../../testkit/collector/harness.js';
 import { KubeletPodSource, NodeAgent } from './agent.js';
 import { NodeMetrics } from './metrics.js';
-import { NodeCollector, nodePathsUnder, realNodeFs, writeFakeHostRoot } from './procfs.js';
+import { NodeCollector, nodePathsUnder, realNodeFs } from './procfs.js';
+import { writeFakeHostRoot } from '../../../testkit/collector/node/fakehostroot.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

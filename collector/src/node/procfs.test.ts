@@ -2,7 +2,8 @@ import { describe, it, expect } from '@jest/globals';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { NodeCollector, nodePathsUnder, parseMeminfo, parseNetDev, parseProcStat, realNodeFs, writeFakeHostRoot } from './procfs.js';
+import { NodeCollector, nodePathsUnder, parseMeminfo, parseNetDev, parseProcStat, realNodeFs } from './procfs.js';
+import { writeFakeHostRoot } from '../../../testkit/collector/node/fakehostroot.js';
 
 const STAT = `cpu  109735 0 27025 221850 567 0 263 84 0 0
 cpu0 53444 0 12880 113236 71 0 76 43 0 0

@@ -194,13 +194,13 @@ export interface ClusterStatus {
    */
   stepPercent?: number;
   /**
-   * When the step began (its baseline was captured and relabelling started); the progress deadline counts from here.
+   * When the step started (its baseline was captured and relabelling began); the progress deadline counts from here.
    */
-  stepBeganAt?: string;
+  stepStartedAt?: string;
   /**
    * When the step's nodes were all labelled and their agents ready, and the bake began.
    */
-  stepStartedAt?: string;
+  bakeStartedAt?: string;
   /**
    * The revision this cluster is moving to.
    */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
-import { INVALID_CASES, invalidObject, loadSamples, validBase } from './fixtures.js';
+import { INVALID_CASES, formatErrors, invalidObject, loadSamples, validBase } from '../../../testkit/operator/api/fixtures.js';
 import type { TelemetryRollout } from './types.generated.js';
-import { formatErrors, validateRollout } from './validate.js';
+import { validateRollout } from './validate.js';
 
 const specOf = (o: Record<string, unknown>) => (o as unknown as TelemetryRollout).spec;
 

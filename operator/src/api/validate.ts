@@ -26,11 +26,6 @@ export interface ValidationResult {
   defaulted: Record<string, unknown>;
 }
 
-/** Formats errors one per line as `path: message`. */
-export function formatErrors(errors: FieldError[]): string {
-  return errors.map((e) => `${e.path}: ${e.message}`).join('\n');
-}
-
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

@@ -1,5 +1,5 @@
 /**
- * Break-glass actions (DESIGN.md, "Break-glass"): write the stop file, scoped to one revision, on the
+ * Break-glass actions: write the stop file, scoped to one revision, on the
  * nodes that run it, and remove it again after recovery; plus building the configured transport from
  * `spec.breakGlass.transport`. Used by the operator's Auto action and by the CLI, which works from an
  * inventory file with no API server at all.
@@ -158,7 +158,7 @@ export interface ClearBreakGlassResult {
 }
 
 /**
- * Removes the stop files of `revision`. The caller guarantees the precondition of DESIGN.md: no agent
+ * Removes the stop files of `revision`. The caller guarantees the precondition: no agent
  * of the bad revision runs any more (clearing earlier would restart it against the API server).
  */
 export async function clearBreakGlass(opts: ClearBreakGlassOptions): Promise<ClearBreakGlassResult> {

@@ -1,13 +1,13 @@
 /**
- * Break-glass building blocks (DESIGN.md, "Break-glass"), one import for the operator and the CLI:
+ * Break-glass building blocks, one import for the operator and the CLI:
  *
  * - stop file: {@link encodeStopFile}, {@link parseStopFile}, {@link writeFileAtomic};
  * - transports: {@link BreakGlassTransport} with {@link LocalTransport}, {@link SshTransport},
  *   {@link ExecTransport} (their shared {@link TransportCommonOptions}), built from the spec by
  *   {@link transportFromSpec};
  * - actions: {@link issueBreakGlass}, {@link clearBreakGlass}, {@link breakGlassStatus};
- * - inventory: {@link ConfigMapInventoryStore} / {@link MemoryInventoryStore}, {@link makeInventory},
- *   {@link exportInventory}, {@link loadInventoryFile}.
+ * - inventory: {@link ConfigMapInventoryStore}, {@link makeInventory}, {@link exportInventory},
+ *   {@link loadInventoryFile}.
  */
 export * from './stopfile.js';
 export * from './transport.js';
@@ -19,4 +19,3 @@ export * from './exec.js';
 export * from './inventory.js';
 export * from './configmapstore.js';
 export * from './breakglass.js';
-export * from './measure.js';

@@ -14,9 +14,9 @@ import {
   inventoryHash,
   loadInventoryFile,
   makeInventory,
-  MemoryInventoryStore,
   type NodeInventory,
 } from './inventory.js';
+import { MemoryInventoryStore } from '../../../testkit/operator/breakglass/inventory.js';
 import { ConfigMapInventoryStore, INVENTORY_CLUSTER_LABEL, type ConfigMapApi } from './configmapstore.js';
 
 /** Nodes shaped like a real cloud cluster's (the labels nodecache keeps, two addresses each). */

@@ -6,8 +6,8 @@
  * whose API server is exactly what will be missing), and it can be exported to a file that a person
  * keeps for the CLI, which then needs no API server at all.
  *
- * Storage in the management cluster: {@link ConfigMapInventoryStore} (configmapstore.ts); tests and the
- * fleet simulator use {@link MemoryInventoryStore}.
+ * Storage in the management cluster: `ConfigMapInventoryStore` (configmapstore.ts); tests use an
+ * in-memory store.
  *
  * Writes happen only when the content changed (compared by hash, `capturedAt` excluded): steady state
  * makes no writes. Consequently the stored `capturedAt` is when the current content was first seen;
@@ -153,30 +153,6 @@ export interface InventoryStore {
   save(inv: NodeInventory, signal?: AbortSignal): Promise<SaveResult>;
   /** Removes the inventory of `cluster`; an absent one is not an error. */
   delete(cluster: string, signal?: AbortSignal): Promise<void>;
-}
-
-/** An in-memory store (unit tests, the fleet simulator); counts its writes. */
-export class MemoryInventoryStore implements InventoryStore {
-  /** Number of saves that wrote. */
-  writes = 0;
-  private readonly items = new Map<string, { inv: NodeInventory; hash: string }>();
-
-  async load(cluster: string): Promise<NodeInventory | undefined> {
-    const item = this.items.get(cluster);
-    return item === undefined ? undefined : structuredClone(item.inv);
-  }
-
-  async save(inv: NodeInventory): Promise<SaveResult> {
-    const hash = inventoryHash(inv);
-    if (this.items.get(inv.cluster)?.hash === hash) return { written: false, hash };
-    this.items.set(inv.cluster, { inv: structuredClone(inv), hash });
-    this.writes++;
-    return { written: true, hash, objects: 1 };
-  }
-
-  async delete(cluster: string): Promise<void> {
-    this.items.delete(cluster);
-  }
 }
 
 /**

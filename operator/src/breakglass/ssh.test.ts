@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { FakeClock } from '../util/clock.js';
 import { memoryLogger } from '../util/logging.js';
 import { issueBreakGlass, transportFromSpec, type SecretKeyReader } from './breakglass.js';
-import { freePort, sshKeygen, startLoopbackSshd, type LoopbackSshd } from './sshd-fixture.js';
+import { freePort, sshKeygen, startLoopbackSshd, type LoopbackSshd } from '../../../testkit/operator/breakglass/sshd-fixture.js';
 import { SshTransport, materializeSshCredentials } from './ssh.js';
 import { encodeStopFile, parseStopFile, type StopFile } from './stopfile.js';
 import type { NodeTarget } from './transport.js';

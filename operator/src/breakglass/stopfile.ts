@@ -1,5 +1,5 @@
 /**
- * The break-glass stop file (DESIGN.md, "Break-glass"): its JSON content, and the atomic write that puts
+ * The break-glass stop file: its JSON content, and the atomic write that puts
  * it in place on a node-local filesystem.
  *
  * The collector's kill switch (collector/src/killswitch.ts) reads this file every 500 ms and treats a

@@ -1,5 +1,5 @@
 /**
- * The break-glass transport contract (DESIGN.md, "Break-glass"): how a stop file reaches the nodes of a
+ * The break-glass transport contract: how a stop file reaches the nodes of a
  * cluster whose API server cannot be used. Implementations: {@link LocalTransport} (local.ts),
  * {@link SshTransport} (ssh.ts), {@link ExecTransport} (exec.ts).
  *

@@ -7,7 +7,7 @@ import { parseStopFile } from '../breakglass/stopfile.js';
 import { FakeClock } from '../util/clock.js';
 import { breakGlassExitCode, renderBreakGlass, runBreakGlass, transportFromFile, type BreakGlassOptions } from './breakglass.js';
 import { CliError, EXIT } from './errors.js';
-import { FIXTURE_NOW, fixtureManifest } from './fixtures.js';
+import { FIXTURE_NOW, fixtureManifest } from '../../../testkit/operator/cli/fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tro-cli-bg-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

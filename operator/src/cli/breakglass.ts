@@ -1,6 +1,6 @@
 /**
- * `kubectl tro break-glass` and `kubectl tro inventory export`: the plugin's side of DESIGN.md's
- * break-glass, on the library in operator/src/breakglass.
+ * `kubectl tro break-glass` and `kubectl tro inventory export`: the plugin's side of break-glass, on
+ * the library in operator/src/breakglass.
  *
  * break-glass is fully offline: the nodes come from an inventory file exported earlier (`inventory
  * export`, while the management cluster was reachable), the transport from the rollout manifest the

@@ -1,8 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import type { TelemetryRolloutStatus } from '../api/types.generated.js';
-import { ABORT_ANNOTATION, PROMOTE_ANNOTATION, RETRY_ANNOTATION } from '../rollout/reconciler.js';
+import { ABORT_ANNOTATION, PROMOTE_ANNOTATION, RETRY_ANNOTATION } from '../rollout/controls.js';
 import { abortValue, expectedEffect, isDone, pausePatch, pendingRequests, requestId, requestPatch } from './controls.js';
-import { fixtureRollout, gateFailureStatus } from './fixtures.js';
+import { fixtureRollout, gateFailureStatus } from '../../../testkit/operator/cli/fixtures.js';
 
 const ro = (status: TelemetryRolloutStatus) => fixtureRollout(status);
 

@@ -1,12 +1,12 @@
 /**
  * The control requests the plugin sends (pause/resume through `spec.paused`; abort, retry and promote
  * through annotations) and, as pure functions, what the operator will do with each given the rollout's
- * current status. The wording mirrors `handleControls` in rollout/reconciler.ts, and the annotation keys
+ * current status. The wording mirrors `handleControls` in rollout/controls.ts, and the annotation keys
  * are that file's own constants, so the plugin always sets what the operator reads.
  */
 import type { TelemetryRollout } from '../api/types.generated.js';
 import { REASON } from '../rollout/conditions.js';
-import { ABORT_ANNOTATION, PROMOTE_ANNOTATION, RETRY_ANNOTATION } from '../rollout/reconciler.js';
+import { ABORT_ANNOTATION, PROMOTE_ANNOTATION, RETRY_ANNOTATION } from '../rollout/controls.js';
 
 /** The annotation-driven requests. */
 export type RequestKind = 'abort' | 'retry' | 'promote';

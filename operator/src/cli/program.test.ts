@@ -1,12 +1,13 @@
 import { describe, expect, it } from '@jest/globals';
 import { parse } from 'yaml';
-import { validBase } from '../api/fixtures.js';
-import { MemoryInventoryStore, type NodeInventory } from '../breakglass/inventory.js';
+import { validBase } from '../../../testkit/operator/api/fixtures.js';
+import type { NodeInventory } from '../breakglass/inventory.js';
+import { MemoryInventoryStore } from '../../../testkit/operator/breakglass/inventory.js';
 import { FakeClock } from '../util/clock.js';
 import type { TelemetryRollout } from '../api/types.generated.js';
 import type { ConnectOptions, RolloutApi } from './client.js';
 import { CliError, EXIT } from './errors.js';
-import { FIXTURE_NOW, fixtureRollout, gateFailureStatus } from './fixtures.js';
+import { FIXTURE_NOW, fixtureRollout, gateFailureStatus } from '../../../testkit/operator/cli/fixtures.js';
 import { run, type CliDeps } from './program.js';
 import { renderRollout, stripAnsi } from './render.js';
 

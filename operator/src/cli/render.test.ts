@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { breakGlassStatus, FIXTURE_NOW, fixtureRollout, gateFailureStatus } from './fixtures.js';
+import { breakGlassStatus, FIXTURE_NOW, fixtureRollout, gateFailureStatus } from '../../../testkit/operator/cli/fixtures.js';
 import { formatAge, formatNumber, formatSignal, paint, renderHistory, renderList, renderRollout, renderTable, renderTree, stripAnsi, useColor } from './render.js';
 
 const plain = { color: false, now: FIXTURE_NOW };

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { validBase } from '../api/fixtures.js';
+import { validBase } from '../../../testkit/operator/api/fixtures.js';
 import { CliError, EXIT } from './errors.js';
 import { renderValidation, validateFiles, validateText } from './validatefiles.js';
 

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { findRepoRoot } from '../api/crd.js';
-import { validBase } from '../api/fixtures.js';
+import { validBase } from '../../../testkit/operator/api/fixtures.js';
 
 const root = findRepoRoot();
 const wrapper = join(root, 'operator', 'bin', 'kubectl-tro');

@@ -7,9 +7,8 @@
  * the Secret and the key, and what is wrong, and never contains the Secret's content.
  */
 import { createHash } from 'node:crypto';
-import type { CoreV1Api, KubeConfig, V1Secret } from '@kubernetes/client-node';
+import type { KubeConfig, V1Secret } from '@kubernetes/client-node';
 import type { TelemetryRollout } from '../api/types.generated.js';
-import { requestOptions } from '../controller/kube.js';
 import { ClusterUnavailableError, type ClusterClient, type ClusterClientFactory, type ResolvedTarget } from '../rollout/interfaces.js';
 import { TerminalError } from '../util/errors.js';
 import { KubeClusterClient, type KubeClusterClientOptions } from './kubeclient.js';
@@ -30,8 +29,8 @@ export const ClusterUnavailableReason = {
 } as const;
 
 /**
- * Reads kubeconfig Secrets. The manager implements it on its Secret informer cache; {@link ApiSecretReader}
- * reads through the API. Failures other than "not found" reject (they are worth retrying).
+ * Reads kubeconfig Secrets. The manager implements it on its Secret informer cache. Failures other than
+ * "not found" reject (they are worth retrying).
  */
 export interface SecretReader {
   /** The Secret, or undefined when it does not exist. */
@@ -41,38 +40,6 @@ export interface SecretReader {
    * factory filters again, so returning a superset is fine.
    */
   list(namespace: string, labelSelector?: string): Promise<V1Secret[]>;
-}
-
-/** A {@link SecretReader} that asks the API server each time (for tools and tests; the manager uses its cache). */
-export class ApiSecretReader implements SecretReader {
-  private readonly core: CoreV1Api;
-  private readonly timeoutMs: number;
-  constructor(core: CoreV1Api, timeoutMs = 10_000) {
-    this.core = core;
-    this.timeoutMs = timeoutMs;
-  }
-
-  async get(namespace: string, name: string): Promise<V1Secret | undefined> {
-    try {
-      return await this.core.readNamespacedSecret({ name, namespace }, requestOptions(AbortSignal.timeout(this.timeoutMs)));
-    } catch (err) {
-      if ((err as { code?: unknown }).code === 404) return undefined;
-      // The error of a failed read carries the Status, never the Secret: safe to keep as cause.
-      throw new Error(`read Secret ${namespace}/${name}`, { cause: err });
-    }
-  }
-
-  async list(namespace: string, labelSelector?: string): Promise<V1Secret[]> {
-    try {
-      const list = await this.core.listNamespacedSecret(
-        { namespace, ...(labelSelector ? { labelSelector } : {}) },
-        requestOptions(AbortSignal.timeout(this.timeoutMs)),
-      );
-      return list.items;
-    } catch (err) {
-      throw new Error(`list Secrets in ${namespace}`, { cause: err });
-    }
-  }
 }
 
 /** A client the factory can close when it replaces or drops it. */

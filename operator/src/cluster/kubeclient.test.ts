@@ -4,7 +4,7 @@ import { Registry } from 'prom-client';
 import { isConflict, isNotFound, isRetryable } from '../controller/kube.js';
 import { memoryLogger } from '../util/logging.js';
 import { FIELD_MANAGER, REVISION_LABEL } from '../rollout/interfaces.js';
-import { json, startFakeApiServer, status, type FakeApiServer, type RecordedRequest } from './fakeapiserver.js';
+import { json, startFakeApiServer, status, type FakeApiServer, type RecordedRequest } from '../../../testkit/operator/cluster/fakeapiserver.js';
 import { ClusterRequestError } from './kubeapi.js';
 import { KubeClusterClient, collectorDaemonSetOf, failingChecks } from './kubeclient.js';
 import { clusterRequestCounter, type RequestLabel } from './metrics.js';

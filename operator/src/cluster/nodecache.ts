@@ -7,7 +7,7 @@
  * fresh on a quiet cluster, and a watch that ends (the server's timeoutSeconds, an idle timeout, a
  * broken connection) resumes from the last resourceVersion. Only 410 Gone (the resourceVersion was
  * compacted away) relists. client-node's ListWatch is not used: it stops for good on an error, keeps
- * whole objects and asks for no bookmarks (../shared/notes/stack.md).
+ * whole objects and asks for no bookmarks.
  *
  * The loop never stops on an error: it backs off (jittered, up to 30 s) and tries again, and the
  * inventory it has stays readable meanwhile, which is what break-glass needs while an API server is

@@ -5,7 +5,7 @@ import type { TelemetryRollout } from '../api/types.generated.js';
 import { isConflict } from '../controller/kube.js';
 import { FakeClock } from '../util/clock.js';
 import { memoryLogger } from '../util/logging.js';
-import { json, startFakeApiServer, status, type FakeApiServer } from './fakeapiserver.js';
+import { json, startFakeApiServer, status, type FakeApiServer } from '../../../testkit/operator/cluster/fakeapiserver.js';
 import { clusterRequestCounter, type RequestLabel } from './metrics.js';
 import { KubeEventRecorder, KubeStatusWriter, microTime, REPORTING_CONTROLLER, type EventSink } from './status.js';
 

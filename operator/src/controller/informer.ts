@@ -1,6 +1,6 @@
 /**
  * A robust informer over client-node's list/watch (`makeInformer`/`ListWatch`), fixing what client-node
- * 2.0.1 leaves to the caller (see ../shared/notes/stack.md):
+ * 2.0.1 leaves to the caller:
  * - an `error` stops client-node's informer for good: here it is restarted after a backoff;
  * - a watch can go quiet without failing: a watchdog restarts it when neither an event nor a
  *   (re)connect was seen for `watchdogSeconds` (client-node reconnects an idle watch about every 30 s,
@@ -21,9 +21,6 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logging.js';
 import { errorChain } from './kube.js';
-
-/** The events a {@link ListWatchSource} emits. */
-export type SourceEvent = 'add' | 'update' | 'delete' | 'error' | 'connect';
 
 /**
  * What the informer needs from a list/watch: the shape of client-node's `ListWatch` (which

@@ -188,9 +188,9 @@ describe('requestOptions with a real typed API call', () => {
 
 describe('rawGet', () => {
   const TOKEN = 'sekrit-token-0123456789';
-  // A self-signed certificate for 127.0.0.1, TEST ONLY (testdata/README.md).
-  const cert = readFileSync(new URL('./testdata/test-server.crt', import.meta.url));
-  const key = readFileSync(new URL('./testdata/test-server.key', import.meta.url));
+  // A self-signed certificate for 127.0.0.1, TEST ONLY (testkit/operator/controller/testdata/README.md).
+  const cert = readFileSync(new URL('../../../testkit/operator/controller/testdata/test-server.crt', import.meta.url));
+  const key = readFileSync(new URL('../../../testkit/operator/controller/testdata/test-server.key', import.meta.url));
   let server: http.Server;
   let tls: https.Server;
   let base: string;

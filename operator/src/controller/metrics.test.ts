@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { apiError } from './fakes.js';
+import { apiError } from '../../../testkit/operator/controller/fakes.js';
 import { ControllerMetrics } from './metrics.js';
 
 describe('ControllerMetrics', () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { Registry } from 'prom-client';
 import type { TelemetryRollout } from '../api/types.generated.js';
 import { validateRollout } from '../api/validate.js';
-import { FakeCluster, FakeClusterFactory, FakeEvents, FakeRolloutStore } from '../rollout/fakes.js';
+import { FakeCluster, FakeClusterFactory, FakeEvents, FakeRolloutStore } from '../../../testkit/operator/rollout/fakes.js';
 import type { GateContext } from '../rollout/interfaces.js';
 import { RolloutReconciler } from '../rollout/reconciler.js';
 import { FakeClock } from '../util/clock.js';

@@ -3,11 +3,11 @@
  * (https://prometheus.io/docs/instrumenting/exposition_formats/).
  *
  * Why our own: the npm parsers that were checked drop labels or `_sum`/`_count` of labelled histograms, or
- * throw on `NaN` (see shared/notes/stack.md). The health gates need every bucket of every labelled series.
+ * throw on `NaN`. The health gates need every bucket of every labelled series.
  *
  * The parser is a single forward scan over character codes (no regular expressions, no per-line string
  * splitting) so that a kube-apiserver `/metrics` page of several MB parses in a few tens of milliseconds;
- * `bench-parse.ts` beside this file measures it.
+ * `e2e/bench/gates-parse.ts` measures it.
  *
  * This file uses only erasable TypeScript syntax so that Node can run it directly (the benchmark does).
  */

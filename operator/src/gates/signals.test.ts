@@ -1,10 +1,15 @@
 import { describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { parsePrometheusText } from './promtext.js';
-import { API_SERVER_SIGNALS, CORE_DNS_SIGNALS, SIGNAL_NAMES, apiServerSignals, coreDNSSignals, isGatedApiRequest } from './signals.js';
+import { SIGNAL_NAMES, apiServerSignals, coreDNSSignals, isGatedApiRequest, type SignalName } from './signals.js';
+
+/** The API server's signals (the ones {@link apiServerSignals} computes). */
+const API_SERVER_SIGNALS: readonly SignalName[] = SIGNAL_NAMES.filter((n) => !n.startsWith('coreDNS'));
+/** CoreDNS's signals (the ones {@link coreDNSSignals} computes). */
+const CORE_DNS_SIGNALS: readonly SignalName[] = SIGNAL_NAMES.filter((n) => n.startsWith('coreDNS'));
 
 function fixture(name: string): string {
-  return readFileSync(new URL(`./testdata/${name}`, import.meta.url), 'utf8');
+  return readFileSync(new URL(`../../../testkit/operator/gates/testdata/${name}`, import.meta.url), 'utf8');
 }
 
 // The fixtures are two scrapes 30 s apart whose increases were designed by hand (see the comments on each

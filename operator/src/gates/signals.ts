@@ -1,6 +1,6 @@
 /**
  * Control-plane health signals computed from two scrapes of the same target (a kube-apiserver or a
- * CoreDNS instance), as the gates use them (shared/DESIGN.md, "Health gates").
+ * CoreDNS instance), as the gates use them (docs/concepts.md, "Health gates").
  *
  * Every value is over the window between the two scrapes, from counter increases, so it describes what
  * happened in that window and not since the process started. A signal that had nothing to measure in the
@@ -51,11 +51,6 @@ export const SIGNAL_NAMES: readonly SignalName[] = [
   'coreDNSP99Seconds',
   'coreDNSRequestRate',
 ];
-
-/** The API server's signals (the ones {@link apiServerSignals} computes). */
-export const API_SERVER_SIGNALS: readonly SignalName[] = SIGNAL_NAMES.filter((n) => !n.startsWith('coreDNS'));
-/** CoreDNS's signals (the ones {@link coreDNSSignals} computes). */
-export const CORE_DNS_SIGNALS: readonly SignalName[] = SIGNAL_NAMES.filter((n) => n.startsWith('coreDNS'));
 
 /**
  * How many events each signal rests on in the window: requests for request-based ratios and rates, histogram

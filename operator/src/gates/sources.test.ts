@@ -12,7 +12,7 @@ import type { Measurement, MetricSource } from './sources.js';
 import { CompositeSource } from './sources.js';
 
 function fixture(name: string): string {
-  return readFileSync(new URL(`./testdata/${name}`, import.meta.url), 'utf8');
+  return readFileSync(new URL(`../../../testkit/operator/gates/testdata/${name}`, import.meta.url), 'utf8');
 }
 const API1 = fixture('kube-apiserver-metrics-1.txt');
 const API2 = fixture('kube-apiserver-metrics-2.txt');

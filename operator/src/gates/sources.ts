@@ -1,6 +1,6 @@
 /**
  * Metric sources of the health gates: where a cluster's control-plane signals come from
- * (shared/DESIGN.md, "Health gates").
+ * (docs/concepts.md, "Health gates").
  *
  * A {@link MetricSource} never throws for a measurement problem: every failure comes back as a
  * {@link Measurement} of kind `nodata` (with a message saying why) or, when the target API server itself

@@ -12,7 +12,6 @@ export const REASON = {
   Succeeded: 'Succeeded',
   Progressing: 'Progressing',
   Planning: 'Planning',
-  WaitingForClusters: 'WaitingForClusters',
   ClusterUnavailable: 'ClusterUnavailable',
   ClusterUnreachable: 'ClusterUnreachable',
   PausedByUser: 'PausedByUser',
@@ -38,8 +37,6 @@ export const REASON = {
   BreakGlass: 'BreakGlass',
   Healthy: 'Healthy',
   Failed: 'Failed',
-  InvalidSpec: 'InvalidSpec',
-  Idle: 'Idle',
 } as const;
 
 /**
@@ -61,4 +58,14 @@ export function setCondition(
   existing.reason = c.reason;
   existing.message = c.message;
   if (c.observedGeneration !== undefined) existing.observedGeneration = c.observedGeneration;
+}
+
+/** Marks a condition True (Flux's conditions.MarkTrue): see setCondition. */
+export function markTrue(conditions: Condition[], type: string, reason: string, message: string, now: Date, observedGeneration?: number): void {
+  setCondition(conditions, { type, status: 'True', reason, message, ...(observedGeneration === undefined ? {} : { observedGeneration }) }, now);
+}
+
+/** Marks a condition False (Flux's conditions.MarkFalse): see setCondition. */
+export function markFalse(conditions: Condition[], type: string, reason: string, message: string, now: Date, observedGeneration?: number): void {
+  setCondition(conditions, { type, status: 'False', reason, message, ...(observedGeneration === undefined ? {} : { observedGeneration }) }, now);
 }

@@ -1,7 +1,7 @@
 /**
  * The narrow interfaces through which the rollout reconciler talks to the world. The same reconciler
- * runs against real clusters (client-node implementations in operator/src/cluster/), in-memory fakes
- * (unit tests, operator/src/rollout/fakes.ts) and the fleet simulator.
+ * runs against real clusters (client-node implementations in operator/src/cluster/) and in-memory fakes
+ * (unit tests, testkit/operator/rollout/fakes.ts).
  */
 import type { Baseline, BreakGlassStatus, GateResult, Projection, TelemetryRollout, TelemetryRolloutStatus } from '../api/types.generated.js';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import type { TelemetryRollout } from '../api/types.generated.js';
 import { validateRollout } from '../api/validate.js';
-import { FakeCluster } from './fakes.js';
+import { FakeCluster } from '../../../testkit/operator/rollout/fakes.js';
 import { ALLOW_UNSAFE_ANNOTATION, collectorLoadPreflight, objectCounts } from './preflight.js';
 
 const rollout = (mode: string, annotations: Record<string, string> = {}) =>

@@ -1,75 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
 import type { TelemetryRollout } from '../api/types.generated.js';
-import { FakeClock } from '../util/clock.js';
-import { FakeBreakGlass, FakeCluster, FakeClusterFactory, FakeEvents, FakeRolloutStore, ScriptedGates } from './fakes.js';
-import type { GateEvaluator } from './interfaces.js';
-import { PassThroughGateEvaluatorUntilGatesLand, PROMOTE_ANNOTATION, RETRY_ANNOTATION, ABORT_ANNOTATION, RolloutReconciler, type ReconcilerOptions } from './reconciler.js';
+import { ScriptedGates } from '../../../testkit/operator/rollout/fakes.js';
+import { cond, drive, phase, stepStarts, world } from '../../../testkit/operator/rollout/world.js';
+import { PROMOTE_ANNOTATION, RETRY_ANNOTATION, ABORT_ANNOTATION, RolloutReconciler } from './reconciler.js';
 import { revisionOf } from './revision.js';
-
-type Spec = Record<string, unknown>;
-
-function manifest(clusters: string[], spec: Spec = {}): Record<string, unknown> {
-  return {
-    apiVersion: 'telemetry.rollout.dev/v1alpha1',
-    kind: 'TelemetryRollout',
-    metadata: { name: 'r', namespace: 'default' },
-    spec: {
-      collector: { image: 'collector:1' },
-      targets: { clusters: clusters.map((name) => ({ name, kubeconfigSecretRef: { name: `${name}-kc` } })) },
-      // Short bakes and gates keep the simulated time small; the signal lag (ttl+scrape+window) still applies.
-      gates: { intervalSeconds: 5, windowSeconds: 5, scrapeIntervalSeconds: 1, coreDNS: { cacheTTLSeconds: 0 } },
-      ...spec,
-    },
-  };
-}
-
-interface World {
-  clock: FakeClock;
-  store: FakeRolloutStore;
-  factory: FakeClusterFactory;
-  events: FakeEvents;
-  gates: GateEvaluator;
-  make: () => RolloutReconciler;
-  cluster: (n: string) => FakeCluster;
-}
-
-function world(sizes: Record<string, number>, spec: Spec = {}, gates: GateEvaluator = new ScriptedGates(), options: ReconcilerOptions = {}, breakGlass?: (f: FakeClusterFactory) => FakeBreakGlass): World {
-  const clock = new FakeClock();
-  const factory = new FakeClusterFactory();
-  for (const [n, size] of Object.entries(sizes)) factory.add(new FakeCluster(n, size));
-  const store = new FakeRolloutStore(manifest(Object.keys(sizes), spec));
-  const events = new FakeEvents();
-  const bg = breakGlass?.(factory);
-  const make = () => new RolloutReconciler({ rollouts: store, clusters: factory, gates, status: store, events, clock, options: { pollMs: 1000, ...options }, ...(bg ? { breakGlass: bg } : {}) });
-  return { clock, store, factory, events, gates, make, cluster: (n) => factory.clusters.get(n) as FakeCluster };
-}
-
-/**
- * Runs passes until `until` holds, advancing the fake clock by each requeue. `fresh` makes a new
- * reconciler for every pass: a restart (or leader change) at every step boundary.
- */
-async function drive(w: World, until: (ro: TelemetryRollout) => boolean, opts: { fresh?: boolean; maxPasses?: number; onPass?: (i: number) => void | Promise<void> } = {}): Promise<number> {
-  let r = w.make();
-  const max = opts.maxPasses ?? 5000;
-  for (let i = 0; i < max; i++) {
-    if (opts.fresh) r = w.make();
-    let res: { requeueAfterMs?: number };
-    try {
-      res = await r.reconcile('default/r');
-    } catch {
-      res = { requeueAfterMs: 1000 };
-    }
-    await opts.onPass?.(i);
-    if (until(w.store.current())) return i + 1;
-    await w.clock.advance(Math.max(res.requeueAfterMs ?? 30_000, 0) || 1);
-  }
-  throw new Error(`did not converge in ${max} passes; status: ${JSON.stringify(w.store.current().status, null, 1).slice(0, 3000)}`);
-}
-
-const phase = (w: World) => w.store.current().status?.phase;
-const cond = (w: World, type: string) => w.store.current().status?.conditions?.find((c) => c.type === type);
-/** The (cluster, step) sequence in which steps started, from status.history. */
-const stepStarts = (w: World) => (w.store.current().status?.history ?? []).filter((h) => h.reason === 'StepStarted').map((h) => h.message);
 
 describe('RolloutReconciler: a healthy rollout', () => {
   it('plans LargestFirst, runs stages in order, and ends Succeeded with Ready=True', async () => {
@@ -369,53 +303,5 @@ describe('RolloutReconciler: gates and failures', () => {
     await drive(w, () => phase(w) === 'Failed');
     expect(w.store.current().status?.message).toContain('projected 900 req/s');
     expect(w.cluster('a').relabels).toHaveLength(0);
-  });
-
-  it('the pass-through evaluator is named as such and says so in status', async () => {
-    const w = world({ a: 2 }, {}, new PassThroughGateEvaluatorUntilGatesLand());
-    expect(w.gates.measures).toBe(false);
-    await drive(w, (ro) => ro.status?.phase === 'Succeeded');
-    expect(w.store.current().status?.clusters?.[0]?.lastGate?.message).toContain('nothing measured');
-  });
-});
-
-describe('RolloutReconciler: break-glass', () => {
-  const spec = { strategy: { stages: [{ name: 's', clusters: 1, nodeSteps: [50, 100], bakeSeconds: 300 }] }, breakGlass: { unreachableAfterSeconds: 60 } };
-
-  it('Auto: stops the agents after unreachableAfterSeconds, rolls back when the API server returns, and clears the stop files only after the last agent is gone', async () => {
-    let bg: FakeBreakGlass | undefined;
-    const w = world({ a: 10, b: 10 }, spec, new ScriptedGates(), {}, (f) => (bg = new FakeBreakGlass(f)));
-    await drive(w, (ro) => ro.status?.clusters?.[0]?.phase === 'Baking');
-    w.cluster('a').reachable = false;
-    const down = w.clock.nowMs();
-    await drive(w, () => phase(w) === 'BreakGlass');
-    expect((w.clock.nowMs() - down) / 1000).toBeGreaterThanOrEqual(60);
-    expect((w.clock.nowMs() - down) / 1000).toBeLessThan(70);
-    const rev = w.store.current().status!.revision!;
-    expect(bg!.calls).toEqual([{ op: 'issue', cluster: 'a', revision: rev, agentsRunning: 5 }]);
-    expect(w.store.current().status?.clusters?.[0]?.breakGlass).toMatchObject({ nodesTargeted: 5, nodesStopped: 5, revision: rev });
-    // Still down: nothing more happens, and nothing is cleared.
-    await drive(w, () => false, { maxPasses: 10 }).catch(() => undefined);
-    expect(bg!.calls).toHaveLength(1);
-    w.cluster('a').reachable = true;
-    await drive(w, () => phase(w) === 'RolledBack');
-    expect(bg!.calls.map((c) => [c.op, c.agentsRunning])).toEqual([['issue', 5], ['clear', 0]]);
-    const reasons = (w.store.current().status?.history ?? []).map((h) => h.reason);
-    expect(reasons.indexOf('BreakGlass')).toBeLessThan(reasons.indexOf('RollingBack'));
-    expect(reasons.indexOf('ClusterRolledBack')).toBeGreaterThan(reasons.lastIndexOf('BreakGlass'));
-    expect(w.store.current().status?.reason).toBe('BreakGlass');
-    expect(w.store.current().status?.clusters?.[0]?.breakGlass?.clearedAt).toBeDefined();
-    expect(w.cluster('a').labelCounts()).toEqual({ '': 10 });
-  });
-
-  it('Manual (or no transport): reports the command to run and writes nothing', async () => {
-    let bg: FakeBreakGlass | undefined;
-    const w = world({ a: 10 }, { ...spec, breakGlass: { unreachableAfterSeconds: 60, action: 'Manual' } }, new ScriptedGates(), {}, (f) => (bg = new FakeBreakGlass(f)));
-    await drive(w, (ro) => ro.status?.clusters?.[0]?.phase === 'Baking');
-    w.cluster('a').reachable = false;
-    await drive(w, (ro) => (ro.status?.clusters?.[0]?.message ?? '').includes('break-glass needed'));
-    expect(w.store.current().status?.clusters?.[0]?.message).toContain('kubectl tro break-glass r --cluster a');
-    expect(bg!.calls).toEqual([]);
-    expect(phase(w)).not.toBe('BreakGlass');
   });
 });

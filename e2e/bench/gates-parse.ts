@@ -3,13 +3,13 @@
  * shaped like a kube-apiserver `/metrics` page (labelled histograms with 24 buckets, counters with codes,
  * HELP/TYPE lines) and prints MB/s.
  *
- * Run from the repository root: `npx node --import ./operator/src/cli/ts-resolve-hook.ts operator/src/gates/bench-parse.ts`.
+ * Run from the repository root: `npx node --import ./operator/src/cli/ts-resolve-hook.ts e2e/bench/gates-parse.ts`.
  */
-import type * as PromText from './promtext.js';
+import type * as PromText from '../../operator/src/gates/promtext.js';
 
 // Node's type stripping does not rewrite `.js` specifiers to `.ts`, and tsc (without
 // allowImportingTsExtensions) rejects `.ts` ones; a computed dynamic import keeps both happy.
-const modulePath = new URL('./promtext.ts', import.meta.url).href;
+const modulePath = new URL('../../operator/src/gates/promtext.ts', import.meta.url).href;
 const { parsePrometheusText } = (await import(modulePath)) as typeof PromText;
 
 const BUCKETS = ['0.005', '0.025', '0.05', '0.1', '0.2', '0.4', '0.6', '0.8', '1', '1.25', '1.5', '2', '3', '4', '5', '6', '8', '10', '15', '20', '30', '45', '60', '+Inf'];

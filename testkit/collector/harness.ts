@@ -3,16 +3,16 @@
  * ApiClient over the in-memory FakeApiServer.
  */
 import type { Counter } from 'prom-client';
-import { ApiClient } from '../apiclient.js';
-import type { BackoffPolicy } from '../backoff.js';
-import { KillSwitch } from '../killswitch.js';
-import { CollectorMetrics } from '../metrics.js';
-import { TokenBucket } from '../ratelimit.js';
-import type { KubeRequest, KubeResponse, KubeTransport } from '../transport.js';
+import { ApiClient } from '../../collector/src/apiclient.js';
+import type { BackoffPolicy } from '../../collector/src/backoff.js';
+import { KillSwitch } from '../../collector/src/killswitch.js';
+import { CollectorMetrics } from '../../collector/src/metrics.js';
+import { TokenBucket } from '../../collector/src/ratelimit.js';
+import type { KubeRequest, KubeResponse, KubeTransport } from '../../collector/src/transport.js';
 import { FakeApiServer } from './fakeapiserver.js';
-import { FakeClock } from './fakeclock.js';
+import { FakeClock } from '../core/fakeclock.js';
 import { FakeFs } from './fakefs.js';
-import { RecordingLogger } from './fakelogger.js';
+import { RecordingLogger } from '../core/fakelogger.js';
 
 /** Path of the stop file in tests. */
 export const TEST_STOP_PATH = '/node/var/run/telemetry-rollout/stop';

@@ -3,46 +3,22 @@
  * transport, and with the ssh transport against one real loopback sshd standing for N nodes (a
  * distinct remote path per node), at several concurrencies. Prints one JSON line per round.
  *
- * Run from the repository root (Node 24 strips the types):
+ * Run from the repository root (type stripping with the repository's resolve hook, as every npm script):
  *   npm run bench:breakglass                                   # local 200,1000; ssh 200 at 20,50
  *   npm run bench:breakglass -- --local 200 --ssh 500 --concurrency 20,50,100
  *
  * Needs openssh-server (/usr/sbin/sshd) for the ssh rounds.
  */
-import { registerHooks } from 'node:module';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type * as Local from './local.js';
-import type * as Measure from './measure.js';
-import type * as Ssh from './ssh.js';
-import type * as Fixture from './sshd-fixture.js';
-import type * as Inventory from './inventory.js';
-import type * as ClockModule from '../util/clock.js';
-import type { NodeInfo } from '../rollout/interfaces.js';
-
-// The project's modules import each other with `.js` specifiers (tsc's NodeNext convention); Node's
-// type stripping does not map those to the `.ts` files, so this hook does, for relative imports only.
-registerHooks({
-  resolve(specifier, context, next) {
-    if (/^\.{1,2}\//.test(specifier) && specifier.endsWith('.js')) {
-      try {
-        return next(specifier, context);
-      } catch {
-        return next(`${specifier.slice(0, -3)}.ts`, context);
-      }
-    }
-    return next(specifier, context);
-  },
-});
-
-const load = async <T>(rel: string): Promise<T> => (await import(new URL(rel, import.meta.url).href)) as T;
-const { LocalTransport } = await load<typeof Local>('./local.ts');
-const { measureBreakGlass } = await load<typeof Measure>('./measure.ts');
-const { SshTransport } = await load<typeof Ssh>('./ssh.ts');
-const { startLoopbackSshd } = await load<typeof Fixture>('./sshd-fixture.ts');
-const { encodeInventory, makeInventory } = await load<typeof Inventory>('./inventory.ts');
-const { SystemClock } = await load<typeof ClockModule>('../util/clock.ts');
+import { encodeInventory, makeInventory } from '../../operator/src/breakglass/inventory.js';
+import { LocalTransport } from '../../operator/src/breakglass/local.js';
+import { SshTransport } from '../../operator/src/breakglass/ssh.js';
+import type { NodeInfo } from '../../operator/src/rollout/interfaces.js';
+import { SystemClock } from '../../operator/src/util/clock.js';
+import { startLoopbackSshd } from '../../testkit/operator/breakglass/sshd-fixture.js';
+import { measureBreakGlass } from './breakglass-measure.js';
 
 function arg(name: string, fallback: string): number[] {
   const i = process.argv.indexOf(`--${name}`);

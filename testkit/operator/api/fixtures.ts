@@ -6,7 +6,13 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { API_VERSION, KIND, findRepoRoot } from './crd.js';
+import { API_VERSION, KIND, findRepoRoot } from '../../../operator/src/api/crd.js';
+import type { FieldError } from '../../../operator/src/api/validate.js';
+
+/** Formats validation errors one per line as `path: message`, for readable test failures. */
+export function formatErrors(errors: FieldError[]): string {
+  return errors.map((e) => `${e.path}: ${e.message}`).join('\n');
+}
 
 /** A plain JSON object as it comes from YAML. */
 export type Json = Record<string, unknown>;

@@ -5,10 +5,10 @@
  * events (history replay from a resourceVersion, 410 Gone once compacted, BOOKMARKs on demand), and lets
  * tests inject faults (status codes, hanging requests) per request.
  */
-import { abortReason } from '../clock.js';
-import type { Clock } from '../clock.js';
-import type { KubeObject } from '../apiclient.js';
-import type { KubeRequest, KubeResponse, KubeTransport } from '../transport.js';
+import { abortReason } from '../../collector/src/clock.js';
+import type { Clock } from '../../collector/src/clock.js';
+import type { KubeObject } from '../../collector/src/apiclient.js';
+import type { KubeRequest, KubeResponse, KubeTransport } from '../../collector/src/transport.js';
 
 /** A request as the fake server saw it. */
 export interface RecordedRequest {

@@ -2,7 +2,7 @@
  * A manual clock for unit tests: time only moves when the test calls `advance`, and every `sleep` whose
  * deadline is reached is resolved in deadline order, letting the code under test run between timers.
  */
-import { abortReason, type Clock } from '../clock.js';
+import { abortReason, type Clock } from '../../collector/src/clock.js';
 
 interface Timer {
   at: number;

@@ -3,8 +3,8 @@
  * their status to a real API server (there is no operator there) and reads it back through the plugin.
  * Times are fixed ISO strings around {@link FIXTURE_NOW}.
  */
-import { API_VERSION, KIND } from '../api/crd.js';
-import type { TelemetryRollout, TelemetryRolloutStatus } from '../api/types.generated.js';
+import { API_VERSION, KIND } from '../../../operator/src/api/crd.js';
+import type { TelemetryRollout, TelemetryRolloutStatus } from '../../../operator/src/api/types.generated.js';
 
 /** "Now" of the fixtures: ages in rendered output are relative to it. */
 export const FIXTURE_NOW = new Date('2026-11-25T10:00:00Z');

@@ -5,9 +5,12 @@
  */
 import { ApiException } from '@kubernetes/client-node';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { abortReason } from '../util/clock.js';
-import type { ListWatchSource, SourceEvent } from './informer.js';
-import type { LeaseClient, LeaseRecord } from './leaderelection.js';
+import { abortReason } from '../../../operator/src/util/clock.js';
+import type { ListWatchSource } from '../../../operator/src/controller/informer.js';
+import type { LeaseClient, LeaseRecord } from '../../../operator/src/controller/leaderelection.js';
+
+/** The events a {@link ListWatchSource} emits. */
+type SourceEvent = 'add' | 'update' | 'delete' | 'error' | 'connect';
 
 /** An ApiException with a Kubernetes Status body, as client-node throws it. */
 export function apiError(code: number, reason: string, message = reason): ApiException<unknown> {

@@ -1,11 +1,12 @@
 /**
- * In-memory fakes of the reconciler's interfaces, for unit tests and the fleet simulator only. They
+ * In-memory fakes of the reconciler's interfaces, for unit tests only. They
  * model the behaviour the reconciler relies on (a DaemonSet controller that runs one ready pod per
  * matching node, optimistic concurrency on status writes) and never stand in for a real API server in
  * a test that claims API behaviour.
  */
-import type { BreakGlassStatus, TelemetryRollout, TelemetryRolloutStatus } from '../api/types.generated.js';
-import { validateRollout, formatErrors } from '../api/validate.js';
+import type { BreakGlassStatus, TelemetryRollout, TelemetryRolloutStatus } from '../../../operator/src/api/types.generated.js';
+import { validateRollout } from '../../../operator/src/api/validate.js';
+import { formatErrors } from '../api/fixtures.js';
 import {
   OBJECT_REVISION_LABEL,
   REVISION_LABEL,
@@ -23,8 +24,8 @@ import {
   type ObjectRef,
   type ResolvedTarget,
   type StatusWriter,
-} from './interfaces.js';
-import type { RolloutReader } from './reconciler.js';
+} from '../../../operator/src/rollout/interfaces.js';
+import type { RolloutReader } from '../../../operator/src/rollout/reconciler.js';
 
 /** An in-memory target cluster. */
 export class FakeCluster implements ClusterClient {
@@ -159,7 +160,7 @@ export class FakeClusterFactory implements ClusterClientFactory {
   }
 
   async client(_rollout: TelemetryRollout, target: ResolvedTarget): Promise<ClusterClient> {
-    const { ClusterUnavailableError } = await import('./interfaces.js');
+    const { ClusterUnavailableError } = await import('../../../operator/src/rollout/interfaces.js');
     if (this.missingSecrets.has(target.name)) throw new ClusterUnavailableError(target.name, 'SecretNotFound', `Secret ${target.secretName} not found`);
     const c = this.clusters.get(target.name);
     if (!c) throw new ClusterUnavailableError(target.name, 'SecretNotFound', `Secret ${target.secretName} not found`);

@@ -1,12 +1,12 @@
 /**
  * Measuring a break-glass round (write the stop file to N nodes, then clear it) through any
- * transport, for reports and benchmarks (bench.ts). Measurements are returned as figures, never
+ * transport, for the break-glass benchmark (breakglass.ts). Measurements are returned as figures, never
  * asserted on: timings depend on the machine.
  */
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { encodeStopFile } from './stopfile.js';
-import { countOutcomes, type BreakGlassTransport, type NodeOutcome, type NodeTarget } from './transport.js';
+import { encodeStopFile } from '../../operator/src/breakglass/stopfile.js';
+import { countOutcomes, type BreakGlassTransport, type NodeOutcome, type NodeTarget } from '../../operator/src/breakglass/transport.js';
 
 /** Options of {@link measureBreakGlass}. */
 export interface MeasureOptions {

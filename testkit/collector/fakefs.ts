@@ -2,7 +2,7 @@
  * An in-memory filesystem for unit tests: the stop-file reader and the node collector's filesystem
  * reader. Missing files reject with an ENOENT error like node:fs; `failWith` simulates EACCES & co.
  */
-import type { StopFileReader } from '../killswitch.js';
+import type { StopFileReader } from '../../collector/src/killswitch.js';
 
 function errno(code: string, path: string): NodeJS.ErrnoException {
   const err: NodeJS.ErrnoException = new Error(`${code}: ${path}`);

@@ -1,0 +1,92 @@
+/**
+ * Observing the targets: resolving them and getting a client for each, then probing the API server of
+ * every cluster that runs (or is about to run) the candidate, turning what the probe and the gates see
+ * into events: Unreachable (and break-glass when due), Reachable, gate verdicts.
+ */
+import type { ClusterStatus } from '../api/types.generated.js';
+import { errorMessage } from '../util/errors.js';
+import { maybeBreakGlass } from './breakglass.js';
+import { REASON } from './conditions.js';
+import { evaluateGates } from './gating.js';
+import { ClusterUnavailableError } from './interfaces.js';
+import { isActive, rolloutCapabilities } from './machine.js';
+import { iso, type Pass } from './pass.js';
+import { startRollback } from './rollback.js';
+
+/** Resolves targets and gets a client for each; an unavailable cluster is recorded, never fatal. */
+export async function connect(p: Pass): Promise<void> {
+  try {
+    p.targets = await p.ctx.d.clusters.resolveTargets(p.rollout);
+  } catch (err) {
+    p.targetsError = `cannot resolve targets: ${errorMessage(err)}`;
+    return;
+  }
+  for (const t of p.targets) {
+    try {
+      p.clients.set(t.name, await p.ctx.d.clusters.client(p.rollout, t));
+    } catch (err) {
+      const why = err instanceof ClusterUnavailableError ? `${err.reason}: ${err.message}` : errorMessage(err);
+      p.unavailable.set(t.name, why);
+    }
+  }
+}
+
+/** Whether the candidate runs on some of the cluster's nodes. */
+export const runsCandidate = (c: ClusterStatus): boolean => (c.nodesUpdated ?? 0) > 0 && c.phase !== 'RolledBack';
+
+/**
+ * Probes reachability of every cluster running the candidate (or moving towards it), arms break-glass
+ * and evaluates the gates, each as far as the rollout's phase allows (the machine's capabilities).
+ */
+export async function observeClusters(p: Pass): Promise<void> {
+  const s = p.status;
+  // The phase may change during the loop (a rollback or a break-glass decided for an earlier cluster):
+  // break-glass stays armed for the rest of the pass as the phase the pass began in says, while gates
+  // follow the current phase (a rollout that has decided to roll back or break glass scrapes no more).
+  const entry = rolloutCapabilities(s.phase);
+  if (!entry.probesReachability) return;
+  const gates = p.rollout.spec.gates;
+  for (const c of s.clusters ?? []) {
+    const runsRevision = runsCandidate(c);
+    if (!isActive(c.phase) && !runsRevision) continue;
+    const client = p.clients.get(c.name);
+    if (!client) {
+      c.message = `cluster unavailable: ${p.unavailable.get(c.name) ?? 'unknown'}`;
+      continue;
+    }
+    const probe = await client.probe();
+    if (!probe.reachable) {
+      if (c.reachable !== false) markUnreachable(p, c, probe.message);
+      c.reachable = false;
+      c.message = `API server unreachable since ${c.unreachableSince ?? iso(p.now)}: ${probe.message ?? ''}`.trim();
+      p.requeue(Math.min(5000, gates.intervalSeconds * 1000));
+      if (runsRevision && entry.breakGlassArmed) await maybeBreakGlass(p, c);
+      continue;
+    }
+    if (c.reachable === false) p.record('Normal', REASON.Healthy, 'API server reachable again', c.name);
+    c.reachable = true;
+    delete c.unreachableSince;
+    if (c.phase === 'BreakGlass') {
+      // Recovery: the API server is back, so the bad revision is rolled back through it; the stop
+      // files are cleared only after its last agent is gone (see rollBack).
+      startRollback(p, 'Reachable', REASON.BreakGlass, `${c.name}: API server back after break-glass; rolling back`);
+      continue;
+    }
+    if (c.phase === 'Preflight' || !rolloutCapabilities(s.phase).gatesEvaluated) continue;
+    const unreachable = await evaluateGates(p, c, client);
+    if (unreachable !== undefined) {
+      // The metrics scrape could not connect: that is the break-glass signal, not missing data.
+      // (The probe answered moments ago, so this is the moment it went away.)
+      markUnreachable(p, c, unreachable);
+      c.reachable = false;
+      p.requeue(Math.min(5000, gates.intervalSeconds * 1000));
+    }
+  }
+}
+
+/** The Unreachable event: the moment a cluster's API server stopped answering. */
+function markUnreachable(p: Pass, c: ClusterStatus, why: string | undefined): void {
+  p.rolloutEvent('Unreachable');
+  c.unreachableSince = iso(p.now);
+  p.record('Warning', REASON.ClusterUnreachable, `API server unreachable: ${why ?? ''}`.trim(), c.name);
+}

@@ -1,0 +1,145 @@
+/**
+ * Moving forward: the first unfinished stage's clusters start (within maxConcurrentClusters), each
+ * moves at most one state per pass (preflight, step, bake), and when every cluster has succeeded the
+ * candidate becomes the stable revision everywhere.
+ */
+import type { ClusterStatus, StageSpec } from '../api/types.generated.js';
+import { errorMessage } from '../util/errors.js';
+import { REASON } from './conditions.js';
+import { revisionObjects, revisionRefs, sharedObjects } from './desired.js';
+import { REVISION_LABEL, type ClusterClient } from './interfaces.js';
+import { isActive, resumeEvent } from './machine.js';
+import { iso, type Pass } from './pass.js';
+import { bake, beginStep, relabelStep } from './steps.js';
+
+/** Moves the rollout forward: the first unfinished stage, up to maxConcurrentClusters at a time. */
+export async function progress(p: Pass): Promise<void> {
+  const s = p.status;
+  const clusters = s.clusters ?? [];
+  const stages = p.rollout.spec.strategy.stages;
+  for (let i = 0; i < stages.length; i++) {
+    const stage = stages[i] as StageSpec;
+    const members = clusters.filter((c) => c.stage === stage.name);
+    if (members.every((c) => c.phase === 'Succeeded')) continue;
+    if (s.stage !== stage.name) {
+      s.stage = stage.name;
+      s.stageIndex = i;
+      p.record('Normal', REASON.Progressing, `stage ${stage.name} started: ${members.map((c) => c.name).join(', ')}`);
+    }
+    // Clusters halted by a breach that was later retried resume here.
+    for (const c of members) if (c.phase === 'Paused') p.clusterEvent(c, resumeEvent(c));
+    let active = members.filter((c) => isActive(c.phase)).length;
+    for (const c of members) {
+      if (c.phase === 'Pending' && active < stage.maxConcurrentClusters) {
+        p.clusterEvent(c, 'Start');
+        c.revision = p.revision;
+        c.message = 'preflight';
+        active++;
+        p.record('Normal', REASON.ClusterStarted, `cluster ${c.name} started (stage ${stage.name})`, c.name);
+      }
+    }
+    for (const c of members) {
+      if (s.phase !== 'Progressing') return; // a gate breach or failure in this pass stops everything
+      if (isActive(c.phase)) await advanceCluster(p, c, stage);
+    }
+    return;
+  }
+  await finalize(p);
+}
+
+/** Moves one cluster at most one state forward. */
+async function advanceCluster(p: Pass, c: ClusterStatus, stage: StageSpec): Promise<void> {
+  const client = p.clients.get(c.name);
+  if (!client || c.reachable === false) {
+    c.message = client ? c.message : `cluster unavailable: ${p.unavailable.get(c.name) ?? 'unknown'}`;
+    p.requeue(5000);
+    return;
+  }
+  try {
+    if (c.phase === 'Preflight') await preflight(p, c, client, stage);
+    else if (c.phase === 'Progressing') await relabelStep(p, c, client);
+    else if (c.phase === 'Baking') await bake(p, c, client, stage);
+  } catch (err) {
+    // A transient API error: keep the state, say what happened, try again soon.
+    c.message = `${c.phase ?? ''} error: ${errorMessage(err)}`;
+    p.ctx.d.logger?.warn('cluster step failed', { cluster: c.name, phase: c.phase, error: errorMessage(err) });
+    p.requeue(5000);
+  }
+}
+
+/** Preflight: inventory, the previous revision, cleanup of superseded revisions, checks, objects, baseline. */
+async function preflight(p: Pass, c: ClusterStatus, client: ClusterClient, stage: StageSpec): Promise<void> {
+  const ro = p.rollout;
+  const ns = ro.spec.collector.namespace;
+  const nodes = await client.listNodes();
+  c.nodesTotal = nodes.length;
+  await p.ctx.d.inventory?.record(p.rollout, c.name, nodes);
+  const target = p.target(c.name);
+  for (const check of p.ctx.d.options?.preflight ?? []) {
+    const refusal = target ? await check(ro, target, nodes, client) : undefined;
+    if (refusal) {
+      p.clusterEvent(c, 'PreflightRefused');
+      c.message = `preflight refused: ${refusal}`;
+      p.rolloutEvent('PreflightRefused', REASON.PreflightFailed);
+      p.status.message = `${c.name}: ${c.message}`;
+      p.status.completedAt = iso(p.now);
+      p.record('Warning', REASON.PreflightFailed, c.message, c.name);
+      return;
+    }
+  }
+  const owned = await client.listCollectorDaemonSets(ns, p.rolloutLabel);
+  const stable = owned.find((d) => d.stable && d.revision !== p.revision);
+  c.previousRevision = stable?.revision ?? '';
+  // A revision that is neither stable nor current was superseded mid-rollout: hand its nodes back.
+  let busy = false;
+  for (const n of nodes) {
+    const r = n.labels[REVISION_LABEL];
+    if (r && r !== p.revision && r !== c.previousRevision) {
+      if (!p.takeRelabelToken(c.name)) {
+        busy = true;
+        break;
+      }
+      await client.setNodeRevision(n.name, c.previousRevision ? c.previousRevision : null);
+    }
+  }
+  if (busy) {
+    c.message = 'preflight: returning nodes of a superseded revision';
+    p.requeue(p.relabelIntervalMs());
+    return;
+  }
+  for (const d of owned) {
+    if (d.revision !== p.revision && d.revision !== c.previousRevision) for (const ref of revisionRefs(ns, d.revision)) await client.delete(ref);
+  }
+  for (const obj of [...sharedObjects(ro), ...revisionObjects(ro, p.revision, false)]) await client.apply(obj);
+  await beginStep(p, c, client, stage, 0);
+}
+
+/** All clusters succeeded: the new revision becomes stable everywhere and older ones are removed. */
+async function finalize(p: Pass): Promise<void> {
+  const s = p.status;
+  const ns = p.rollout.spec.collector.namespace;
+  const pending: string[] = [];
+  for (const c of s.clusters ?? []) {
+    const client = p.clients.get(c.name);
+    if (!client) {
+      pending.push(c.name);
+      continue;
+    }
+    try {
+      for (const obj of revisionObjects(p.rollout, p.revision, true)) await client.apply(obj);
+      for (const d of await client.listCollectorDaemonSets(ns, p.rolloutLabel)) {
+        if (d.revision !== p.revision) for (const ref of revisionRefs(ns, d.revision)) await client.delete(ref);
+      }
+    } catch (err) {
+      pending.push(`${c.name} (${errorMessage(err)})`);
+    }
+  }
+  if (pending.length) {
+    s.message = `all clusters on ${p.revision}; finishing cleanup on ${pending.join(', ')}`;
+    p.requeue(10_000);
+    return;
+  }
+  p.rolloutEvent('AllClustersSucceeded', REASON.Succeeded);
+  s.completedAt = iso(p.now);
+  p.record('Normal', REASON.Succeeded, `revision ${p.revision} is on every node of ${s.clusters?.length ?? 0} clusters`);
+}

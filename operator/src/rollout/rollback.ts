@@ -1,0 +1,110 @@
+/**
+ * Stopping and undoing: the fleet-wide circuit breaker, the start of a rollback, and the rollback
+ * itself, which returns touched clusters to the stable revision newest first, one at a time.
+ */
+import type { ClusterStatus } from '../api/types.generated.js';
+import { errorMessage } from '../util/errors.js';
+import { REASON } from './conditions.js';
+import { revisionRefs, sharedObjects } from './desired.js';
+import { REVISION_LABEL } from './interfaces.js';
+import { isActive, isTouched, type RolloutEvent } from './machine.js';
+import { iso, type Pass } from './pass.js';
+
+/** The fleet-wide circuit breaker: every cluster still moving stops where it is. */
+export function haltFleet(p: Pass, cause: string): void {
+  for (const c of p.status.clusters ?? []) {
+    if (isActive(c.phase)) {
+      p.clusterEvent(c, 'Halt');
+      c.message = `halted: gate breach on ${cause}`;
+    }
+  }
+}
+
+/** Starts rolling back: the decision is written to status first; the following passes act on it. */
+export function startRollback(p: Pass, event: RolloutEvent, reason: string, message: string): void {
+  // A gate breach's edge has a target per policy; this is the Rollback one.
+  p.rolloutEvent(event, reason, 'Rollback');
+  // An edge back to RollingBack (a second cause in the same pass) keeps the phase; the latest cause is
+  // still why the rollout rolls back.
+  p.status.reason = reason;
+  p.status.message = message;
+  p.record('Warning', REASON.RollingBack, `rolling back: ${message}`);
+}
+
+/** Whether rollback must visit a cluster: it was started, or it still has nodes on the candidate. */
+const needsRollback = (c: ClusterStatus): boolean => isTouched(c.phase) || (c.nodesUpdated ?? 0) > 0;
+
+/**
+ * Rolls back touched clusters newest first, one at a time: its nodes lose the new revision's label
+ * (paced) and fall back to the stable DaemonSet, then the new revision's objects are deleted.
+ */
+export async function rollBack(p: Pass): Promise<void> {
+  const s = p.status;
+  const ns = p.rollout.spec.collector.namespace;
+  const c = [...(s.clusters ?? [])].reverse().find((x) => needsRollback(x) && x.phase !== 'RolledBack');
+  if (!c) {
+    p.rolloutEvent('AllClustersRolledBack', s.reason);
+    s.completedAt = iso(p.now);
+    p.record('Warning', REASON.RolledBack, `rolled back: ${s.message ?? ''}`.trim());
+    return;
+  }
+  const client = p.clients.get(c.name);
+  if (!client) {
+    c.message = `rollback waiting: cluster unavailable: ${p.unavailable.get(c.name) ?? 'unknown'}`;
+    p.requeue(10_000);
+    return;
+  }
+  if (c.phase !== 'RollingBack') {
+    p.clusterEvent(c, 'RollBack');
+    p.record('Warning', REASON.ClusterRollingBack, `${c.name}: rolling back to ${c.previousRevision || 'no collector'}`, c.name);
+  }
+  try {
+    const nodes = await client.listNodes();
+    let left = nodes.filter((n) => n.labels[REVISION_LABEL] === p.revision).length;
+    for (const n of nodes) {
+      if (n.labels[REVISION_LABEL] !== p.revision) continue;
+      if (!p.takeRelabelToken(c.name)) break;
+      await client.setNodeRevision(n.name, c.previousRevision ? c.previousRevision : null);
+      left--;
+    }
+    c.nodesUpdated = left;
+    if (left > 0) {
+      c.message = `rolling back: ${left} nodes still on ${p.revision}`;
+      p.requeue(p.relabelIntervalMs());
+      return;
+    }
+    const ds = (await client.listCollectorDaemonSets(ns, p.rolloutLabel)).find((d) => d.revision === p.revision);
+    if (ds && (!ds.observed || ds.desiredNumberScheduled > 0 || ds.numberReady > 0)) {
+      c.message = `rolling back: waiting for ${ds.numberReady} agents of ${p.revision} to stop`;
+      p.requeue(p.ctx.pollMs);
+      return;
+    }
+    for (const ref of revisionRefs(ns, p.revision)) await client.delete(ref);
+    const bg = p.ctx.d.breakGlass;
+    if (c.breakGlass?.issuedAt && !c.breakGlass.clearedAt && bg) {
+      // Only now, with no agent of the bad revision left, may the stop files go.
+      const cleared = await bg.clear(p.rollout, c.name, c.breakGlass.revision ?? p.revision);
+      if (!cleared.ok) {
+        c.message = `rolling back: clearing stop files failed: ${cleared.message}`;
+        p.requeue(10_000);
+        return;
+      }
+      c.breakGlass.clearedAt = iso(p.now);
+      p.record('Normal', REASON.BreakGlass, `${c.name}: stop files cleared (${cleared.message})`, c.name);
+    }
+    if (!c.previousRevision) {
+      // There was no collector before this rollout: remove what it added, except the namespace,
+      // which config/target-rbac owns (the operator's own ServiceAccount in the target lives there).
+      for (const obj of sharedObjects(p.rollout).reverse().filter((o) => o.kind !== 'Namespace')) {
+        await client.delete({ apiVersion: obj.apiVersion, kind: obj.kind, name: obj.metadata.name, namespace: obj.metadata.namespace });
+      }
+    }
+    p.clusterEvent(c, 'RolledBack');
+    c.message = `rolled back to ${c.previousRevision || 'no collector'}`;
+    p.record('Normal', REASON.ClusterRolledBack, `${c.name}: ${c.message}`, c.name);
+    p.requeue(0);
+  } catch (err) {
+    c.message = `rollback error: ${errorMessage(err)}`;
+    p.requeue(5000);
+  }
+}
