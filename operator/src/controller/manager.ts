@@ -10,16 +10,21 @@
  * - losing leadership ends the manager with exit code 1: the process exits and its Deployment
  *   restarts it clean, rather than trying to resume with state that may be stale.
  */
-import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { SystemClock, type Clock } from '../util/clock.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logging.js';
+import { Endpoints, EventLoopMonitor, type HealthResult } from './endpoints.js';
 import { errorChain } from './kube.js';
 import { LeaderElector, type LeaderElectorOptions } from './leaderelection.js';
 import { ControllerMetrics } from './metrics.js';
 import { runWorkers, type ReconcileFn, type WorkQueue } from './workqueue.js';
+
+// The HTTP endpoints and the process main loop live in their own files; re-exported so callers keep
+// importing the manager's surface from one place.
+export { EventLoopMonitor, type DelayHistogram, type HealthResult } from './endpoints.js';
+export { runUntilStopped, type ProcessLike } from './process.js';
+
 
 /** What the manager needs of an informer (see `Informer`). */
 export interface ManagedInformer {
@@ -39,12 +44,6 @@ export interface ControllerSpec {
   reconcile: ReconcileFn;
   /** Concurrent workers (default 1). Different keys run in parallel; one key never does. */
   workers?: number;
-}
-
-/** A health check result. */
-export interface HealthResult {
-  ok: boolean;
-  message: string;
 }
 
 /** Leader election settings; the manager supplies clock, logger and callbacks. */
@@ -78,48 +77,6 @@ export interface ManagerExit {
   reason: string;
 }
 
-/** The part of `monitorEventLoopDelay`'s histogram the monitor reads (injectable for tests). */
-export interface DelayHistogram {
-  /** Largest delay recorded since the last reset, in nanoseconds. */
-  readonly max: number;
-  reset(): void;
-  enable(): boolean;
-  disable(): boolean;
-}
-
-/**
- * Liveness from event loop delay: unhealthy when, since the previous check, the loop was blocked for
- * longer than `thresholdMs`. A loop blocked right now cannot answer the probe at all, which the kubelet
- * counts as a failure too; this check catches the long stalls between probes.
- */
-export class EventLoopMonitor {
-  private readonly histogram: DelayHistogram;
-
-  private readonly thresholdMs;
-  constructor(
-    thresholdMs = 5000,
-    histogram?: DelayHistogram) {
-    this.thresholdMs = thresholdMs;
-    this.histogram = histogram ?? monitorEventLoopDelay({ resolution: 20 });
-  }
-
-  start(): void {
-    this.histogram.enable();
-  }
-
-  stop(): void {
-    this.histogram.disable();
-  }
-
-  /** Reads and resets the maximum delay. */
-  check(): HealthResult {
-    const maxMs = this.histogram.max / 1e6;
-    this.histogram.reset();
-    return maxMs > this.thresholdMs
-      ? { ok: false, message: `event loop blocked for ${Math.round(maxMs)} ms (limit ${this.thresholdMs} ms)` }
-      : { ok: true, message: 'ok' };
-  }
-}
 
 /** See the module comment. */
 export class Manager {
@@ -130,7 +87,7 @@ export class Manager {
   private readonly opts: ManagerOptions;
   private readonly informers: ManagedInformer[] = [];
   private readonly controllers: ControllerSpec[] = [];
-  private readonly servers: http.Server[] = [];
+  private readonly endpoints: Endpoints;
   private readonly monitor: EventLoopMonitor | undefined;
   private elector: LeaderElector | undefined;
   private leading = false;
@@ -149,6 +106,7 @@ export class Manager {
     this.metrics = opts.metrics ?? new ControllerMetrics();
     this.monitor = opts.livenessCheck ? undefined : new EventLoopMonitor();
     this.donePromise = new Promise((resolve) => (this.resolveDone = resolve));
+    this.endpoints = new Endpoints({ healthz: () => this.healthz(), readyz: () => this.readyz(), metrics: this.metrics }, opts, this.log);
   }
 
   /** Registers an informer; it is started by {@link Manager.start} on every replica. */
@@ -174,7 +132,7 @@ export class Manager {
     if (this.started) throw new Error('manager already started');
     this.started = true;
     this.monitor?.start();
-    await this.listen();
+    await this.endpoints.listen();
     for (const informer of this.informers) informer.start();
     const election = this.opts.leaderElection;
     if (election === undefined) {
@@ -215,7 +173,7 @@ export class Manager {
 
   /** The bound addresses, health server first (for tests using port 0). */
   addresses(): AddressInfo[] {
-    return this.servers.map((s) => s.address() as AddressInfo);
+    return this.endpoints.addresses();
   }
 
   /** Liveness as `/healthz` reports it. */
@@ -288,7 +246,7 @@ export class Manager {
         i.stop().catch((err: unknown) => this.log.warn('stopping informer failed', { informer: i.name, error: errorChain(err) })),
       ),
     );
-    await this.closeServers();
+    await this.endpoints.close();
     this.monitor?.stop();
     const exit = { code, reason };
     this.log.info('stopped', { ...exit });
@@ -316,117 +274,4 @@ export class Manager {
     }
     return finished;
   }
-
-  private async listen(): Promise<void> {
-    const { healthPort, metricsPort, host } = this.opts;
-    const health = (req: http.IncomingMessage, res: http.ServerResponse): boolean => this.serveHealth(req, res);
-    const metrics = (req: http.IncomingMessage, res: http.ServerResponse): boolean => this.serveMetrics(req, res);
-    const plans: Array<{ port: number; routes: Array<typeof health> }> = [];
-    // Port 0 means "any free port", so two zeros are two servers.
-    if (healthPort !== undefined && healthPort !== 0 && healthPort === metricsPort) {
-      plans.push({ port: healthPort, routes: [health, metrics] });
-    } else {
-      if (healthPort !== undefined) plans.push({ port: healthPort, routes: [health] });
-      if (metricsPort !== undefined) plans.push({ port: metricsPort, routes: [metrics] });
-    }
-    for (const plan of plans) {
-      const server = http.createServer((req, res) => {
-        if (!plan.routes.some((route) => route(req, res))) {
-          res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-        }
-      });
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(plan.port, host, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
-      // Errors after listening (rare: EMFILE...) must not crash the process via an 'error' event.
-      server.on('error', (err) => this.log.error('http server error', { error: err }));
-      this.servers.push(server);
-      this.log.info('listening', { address: server.address() });
-    }
-  }
-
-  private serveHealth(req: http.IncomingMessage, res: http.ServerResponse): boolean {
-    const path = (req.url ?? '').split('?')[0];
-    let result: HealthResult;
-    if (path === '/healthz' || path === '/livez') result = this.healthz();
-    else if (path === '/readyz') result = this.readyz();
-    else return false;
-    res.writeHead(result.ok ? 200 : 503, { 'content-type': 'text/plain; charset=utf-8' }).end(`${result.message}\n`);
-    return true;
-  }
-
-  private serveMetrics(req: http.IncomingMessage, res: http.ServerResponse): boolean {
-    if ((req.url ?? '').split('?')[0] !== '/metrics') return false;
-    this.metrics.metrics().then(
-      (text) => res.writeHead(200, { 'content-type': this.metrics.contentType }).end(text),
-      (err: unknown) => {
-        this.log.error('collecting metrics failed', { error: err });
-        res.writeHead(500, { 'content-type': 'text/plain' }).end('collecting metrics failed\n');
-      },
-    );
-    return true;
-  }
-
-  private async closeServers(): Promise<void> {
-    await Promise.all(
-      this.servers.map(
-        (s) =>
-          new Promise<void>((resolve) => {
-            s.close(() => resolve());
-            // Keep-alive connections (Prometheus, probes) would hold close() open until they idle out.
-            s.closeAllConnections();
-          }),
-      ),
-    );
-  }
-}
-
-/** The process bits {@link runUntilStopped} uses (injectable for tests). */
-export interface ProcessLike {
-  on(signal: 'SIGTERM' | 'SIGINT', handler: () => void): unknown;
-  off(signal: 'SIGTERM' | 'SIGINT', handler: () => void): unknown;
-}
-
-/**
- * Runs a manager as the process's main loop: starts it, stops it gracefully on the first SIGTERM or
- * SIGINT, exits at once (code 1) on a second one, and calls `exit` with the manager's exit code when
- * it has stopped for any reason (including lost leadership). A failing start stops what was started
- * and exits 1.
- */
-export async function runUntilStopped(
-  manager: Manager,
-  logger: Logger,
-  proc: ProcessLike = process,
-  exit: (code: number) => void = (code) => process.exit(code),
-): Promise<ManagerExit> {
-  let signals = 0;
-  const onSignal = (name: 'SIGTERM' | 'SIGINT') => (): void => {
-    signals++;
-    if (signals === 1) {
-      logger.info('signal received; shutting down gracefully', { signal: name });
-      void manager.stop(`received ${name}`, 0);
-    } else {
-      logger.warn('second signal received; exiting now', { signal: name });
-      exit(1);
-    }
-  };
-  const onTerm = onSignal('SIGTERM');
-  const onInt = onSignal('SIGINT');
-  proc.on('SIGTERM', onTerm);
-  proc.on('SIGINT', onInt);
-  try {
-    await manager.start();
-  } catch (err) {
-    logger.error('manager failed to start', { error: err });
-    void manager.stop(`start failed: ${errorMessage(err)}`, 1);
-  }
-  const result = await manager.done();
-  proc.off('SIGTERM', onTerm);
-  proc.off('SIGINT', onInt);
-  exit(result.code);
-  return result;
 }
