@@ -4,9 +4,11 @@
  * - reconcile workers run only on the leader, and only once every informer has synced;
  * - `/healthz` (alive, event loop not blocked), `/readyz` (caches synced; leadership does not matter,
  *   a follower is ready too), `/metrics` (its own registry);
- * - graceful shutdown: stop taking work, let in-flight reconciles finish up to a deadline, release the
- *   Lease only if they did (otherwise it expires, so a successor never overlaps a straggler), stop the
- *   informers and servers, and report an exit code;
+ * - graceful shutdown: stop taking work, abort the signal of in-flight reconciles at once (their API
+ *   calls are cancelled and a pass ends at its next safe point), wait for them up to a deadline,
+ *   release the Lease only if they ended (otherwise it expires, so a successor never overlaps a
+ *   straggler that ignores its signal), run the shutdown hooks, stop the informers and servers, and
+ *   report an exit code;
  * - losing leadership ends the manager with exit code 1: the process exits and its Deployment
  *   restarts it clean, rather than trying to resume with state that may be stale.
  */
@@ -64,7 +66,11 @@ export interface ManagerOptions {
   metricsPort?: number;
   /** Address to bind (default all interfaces). */
   host?: string;
-  /** How long in-flight reconciles may take to finish on shutdown (default 20 s, within a 30 s grace period). */
+  /**
+   * How long in-flight reconciles may take to end on shutdown once their signal is aborted (default
+   * 20 s, within a 30 s grace period). Work that honours its signal ends in milliseconds; the deadline
+   * is for work that does not.
+   */
   shutdownTimeoutMs?: number;
   /** Liveness check (default: event loop delay below {@link EventLoopMonitor}'s threshold). */
   livenessCheck?: () => HealthResult;
@@ -93,8 +99,9 @@ export class Manager {
   private leading = false;
   private started = false;
   private stopping: Promise<ManagerExit> | undefined;
-  /** Aborted when in-flight reconciles overran the shutdown deadline. */
+  /** Aborted when the manager starts shutting down: reconciles stop acting at once. */
   private readonly workAbort = new AbortController();
+  private readonly shutdownHooks: Array<{ name: string; run: () => Promise<void> | void }> = [];
   private workers: Promise<void> | undefined;
   private resolveDone!: (exit: ManagerExit) => void;
   private readonly donePromise: Promise<ManagerExit>;
@@ -120,6 +127,15 @@ export class Manager {
     if (this.started) throw new Error('addController after start');
     this.controllers.push(spec);
     this.metrics.trackQueue(spec.queue);
+  }
+
+  /**
+   * Registers cleanup for shutdown (closing target-cluster clients and their watches, say). Hooks run
+   * after the reconciles have ended and the Lease was handled, alongside the informers' stop; a hook
+   * that fails is logged, never fatal.
+   */
+  addShutdownHook(name: string, run: () => Promise<void> | void): void {
+    this.shutdownHooks.push({ name, run });
   }
 
   /** Whether this replica currently runs the reconcilers. */
@@ -231,8 +247,8 @@ export class Manager {
 
   private async shutdown(reason: string, code: number): Promise<ManagerExit> {
     this.log.info('shutting down', { reason });
-    // 1. Stop taking work and wait (bounded) for in-flight reconciles.
-    const drained = await this.drainQueues();
+    // 1. Stop taking work, abort in-flight reconciles and wait (bounded) for them to end.
+    const drained = await this.drainQueues(reason);
     // 2. Leave the election: release only if nothing of ours still acts.
     if (this.elector !== undefined) {
       await this.elector.stop({ release: drained });
@@ -240,12 +256,15 @@ export class Manager {
       this.leading = false;
       this.metrics.setLeader(false);
     }
-    // 3. Informers, servers, monitors.
-    await Promise.all(
-      this.informers.map((i) =>
-        i.stop().catch((err: unknown) => this.log.warn('stopping informer failed', { informer: i.name, error: errorChain(err) })),
-      ),
-    );
+    // 3. Shutdown hooks, informers, servers, monitors.
+    const settle = (failed: string, what: Record<string, string>, step: () => Promise<void> | void): Promise<void> =>
+      Promise.resolve()
+        .then(step)
+        .catch((err: unknown) => void this.log.warn(failed, { ...what, error: errorChain(err) }));
+    await Promise.all([
+      ...this.shutdownHooks.map((h) => settle('shutdown hook failed', { hook: h.name }, h.run)),
+      ...this.informers.map((i) => settle('stopping informer failed', { informer: i.name }, () => i.stop())),
+    ]);
     await this.endpoints.close();
     this.monitor?.stop();
     const exit = { code, reason };
@@ -254,10 +273,17 @@ export class Manager {
     return exit;
   }
 
-  /** Shuts the queues down; true if in-flight work finished before the deadline. */
-  private async drainQueues(): Promise<boolean> {
+  /**
+   * Shuts the queues down (no key is handed out any more), then aborts the reconciles' signal so their
+   * API calls are cancelled and each pass ends at its next safe point; true if they all ended before
+   * the deadline. The queues go first so no worker picks up a key with an already aborted signal.
+   */
+  private async drainQueues(reason: string): Promise<boolean> {
     const timeoutMs = this.opts.shutdownTimeoutMs ?? 20_000;
     const drained = Promise.all(this.controllers.map((c) => c.queue.shutDown())).then(() => true);
+    const inFlight = (): number => this.controllers.reduce((n, c) => n + c.queue.processingLen(), 0);
+    if (inFlight() > 0) this.log.info('aborting in-flight reconciles', { inFlight: inFlight() });
+    this.workAbort.abort(new DOMException(`shutting down: ${reason}`, 'AbortError'));
     let cancel = (): void => undefined;
     const deadline = new Promise<boolean>((resolve) => {
       cancel = this.clock.setTimer(timeoutMs, () => resolve(false));
@@ -265,12 +291,10 @@ export class Manager {
     const finished = await Promise.race([drained, deadline]);
     cancel();
     if (!finished) {
-      const inFlight = this.controllers.reduce((n, c) => n + c.queue.processingLen(), 0);
-      this.log.error('in-flight reconciles did not finish before the shutdown deadline; aborting them and keeping the lease until it expires', {
-        inFlight,
+      this.log.error('in-flight reconciles did not finish before the shutdown deadline although aborted; keeping the lease until it expires', {
+        inFlight: inFlight(),
         timeoutMs,
       });
-      this.workAbort.abort(new Error('shutdown deadline passed'));
     }
     return finished;
   }
