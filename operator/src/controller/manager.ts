@@ -283,7 +283,8 @@ export class Manager {
     const drained = Promise.all(this.controllers.map((c) => c.queue.shutDown())).then(() => true);
     const inFlight = (): number => this.controllers.reduce((n, c) => n + c.queue.processingLen(), 0);
     if (inFlight() > 0) this.log.info('aborting in-flight reconciles', { inFlight: inFlight() });
-    this.workAbort.abort(new DOMException(`shutting down: ${reason}`, 'AbortError'));
+    // An Error named AbortError, as fetch's own: not retryable (isRetryable), and an Error in every realm.
+    this.workAbort.abort(Object.assign(new Error(`shutting down: ${reason}`), { name: 'AbortError' }));
     let cancel = (): void => undefined;
     const deadline = new Promise<boolean>((resolve) => {
       cancel = this.clock.setTimer(timeoutMs, () => resolve(false));
