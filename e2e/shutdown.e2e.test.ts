@@ -18,6 +18,8 @@ import { OPERATOR_NAMESPACE, startOperator, type OperatorProcess } from './suppo
 
 const ROOT = findRepoRoot();
 const LEASE = 'telemetry-rollout-operator';
+/** The operator's timeout of one API request (OperatorOptions.requestTimeoutMs, default 10 s). */
+const REQUEST_TIMEOUT_MS = 10_000;
 
 interface LeaseJSON {
   spec: { holderIdentity?: string; leaseDurationSeconds?: number; leaseTransitions?: number; renewTime?: string; acquireTime?: string };
@@ -31,13 +33,15 @@ interface LogLine {
 /** A target "API server" that accepts TCP connections and never says a word (not even TLS). */
 class SilentServer {
   readonly server: Server;
-  /** Every connection, with when it closed (undefined while open). */
-  readonly connections: Array<{ socket: Socket; closedAt?: number }> = [];
+  /** Every connection, with when it opened and closed (undefined while open). */
+  readonly connections: Array<{ socket: Socket; openedAt: number; closedAt?: number }> = [];
   constructor() {
     this.server = createServer((socket) => {
-      const c: { socket: Socket; closedAt?: number } = { socket };
+      const c: { socket: Socket; openedAt: number; closedAt?: number } = { socket, openedAt: Date.now() };
       this.connections.push(c);
       socket.on('error', () => undefined);
+      // Read (and drop) what the client sends: a paused socket would never notice the client closing.
+      socket.resume();
       socket.on('close', () => (c.closedAt = Date.now()));
     });
   }
@@ -141,6 +145,9 @@ describe('operator shutdown on SIGTERM', () => {
     // handover came from the release, not from expiry.
     expect(Date.parse(taken.spec.acquireTime!)).toBeLessThan(oldExpiryMs);
     expect(taken.spec.leaseTransitions).toBe((held.spec.leaseTransitions ?? 0) + 1);
+    // And before the old leader's hanging request would have timed out by itself: the pass was cut
+    // loose by the abort, not waited for (waiting is what kept the Lease for 10 s before).
+    expect(Date.parse(taken.spec.acquireTime!)).toBeLessThan(silent.connections[0]!.openedAt + REQUEST_TIMEOUT_MS);
 
     // In the old leader's log, in this order: the pass was aborted (not timed out), the Lease released,
     // the process stopped; never the straggler path that keeps the Lease.
@@ -157,7 +164,7 @@ describe('operator shutdown on SIGTERM', () => {
     expect(lines.some((l) => l.message.startsWith('in-flight reconciles did not finish'))).toBe(false);
     expect(lines.some((l) => l.message.startsWith('graceful shutdown did not finish'))).toBe(false);
     // The old leader's connection to the silent target went with it.
-    expect(silent.connections[0]?.closedAt).toBeDefined();
+    await eventually('the old leader\'s connection to the silent target to close', () => silent.connections[0]?.closedAt !== undefined, 10_000, 50);
 
     // The interrupted pass wrote nothing: no status or event of this rollout mentions the shutdown.
     const ro = await kubectlJSON<{ status?: unknown }>(managementCluster(), ['get', 'tro', 'silent-target', '-n', ns]);
