@@ -74,8 +74,12 @@ export function operatorNodeFlags(): string[] {
   return flagsOr(process.env.TRO_OPERATOR_NODE_FLAGS, productionNodeFlags);
 }
 
-/** Starts the operator under the management cluster's operator user, watching OPERATOR_NAMESPACE. */
-export async function startOperator(o: { identity: string; leaderElect?: boolean; extraArgs?: string[]; env?: Record<string, string> } = { identity: 'op-1' }): Promise<OperatorProcess> {
+/**
+ * Starts the operator under the management cluster's operator user, watching `namespace` (default
+ * OPERATOR_NAMESPACE; another namespace needs the Role of config/rbac bound there to that user). The
+ * leader Lease lives in the watched namespace.
+ */
+export async function startOperator(o: { identity: string; namespace?: string; leaderElect?: boolean; extraArgs?: string[]; env?: Record<string, string> } = { identity: 'op-1' }): Promise<OperatorProcess> {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run npm run build first (npm test does)`);
   const mgmt = managementCluster();
   const health = await freePort();
@@ -89,7 +93,7 @@ export async function startOperator(o: { identity: string; leaderElect?: boolean
     ...operatorNodeFlags(),
     MAIN,
     '--kubeconfig', mgmt.user(MGMT_OPERATOR_USER).kubeconfigPath,
-    '--namespace', OPERATOR_NAMESPACE,
+    '--namespace', o.namespace ?? OPERATOR_NAMESPACE,
     '--identity', o.identity,
     '--health-port', String(health),
     '--metrics-port', String(metricsPort),

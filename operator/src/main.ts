@@ -6,7 +6,8 @@
  *
  * API access: --kubeconfig, else KUBECONFIG, else the in-cluster service account. The namespace to
  * watch: --namespace, else WATCH_NAMESPACE, else all namespaces. Exits 0 on SIGTERM/SIGINT after a
- * graceful shutdown, 1 when leadership is lost (the Deployment restarts it clean).
+ * graceful shutdown (in-flight reconciles aborted, the Lease released for the next replica), 1 when
+ * leadership is lost (the Deployment restarts it clean) or when the graceful shutdown overruns 25 s.
  */
 import { hostname } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';

@@ -25,6 +25,14 @@ import { RolloutReconciler, type RolloutReader } from './rollout/reconciler.js';
 import type { Clock } from './util/clock.js';
 import { SystemClock } from './util/clock.js';
 import type { Logger } from './util/logging.js';
+import {
+  PassSignal,
+  interruptibleBreakGlass,
+  interruptibleClusters,
+  interruptibleGates,
+  interruptibleInventory,
+  interruptibleStatus,
+} from './interruptible.js';
 
 /** A TelemetryRollout as the informer holds it (client-node's KubernetesObject shape). */
 type RolloutObject = KubernetesObject & Pick<TelemetryRollout, 'spec' | 'status'>;
@@ -68,19 +76,28 @@ export interface Operator {
 /**
  * Reads rollouts straight from the API server, not the informer cache: a pass must start from the
  * object its previous status write produced, or its own write would conflict every time. One GET per
- * pass on the management cluster is cheap; the informer is there to trigger passes.
+ * pass on the management cluster is cheap; the informer is there to trigger passes. The GET carries
+ * the pass signal too, so a pass interrupted before it has read anything ends at once.
  */
 class DirectRolloutReader implements RolloutReader {
   private readonly api: CustomObjectsApi;
   private readonly timeoutMs: number;
-  constructor(kc: KubeConfig, timeoutMs: number) {
+  private readonly pass: PassSignal;
+  constructor(kc: KubeConfig, timeoutMs: number, pass: PassSignal) {
     this.timeoutMs = timeoutMs;
+    this.pass = pass;
     this.api = kc.makeApiClient(CustomObjectsApi);
   }
   async get(namespace: string, name: string): Promise<TelemetryRollout | undefined> {
     try {
-      return (await this.api.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name }, requestOptions(AbortSignal.timeout(this.timeoutMs)))) as TelemetryRollout;
+      const timeout = AbortSignal.timeout(this.timeoutMs);
+      return await this.pass.guard(
+        async (signal) =>
+          (await this.api.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name }, requestOptions(signal ?? timeout))) as TelemetryRollout,
+        timeout,
+      );
     } catch (err) {
+      if (this.pass.current()?.aborted) throw err;
       if ((err as { code?: number }).code === 404) return undefined;
       throw new Error(`get TelemetryRollout ${namespace}/${name}`, { cause: err });
     }
@@ -126,16 +143,20 @@ export function buildOperator(o: OperatorOptions): Operator {
   // Break-glass and the node inventories it works from, unless the caller brings its own.
   const bg = new TransportBreakGlass(kubeBackends(o.kubeConfig), clock, logger);
   const factory = new SecretClusterClientFactory({ reader, clientOptions: { requests, logger, clock, timeoutMs } });
+  // The reconciler's reconcile(key) takes no signal: the collaborators get the work queue's signal of
+  // each pass through `pass` instead (interruptible.ts says how each one honours it).
+  const pass = new PassSignal();
   const reconciler = new RolloutReconciler({
-    rollouts: new DirectRolloutReader(o.kubeConfig, timeoutMs),
-    clusters: factory,
-    gates: o.gates ?? new ControlPlaneGateEvaluator({ clock, registry: metrics.registry }),
-    status: new KubeStatusWriter(o.kubeConfig, { requests, timeoutMs }),
+    rollouts: new DirectRolloutReader(o.kubeConfig, timeoutMs, pass),
+    clusters: interruptibleClusters(factory, pass),
+    gates: interruptibleGates(o.gates ?? new ControlPlaneGateEvaluator({ clock, registry: metrics.registry }), pass),
+    status: interruptibleStatus(new KubeStatusWriter(o.kubeConfig, { requests, timeoutMs }), pass),
+    // Events follow the status write (the commit point) and are best effort: not interrupted.
     events: new KubeEventRecorder(new ApiEventSink(o.kubeConfig, { requests, timeoutMs }), { clock, logger }),
     clock,
     logger,
-    breakGlass: o.breakGlass ?? bg,
-    inventory: o.inventory ?? bg,
+    breakGlass: interruptibleBreakGlass(o.breakGlass ?? bg, pass),
+    inventory: interruptibleInventory(o.inventory ?? bg, pass),
     options: { preflight: [collectorLoadPreflight()] },
   });
 
@@ -156,13 +177,15 @@ export function buildOperator(o: OperatorOptions): Operator {
     name: 'telemetryrollout',
     queue,
     workers: o.workers ?? 4,
-    reconcile: async (key) => {
-      const result = await reconciler.reconcile(key);
+    reconcile: async (key, signal) => {
+      const result = await pass.run(signal, () => reconciler.reconcile(key));
       const { namespace, name } = splitKey(key);
       const phase = rollouts.get(key)?.status?.phase;
       if (phase) metrics.setRolloutPhase(namespace ?? 'default', name, phase);
       return result;
     },
   });
+  // The target clients' node watches (and a node LIST still in flight) end with the process's work.
+  manager.addShutdownHook('close target cluster clients', () => factory.close());
   return { manager, reconciler, metrics, queue };
 }

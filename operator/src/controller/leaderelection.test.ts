@@ -203,6 +203,27 @@ describe('LeaderElector', () => {
     await runB;
   });
 
+  it('gives up a release whose request hangs after the request timeout, so stop() stays bounded', async () => {
+    const { clock, store, timeline } = world();
+    const a = candidate('a', clock, store, timeline);
+    const run = a.elector.run();
+    await clock.flush();
+    expect(a.elector.isLeader()).toBe(true);
+    // The API server stops answering just as the leader leaves.
+    a.client.hang = true;
+    let stopped = false;
+    const stopping = a.elector.stop().then(() => (stopped = true));
+    await clock.advance(4999);
+    expect(stopped).toBe(false);
+    // Default request timeout: half the 10 s renew deadline.
+    await clock.advance(1);
+    await stopping;
+    await run;
+    expect(store.peek(NS, NAME)!.holderIdentity).toBe('a');
+    expect(a.entries.some((e) => e.level === 'warn' && e.message.startsWith('could not release the lease'))).toBe(true);
+    expect(timeline.at(-1)).toMatchObject({ who: 'a', what: 'stopped' });
+  });
+
   it('keeps the lease on stop({ release: false })', async () => {
     const { clock, store, timeline } = world();
     const a = candidate('a', clock, store, timeline);

@@ -4,22 +4,29 @@
  * - reconcile workers run only on the leader, and only once every informer has synced;
  * - `/healthz` (alive, event loop not blocked), `/readyz` (caches synced; leadership does not matter,
  *   a follower is ready too), `/metrics` (its own registry);
- * - graceful shutdown: stop taking work, let in-flight reconciles finish up to a deadline, release the
- *   Lease only if they did (otherwise it expires, so a successor never overlaps a straggler), stop the
- *   informers and servers, and report an exit code;
+ * - graceful shutdown: stop taking work, abort the signal of in-flight reconciles at once (their API
+ *   calls are cancelled and a pass ends at its next safe point), wait for them up to a deadline,
+ *   release the Lease only if they ended (otherwise it expires, so a successor never overlaps a
+ *   straggler that ignores its signal), run the shutdown hooks, stop the informers and servers, and
+ *   report an exit code;
  * - losing leadership ends the manager with exit code 1: the process exits and its Deployment
  *   restarts it clean, rather than trying to resume with state that may be stale.
  */
-import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { SystemClock, type Clock } from '../util/clock.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logging.js';
+import { Endpoints, EventLoopMonitor, type HealthResult } from './endpoints.js';
 import { errorChain } from './kube.js';
 import { LeaderElector, type LeaderElectorOptions } from './leaderelection.js';
 import { ControllerMetrics } from './metrics.js';
 import { runWorkers, type ReconcileFn, type WorkQueue } from './workqueue.js';
+
+// The HTTP endpoints and the process main loop live in their own files; re-exported so callers keep
+// importing the manager's surface from one place.
+export { EventLoopMonitor, type DelayHistogram, type HealthResult } from './endpoints.js';
+export { runUntilStopped, type ProcessLike } from './process.js';
+
 
 /** What the manager needs of an informer (see `Informer`). */
 export interface ManagedInformer {
@@ -41,12 +48,6 @@ export interface ControllerSpec {
   workers?: number;
 }
 
-/** A health check result. */
-export interface HealthResult {
-  ok: boolean;
-  message: string;
-}
-
 /** Leader election settings; the manager supplies clock, logger and callbacks. */
 export type ManagerLeaderElection = Omit<LeaderElectorOptions, 'clock' | 'logger' | 'callbacks'>;
 
@@ -65,7 +66,11 @@ export interface ManagerOptions {
   metricsPort?: number;
   /** Address to bind (default all interfaces). */
   host?: string;
-  /** How long in-flight reconciles may take to finish on shutdown (default 20 s, within a 30 s grace period). */
+  /**
+   * How long in-flight reconciles may take to end on shutdown once their signal is aborted (default
+   * 20 s, within a 30 s grace period). Work that honours its signal ends in milliseconds; the deadline
+   * is for work that does not.
+   */
   shutdownTimeoutMs?: number;
   /** Liveness check (default: event loop delay below {@link EventLoopMonitor}'s threshold). */
   livenessCheck?: () => HealthResult;
@@ -78,48 +83,6 @@ export interface ManagerExit {
   reason: string;
 }
 
-/** The part of `monitorEventLoopDelay`'s histogram the monitor reads (injectable for tests). */
-export interface DelayHistogram {
-  /** Largest delay recorded since the last reset, in nanoseconds. */
-  readonly max: number;
-  reset(): void;
-  enable(): boolean;
-  disable(): boolean;
-}
-
-/**
- * Liveness from event loop delay: unhealthy when, since the previous check, the loop was blocked for
- * longer than `thresholdMs`. A loop blocked right now cannot answer the probe at all, which the kubelet
- * counts as a failure too; this check catches the long stalls between probes.
- */
-export class EventLoopMonitor {
-  private readonly histogram: DelayHistogram;
-
-  private readonly thresholdMs;
-  constructor(
-    thresholdMs = 5000,
-    histogram?: DelayHistogram) {
-    this.thresholdMs = thresholdMs;
-    this.histogram = histogram ?? monitorEventLoopDelay({ resolution: 20 });
-  }
-
-  start(): void {
-    this.histogram.enable();
-  }
-
-  stop(): void {
-    this.histogram.disable();
-  }
-
-  /** Reads and resets the maximum delay. */
-  check(): HealthResult {
-    const maxMs = this.histogram.max / 1e6;
-    this.histogram.reset();
-    return maxMs > this.thresholdMs
-      ? { ok: false, message: `event loop blocked for ${Math.round(maxMs)} ms (limit ${this.thresholdMs} ms)` }
-      : { ok: true, message: 'ok' };
-  }
-}
 
 /** See the module comment. */
 export class Manager {
@@ -130,14 +93,15 @@ export class Manager {
   private readonly opts: ManagerOptions;
   private readonly informers: ManagedInformer[] = [];
   private readonly controllers: ControllerSpec[] = [];
-  private readonly servers: http.Server[] = [];
+  private readonly endpoints: Endpoints;
   private readonly monitor: EventLoopMonitor | undefined;
   private elector: LeaderElector | undefined;
   private leading = false;
   private started = false;
   private stopping: Promise<ManagerExit> | undefined;
-  /** Aborted when in-flight reconciles overran the shutdown deadline. */
+  /** Aborted when the manager starts shutting down: reconciles stop acting at once. */
   private readonly workAbort = new AbortController();
+  private readonly shutdownHooks: Array<{ name: string; run: () => Promise<void> | void }> = [];
   private workers: Promise<void> | undefined;
   private resolveDone!: (exit: ManagerExit) => void;
   private readonly donePromise: Promise<ManagerExit>;
@@ -149,6 +113,7 @@ export class Manager {
     this.metrics = opts.metrics ?? new ControllerMetrics();
     this.monitor = opts.livenessCheck ? undefined : new EventLoopMonitor();
     this.donePromise = new Promise((resolve) => (this.resolveDone = resolve));
+    this.endpoints = new Endpoints({ healthz: () => this.healthz(), readyz: () => this.readyz(), metrics: this.metrics }, opts, this.log);
   }
 
   /** Registers an informer; it is started by {@link Manager.start} on every replica. */
@@ -164,6 +129,15 @@ export class Manager {
     this.metrics.trackQueue(spec.queue);
   }
 
+  /**
+   * Registers cleanup for shutdown (closing target-cluster clients and their watches, say). Hooks run
+   * after the reconciles have ended and the Lease was handled, alongside the informers' stop; a hook
+   * that fails is logged, never fatal.
+   */
+  addShutdownHook(name: string, run: () => Promise<void> | void): void {
+    this.shutdownHooks.push({ name, run });
+  }
+
   /** Whether this replica currently runs the reconcilers. */
   isLeader(): boolean {
     return this.leading;
@@ -174,7 +148,7 @@ export class Manager {
     if (this.started) throw new Error('manager already started');
     this.started = true;
     this.monitor?.start();
-    await this.listen();
+    await this.endpoints.listen();
     for (const informer of this.informers) informer.start();
     const election = this.opts.leaderElection;
     if (election === undefined) {
@@ -215,7 +189,7 @@ export class Manager {
 
   /** The bound addresses, health server first (for tests using port 0). */
   addresses(): AddressInfo[] {
-    return this.servers.map((s) => s.address() as AddressInfo);
+    return this.endpoints.addresses();
   }
 
   /** Liveness as `/healthz` reports it. */
@@ -273,8 +247,8 @@ export class Manager {
 
   private async shutdown(reason: string, code: number): Promise<ManagerExit> {
     this.log.info('shutting down', { reason });
-    // 1. Stop taking work and wait (bounded) for in-flight reconciles.
-    const drained = await this.drainQueues();
+    // 1. Stop taking work, abort in-flight reconciles and wait (bounded) for them to end.
+    const drained = await this.drainQueues(reason);
     // 2. Leave the election: release only if nothing of ours still acts.
     if (this.elector !== undefined) {
       await this.elector.stop({ release: drained });
@@ -282,13 +256,16 @@ export class Manager {
       this.leading = false;
       this.metrics.setLeader(false);
     }
-    // 3. Informers, servers, monitors.
-    await Promise.all(
-      this.informers.map((i) =>
-        i.stop().catch((err: unknown) => this.log.warn('stopping informer failed', { informer: i.name, error: errorChain(err) })),
-      ),
-    );
-    await this.closeServers();
+    // 3. Shutdown hooks, informers, servers, monitors.
+    const settle = (failed: string, what: Record<string, string>, step: () => Promise<void> | void): Promise<void> =>
+      Promise.resolve()
+        .then(step)
+        .catch((err: unknown) => void this.log.warn(failed, { ...what, error: errorChain(err) }));
+    await Promise.all([
+      ...this.shutdownHooks.map((h) => settle('shutdown hook failed', { hook: h.name }, h.run)),
+      ...this.informers.map((i) => settle('stopping informer failed', { informer: i.name }, () => i.stop())),
+    ]);
+    await this.endpoints.close();
     this.monitor?.stop();
     const exit = { code, reason };
     this.log.info('stopped', { ...exit });
@@ -296,10 +273,18 @@ export class Manager {
     return exit;
   }
 
-  /** Shuts the queues down; true if in-flight work finished before the deadline. */
-  private async drainQueues(): Promise<boolean> {
+  /**
+   * Shuts the queues down (no key is handed out any more), then aborts the reconciles' signal so their
+   * API calls are cancelled and each pass ends at its next safe point; true if they all ended before
+   * the deadline. The queues go first so no worker picks up a key with an already aborted signal.
+   */
+  private async drainQueues(reason: string): Promise<boolean> {
     const timeoutMs = this.opts.shutdownTimeoutMs ?? 20_000;
     const drained = Promise.all(this.controllers.map((c) => c.queue.shutDown())).then(() => true);
+    const inFlight = (): number => this.controllers.reduce((n, c) => n + c.queue.processingLen(), 0);
+    if (inFlight() > 0) this.log.info('aborting in-flight reconciles', { inFlight: inFlight() });
+    // An Error named AbortError, as fetch's own: not retryable (isRetryable), and an Error in every realm.
+    this.workAbort.abort(Object.assign(new Error(`shutting down: ${reason}`), { name: 'AbortError' }));
     let cancel = (): void => undefined;
     const deadline = new Promise<boolean>((resolve) => {
       cancel = this.clock.setTimer(timeoutMs, () => resolve(false));
@@ -307,126 +292,11 @@ export class Manager {
     const finished = await Promise.race([drained, deadline]);
     cancel();
     if (!finished) {
-      const inFlight = this.controllers.reduce((n, c) => n + c.queue.processingLen(), 0);
-      this.log.error('in-flight reconciles did not finish before the shutdown deadline; aborting them and keeping the lease until it expires', {
-        inFlight,
+      this.log.error('in-flight reconciles did not finish before the shutdown deadline although aborted; keeping the lease until it expires', {
+        inFlight: inFlight(),
         timeoutMs,
       });
-      this.workAbort.abort(new Error('shutdown deadline passed'));
     }
     return finished;
   }
-
-  private async listen(): Promise<void> {
-    const { healthPort, metricsPort, host } = this.opts;
-    const health = (req: http.IncomingMessage, res: http.ServerResponse): boolean => this.serveHealth(req, res);
-    const metrics = (req: http.IncomingMessage, res: http.ServerResponse): boolean => this.serveMetrics(req, res);
-    const plans: Array<{ port: number; routes: Array<typeof health> }> = [];
-    // Port 0 means "any free port", so two zeros are two servers.
-    if (healthPort !== undefined && healthPort !== 0 && healthPort === metricsPort) {
-      plans.push({ port: healthPort, routes: [health, metrics] });
-    } else {
-      if (healthPort !== undefined) plans.push({ port: healthPort, routes: [health] });
-      if (metricsPort !== undefined) plans.push({ port: metricsPort, routes: [metrics] });
-    }
-    for (const plan of plans) {
-      const server = http.createServer((req, res) => {
-        if (!plan.routes.some((route) => route(req, res))) {
-          res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-        }
-      });
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(plan.port, host, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
-      // Errors after listening (rare: EMFILE...) must not crash the process via an 'error' event.
-      server.on('error', (err) => this.log.error('http server error', { error: err }));
-      this.servers.push(server);
-      this.log.info('listening', { address: server.address() });
-    }
-  }
-
-  private serveHealth(req: http.IncomingMessage, res: http.ServerResponse): boolean {
-    const path = (req.url ?? '').split('?')[0];
-    let result: HealthResult;
-    if (path === '/healthz' || path === '/livez') result = this.healthz();
-    else if (path === '/readyz') result = this.readyz();
-    else return false;
-    res.writeHead(result.ok ? 200 : 503, { 'content-type': 'text/plain; charset=utf-8' }).end(`${result.message}\n`);
-    return true;
-  }
-
-  private serveMetrics(req: http.IncomingMessage, res: http.ServerResponse): boolean {
-    if ((req.url ?? '').split('?')[0] !== '/metrics') return false;
-    this.metrics.metrics().then(
-      (text) => res.writeHead(200, { 'content-type': this.metrics.contentType }).end(text),
-      (err: unknown) => {
-        this.log.error('collecting metrics failed', { error: err });
-        res.writeHead(500, { 'content-type': 'text/plain' }).end('collecting metrics failed\n');
-      },
-    );
-    return true;
-  }
-
-  private async closeServers(): Promise<void> {
-    await Promise.all(
-      this.servers.map(
-        (s) =>
-          new Promise<void>((resolve) => {
-            s.close(() => resolve());
-            // Keep-alive connections (Prometheus, probes) would hold close() open until they idle out.
-            s.closeAllConnections();
-          }),
-      ),
-    );
-  }
-}
-
-/** The process bits {@link runUntilStopped} uses (injectable for tests). */
-export interface ProcessLike {
-  on(signal: 'SIGTERM' | 'SIGINT', handler: () => void): unknown;
-  off(signal: 'SIGTERM' | 'SIGINT', handler: () => void): unknown;
-}
-
-/**
- * Runs a manager as the process's main loop: starts it, stops it gracefully on the first SIGTERM or
- * SIGINT, exits at once (code 1) on a second one, and calls `exit` with the manager's exit code when
- * it has stopped for any reason (including lost leadership). A failing start stops what was started
- * and exits 1.
- */
-export async function runUntilStopped(
-  manager: Manager,
-  logger: Logger,
-  proc: ProcessLike = process,
-  exit: (code: number) => void = (code) => process.exit(code),
-): Promise<ManagerExit> {
-  let signals = 0;
-  const onSignal = (name: 'SIGTERM' | 'SIGINT') => (): void => {
-    signals++;
-    if (signals === 1) {
-      logger.info('signal received; shutting down gracefully', { signal: name });
-      void manager.stop(`received ${name}`, 0);
-    } else {
-      logger.warn('second signal received; exiting now', { signal: name });
-      exit(1);
-    }
-  };
-  const onTerm = onSignal('SIGTERM');
-  const onInt = onSignal('SIGINT');
-  proc.on('SIGTERM', onTerm);
-  proc.on('SIGINT', onInt);
-  try {
-    await manager.start();
-  } catch (err) {
-    logger.error('manager failed to start', { error: err });
-    void manager.stop(`start failed: ${errorMessage(err)}`, 1);
-  }
-  const result = await manager.done();
-  proc.off('SIGTERM', onTerm);
-  proc.off('SIGINT', onInt);
-  exit(result.code);
-  return result;
 }

@@ -253,7 +253,8 @@ export interface ReconcileResult {
 /**
  * A level-triggered reconciler: given a key, move the world one step towards the desired state. A
  * thrown {@link TerminalError} means "do not retry"; any other throw is retried with backoff. `signal`
- * aborts when the process must stop acting (leadership lost, shutdown deadline passed).
+ * aborts when the process must stop acting (leadership lost, shutting down): cancel API calls with it
+ * and end the pass without writing anything further (whoever leads next reconciles the key again).
  */
 export type ReconcileFn = (key: string, signal: AbortSignal) => Promise<ReconcileResult | void>;
 
@@ -266,7 +267,7 @@ export interface RunWorkersOptions {
   clock: Clock;
   /** Logs failures (with `key`). */
   logger: Logger;
-  /** Passed to every reconcile; when it aborts, workers stop taking keys (in-flight ones finish). */
+  /** Passed to every reconcile; when it aborts, workers stop taking keys (in-flight ones end as their reconcile honours it). */
   signal?: AbortSignal;
   /** Called after each reconcile, for metrics. Must not throw. */
   onResult?: (key: string, outcome: ReconcileOutcome, durationSeconds: number, error?: unknown) => void;
@@ -311,6 +312,12 @@ async function processOne(queue: WorkQueue, key: string, reconcile: ReconcileFn,
       queue.forget(key);
       opts.logger.warn('reconcile failed terminally; not retrying', { key, reason: err.reason, error: errorMessage(err) });
       opts.onResult?.(key, 'terminal', seconds(), err);
+    } else if (signal.aborted) {
+      // Told to stop acting (shutdown, lost leadership): the pass ended early on purpose, which is no
+      // failure of the object; an error-level line per interrupted key would only alarm.
+      queue.addRateLimited(key);
+      opts.logger.info('reconcile interrupted: the process stops acting', { key, reason: errorMessage(signal.reason), error: errorMessage(err) });
+      opts.onResult?.(key, 'error', seconds(), err);
     } else {
       queue.addRateLimited(key);
       opts.logger.error('reconcile failed; retrying with backoff', {
