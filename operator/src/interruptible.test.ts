@@ -11,7 +11,7 @@ import {
   interruptibleStatus,
 } from './interruptible.js';
 import type { TelemetryRollout, TelemetryRolloutStatus } from './api/types.generated.js';
-import { FakeBreakGlass, FakeCluster, FakeClusterFactory, FakeEvents, FakeRolloutStore, ScriptedGates } from './rollout/fakes.js';
+import { FakeBreakGlass, FakeCluster, FakeClusterFactory, FakeEvents, FakeRolloutStore, ScriptedGates } from '../../testkit/operator/rollout/fakes.js';
 import type { ClusterClient, GateContext, GateEvaluation, GateEvaluator, NodeInfo, ResolvedTarget, StatusWriter } from './rollout/interfaces.js';
 import { RolloutReconciler } from './rollout/reconciler.js';
 import { FakeClock, abortReason } from './util/clock.js';

@@ -5,7 +5,7 @@ import { describe, expect, it } from '@jest/globals';
 import { EventEmitter } from 'node:events';
 import { FakeClock, abortReason } from '../util/clock.js';
 import { memoryLogger } from '../util/logging.js';
-import { FakeLeaseClient, FakeLeaseStore } from './fakes.js';
+import { FakeLeaseClient, FakeLeaseStore } from '../../../testkit/operator/controller/fakes.js';
 import { Manager, type ManagedInformer, type ManagerOptions } from './manager.js';
 import { runUntilStopped } from './process.js';
 import { WorkQueue, type ReconcileFn } from './workqueue.js';
