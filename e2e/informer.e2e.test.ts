@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import type { V1Secret } from '@kubernetes/client-node';
 import { Informer, secretSource } from '../operator/src/controller/informer.js';
 import type { InformerEvent, InformerOptions } from '../operator/src/controller/informer.js';
-import { SystemClock } from '../operator/src/util/clock.js';
+import { SystemClock } from '#core/clock.js';
 import { memoryLogger, type LogEntry } from '../operator/src/util/logging.js';
 import { createNamespace, deleteNamespace, dumpOnFailure, eventually, kubectl, managementCluster } from './controlplane/testing.js';
 

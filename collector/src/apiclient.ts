@@ -13,8 +13,8 @@
  * Objects are plain JSON (typed minimally below): the collector reads a handful of fields and keeping
  * client-node's model classes would cost CPU for (de)serialising dates it never uses.
  */
-import type { Clock } from './clock.js';
-import { abortReason } from './clock.js';
+import type { Clock } from '#core/clock.js';
+import { abortReason } from '#core/clock.js';
 import { ApiError, NetworkError, StoppedError } from './errors.js';
 import { linkSignals } from './signals.js';
 import { withBackoff, type BackoffPolicy } from './backoff.js';
@@ -292,16 +292,16 @@ export class ApiClient {
     let resourceVersion = params.resourceVersion;
     let events = 0;
     let bookmarks = 0;
-    let lastData = this.o.clock.now();
+    let lastData = this.o.clock.nowMs();
     const watchdogStop = new AbortController();
     const watchdog = (async () => {
       for (;;) {
         try {
-          await this.o.clock.sleep(Math.max(1, lastData + idleMs - this.o.clock.now()), watchdogStop.signal);
+          await this.o.clock.sleep(Math.max(1, lastData + idleMs - this.o.clock.nowMs()), watchdogStop.signal);
         } catch {
           return; // the only rejection: watchdogStop, because the stream ended
         }
-        if (this.o.clock.now() - lastData >= idleMs) {
+        if (this.o.clock.nowMs() - lastData >= idleMs) {
           watchdogFired = true;
           local.abort(new NetworkError(`watch ${path}: no data for ${idleMs} ms`));
           return;
@@ -337,7 +337,7 @@ export class ApiClient {
     };
     try {
       for await (const chunk of res.body) {
-        lastData = this.o.clock.now();
+        lastData = this.o.clock.nowMs();
         this.o.metrics.apiResponseBytes.inc(labels, chunk.length);
         pending += decoder.decode(chunk, { stream: true });
         let nl: number;

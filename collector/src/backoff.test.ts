@@ -1,7 +1,7 @@
 import { describe, it, expect } from '@jest/globals';
 import { Backoff, backoffDelayMs, isRetryable, retryAfterMs, retryDelayMs, withBackoff, type BackoffPolicy } from './backoff.js';
 import { ApiError, NetworkError, StoppedError } from './errors.js';
-import { FakeClock, flushAsync } from './testing/fakeclock.js';
+import { FakeClock, flushAsync } from '../../testkit/core/fakeclock.js';
 
 const policy: BackoffPolicy = { initialMs: 1000, maxMs: 300_000, jitter: 0.5 };
 const api = (code: number, headers: Record<string, string> = {}): ApiError =>
@@ -59,10 +59,10 @@ describe('withBackoff', () => {
     const clock = new FakeClock();
     const times: number[] = [];
     const errors = [api(503), api(429), new NetworkError('reset')];
-    const t0 = clock.now();
+    const t0 = clock.nowMs();
     const p = withBackoff(
       async () => {
-        times.push(clock.now() - t0);
+        times.push(clock.nowMs() - t0);
         const e = errors.shift();
         if (e) throw e;
         return 'ok';
@@ -147,13 +147,13 @@ describe('Backoff (loop form)', () => {
     const b = new Backoff(policy, clock, () => 0);
     expect([b.next(), b.next(), b.next()]).toEqual([1000, 2000, 4000]);
     b.reset();
-    const t0 = clock.now();
+    const t0 = clock.nowMs();
     const waited = b.wait();
     await clock.advance(999);
     expect(clock.pendingTimers()).toBe(1);
     await clock.advance(1);
     await expect(waited).resolves.toBe(1000);
-    expect(clock.now() - t0).toBe(1000);
+    expect(clock.nowMs() - t0).toBe(1000);
     expect(b.attempts).toBe(1);
   });
 });

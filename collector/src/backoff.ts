@@ -10,8 +10,8 @@
  * abort interrupts a backoff wait immediately.
  */
 import pRetry from 'p-retry';
-import type { Clock } from './clock.js';
-import { isAbortError } from './clock.js';
+import type { Clock } from '#core/clock.js';
+import { isAbortError } from '#core/clock.js';
 import { ApiError, NetworkError } from './errors.js';
 import type { CollectorConfig } from './config.js';
 
@@ -162,7 +162,7 @@ export async function withBackoff<T>(fn: (attempt: number) => Promise<T>, option
     ...(options.signal ? { signal: options.signal } : {}),
     shouldRetry: async ({ error, attemptNumber, retriesConsumed }) => {
       if (!shouldRetry(error)) return false;
-      const delayMs = retryDelayMs(retriesConsumed + 1, error, options.policy, options.clock.now(), random);
+      const delayMs = retryDelayMs(retriesConsumed + 1, error, options.policy, options.clock.nowMs(), random);
       options.onRetry?.({ error, attempt: attemptNumber, delayMs });
       await options.clock.sleep(delayMs, options.signal);
       return true;
@@ -198,7 +198,7 @@ export class Backoff {
   /** Records a failure and returns the delay that should precede the next attempt. */
   next(err?: unknown): number {
     this.failures++;
-    return retryDelayMs(this.failures, err, this.policy, this.clock.now(), this.random);
+    return retryDelayMs(this.failures, err, this.policy, this.clock.nowMs(), this.random);
   }
 
   /** Records a failure and sleeps the corresponding delay; rejects with `signal.reason` on abort. */

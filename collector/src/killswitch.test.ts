@@ -1,7 +1,7 @@
 import { describe, it, expect } from '@jest/globals';
 import { KillSwitch, STOP_FILE_POLL_MS, decide, parseStopFile, type KillSwitchState } from './killswitch.js';
 import { StoppedError } from './errors.js';
-import { FakeClock, flushAsync } from './testing/fakeclock.js';
+import { FakeClock, flushAsync } from '../../testkit/core/fakeclock.js';
 import { FakeFs } from './testing/fakefs.js';
 import { RecordingLogger } from './testing/fakelogger.js';
 
@@ -88,9 +88,9 @@ describe('KillSwitch', () => {
       ks.start();
       await clock.advance(1000 + offset);
       fs.write(PATH, stopFile('*'));
-      const appeared = clock.now();
+      const appeared = clock.nowMs();
       while (!ks.isStopped()) await clock.advance(1);
-      expect([offset, clock.now() - appeared <= STOP_FILE_POLL_MS]).toEqual([offset, true]);
+      expect([offset, clock.nowMs() - appeared <= STOP_FILE_POLL_MS]).toEqual([offset, true]);
       await ks.close();
     }
   });

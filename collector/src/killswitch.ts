@@ -19,7 +19,7 @@
  * server at startup before reading the file.
  */
 import { EventEmitter } from 'node:events';
-import { abortReason, type Clock } from './clock.js';
+import { abortReason, type Clock } from '#core/clock.js';
 import { StoppedError } from './errors.js';
 import type { Logger } from './logger.js';
 import { serializeError } from './logger.js';

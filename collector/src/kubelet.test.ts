@@ -2,7 +2,7 @@ import { afterEach, describe, it, expect } from '@jest/globals';
 import { KubeletClient, fetchGetter, httpGetter, podInfoFrom } from './kubelet.js';
 import { NetworkError, StoppedError } from './errors.js';
 import { FakeKubelet, kubeletPod } from './testing/fakekubelet.js';
-import { waitFor } from './testing/fakeclock.js';
+import { waitFor } from '../../testkit/core/fakeclock.js';
 import { counterValue, makeRig, stopFileFor, TEST_REVISION, TEST_STOP_PATH } from './testing/harness.js';
 
 let kubelet: FakeKubelet | undefined;

@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import https from 'node:https';
-import { abortReason } from './clock.js';
+import { abortReason } from '#core/clock.js';
 import { NetworkError, StoppedError } from './errors.js';
 import type { KillSwitch } from './killswitch.js';
 import type { CollectorMetrics } from './metrics.js';

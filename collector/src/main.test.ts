@@ -9,7 +9,7 @@ import { KubeConfigError, type ApiServerConfig } from './kubeconfig.js';
 import { resolveConfig } from './config.js';
 import { writeFakeHostRoot } from './node/procfs.js';
 import { FakeApiServer } from './testing/fakeapiserver.js';
-import { FakeClock, waitFor } from './testing/fakeclock.js';
+import { FakeClock, waitFor } from '../../testkit/core/fakeclock.js';
 import { FakeKubelet, kubeletPod } from './testing/fakekubelet.js';
 import { stopFileFor } from './testing/harness.js';
 

@@ -16,7 +16,7 @@ import { pathToFileURL } from 'node:url';
 import path from 'node:path';
 import { ApiClient } from './apiclient.js';
 import { backoffPolicyFromConfig } from './backoff.js';
-import { systemClock, type Clock } from './clock.js';
+import { systemClock, type Clock } from '#core/clock.js';
 import { ClusterAgent } from './cluster/agent.js';
 import { parseCollectorConfig, type CollectorConfig, type CollectorConfigInput } from './config.js';
 import { ShutdownError } from './errors.js';

@@ -10,7 +10,7 @@ import zlib from 'node:zlib';
 import { HttpTransport, buildQuery, type KubeResponse } from './transport.js';
 import { NetworkError } from './errors.js';
 import { FileTokenSource, StaticTokenSource, type ApiServerConfig } from './kubeconfig.js';
-import { waitFor } from './testing/fakeclock.js';
+import { waitFor } from '../../testkit/core/fakeclock.js';
 import { selfSignedCert, type TestCert } from './testing/tls.js';
 
 interface Seen {

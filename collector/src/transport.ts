@@ -12,7 +12,7 @@ import type * as nodeHttp from 'node:http';
 import https from 'node:https';
 import { pipeline, type Readable } from 'node:stream';
 import zlib from 'node:zlib';
-import { abortReason } from './clock.js';
+import { abortReason } from '#core/clock.js';
 import { NetworkError } from './errors.js';
 import type { ApiServerConfig } from './kubeconfig.js';
 import { http } from './nodehttp.js';

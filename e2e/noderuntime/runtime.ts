@@ -26,7 +26,7 @@ import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node'
 import winston from 'winston';
 import { writeFakeHostRoot } from '../../collector/src/node/procfs.js';
 import { Informer, clientNodeSource } from '../../operator/src/controller/informer.js';
-import { SystemClock } from '../../operator/src/util/clock.js';
+import { SystemClock } from '#core/clock.js';
 import { CONFIG_KEY, agentConfig, desiredAgent, type DesiredAgent } from './pods.js';
 import type { AgentSpec, FromWorker, ToWorker, WorkerAgentInfo } from './protocol.js';
 

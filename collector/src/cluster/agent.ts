@@ -12,7 +12,7 @@
 import type { ApiClient } from '../apiclient.js';
 import { RESOURCES } from '../apiclient.js';
 import type { BackoffPolicy } from '../backoff.js';
-import type { Clock } from '../clock.js';
+import type { Clock } from '#core/clock.js';
 import type { CollectorConfig, WatchedResource } from '../config.js';
 import type { RouteHandler } from '../httpserver.js';
 import { jsonReply } from '../httpserver.js';

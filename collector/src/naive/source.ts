@@ -26,7 +26,7 @@
 import type { ApiClient, KubeObject } from '../apiclient.js';
 import { RESOURCES } from '../apiclient.js';
 import type { BackoffPolicy } from '../backoff.js';
-import type { Clock } from '../clock.js';
+import type { Clock } from '#core/clock.js';
 import type { KillSwitch } from '../killswitch.js';
 import type { PodInfo } from '../kubelet.js';
 import { podInfoFrom } from '../kubelet.js';

@@ -6,7 +6,7 @@ import { resolveConfig } from '../config.js';
 import { KubeletClient, httpGetter } from '../kubelet.js';
 import { STOP_FILE_POLL_MS } from '../killswitch.js';
 import { FakeKubelet, kubeletPod } from '../testing/fakekubelet.js';
-import { waitFor } from '../testing/fakeclock.js';
+import { waitFor } from '../../../testkit/core/fakeclock.js';
 import { counterValue, makeRig, stopFileFor, TEST_REVISION, TEST_STOP_PATH } from '../testing/harness.js';
 import { KubeletPodSource, NodeAgent } from './agent.js';
 import { NodeMetrics } from './metrics.js';
@@ -118,7 +118,7 @@ describe('NodeAgent (frugal, kubelet metadata)', () => {
       await waitFor(() => agent.status().collections === i);
     }
     // Cycles every 10 s; after each failure the next GET waits 1, 2, 4, 8, 16, 30 s (cap) first.
-    const t0 = rig.clock.now() - 110_000;
+    const t0 = rig.clock.nowMs() - 110_000;
     expect(rig.server.requests.map((r) => (r.at - t0) / 1000)).toEqual([0, 10, 20, 30, 40, 60, 90]);
   });
 

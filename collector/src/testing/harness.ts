@@ -10,7 +10,7 @@ import { CollectorMetrics } from '../metrics.js';
 import { TokenBucket } from '../ratelimit.js';
 import type { KubeRequest, KubeResponse, KubeTransport } from '../transport.js';
 import { FakeApiServer } from './fakeapiserver.js';
-import { FakeClock } from './fakeclock.js';
+import { FakeClock } from '../../../testkit/core/fakeclock.js';
 import { FakeFs } from './fakefs.js';
 import { RecordingLogger } from './fakelogger.js';
 

@@ -18,23 +18,14 @@ import type * as Measure from './measure.js';
 import type * as Ssh from './ssh.js';
 import type * as Fixture from './sshd-fixture.js';
 import type * as Inventory from './inventory.js';
-import type * as ClockModule from '../util/clock.js';
+import type * as ClockModule from '#core/clock.js';
 import type { NodeInfo } from '../rollout/interfaces.js';
 
-// The project's modules import each other with `.js` specifiers (tsc's NodeNext convention); Node's
-// type stripping does not map those to the `.ts` files, so this hook does, for relative imports only.
-registerHooks({
-  resolve(specifier, context, next) {
-    if (/^\.{1,2}\//.test(specifier) && specifier.endsWith('.js')) {
-      try {
-        return next(specifier, context);
-      } catch {
-        return next(`${specifier.slice(0, -3)}.ts`, context);
-      }
-    }
-    return next(specifier, context);
-  },
-});
+// The project's modules import each other with `.js` specifiers (tsc's NodeNext convention) and the
+// shared core as `#core/...`; Node's type stripping maps neither to the `.ts` files, so the project's
+// resolve hook does (loaded by URL: a relative `.js` import would itself need the hook).
+const hook = (await import(new URL('../cli/ts-resolve-hook.ts', import.meta.url).href)) as typeof import('../cli/ts-resolve-hook.js');
+registerHooks({ resolve: hook.resolveTsFallback });
 
 const load = async <T>(rel: string): Promise<T> => (await import(new URL(rel, import.meta.url).href)) as T;
 const { LocalTransport } = await load<typeof Local>('./local.ts');
@@ -42,7 +33,7 @@ const { measureBreakGlass } = await load<typeof Measure>('./measure.ts');
 const { SshTransport } = await load<typeof Ssh>('./ssh.ts');
 const { startLoopbackSshd } = await load<typeof Fixture>('./sshd-fixture.ts');
 const { encodeInventory, makeInventory } = await load<typeof Inventory>('./inventory.ts');
-const { SystemClock } = await load<typeof ClockModule>('../util/clock.ts');
+const { SystemClock } = (await import('#core/clock.js')) as typeof ClockModule;
 
 function arg(name: string, fallback: string): number[] {
   const i = process.argv.indexOf(`--${name}`);

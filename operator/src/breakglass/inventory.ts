@@ -26,7 +26,7 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { isConflict, isNotFound, requestOptions } from '../controller/kube.js';
 import { canonicalJson } from '../rollout/revision.js';
 import type { NodeInfo } from '../rollout/interfaces.js';
-import type { Clock } from '../util/clock.js';
+import type { Clock } from '#core/clock.js';
 import { errorMessage } from '../util/errors.js';
 import { writeFileAtomic } from './stopfile.js';
 

@@ -8,7 +8,7 @@ import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promise
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FakeClock } from '../util/clock.js';
+import { FakeClock } from '../../../testkit/core/fakeclock.js';
 import { memoryLogger } from '../util/logging.js';
 import { issueBreakGlass, transportFromSpec, type SecretKeyReader } from './breakglass.js';
 import { freePort, sshKeygen, startLoopbackSshd, type LoopbackSshd } from './sshd-fixture.js';

@@ -8,7 +8,7 @@
  * call; at most `concurrency` nodes are in flight; a node that exceeds its time budget is recorded as
  * timed out and its process is killed. Messages never carry key material (they are redacted as well).
  */
-import { abortReason, type Clock } from '../util/clock.js';
+import { abortReason, type Clock } from '#core/clock.js';
 import { errorMessage } from '../util/errors.js';
 import { redactString } from '../util/logging.js';
 import type { NodeInfo } from '../rollout/interfaces.js';

@@ -4,7 +4,7 @@
  * most of a second; `validate` and `--help` stay instant).
  */
 import { readFileSync } from 'node:fs';
-import { SystemClock } from '../util/clock.js';
+import { SystemClock } from '#core/clock.js';
 import { run, type CliDeps } from './program.js';
 
 /** Sleeps `ms`, resolving early when `signal` aborts (a watch then ends cleanly). */

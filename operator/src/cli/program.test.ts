@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { parse } from 'yaml';
 import { validBase } from '../api/fixtures.js';
 import { MemoryInventoryStore, type NodeInventory } from '../breakglass/inventory.js';
-import { FakeClock } from '../util/clock.js';
+import { FakeClock } from '../../../testkit/core/fakeclock.js';
 import type { TelemetryRollout } from '../api/types.generated.js';
 import type { ConnectOptions, RolloutApi } from './client.js';
 import { CliError, EXIT } from './errors.js';

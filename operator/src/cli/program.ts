@@ -12,7 +12,7 @@ import { stringify } from 'yaml';
 import { findRepoRoot } from '../api/crd.js';
 import type { TelemetryRollout } from '../api/types.generated.js';
 import type { InventoryStore, NodeInventory } from '../breakglass/inventory.js';
-import type { Clock } from '../util/clock.js';
+import type { Clock } from '#core/clock.js';
 import { breakGlassExitCode, renderBreakGlass, runBreakGlass, type BreakGlassOptions } from './breakglass.js';
 import type { Connection, ConnectOptions } from './client.js';
 import { abortValue, expectedEffect, isDone, pausePatch, REQUEST_ANNOTATIONS, requestId, requestPatch, type RequestKind } from './controls.js';

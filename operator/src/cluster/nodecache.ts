@@ -14,7 +14,7 @@
  * down.
  */
 import type { V1Node } from '@kubernetes/client-node';
-import type { Clock } from '../util/clock.js';
+import type { Clock } from '#core/clock.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logging.js';
 import { REVISION_LABEL, type NodeInfo } from '../rollout/interfaces.js';

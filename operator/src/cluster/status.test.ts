@@ -3,7 +3,7 @@ import type { EventsV1Event } from '@kubernetes/client-node';
 import { Registry, type Counter } from 'prom-client';
 import type { TelemetryRollout } from '../api/types.generated.js';
 import { isConflict } from '../controller/kube.js';
-import { FakeClock } from '../util/clock.js';
+import { FakeClock } from '../../../testkit/core/fakeclock.js';
 import { memoryLogger } from '../util/logging.js';
 import { json, startFakeApiServer, status, type FakeApiServer } from './fakeapiserver.js';
 import { clusterRequestCounter, type RequestLabel } from './metrics.js';

@@ -5,7 +5,7 @@
  */
 import { ApiException } from '@kubernetes/client-node';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { abortReason } from '../util/clock.js';
+import { abortReason } from '#core/clock.js';
 import type { ListWatchSource, SourceEvent } from './informer.js';
 import type { LeaseClient, LeaseRecord } from './leaderelection.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { FakeClock } from '../util/clock.js';
+import { FakeClock } from '../../../testkit/core/fakeclock.js';
 import { memoryLogger } from '../util/logging.js';
 import { FakeListWatch } from './fakes.js';
 import { Informer, objectKey, splitKey } from './informer.js';

@@ -17,7 +17,7 @@
  */
 import { CoreV1Api, CustomObjectsApi, makeInformer } from '@kubernetes/client-node';
 import type { KubeConfig, KubernetesListObject, KubernetesObject, V1Secret } from '@kubernetes/client-node';
-import type { Clock } from '../util/clock.js';
+import type { Clock } from '#core/clock.js';
 import type { Logger } from '../util/logging.js';
 import { errorChain } from './kube.js';
 

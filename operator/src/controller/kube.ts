@@ -10,7 +10,7 @@ import https from 'node:https';
 import { ApiException, Observable } from '@kubernetes/client-node';
 import type { ConfigurationOptions, KubeConfig, ObservableMiddleware } from '@kubernetes/client-node';
 import pRetry from 'p-retry';
-import { SystemClock, type Clock } from '../util/clock.js';
+import { SystemClock, type Clock } from '#core/clock.js';
 
 const isHttpStatus = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 100 && v <= 599;
 

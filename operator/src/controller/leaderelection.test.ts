@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import type { V1Lease } from '@kubernetes/client-node';
-import { FakeClock } from '../util/clock.js';
+import { FakeClock } from '../../../testkit/core/fakeclock.js';
 import { memoryLogger } from '../util/logging.js';
 import { FakeLeaseClient, FakeLeaseStore, apiError } from './fakes.js';
 import { isConflict } from './kube.js';

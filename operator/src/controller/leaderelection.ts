@@ -21,7 +21,7 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { CoordinationV1Api, KubeConfig, V1MicroTime } from '@kubernetes/client-node';
 import type { V1Lease } from '@kubernetes/client-node';
-import type { Clock } from '../util/clock.js';
+import type { Clock } from '#core/clock.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logging.js';
 import { errorChain, isConflict, isNotFound, requestOptions } from './kube.js';

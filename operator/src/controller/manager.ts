@@ -13,7 +13,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { SystemClock, type Clock } from '../util/clock.js';
+import { SystemClock, type Clock } from '#core/clock.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logging.js';
 import { errorChain } from './kube.js';

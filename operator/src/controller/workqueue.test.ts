@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { FakeClock } from '../util/clock.js';
+import { FakeClock } from '../../../testkit/core/fakeclock.js';
 import { TerminalError } from '../util/errors.js';
 import { memoryLogger } from '../util/logging.js';
 import { ExponentialRateLimiter, WorkQueue, runWorkers } from './workqueue.js';

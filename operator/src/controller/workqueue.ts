@@ -8,7 +8,7 @@
  *   and queued again only when the worker calls `done(key)`;
  * - failures back off per key, exponentially, until `forget(key)`.
  */
-import type { Clock } from '../util/clock.js';
+import type { Clock } from '#core/clock.js';
 import { TerminalError, errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logging.js';
 

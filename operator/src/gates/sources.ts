@@ -13,7 +13,7 @@
  * - {@link PrometheusSource}: a Prometheus server's HTTP API with one PromQL query per signal;
  * - {@link CompositeSource}: several of the above merged into one measurement.
  */
-import type { Clock } from '../util/clock.js';
+import type { Clock } from '#core/clock.js';
 import type { ParsedMetrics } from './promtext.js';
 import { PromTextParseError, keepFamilies, parsePromFloat, parsePrometheusText, selectFamilies } from './promtext.js';
 import type { SampleCounts, SignalName, SignalResult, SignalValues } from './signals.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import type { TelemetryRollout } from '../api/types.generated.js';
-import { FakeClock } from '../util/clock.js';
+import { FakeClock } from '../../../testkit/core/fakeclock.js';
 import { FakeBreakGlass, FakeCluster, FakeClusterFactory, FakeEvents, FakeRolloutStore, ScriptedGates } from './fakes.js';
 import type { GateEvaluator } from './interfaces.js';
 import { PassThroughGateEvaluatorUntilGatesLand, PROMOTE_ANNOTATION, RETRY_ANNOTATION, ABORT_ANNOTATION, RolloutReconciler, type ReconcilerOptions } from './reconciler.js';

@@ -20,7 +20,7 @@ import type {
   TelemetryRollout,
   TelemetryRolloutStatus,
 } from '../api/types.generated.js';
-import type { Clock } from '../util/clock.js';
+import type { Clock } from '#core/clock.js';
 import { errorMessage } from '../util/errors.js';
 import { CONDITION, REASON, setCondition } from './conditions.js';
 import { revisionObjects, revisionRefs, sharedObjects } from './desired.js';
