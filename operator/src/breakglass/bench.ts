@@ -18,7 +18,6 @@ import type * as Measure from './measure.js';
 import type * as Ssh from './ssh.js';
 import type * as Fixture from './sshd-fixture.js';
 import type * as Inventory from './inventory.js';
-import type * as ClockModule from '#core/clock.js';
 import type { NodeInfo } from '../rollout/interfaces.js';
 
 // The project's modules import each other with `.js` specifiers (tsc's NodeNext convention) and the
@@ -33,7 +32,7 @@ const { measureBreakGlass } = await load<typeof Measure>('./measure.ts');
 const { SshTransport } = await load<typeof Ssh>('./ssh.ts');
 const { startLoopbackSshd } = await load<typeof Fixture>('./sshd-fixture.ts');
 const { encodeInventory, makeInventory } = await load<typeof Inventory>('./inventory.ts');
-const { SystemClock } = (await import('#core/clock.js')) as typeof ClockModule;
+const { SystemClock } = await import('#core/clock.js');
 
 function arg(name: string, fallback: string): number[] {
   const i = process.argv.indexOf(`--${name}`);
