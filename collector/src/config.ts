@@ -7,14 +7,15 @@
  * operator, the agent and the API server agree on what is valid. `DEFAULT_CONFIG` equals the schema's
  * defaults (a unit test proves it).
  */
+import type { LogLevel } from '#core/logger.js';
 import { ConfigError } from './errors.js';
 
 /** Where pod/container metadata comes from. `Naive` is the incident pattern: pressure tests only. */
 export type MetadataMode = 'Kubelet' | 'Naive';
 /** Resources the cluster-mode watcher can watch. */
 export type WatchedResource = 'pods' | 'services' | 'endpointslices' | 'nodes';
-/** winston log levels the agent accepts. */
-export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+/** The log levels the agent accepts (winston's names; the shared core's logger defines them). */
+export type { LogLevel } from '#core/logger.js';
 
 /** The fully resolved collector configuration (every field present). See COLLECTOR_CONFIG_OPENAPI. */
 export interface CollectorConfig {

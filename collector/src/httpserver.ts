@@ -4,8 +4,8 @@
  * becomes a 500 and is logged (never swallowed).
  */
 import type { AddressInfo } from 'node:net';
-import type { Logger } from './logger.js';
-import { serializeError } from './logger.js';
+import type { Logger } from '#core/logger.js';
+import { serializeError } from '#core/logger.js';
 import { http } from './nodehttp.js';
 
 /** What a route handler returns. */

@@ -3,7 +3,7 @@ import { KillSwitch, STOP_FILE_POLL_MS, decide, parseStopFile, type KillSwitchSt
 import { StoppedError } from './errors.js';
 import { FakeClock, flushAsync } from '../../testkit/core/fakeclock.js';
 import { FakeFs } from './testing/fakefs.js';
-import { RecordingLogger } from './testing/fakelogger.js';
+import { RecordingLogger } from '../../testkit/core/fakelogger.js';
 
 const PATH = '/var/run/telemetry-rollout/stop';
 const OURS = 'rev-abc123';

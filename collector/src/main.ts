@@ -24,7 +24,7 @@ import { jsonReply, startHttpServer, type RouteHandler, type RunningServer } fro
 import { KillSwitch, type StopFileReader } from './killswitch.js';
 import { KubeletClient, httpGetter, type HttpGetter } from './kubelet.js';
 import { kubeConfigFromFiles, kubeConfigFromString, loadDefaultConfig, type ApiServerConfig } from './kubeconfig.js';
-import { createLogger, serializeError, type Logger, type ParentLogger } from './logger.js';
+import { createJsonLogger, serializeError, type Logger, type ParentLogger } from '#core/logger.js';
 import { CollectorMetrics } from './metrics.js';
 import { NaivePodSource } from './naive/source.js';
 import { KubeletPodSource, NODE_INFO_REFRESH_MS, NodeAgent, type PodSource } from './node/agent.js';
@@ -194,7 +194,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   };
   const logger: Logger = options.logger
     ? options.logger.child(Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)))
-    : createLogger(config.logLevel, fields);
+    : createJsonLogger(config.logLevel, fields);
   const metrics = new CollectorMetrics({ processMetrics: options.processMetrics ?? false });
   metrics.info.set({ mode, metadata_mode: mode === 'node' ? config.metadata.mode : 'ClusterWatcher', node: identity.nodeName ?? '', revision: identity.revision }, 1);
 
@@ -433,7 +433,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     revision: env.TRO_REVISION ?? '',
     ...(env.TRO_ROLLOUT ? { rollout: env.TRO_ROLLOUT } : {}),
   };
-  const logger = createLogger(config.logLevel, { mode, node: identity.nodeName, pod: identity.podName, revision: identity.revision });
+  const logger = createJsonLogger(config.logLevel, { mode, node: identity.nodeName, pod: identity.podName, revision: identity.revision });
   const handle = await startAgent({ mode, config, identity, kubeConfig: await loadDefaultConfig(env), nodePaths, logger, processMetrics: true });
   const onSignal = (sig: string) => {
     logger.info('received signal, stopping', { signal: sig });

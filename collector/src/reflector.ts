@@ -22,8 +22,8 @@ import { Backoff, isRetryable, type BackoffPolicy } from './backoff.js';
 import type { Clock } from '#core/clock.js';
 import { ApiError, StoppedError } from './errors.js';
 import type { KillSwitch } from './killswitch.js';
-import type { Logger } from './logger.js';
-import { serializeError } from './logger.js';
+import type { Logger } from '#core/logger.js';
+import { serializeError } from '#core/logger.js';
 import { linkSignals } from './signals.js';
 
 /** Raised internally when the periodic relist (Naive mode) interrupts a watch. */

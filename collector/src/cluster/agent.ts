@@ -17,7 +17,7 @@ import type { CollectorConfig, WatchedResource } from '../config.js';
 import type { RouteHandler } from '../httpserver.js';
 import { jsonReply } from '../httpserver.js';
 import type { KillSwitch } from '../killswitch.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '#core/logger.js';
 import { Reflector } from '../reflector.js';
 import { MetadataCache } from './cache.js';
 import { LeaderElector } from './leader.js';

@@ -22,8 +22,8 @@ import type { ApiClient, KubeObject } from '../apiclient.js';
 import { RESOURCES } from '../apiclient.js';
 import { ApiError, StoppedError } from '../errors.js';
 import type { KillSwitch } from '../killswitch.js';
-import type { Logger } from '../logger.js';
-import { serializeError } from '../logger.js';
+import type { Logger } from '#core/logger.js';
+import { serializeError } from '#core/logger.js';
 import { linkSignals } from '../signals.js';
 
 /** client-go's LeaseDuration default. */

@@ -30,7 +30,7 @@ import type { Clock } from '#core/clock.js';
 import type { KillSwitch } from '../killswitch.js';
 import type { PodInfo } from '../kubelet.js';
 import { podInfoFrom } from '../kubelet.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '#core/logger.js';
 import type { PodSource } from '../node/agent.js';
 import { Reflector } from '../reflector.js';
 

@@ -12,7 +12,7 @@ import type { KubeRequest, KubeResponse, KubeTransport } from '../transport.js';
 import { FakeApiServer } from './fakeapiserver.js';
 import { FakeClock } from '../../../testkit/core/fakeclock.js';
 import { FakeFs } from './fakefs.js';
-import { RecordingLogger } from './fakelogger.js';
+import { RecordingLogger } from '../../../testkit/core/fakelogger.js';
 
 /** Path of the stop file in tests. */
 export const TEST_STOP_PATH = '/node/var/run/telemetry-rollout/stop';

@@ -9,7 +9,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeClock } from '../../../testkit/core/fakeclock.js';
-import { memoryLogger } from '../util/logging.js';
+import { memoryLogger } from '../../../testkit/operator/util/logging.js';
 import { issueBreakGlass, transportFromSpec, type SecretKeyReader } from './breakglass.js';
 import { freePort, sshKeygen, startLoopbackSshd, type LoopbackSshd } from './sshd-fixture.js';
 import { SshTransport, materializeSshCredentials } from './ssh.js';

@@ -4,7 +4,7 @@ import { Registry, type Counter } from 'prom-client';
 import type { TelemetryRollout } from '../api/types.generated.js';
 import { isConflict } from '../controller/kube.js';
 import { FakeClock } from '../../../testkit/core/fakeclock.js';
-import { memoryLogger } from '../util/logging.js';
+import { memoryLogger } from '../../../testkit/operator/util/logging.js';
 import { json, startFakeApiServer, status, type FakeApiServer } from './fakeapiserver.js';
 import { clusterRequestCounter, type RequestLabel } from './metrics.js';
 import { KubeEventRecorder, KubeStatusWriter, microTime, REPORTING_CONTROLLER, type EventSink } from './status.js';
