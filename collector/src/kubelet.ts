@@ -10,7 +10,7 @@ import { NetworkError, StoppedError } from './errors.js';
 import type { KillSwitch } from './killswitch.js';
 import type { CollectorMetrics } from './metrics.js';
 import { linkSignals } from './signals.js';
-import { http } from './nodehttp.js';
+import { http } from '#core/nodehttp.js';
 
 /** The HTTP GET the kubelet client needs; the default is httpGetter (node:http). */
 export interface HttpGetter {

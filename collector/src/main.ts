@@ -20,7 +20,7 @@ import { systemClock, type Clock } from '#core/clock.js';
 import { ClusterAgent } from './cluster/agent.js';
 import { parseCollectorConfig, type CollectorConfig, type CollectorConfigInput } from './config.js';
 import { ShutdownError } from './errors.js';
-import { jsonReply, startHttpServer, type RouteHandler, type RunningServer } from './httpserver.js';
+import { jsonReply, startHttpServer, type RouteHandler, type RunningServer } from '#core/httpserver.js';
 import { KillSwitch, type StopFileReader } from './killswitch.js';
 import { KubeletClient, httpGetter, type HttpGetter } from './kubelet.js';
 import { kubeConfigFromFiles, kubeConfigFromString, loadDefaultConfig, type ApiServerConfig } from './kubeconfig.js';

@@ -15,7 +15,7 @@ import zlib from 'node:zlib';
 import { abortReason } from '#core/clock.js';
 import { NetworkError } from './errors.js';
 import type { ApiServerConfig } from './kubeconfig.js';
-import { http } from './nodehttp.js';
+import { http } from '#core/nodehttp.js';
 
 /** One request to the API server. */
 export interface KubeRequest {
