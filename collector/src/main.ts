@@ -23,7 +23,7 @@ import { ShutdownError } from './errors.js';
 import { jsonReply, startHttpServer, type RouteHandler, type RunningServer } from '#core/httpserver.js';
 import { KillSwitch, type StopFileReader } from './killswitch.js';
 import { KubeletClient, httpGetter, type HttpGetter } from './kubelet.js';
-import { kubeConfigFromFiles, kubeConfigFromString, loadDefaultConfig, type ApiServerConfig } from './kubeconfig.js';
+import { kubeConfigFromFiles, kubeConfigFromString, loadDefaultConfig, type ApiServerConfig } from '#core/kubeconfig.js';
 import { createJsonLogger, serializeError, type Logger, type ParentLogger } from '#core/logger.js';
 import { CollectorMetrics } from './metrics.js';
 import { NaivePodSource } from './naive/source.js';

@@ -14,7 +14,7 @@ import { pipeline, type Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { abortReason } from '#core/clock.js';
 import { NetworkError } from './errors.js';
-import type { ApiServerConfig } from './kubeconfig.js';
+import type { ApiServerConfig } from '#core/kubeconfig.js';
 import { http } from '#core/nodehttp.js';
 
 /** One request to the API server. */

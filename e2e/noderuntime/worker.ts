@@ -11,7 +11,7 @@
 import { Writable } from 'node:stream';
 import winston from 'winston';
 import { parseCollectorConfig } from '../../collector/src/config.js';
-import { kubeConfigFromString } from '../../collector/src/kubeconfig.js';
+import { kubeConfigFromString } from '#core/kubeconfig.js';
 import { startAgent, userAgentFor, type AgentHandle, type AgentIdentity } from '../../collector/src/main.js';
 import { HttpTransport, type KubeTransport } from '../../collector/src/transport.js';
 import type { AgentSpec, FromWorker, ToWorker, WorkerAgentInfo } from './protocol.js';
