@@ -24,7 +24,7 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import winston from 'winston';
-import { writeFakeHostRoot } from '../../collector/src/node/procfs.js';
+import { writeFakeHostRoot } from '#collector/node/procfs.js';
 import { Informer, clientNodeSource } from '../../operator/src/controller/informer.js';
 import { SystemClock } from '#core/clock.js';
 import { CONFIG_KEY, agentConfig, desiredAgent, type DesiredAgent } from './pods.js';
