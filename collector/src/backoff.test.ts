@@ -46,6 +46,10 @@ describe('backoff delays', () => {
     [api(410), false],
     [new NetworkError('reset'), true],
     [Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('x'), { code: 'ECONNREFUSED' }) }), true],
+    // The transient network codes are the core's, shared with the operator (which also retried these).
+    [Object.assign(new Error('aborted by peer'), { code: 'ECONNABORTED' }), true],
+    [Object.assign(new Error('network down'), { code: 'ENETDOWN' }), true],
+    [Object.assign(new Error('permission'), { code: 'EACCES' }), false],
     [new StoppedError(), false],
     [new DOMException('aborted', 'AbortError'), false],
     [new Error('bug'), false],
