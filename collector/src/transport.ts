@@ -3,7 +3,8 @@
  * (kill switch → token bucket → backoff → metrics) can be unit-tested against an in-memory fake.
  *
  * The real implementation, HttpTransport, is node:https with a keep-alive Agent and our own kubeconfig
- * loader (the shared core's kubeconfig.ts) instead of client-node: importing client-node alone doubled an agent's RSS.
+ * loader (the shared core's kubeconfig.ts) instead of client-node: importing client-node alone doubled
+ * an agent's RSS.
  * The collector needs only what this gives directly: an AbortSignal on every request (also while the
  * body streams), the body as it arrives (exact byte counts, watch streams), and NetworkError whenever
  * no HTTP status came back.
