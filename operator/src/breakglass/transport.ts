@@ -136,7 +136,7 @@ export async function runPerNode(
       timedOut = true;
       ac.abort(new NodeTimeoutError(timeoutMs));
     });
-    const onAbort = (): void => ac.abort(abortReason(signal!));
+    const onAbort = (): void => ac.abort(abortReason(signal));
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
       const r = await op(node, ac.signal);
