@@ -1,9 +1,15 @@
 // Jest 30 in ESM mode: ts-jest with useESM, .js suffixes stripped from
-// relative imports. Two projects: unit tests beside the code, e2e tests against the real control plane.
+// relative imports; the package's own `#core/x.js` (and `#collector/x.js`) imports map to the TypeScript
+// sources, as package.json's "imports" do under the `types`/`source` conditions. Two projects: unit
+// tests beside the code, e2e tests against the real control plane.
 const common = {
   preset: 'ts-jest/presets/default-esm',
   extensionsToTreatAsEsm: ['.ts'],
-  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  moduleNameMapper: {
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+    '^#core/(.*)\\.js$': '<rootDir>/lib/core/$1',
+    '^#collector/(.*)\\.js$': '<rootDir>/collector/src/$1',
+  },
   transform: {
     '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json', diagnostics: { ignoreCodes: ['TS151001'] } }],
   },
@@ -16,7 +22,7 @@ export default {
     {
       ...common,
       displayName: 'unit',
-      testMatch: ['<rootDir>/operator/**/*.test.ts', '<rootDir>/collector/**/*.test.ts', '<rootDir>/e2e/**/*.unit.test.ts'],
+      testMatch: ['<rootDir>/lib/**/*.test.ts', '<rootDir>/operator/**/*.test.ts', '<rootDir>/collector/**/*.test.ts', '<rootDir>/e2e/**/*.unit.test.ts'],
     },
     {
       ...common,

@@ -20,7 +20,7 @@ import { isConflict } from '../operator/src/controller/kube.js';
 import { COLLECTOR_NODE_SERVICE_ACCOUNT, COLLECTOR_WATCHER_SERVICE_ACCOUNT, daemonSetName, revisionObjects, revisionRefs, sharedObjects } from '../operator/src/rollout/desired.js';
 import { ClusterUnavailableError, REVISION_LABEL } from '../operator/src/rollout/interfaces.js';
 import { revisionOf, rolloutLabelValue } from '../operator/src/rollout/revision.js';
-import { memoryLogger } from '../operator/src/util/logging.js';
+import { memoryLogger } from '../testkit/operator/util/logging.js';
 import type { ClusterHandle } from './controlplane/fleet.js';
 import {
   createNamespace, deleteNamespace, dumpOnFailure, eventually, kubectl, kubectlJSON, kubectlResult, managementCluster, targetClusters,

@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { MODEL, OBJECT_BYTES, estimateApiLoad } from '../collector/src/estimate.js';
+import { MODEL, OBJECT_BYTES, estimateApiLoad } from '#collector/estimate.js';
 import { encodeStopFile, removeFile, writeFileAtomic } from '../operator/src/breakglass/stopfile.js';
 import { revisionOf } from '../operator/src/rollout/revision.js';
 import { startFleet, type ClusterHandle, type Fleet } from './controlplane/fleet.js';

@@ -16,7 +16,7 @@ import { ControlPlaneGateEvaluator } from '../operator/src/gates/evaluator.js';
 import { TextEndpointSource } from '../operator/src/gates/scrape.js';
 import type { GateContext, ResolvedTarget } from '../operator/src/rollout/interfaces.js';
 import { nodesForStep } from '../operator/src/rollout/plan.js';
-import { SystemClock } from '../operator/src/util/clock.js';
+import { SystemClock } from '#core/clock.js';
 import { queryDNS, type DnsAnswer } from './controlplane/dns.js';
 import type { ClusterHandle } from './controlplane/fleet.js';
 import { createNamespace, dumpOnFailure, eventually, kubectl, kubectlJSON, managementCluster, targetClusters } from './controlplane/testing.js';

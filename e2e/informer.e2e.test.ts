@@ -7,8 +7,8 @@ import type { V1Secret } from '@kubernetes/client-node';
 import { Informer } from '../operator/src/controller/informer.js';
 import { secretSource } from '../operator/src/controller/informersources.js';
 import type { InformerEvent, InformerOptions } from '../operator/src/controller/informer.js';
-import { SystemClock } from '../operator/src/util/clock.js';
-import { memoryLogger, type LogEntry } from '../operator/src/util/logging.js';
+import { SystemClock } from '#core/clock.js';
+import { memoryLogger, type LogEntry } from '../testkit/operator/util/logging.js';
 import { createNamespace, deleteNamespace, dumpOnFailure, eventually, kubectl, managementCluster } from './controlplane/testing.js';
 
 const SECRET_VALUE = 'c2VjcmV0LXZhbHVlLTEyMw';

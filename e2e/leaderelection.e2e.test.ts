@@ -9,8 +9,8 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { KubeLeaseClient, LeaderElector } from '../operator/src/controller/leaderelection.js';
 import type { LeaseClient, LeaseRecord } from '../operator/src/controller/leaderelection.js';
-import { SystemClock } from '../operator/src/util/clock.js';
-import { memoryLogger, type LogEntry } from '../operator/src/util/logging.js';
+import { SystemClock } from '#core/clock.js';
+import { memoryLogger, type LogEntry } from '../testkit/operator/util/logging.js';
 import { createNamespace, deleteNamespace, dumpOnFailure, eventually, kubectlJSON, managementCluster } from './controlplane/testing.js';
 
 const LEASE_NAME = 'telemetry-rollout-leader';

@@ -46,7 +46,7 @@ describe('ApiClient', () => {
 
   it('passes every call through the token bucket (burst, then qps)', async () => {
     const rig = makeRig({ rateLimit: { qps: 2, burst: 5 } });
-    const t0 = rig.clock.now();
+    const t0 = rig.clock.nowMs();
     const calls = Array.from({ length: 9 }, () => rig.client.list(RESOURCES.services, { resourceVersion: '0' }));
     await rig.clock.advance(2000);
     await Promise.all(calls);
@@ -55,7 +55,7 @@ describe('ApiClient', () => {
 
   it('without a token bucket (Naive mode) nothing is throttled', async () => {
     const rig = makeRig({ rateLimit: null });
-    const t0 = rig.clock.now();
+    const t0 = rig.clock.nowMs();
     await Promise.all(Array.from({ length: 50 }, () => rig.client.list(RESOURCES.pods)));
     expect(rig.server.requests.map((r) => r.at - t0)).toEqual(new Array<number>(50).fill(0));
   });
@@ -67,7 +67,7 @@ describe('ApiClient', () => {
       if (failures-- <= 0) return undefined;
       return failures === 1 ? { status: 503 } : { status: 429, headers: { 'retry-after': '3' } };
     });
-    const t0 = rig.clock.now();
+    const t0 = rig.clock.nowMs();
     const p = rig.client.list(RESOURCES.pods, { resourceVersion: '0' });
     await rig.clock.advance(10_000);
     await p;

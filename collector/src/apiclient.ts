@@ -10,130 +10,46 @@
  * `collector_api_response_bytes_total{verb,resource}`. The kill switch is re-checked after the token
  * wait, since the file may appear while a call is queued.
  *
- * Objects are plain JSON (typed minimally below): the collector reads a handful of fields and keeping
- * client-node's model classes would cost CPU for (de)serialising dates it never uses.
+ * Objects are plain JSON (typed minimally in apitypes.ts, re-exported here): the collector reads a
+ * handful of fields and keeping client-node's model classes would cost CPU for (de)serialising dates it
+ * never uses.
  */
-import type { Clock } from './clock.js';
-import { abortReason } from './clock.js';
+import type { Clock } from '#core/clock.js';
+import { abortReason } from '#core/clock.js';
 import { ApiError, NetworkError, StoppedError } from './errors.js';
 import { linkSignals } from './signals.js';
 import { withBackoff, type BackoffPolicy } from './backoff.js';
 import type { KillSwitch } from './killswitch.js';
-import type { Logger } from './logger.js';
-import { serializeError } from './logger.js';
+import type { Logger } from '#core/logger.js';
+import { serializeError } from '#core/logger.js';
 import type { CollectorMetrics } from './metrics.js';
 import type { TokenBucket } from './ratelimit.js';
 import type { KubeRequest, KubeResponse, KubeTransport } from './transport.js';
+import {
+  resourcePath,
+  type CallOptions,
+  type KubeList,
+  type KubeObject,
+  type ListParams,
+  type ResourceRef,
+  type WatchEvent,
+  type WatchParams,
+  type WatchResult,
+} from './apitypes.js';
 
-/** Object metadata fields the collector uses. */
-export interface ObjectMeta {
-  name?: string;
-  namespace?: string;
-  uid?: string;
-  resourceVersion?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  ownerReferences?: { kind: string; name: string; controller?: boolean }[];
-  creationTimestamp?: string;
-}
-
-/** Any Kubernetes object, loosely typed. */
-export interface KubeObject {
-  apiVersion?: string;
-  kind?: string;
-  metadata?: ObjectMeta;
-  [key: string]: unknown;
-}
-
-/** A list response. */
-export interface KubeList<T extends KubeObject = KubeObject> {
-  kind?: string;
-  metadata?: { resourceVersion?: string; continue?: string };
-  items: T[];
-}
-
-/** One watch event (BOOKMARK and ERROR are handled inside watch() and not delivered). */
-export interface WatchEvent<T extends KubeObject = KubeObject> {
-  type: 'ADDED' | 'MODIFIED' | 'DELETED';
-  object: T;
-}
-
-/** How a watch ended without error. */
-export interface WatchResult {
-  /** The last resourceVersion seen (event or bookmark), to resume from; the start one if none. */
-  resourceVersion: string | undefined;
-  /** Events delivered to the handler. */
-  events: number;
-  /** Bookmarks received. */
-  bookmarks: number;
-}
-
-/** An API resource: group ('' for core), version, plural. */
-export interface ResourceRef {
-  group: string;
-  version: string;
-  plural: string;
-}
-
-/** The resources the collector touches. */
-export const RESOURCES = {
-  pods: { group: '', version: 'v1', plural: 'pods' },
-  services: { group: '', version: 'v1', plural: 'services' },
-  endpoints: { group: '', version: 'v1', plural: 'endpoints' },
-  nodes: { group: '', version: 'v1', plural: 'nodes' },
-  endpointslices: { group: 'discovery.k8s.io', version: 'v1', plural: 'endpointslices' },
-  leases: { group: 'coordination.k8s.io', version: 'v1', plural: 'leases' },
-} as const satisfies Record<string, ResourceRef>;
-
-/**
- * The URL path of a collection (no name) or of one object. Without a namespace the collection path is
- * cluster-wide (`/api/v1/pods`), which is exactly what frugal node agents must never list or watch.
- */
-export function resourcePath(ref: ResourceRef, where: { namespace?: string | undefined; name?: string | undefined } = {}): string {
-  const base = ref.group === '' ? `/api/${ref.version}` : `/apis/${ref.group}/${ref.version}`;
-  const ns = where.namespace ? `/namespaces/${encodeURIComponent(where.namespace)}` : '';
-  const name = where.name ? `/${encodeURIComponent(where.name)}` : '';
-  return `${base}${ns}/${ref.plural}${name}`;
-}
-
-/** Per-call options. */
-export interface CallOptions {
-  /** Cancels this call (in addition to the kill switch and the client's own signal). */
-  signal?: AbortSignal;
-  /** Retries after the first attempt; default Infinity (until success, stop or shutdown). */
-  retries?: number;
-}
-
-/** Parameters of a LIST. */
-export interface ListParams {
-  namespace?: string;
-  /**
-   * '0' = any version, served from the API server's watch cache (cheap). Omitted = a consistent (quorum)
-   * read that goes to etcd, whose cost grows with the number of objects: the incident's pattern.
-   */
-  resourceVersion?: string;
-  labelSelector?: string;
-  fieldSelector?: string;
-  limit?: number;
-  continue?: string;
-}
-
-/** Parameters of a WATCH. */
-export interface WatchParams {
-  namespace?: string;
-  resourceVersion?: string;
-  labelSelector?: string;
-  fieldSelector?: string;
-  /** Ask the server for BOOKMARK events, keeping the resume resourceVersion fresh (cheap). */
-  allowWatchBookmarks?: boolean;
-  /** Server-side timeout of the watch. */
-  timeoutSeconds?: number;
-  /**
-   * Client-side watchdog: abort (as a network error) when no byte arrived for this long. Defaults to
-   * timeoutSeconds + 30 s, or 10 minutes.
-   */
-  idleTimeoutMs?: number;
-}
+export {
+  RESOURCES,
+  resourcePath,
+  type CallOptions,
+  type KubeList,
+  type KubeObject,
+  type ListParams,
+  type ObjectMeta,
+  type ResourceRef,
+  type WatchEvent,
+  type WatchParams,
+  type WatchResult,
+} from './apitypes.js';
 
 /** Dependencies of an ApiClient. */
 export interface ApiClientOptions {
@@ -292,16 +208,16 @@ export class ApiClient {
     let resourceVersion = params.resourceVersion;
     let events = 0;
     let bookmarks = 0;
-    let lastData = this.o.clock.now();
+    let lastData = this.o.clock.nowMs();
     const watchdogStop = new AbortController();
     const watchdog = (async () => {
       for (;;) {
         try {
-          await this.o.clock.sleep(Math.max(1, lastData + idleMs - this.o.clock.now()), watchdogStop.signal);
+          await this.o.clock.sleep(Math.max(1, lastData + idleMs - this.o.clock.nowMs()), watchdogStop.signal);
         } catch {
           return; // the only rejection: watchdogStop, because the stream ended
         }
-        if (this.o.clock.now() - lastData >= idleMs) {
+        if (this.o.clock.nowMs() - lastData >= idleMs) {
           watchdogFired = true;
           local.abort(new NetworkError(`watch ${path}: no data for ${idleMs} ms`));
           return;
@@ -337,7 +253,7 @@ export class ApiClient {
     };
     try {
       for await (const chunk of res.body) {
-        lastData = this.o.clock.now();
+        lastData = this.o.clock.nowMs();
         this.o.metrics.apiResponseBytes.inc(labels, chunk.length);
         pending += decoder.decode(chunk, { stream: true });
         let nl: number;

@@ -46,6 +46,10 @@ describe('backoff delays', () => {
     [api(410), false],
     [new NetworkError('reset'), true],
     [Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('x'), { code: 'ECONNREFUSED' }) }), true],
+    // The transient network codes are the core's, shared with the operator (which also retried these).
+    [Object.assign(new Error('aborted by peer'), { code: 'ECONNABORTED' }), true],
+    [Object.assign(new Error('network down'), { code: 'ENETDOWN' }), true],
+    [Object.assign(new Error('permission'), { code: 'EACCES' }), false],
     [new StoppedError(), false],
     [new DOMException('aborted', 'AbortError'), false],
     [new Error('bug'), false],
@@ -59,10 +63,10 @@ describe('withBackoff', () => {
     const clock = new FakeClock();
     const times: number[] = [];
     const errors = [api(503), api(429), new NetworkError('reset')];
-    const t0 = clock.now();
+    const t0 = clock.nowMs();
     const p = withBackoff(
       async () => {
-        times.push(clock.now() - t0);
+        times.push(clock.nowMs() - t0);
         const e = errors.shift();
         if (e) throw e;
         return 'ok';
@@ -147,13 +151,13 @@ describe('Backoff (loop form)', () => {
     const b = new Backoff(policy, clock, () => 0);
     expect([b.next(), b.next(), b.next()]).toEqual([1000, 2000, 4000]);
     b.reset();
-    const t0 = clock.now();
+    const t0 = clock.nowMs();
     const waited = b.wait();
     await clock.advance(999);
     expect(clock.pendingTimers()).toBe(1);
     await clock.advance(1);
     await expect(waited).resolves.toBe(1000);
-    expect(clock.now() - t0).toBe(1000);
+    expect(clock.nowMs() - t0).toBe(1000);
     expect(b.attempts).toBe(1);
   });
 });

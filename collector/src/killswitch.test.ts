@@ -88,9 +88,9 @@ describe('KillSwitch', () => {
       ks.start();
       await clock.advance(1000 + offset);
       fs.write(PATH, stopFile('*'));
-      const appeared = clock.now();
+      const appeared = clock.nowMs();
       while (!ks.isStopped()) await clock.advance(1);
-      expect([offset, clock.now() - appeared <= STOP_FILE_POLL_MS]).toEqual([offset, true]);
+      expect([offset, clock.nowMs() - appeared <= STOP_FILE_POLL_MS]).toEqual([offset, true]);
       await ks.close();
     }
   });

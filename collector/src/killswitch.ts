@@ -19,10 +19,10 @@
  * server at startup before reading the file.
  */
 import { EventEmitter } from 'node:events';
-import { abortReason, type Clock } from './clock.js';
+import { abortReason, type Clock } from '#core/clock.js';
 import { StoppedError } from './errors.js';
-import type { Logger } from './logger.js';
-import { serializeError } from './logger.js';
+import type { Logger } from '#core/logger.js';
+import { serializeError } from '#core/logger.js';
 
 /** Default poll period of the stop file. */
 export const STOP_FILE_POLL_MS = 500;

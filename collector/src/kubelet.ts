@@ -5,12 +5,12 @@
  */
 import { readFile } from 'node:fs/promises';
 import https from 'node:https';
-import { abortReason } from './clock.js';
+import { abortReason } from '#core/clock.js';
 import { NetworkError, StoppedError } from './errors.js';
 import type { KillSwitch } from './killswitch.js';
 import type { CollectorMetrics } from './metrics.js';
 import { linkSignals } from './signals.js';
-import { http } from './nodehttp.js';
+import { http } from '#core/nodehttp.js';
 
 /** The HTTP GET the kubelet client needs; the default is httpGetter (node:http). */
 export interface HttpGetter {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import winston from 'winston';
 import { ConfigError } from './errors.js';
 import { expandEnv, leaseNameFor, loadConfigFile, resolveKubeConfig, startAgent, userAgentFor, type AgentHandle } from './main.js';
-import { KubeConfigError, type ApiServerConfig } from './kubeconfig.js';
+import { KubeConfigError, type ApiServerConfig } from '#core/kubeconfig.js';
 import { resolveConfig } from './config.js';
 import { writeFakeHostRoot } from '../../testkit/collector/node/fakehostroot.js';
 import { FakeApiServer } from '../../testkit/collector/fakeapiserver.js';

@@ -3,12 +3,15 @@
  *
  * - `main()`: the container's entry point. Reads the identity from env (NODE_NAME, POD_NAME,
  *   POD_NAMESPACE, TRO_REVISION, TRO_ROLLOUT, TRO_MODE), the config file at TRO_CONFIG (JSON or YAML),
- *   API access from KUBECONFIG or the in-cluster service account (kubeconfig.ts), and runs one agent
- *   until SIGTERM.
+ *   API access from KUBECONFIG or the in-cluster service account (the shared core's kubeconfig loader),
+ *   and runs one agent until SIGTERM.
  * - `startAgent(options)`: the programmatic form, for the e2e node runtime, which runs MANY agents in one
  *   worker process, each with its own node name, host root directory, stop file, kubelet URL,
  *   API server config and revision. Nothing here is a process-global singleton: each agent has its own
  *   prom-client Registry, kill switch, token bucket, HTTP connection pool, logger child and timers.
+ *
+ * The agent's public types (identity, options, status, handle) are in agentoptions.ts and the config
+ * file loading in configfile.ts; both are re-exported here.
  */
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -16,154 +19,47 @@ import { pathToFileURL } from 'node:url';
 import path from 'node:path';
 import { ApiClient } from './apiclient.js';
 import { backoffPolicyFromConfig } from './backoff.js';
-import { systemClock, type Clock } from './clock.js';
+import { systemClock } from '#core/clock.js';
 import { ClusterAgent } from './cluster/agent.js';
-import { parseCollectorConfig, type CollectorConfig, type CollectorConfigInput } from './config.js';
+import { parseCollectorConfig } from './config.js';
 import { ShutdownError } from './errors.js';
-import { jsonReply, startHttpServer, type RouteHandler, type RunningServer } from './httpserver.js';
+import { jsonReply, startHttpServer, type RouteHandler, type RunningServer } from '#core/httpserver.js';
 import { KillSwitch, type StopFileReader } from './killswitch.js';
-import { KubeletClient, httpGetter, type HttpGetter } from './kubelet.js';
-import { kubeConfigFromFiles, kubeConfigFromString, loadDefaultConfig, type ApiServerConfig } from './kubeconfig.js';
-import { createLogger, serializeError, type Logger, type ParentLogger } from './logger.js';
+import { KubeletClient, httpGetter } from './kubelet.js';
+import { loadDefaultConfig } from '#core/kubeconfig.js';
+import { createJsonLogger, serializeError, type Logger } from '#core/logger.js';
 import { CollectorMetrics } from './metrics.js';
 import { NaivePodSource } from './naive/source.js';
 import { KubeletPodSource, NODE_INFO_REFRESH_MS, NodeAgent, type PodSource } from './node/agent.js';
 import { NodeMetrics } from './node/metrics.js';
-import { NodeCollector, nodePathsUnder, realNodeFs, type NodeFs, type NodePaths } from './node/procfs.js';
+import { NodeCollector, nodePathsUnder, realNodeFs } from './node/procfs.js';
 import { TokenBucket } from './ratelimit.js';
 import { HttpTransport, type KubeTransport } from './transport.js';
+import {
+  leaseNameFor,
+  resolveKubeConfig,
+  userAgentFor,
+  type AgentHandle,
+  type AgentIdentity,
+  type AgentMode,
+  type AgentStatus,
+  type StartAgentOptions,
+} from './agentoptions.js';
+import { expandEnv, loadConfigFile } from './configfile.js';
 
-/** Version reported in the User-Agent and logs. */
-export const COLLECTOR_VERSION = '0.1.0';
-
-/** Who an agent is; comes from the downward API in a real pod. */
-export interface AgentIdentity {
-  /** Required in node mode. */
-  nodeName?: string;
-  podName: string;
-  podNamespace: string;
-  /** Revision hash of the rollout (TRO_REVISION); what the stop file matches. */
-  revision: string;
-  /** `namespace/name` of the TelemetryRollout (TRO_ROLLOUT). */
-  rollout?: string;
-}
-
-/** Agent mode: one per node (DaemonSet) or the leader-elected cluster watcher (Deployment). */
-export type AgentMode = 'node' | 'cluster';
-
-/**
- * The User-Agent of every API request of an agent, e.g.
- * `telemetry-collector/0.1.0 (mode=node; metadata=Naive; node=node-17; revision=3f2a9c)`. The e2e
- * measurements tell agents and modes apart at the API server (audit log) by it.
- */
-export function userAgentFor(mode: AgentMode, config: CollectorConfig, identity: AgentIdentity): string {
-  const parts = [`mode=${mode}`];
-  if (mode === 'node') parts.push(`metadata=${config.metadata.mode}`, `node=${identity.nodeName ?? ''}`);
-  else parts.push(`pod=${identity.podName}`);
-  parts.push(`revision=${identity.revision}`);
-  return `telemetry-collector/${COLLECTOR_VERSION} (${parts.join('; ')})`;
-}
-
-/**
- * The Lease name of a rollout's cluster watcher: shared by every replica and every revision of the
- * rollout in the cluster (so an old and a new revision never watch at the same time).
- */
-export function leaseNameFor(rollout: string | undefined): string {
-  const base = (rollout ?? '').split('/').pop() ?? '';
-  const clean = base.toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '');
-  return clean ? `${clean.slice(0, 40)}-collector-watcher` : 'telemetry-collector-watcher';
-}
-
-/**
- * The forms in which API server access can be given to startAgent: a loaded ApiServerConfig, the path
- * of a kubeconfig file, or any object with client-node's `exportConfig()` (a client-node KubeConfig, as
- * callers passed before the collector dropped client-node; it is read through its exported kubeconfig
- * text, so the collector never imports client-node).
- */
-export type KubeConfigInput = ApiServerConfig | string | { exportConfig(): string };
-
-/** Resolves a KubeConfigInput; undefined loads the default (KUBECONFIG, ~/.kube/config, in-cluster). */
-export async function resolveKubeConfig(input: KubeConfigInput | undefined, env: NodeJS.ProcessEnv = process.env): Promise<ApiServerConfig> {
-  if (input === undefined) return loadDefaultConfig(env);
-  if (typeof input === 'string') return kubeConfigFromFiles([input]);
-  if ('exportConfig' in input) return kubeConfigFromString(input.exportConfig(), { source: 'kubeConfig option' });
-  return input;
-}
-
-/** Options of startAgent. Only mode, config and identity are required. */
-export interface StartAgentOptions {
-  mode: AgentMode;
-  /**
-   * The collector config, partial or resolved; validated here (ConfigError when invalid), so raw JSON
-   * from a ConfigMap may be passed with a cast.
-   */
-  config: CollectorConfigInput;
-  identity: AgentIdentity;
-  /**
-   * API server access, one per agent (never shared, never merged). Default: loadDefaultConfig() (KUBECONFIG,
-   * ~/.kube/config, in-cluster). See KubeConfigInput for the accepted forms.
-   */
-  kubeConfig?: KubeConfigInput;
-  /** Replaces the transport built from kubeConfig (tests, or a wrapped transport). */
-  transport?: KubeTransport;
-  /** Host root holding proc/ and sys/ and statfs'd as `/` (node mode; the e2e fake-node layout). Default `/`. */
-  hostRoot?: string;
-  /** Explicit node paths (node mode); wins over hostRoot. */
-  nodePaths?: NodePaths;
-  /** Stop file as seen by this agent. Default: config.stopFilePath. */
-  stopFilePath?: string;
-  /** HTTP port: default config.metricsPort; 0 = ephemeral; null = no server (metrics via the handle). */
-  metricsPort?: number | null;
-  /** HTTP bind address; default `0.0.0.0`. */
-  metricsHost?: string;
-  /** Base logger (a child with node/revision/mode fields is made); default a JSON logger to stdout. */
-  logger?: ParentLogger;
-  clock?: Clock;
-  stopFileReader?: StopFileReader;
-  nodeFs?: NodeFs;
-  httpGetter?: HttpGetter;
-  /** Add process-wide metrics (CPU, memory, GC) to this agent's registry: only for one agent per process. */
-  processMetrics?: boolean;
-  /** Period of the node agent's GET of its own Node object; 0 disables. Default 300. */
-  nodeInfoRefreshSeconds?: number;
-  /** Cluster mode: Lease name; default leaseNameFor(identity.rollout). */
-  leaseName?: string;
-  /** Cluster mode: leader-election timings (client-go defaults 15 s / 10 s / 2 s). */
-  leaderElection?: { leaseDurationMs?: number; renewDeadlineMs?: number; retryPeriodMs?: number };
-  random?: () => number;
-}
-
-/** Status of a running agent (also served on /healthz). */
-export interface AgentStatus {
-  mode: AgentMode;
-  node: string | undefined;
-  pod: string;
-  revision: string;
-  metadataMode: string;
-  stopped: boolean;
-  stopReason: string;
-  details: Record<string, unknown>;
-}
-
-/** A running agent. */
-export interface AgentHandle {
-  readonly mode: AgentMode;
-  readonly identity: AgentIdentity;
-  readonly config: CollectorConfig;
-  readonly metrics: CollectorMetrics;
-  readonly killSwitch: KillSwitch;
-  readonly userAgent: string;
-  /** Bound HTTP port, or undefined without a server. */
-  readonly port: number | undefined;
-  status(): AgentStatus;
-  /**
-   * Graceful stop: ends the loops (a leader releases its Lease), then cancels whatever API call is
-   * left, stops polling the stop file and closes the HTTP server. Idempotent.
-   */
-  stop(): Promise<void>;
-  /** Settles when the agent has stopped: resolves after stop(), rejects if a loop failed (a bug). */
-  readonly done: Promise<void>;
-}
+export {
+  COLLECTOR_VERSION,
+  leaseNameFor,
+  resolveKubeConfig,
+  userAgentFor,
+  type AgentHandle,
+  type AgentIdentity,
+  type AgentMode,
+  type AgentStatus,
+  type KubeConfigInput,
+  type StartAgentOptions,
+} from './agentoptions.js';
+export { expandEnv, loadConfigFile } from './configfile.js';
 
 const defaultStopFileReader: StopFileReader = { readFile: (p) => readFile(p, 'utf8') };
 
@@ -194,7 +90,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   };
   const logger: Logger = options.logger
     ? options.logger.child(Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)))
-    : createLogger(config.logLevel, fields);
+    : createJsonLogger(config.logLevel, fields);
   const metrics = new CollectorMetrics({ processMetrics: options.processMetrics ?? false });
   metrics.info.set({ mode, metadata_mode: mode === 'node' ? config.metadata.mode : 'ClusterWatcher', node: identity.nodeName ?? '', revision: identity.revision }, 1);
 
@@ -375,41 +271,6 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
 }
 
 /**
- * Reads and validates a config file (JSON or YAML; YAML is a superset of JSON). JSON, what the operator
- * renders into the ConfigMap, is parsed without loading the YAML parser, which alone costs an agent
- * several MiB of RSS.
- */
-export async function loadConfigFile(file: string): Promise<CollectorConfig> {
-  const text = await readFile(file, 'utf8');
-  let obj: unknown;
-  try {
-    obj = JSON.parse(text);
-  } catch {
-    const YAML = (await import('yaml')).default;
-    try {
-      obj = YAML.parse(text);
-    } catch (err) {
-      throw new Error(`${file}: not valid JSON or YAML`, { cause: err });
-    }
-  }
-  return parseCollectorConfig(obj ?? {}, file);
-}
-
-/**
- * Replaces `${VAR}` in `text` with `env.VAR`; throws when a referenced variable is unset (a silently
- * empty host in a URL would be worse than a clear startup error). Used for `metadata.kubeletURL`, so a
- * DaemonSet can reach its node's kubelet at `http://${HOST_IP}:10255` (downward API status.hostIP)
- * without hostNetwork.
- */
-export function expandEnv(text: string, env: NodeJS.ProcessEnv): string {
-  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => {
-    const v = env[name];
-    if (v === undefined || v === '') throw new Error(`environment variable ${name} (referenced as \${${name}}) is not set`);
-    return v;
-  });
-}
-
-/**
  * The container entry point (see the file comment). Env: TRO_MODE (node|cluster, default node),
  * TRO_CONFIG (config file; defaults apply when unset), NODE_NAME, POD_NAME, POD_NAMESPACE, TRO_REVISION,
  * TRO_ROLLOUT, KUBECONFIG (optional), TRO_HOST_ROOT (node mode; default /host when /host/proc exists,
@@ -433,7 +294,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     revision: env.TRO_REVISION ?? '',
     ...(env.TRO_ROLLOUT ? { rollout: env.TRO_ROLLOUT } : {}),
   };
-  const logger = createLogger(config.logLevel, { mode, node: identity.nodeName, pod: identity.podName, revision: identity.revision });
+  const logger = createJsonLogger(config.logLevel, { mode, node: identity.nodeName, pod: identity.podName, revision: identity.revision });
   const handle = await startAgent({ mode, config, identity, kubeConfig: await loadDefaultConfig(env), nodePaths, logger, processMetrics: true });
   const onSignal = (sig: string) => {
     logger.info('received signal, stopping', { signal: sig });

@@ -4,12 +4,12 @@ import { FakeClock, flushAsync } from '../../testkit/core/fakeclock.js';
 
 /** Starts `n` take() calls and records (in fake ms since start) when each one is granted. */
 function startTakes(bucket: TokenBucket, clock: FakeClock, n: number, signal?: AbortSignal): { granted: (number | undefined)[]; errors: unknown[] } {
-  const t0 = clock.now();
+  const t0 = clock.nowMs();
   const granted: (number | undefined)[] = new Array<number | undefined>(n).fill(undefined);
   const errors: unknown[] = [];
   for (let i = 0; i < n; i++) {
     bucket.take(signal).then(
-      () => (granted[i] = clock.now() - t0),
+      () => (granted[i] = clock.nowMs() - t0),
       (err: unknown) => errors.push(err),
     );
   }
@@ -77,7 +77,7 @@ describe('TokenBucket', () => {
     const bucket = new TokenBucket({ qps: 1, burst: 2, clock });
     bucket.tryTake();
     bucket.tryTake();
-    clock.set(clock.now() - 60_000);
+    clock.set(clock.nowMs() - 60_000);
     expect(bucket.available()).toBe(0);
     await clock.advance(1000);
     expect(bucket.available()).toBe(1);

@@ -3,7 +3,7 @@
  * loops do (retries, rewatches, relists), it cannot send more than `burst` requests back to back nor more
  * than `qps` per second on average.
  */
-import { abortReason, type Clock } from './clock.js';
+import { abortReason, type Clock } from '#core/clock.js';
 
 /** Parameters of a TokenBucket. */
 export interface TokenBucketOptions {
@@ -41,11 +41,11 @@ export class TokenBucket {
     this.burst = options.burst;
     this.clock = options.clock;
     this.tokens = options.burst;
-    this.last = options.clock.now();
+    this.last = options.clock.nowMs();
   }
 
   private refill(): void {
-    const now = this.clock.now();
+    const now = this.clock.nowMs();
     const elapsed = now - this.last;
     // A backwards clock step must not mint or burn tokens; just re-anchor.
     if (elapsed > 0) this.tokens = Math.min(this.burst, this.tokens + (elapsed / 1000) * this.qps);

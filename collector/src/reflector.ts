@@ -19,11 +19,11 @@
  */
 import type { ApiClient, KubeObject, ResourceRef, WatchEvent } from './apiclient.js';
 import { Backoff, isRetryable, type BackoffPolicy } from './backoff.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '#core/clock.js';
 import { ApiError, StoppedError } from './errors.js';
 import type { KillSwitch } from './killswitch.js';
-import type { Logger } from './logger.js';
-import { serializeError } from './logger.js';
+import type { Logger } from '#core/logger.js';
+import { serializeError } from '#core/logger.js';
 import { linkSignals } from './signals.js';
 
 /** Raised internally when the periodic relist (Naive mode) interrupts a watch. */
@@ -94,16 +94,16 @@ export class Reflector {
         this.stats.lists++;
         let rv = list.metadata?.resourceVersion;
         this.o.onList(list.items, rv);
-        const listedAt = clock.now();
+        const listedAt = clock.nowMs();
         // Watch phase: rewatch from rv until a relist is needed.
         for (;;) {
-          const relistInMs = this.o.relistEveryMs === undefined ? undefined : listedAt + this.o.relistEveryMs - clock.now();
+          const relistInMs = this.o.relistEveryMs === undefined ? undefined : listedAt + this.o.relistEveryMs - clock.nowMs();
           if (relistInMs !== undefined && relistInMs <= 0) break;
-          const started = clock.now();
+          const started = clock.nowMs();
           try {
             const res = await this.watchOnce(rv, relistInMs, signal);
             rv = res.resourceVersion ?? rv;
-            if (res.events === 0 && clock.now() - started < (this.o.minWatchMs ?? 1000)) {
+            if (res.events === 0 && clock.nowMs() - started < (this.o.minWatchMs ?? 1000)) {
               // The server closed the watch at once: treat as a failure so we cannot spin.
               this.stats.failures++;
               await this.backoff.wait(signal);

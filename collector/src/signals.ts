@@ -1,5 +1,5 @@
 /** AbortSignal helpers. */
-import { abortReason } from './clock.js';
+import { abortReason } from '#core/clock.js';
 
 /**
  * Links several signals into one that aborts (with the first reason) when any of them does; `dispose()`

@@ -9,7 +9,7 @@ import type { TLSSocket } from 'node:tls';
 import zlib from 'node:zlib';
 import { HttpTransport, buildQuery, type KubeResponse } from './transport.js';
 import { NetworkError } from './errors.js';
-import { FileTokenSource, StaticTokenSource, type ApiServerConfig } from './kubeconfig.js';
+import { FileTokenSource, StaticTokenSource, type ApiServerConfig } from '#core/kubeconfig.js';
 import { waitFor } from '../../testkit/core/fakeclock.js';
 import { selfSignedCert, type TestCert } from '../../testkit/core/tls.js';
 

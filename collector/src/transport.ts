@@ -3,7 +3,8 @@
  * (kill switch → token bucket → backoff → metrics) can be unit-tested against an in-memory fake.
  *
  * The real implementation, HttpTransport, is node:https with a keep-alive Agent and our own kubeconfig
- * loader (kubeconfig.ts) instead of client-node: importing client-node alone doubled an agent's RSS.
+ * loader (the shared core's kubeconfig.ts) instead of client-node: importing client-node alone doubled
+ * an agent's RSS.
  * The collector needs only what this gives directly: an AbortSignal on every request (also while the
  * body streams), the body as it arrives (exact byte counts, watch streams), and NetworkError whenever
  * no HTTP status came back.
@@ -12,10 +13,10 @@ import type * as nodeHttp from 'node:http';
 import https from 'node:https';
 import { pipeline, type Readable } from 'node:stream';
 import zlib from 'node:zlib';
-import { abortReason } from './clock.js';
+import { abortReason } from '#core/clock.js';
 import { NetworkError } from './errors.js';
-import type { ApiServerConfig } from './kubeconfig.js';
-import { http } from './nodehttp.js';
+import type { ApiServerConfig } from '#core/kubeconfig.js';
+import { http } from '#core/nodehttp.js';
 
 /** One request to the API server. */
 export interface KubeRequest {

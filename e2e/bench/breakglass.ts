@@ -16,7 +16,7 @@ import { encodeInventory, makeInventory } from '../../operator/src/breakglass/in
 import { LocalTransport } from '../../operator/src/breakglass/local.js';
 import { SshTransport } from '../../operator/src/breakglass/ssh.js';
 import type { NodeInfo } from '../../operator/src/rollout/interfaces.js';
-import { SystemClock } from '../../operator/src/util/clock.js';
+import { SystemClock } from '#core/clock.js';
 import { startLoopbackSshd } from '../../testkit/operator/breakglass/sshd-fixture.js';
 import { measureBreakGlass } from './breakglass-measure.js';
 

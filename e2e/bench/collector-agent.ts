@@ -6,7 +6,7 @@ import { mkdtempSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CollectorConfigInput } from '../../collector/src/config.js';
+import type { CollectorConfigInput } from '#collector/config.js';
 import { writeFakeHostRoot } from '../../testkit/collector/node/fakehostroot.js';
 import { encodeStopFile, writeFileAtomic } from '../../operator/src/breakglass/stopfile.js';
 import type { ClusterHandle } from '../controlplane/fleet.js';
@@ -55,11 +55,14 @@ async function sample(pid: number, ms: number): Promise<{ peakMiB: number; meanM
 /** Compiles the collector as its image does, into a temp dir that resolves the repo's node_modules. */
 export async function buildCollector(): Promise<string> {
   const dir = mkdtempSync(path.join(tmpdir(), 'tro-bench-collector-'));
-  writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
+  // Laid out like the image: dist/ beside a package.json with the repo's "imports", which map #core/*
+  // to dist/lib/core, resolving the repo's node_modules.
+  const { imports } = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { imports: unknown };
+  writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ type: 'module', imports }));
   symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
   const tsc = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
   await new Promise<void>((resolve, reject) => {
-    execFile(process.execPath, [tsc, '-p', path.join(ROOT, 'collector/tsconfig.build.json'), '--outDir', path.join(dir, 'collector')], { cwd: ROOT }, (err, stdout, stderr) => {
+    execFile(process.execPath, [tsc, '-p', path.join(ROOT, 'collector/tsconfig.build.json'), '--outDir', path.join(dir, 'dist')], { cwd: ROOT }, (err, stdout, stderr) => {
       if (err) reject(new Error(`tsc: ${stdout}${stderr}`));
       else resolve();
     });
@@ -68,7 +71,7 @@ export async function buildCollector(): Promise<string> {
 }
 
 /**
- * The node flags of the image's ENTRYPOINT (`["node", ...flags, "collector/main.js"]` in
+ * The node flags of the image's ENTRYPOINT (`["node", ...flags, "dist/collector/src/main.js"]` in
  * collector/Dockerfile), so the agent runs here as it does in its image; TRO_BENCH_AGENT_NODE_FLAGS
  * replaces them (to compare flags).
  */
@@ -87,7 +90,7 @@ async function startSingleAgent(o: { dir: string; c: ClusterHandle; rt: NodeRunt
     logLevel: 'warn',
   };
   writeFileSync(configFile, JSON.stringify(config));
-  const child = spawn(process.execPath, [...agentNodeFlags(), path.join(o.dir, 'collector', 'main.js')], {
+  const child = spawn(process.execPath, [...agentNodeFlags(), path.join(o.dir, COLLECTOR_IMAGE.main)], {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: {
       PATH: process.env.PATH ?? '',

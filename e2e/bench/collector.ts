@@ -21,7 +21,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { KubernetesObjectApi, type KubeConfig } from '@kubernetes/client-node';
-import { DEFAULT_CONFIG, type CollectorConfigInput } from '../../collector/src/config.js';
+import { DEFAULT_CONFIG, type CollectorConfigInput } from '#collector/config.js';
 import type { TelemetryRollout } from '../../operator/src/api/types.generated.js';
 import { revisionRefs } from '../../operator/src/rollout/desired.js';
 import { revisionOf } from '../../operator/src/rollout/revision.js';

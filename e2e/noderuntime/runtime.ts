@@ -23,7 +23,7 @@ import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import winston from 'winston';
 import { Informer } from '../../operator/src/controller/informer.js';
 import { clientNodeSource } from '../../operator/src/controller/informersources.js';
-import { SystemClock } from '../../operator/src/util/clock.js';
+import { SystemClock } from '#core/clock.js';
 import { toAgentInfo, type AgentInfo, type NodeRuntime, type NodeRuntimeOptions } from './api.js';
 import { KubeletEndpoint } from './kubelet.js';
 import { CONFIG_KEY, agentConfig, desiredAgent, type DesiredAgent } from './pods.js';

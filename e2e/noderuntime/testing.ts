@@ -8,7 +8,7 @@ import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { CoreV1Api, KubernetesObjectApi, PatchStrategy, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
-import type { CollectorConfigInput } from '../../collector/src/config.js';
+import type { CollectorConfigInput } from '#collector/config.js';
 import { validateRollout } from '../../operator/src/api/validate.js';
 import type { TelemetryRollout } from '../../operator/src/api/types.generated.js';
 import { histogramQuantile, histogramIncrease } from '../../operator/src/gates/quantile.js';

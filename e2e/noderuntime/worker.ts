@@ -10,10 +10,10 @@
  */
 import { Writable } from 'node:stream';
 import winston from 'winston';
-import { parseCollectorConfig } from '../../collector/src/config.js';
-import { kubeConfigFromString } from '../../collector/src/kubeconfig.js';
-import { startAgent, userAgentFor, type AgentHandle, type AgentIdentity } from '../../collector/src/main.js';
-import { HttpTransport, type KubeTransport } from '../../collector/src/transport.js';
+import { parseCollectorConfig } from '#collector/config.js';
+import { kubeConfigFromString } from '#core/kubeconfig.js';
+import { startAgent, userAgentFor, type AgentHandle, type AgentIdentity } from '#collector/main.js';
+import { HttpTransport, type KubeTransport } from '#collector/transport.js';
 import type { AgentSpec, FromWorker, ToWorker, WorkerAgentInfo } from './protocol.js';
 
 interface Running {

@@ -17,7 +17,7 @@ export interface ProjectImage {
 export const OPERATOR_IMAGE: ProjectImage = { dockerfile: 'operator/Dockerfile', main: 'dist/operator/src/main.js' };
 
 /** The collector image (collector/Dockerfile). */
-export const COLLECTOR_IMAGE: ProjectImage = { dockerfile: 'collector/Dockerfile', main: 'collector/main.js' };
+export const COLLECTOR_IMAGE: ProjectImage = { dockerfile: 'collector/Dockerfile', main: 'dist/collector/src/main.js' };
 
 /** {@link entrypointNodeFlags} of one of the project's images, under the repository root `root`. */
 export function imageNodeFlags(root: string, image: ProjectImage): string[] {

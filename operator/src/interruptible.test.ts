@@ -14,7 +14,8 @@ import type { TelemetryRollout, TelemetryRolloutStatus } from './api/types.gener
 import { FakeBreakGlass, FakeCluster, FakeClusterFactory, FakeEvents, FakeRolloutStore, ScriptedGates } from '../../testkit/operator/rollout/fakes.js';
 import type { ClusterClient, GateContext, GateEvaluation, GateEvaluator, NodeInfo, ResolvedTarget, StatusWriter } from './rollout/interfaces.js';
 import { RolloutReconciler } from './rollout/reconciler.js';
-import { FakeClock, abortReason } from './util/clock.js';
+import { abortReason } from '#core/clock.js';
+import { FakeClock } from '../../testkit/core/fakeclock.js';
 
 const manifest = {
   apiVersion: 'telemetry.rollout.dev/v1alpha1',

@@ -28,7 +28,7 @@ import type {
   ResolvedTarget,
   StatusWriter,
 } from './rollout/interfaces.js';
-import { abortReason } from './util/clock.js';
+import { abortReason } from '#core/clock.js';
 
 /** Carries the AbortSignal of the reconcile pass running in the current async context. */
 export class PassSignal {

@@ -22,8 +22,8 @@ import type { BreakGlassActuator, GateEvaluator, InventoryRecorder } from './rol
 import { TransportBreakGlass, kubeBackends } from './breakglass/actuator.js';
 import { collectorLoadPreflight } from './rollout/preflight.js';
 import { RolloutReconciler, type RolloutReader } from './rollout/reconciler.js';
-import type { Clock } from './util/clock.js';
-import { SystemClock } from './util/clock.js';
+import type { Clock } from '#core/clock.js';
+import { SystemClock } from '#core/clock.js';
 import type { Logger } from './util/logging.js';
 import {
   PassSignal,

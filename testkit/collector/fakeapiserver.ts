@@ -5,8 +5,8 @@
  * events (history replay from a resourceVersion, 410 Gone once compacted, BOOKMARKs on demand), and lets
  * tests inject faults (status codes, hanging requests) per request.
  */
-import { abortReason } from '../../collector/src/clock.js';
-import type { Clock } from '../../collector/src/clock.js';
+import { abortReason } from '#core/clock.js';
+import type { Clock } from '#core/clock.js';
 import type { KubeObject } from '../../collector/src/apiclient.js';
 import type { KubeRequest, KubeResponse, KubeTransport } from '../../collector/src/transport.js';
 
@@ -238,7 +238,7 @@ export class FakeApiServer implements KubeTransport {
       path: req.path,
       query,
       body: req.body,
-      at: this.clock?.now() ?? 0,
+      at: this.clock?.nowMs() ?? 0,
       verb,
       collection,
       namespace,

@@ -1,96 +1,118 @@
 /**
- * A manual clock for unit tests: time only moves when the test calls `advance`, and every `sleep` whose
- * deadline is reached is resolved in deadline order, letting the code under test run between timers.
+ * The one manual clock for the unit tests of the operator and the agent: time only moves when the test
+ * calls {@link FakeClock.advance}, which fires every timer that falls due in due order and lets the code
+ * under test run between timers. Not for production use.
  */
-import { abortReason, type Clock } from '../../collector/src/clock.js';
+import { abortReason, sleepOn, type Clock } from '#core/clock.js';
 
-interface Timer {
-  at: number;
+interface FakeTimer {
+  due: number;
   seq: number;
-  resolve: () => void;
-  cleanup: () => void;
+  fn: () => void;
 }
 
-/** Lets pending promise chains (and setImmediate-scheduled work) run. */
+/**
+ * Lets pending promise chains (and setImmediate-scheduled work: streams, event emitters, work deferred
+ * more than once) run without moving time. Each round is a macrotask turn, which drains the whole
+ * microtask queue including microtasks queued while draining.
+ */
 export async function flushAsync(rounds = 20): Promise<void> {
   for (let i = 0; i < rounds; i++) await new Promise<void>((r) => setImmediate(r));
 }
 
-/** A Clock whose time is set by the test. Not for production use. */
+/**
+ * A manual clock. {@link FakeClock.advance} fires due timers in due order (ties in creation order),
+ * setting the time to each timer's due time first; between timers it lets pending promise continuations
+ * run, so async code that re-arms a timer inside the advanced window (a retry loop, a backoff) is fired
+ * in the same `advance` call. Work that waits on real I/O is not covered: await that separately.
+ */
 export class FakeClock implements Clock {
-  private t: number;
+  private current: number;
   private seq = 0;
-  private timers: Timer[] = [];
+  private timers: FakeTimer[] = [];
 
-  constructor(startMs = Date.UTC(2026, 10, 25, 12, 0, 0)) {
-    this.t = startMs;
+  /** Starts at `start` (default 2026-01-01T00:00:00Z) so timestamps in test output are stable. */
+  constructor(start: Date | number = Date.UTC(2026, 0, 1)) {
+    this.current = typeof start === 'number' ? start : start.getTime();
   }
 
-  now(): number {
-    return this.t;
+  now(): Date {
+    return new Date(this.current);
   }
 
+  nowMs(): number {
+    return this.current;
+  }
+
+  /** Like setTimeout(0) for `ms <= 0`: no time needs to pass, but the caller still yields. */
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      if (signal?.aborted) {
-        reject(abortReason(signal));
-        return;
-      }
-      // Like setTimeout(0): no time needs to pass, but the caller still yields.
-      if (ms <= 0) {
-        setImmediate(resolve);
-        return;
-      }
-      const onAbort = (): void => {
-        this.timers = this.timers.filter((x) => x !== timer);
-        reject(abortReason(signal));
-      };
-      const timer: Timer = {
-        at: this.t + Math.max(0, ms),
-        seq: this.seq++,
-        resolve,
-        cleanup: () => signal?.removeEventListener('abort', onAbort),
-      };
-      this.timers.push(timer);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    if (ms <= 0) {
+      if (signal?.aborted) return Promise.reject(abortReason(signal));
+      return new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    return sleepOn(this, ms, signal);
   }
 
-  /** Number of sleeps waiting on this clock. */
+  setTimer(ms: number, fn: () => void): () => void {
+    const timer: FakeTimer = { due: this.current + Math.max(0, ms), seq: this.seq++, fn };
+    this.timers.push(timer);
+    return () => {
+      this.timers = this.timers.filter((t) => t !== timer);
+    };
+  }
+
+  /** Number of timers (and sleeps) not yet fired or cancelled. */
   pendingTimers(): number {
     return this.timers.length;
   }
 
-  /** Deadlines (ms since epoch) of the waiting sleeps, earliest first. */
+  /** Milliseconds until the next timer is due, or undefined when none is pending. */
+  nextTimerInMs(): number | undefined {
+    const next = this.earliest();
+    return next === undefined ? undefined : next.due - this.current;
+  }
+
+  /** Due times (ms since epoch) of the pending timers and sleeps, earliest first. */
   deadlines(): number[] {
-    return this.timers.map((t) => t.at).sort((a, b) => a - b);
+    return this.timers.map((t) => t.due).sort((a, b) => a - b);
   }
 
   /**
-   * Moves time forward by `ms`, firing due timers one at a time in deadline order, and letting the
-   * code they wake run (including new sleeps that fall within the window) before the next one fires.
+   * Moves time forward by `ms`, firing due timers in order and letting promise continuations run
+   * after each one. Resolves when time has reached `now + ms` and the continuations have settled.
    */
   async advance(ms: number): Promise<void> {
-    const target = this.t + ms;
-    await flushAsync();
+    if (ms < 0) throw new Error(`FakeClock.advance: negative duration ${ms}`);
+    const target = this.current + ms;
+    await this.flush();
     for (;;) {
-      const due = this.timers
-        .filter((x) => x.at <= target)
-        .sort((a, b) => a.at - b.at || a.seq - b.seq)[0];
-      if (!due) break;
-      this.timers = this.timers.filter((x) => x !== due);
-      this.t = Math.max(this.t, due.at);
-      due.cleanup();
-      due.resolve();
-      await flushAsync();
+      const next = this.earliest();
+      if (next === undefined || next.due > target) break;
+      this.timers = this.timers.filter((t) => t !== next);
+      this.current = Math.max(this.current, next.due);
+      next.fn();
+      await this.flush();
     }
-    this.t = target;
+    this.current = target;
+    await this.flush();
+  }
+
+  /** Lets pending promise continuations run without moving time (see {@link flushAsync}). */
+  async flush(): Promise<void> {
     await flushAsync();
   }
 
   /** Sets the wall clock (may go backwards, to test clock-step handling). Fires nothing. */
   set(ms: number): void {
-    this.t = ms;
+    this.current = ms;
+  }
+
+  private earliest(): FakeTimer | undefined {
+    let best: FakeTimer | undefined;
+    for (const t of this.timers) {
+      if (best === undefined || t.due < best.due || (t.due === best.due && t.seq < best.seq)) best = t;
+    }
+    return best;
   }
 }
 

@@ -1,5 +1,5 @@
 /** A Logger that records every call, for assertions in unit tests. */
-import type { Logger } from '../../collector/src/logger.js';
+import type { Logger } from '#core/logger.js';
 
 /** One recorded log call. */
 export interface LogEntry {

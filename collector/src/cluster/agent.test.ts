@@ -100,7 +100,7 @@ describe('ClusterAgent', () => {
   it('relists (rv=0) after 410 Gone only after the backoff delay', async () => {
     const { rig } = start({ clusterWatcher: { resources: ['pods'] } });
     await rig.clock.advance(100);
-    const t = rig.clock.now();
+    const t = rig.clock.nowMs();
     rig.server.compact();
     await rig.clock.advance(999);
     expect(rig.server.count('list', PODS)).toBe(1);
@@ -115,7 +115,7 @@ describe('ClusterAgent', () => {
     const { rig } = start({ clusterWatcher: { resources: ['pods'] } }, (rig) => {
       rig.server.faults.push((r) => (r.verb === 'list' ? { status: 500 } : undefined));
     });
-    const t0 = rig.clock.now();
+    const t0 = rig.clock.nowMs();
     for (let i = 0; i < 62; i++) await rig.clock.advance(1000);
     const lists = rig.server.requests.filter((r) => r.verb === 'list').map((r) => (r.at - t0) / 1000);
     expect(lists).toEqual([0, 1, 3, 7, 15, 31, 61]);

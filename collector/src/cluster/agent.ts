@@ -12,12 +12,12 @@
 import type { ApiClient } from '../apiclient.js';
 import { RESOURCES } from '../apiclient.js';
 import type { BackoffPolicy } from '../backoff.js';
-import type { Clock } from '../clock.js';
+import type { Clock } from '#core/clock.js';
 import type { CollectorConfig, WatchedResource } from '../config.js';
-import type { RouteHandler } from '../httpserver.js';
-import { jsonReply } from '../httpserver.js';
+import type { RouteHandler } from '#core/httpserver.js';
+import { jsonReply } from '#core/httpserver.js';
 import type { KillSwitch } from '../killswitch.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '#core/logger.js';
 import { Reflector } from '../reflector.js';
 import { MetadataCache } from './cache.js';
 import { LeaderElector } from './leader.js';

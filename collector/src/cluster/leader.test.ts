@@ -40,10 +40,10 @@ function replica(id: string, server: FakeApiServer, clock: FakeClock, t0: number
     identity: id,
     random: () => 0,
     onStartedLeading: async (signal) => {
-      terms.push([clock.now() - t0, undefined]);
+      terms.push([clock.nowMs() - t0, undefined]);
       await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
       const last = terms[terms.length - 1];
-      if (last) last[1] = clock.now() - t0;
+      if (last) last[1] = clock.nowMs() - t0;
     },
   });
   rig.killSwitch.start();
@@ -60,7 +60,7 @@ describe('LeaderElector', () => {
   it('creates the Lease when absent and renews it every retry period', async () => {
     const clock = new FakeClock();
     const server = new FakeApiServer(clock);
-    const t0 = clock.now();
+    const t0 = clock.nowMs();
     const a = replica('pod-a', server, clock, t0);
     await clock.advance(0);
     expect(a.elector.isLeader()).toBe(true);
@@ -82,7 +82,7 @@ describe('LeaderElector', () => {
   it('exactly one of two replicas leads; the other takes over after the lease expires when the leader dies silently', async () => {
     const clock = new FakeClock();
     const server = new FakeApiServer(clock);
-    const t0 = clock.now();
+    const t0 = clock.nowMs();
     const a = replica('pod-a', server, clock, t0);
     await clock.advance(0);
     const b = replica('pod-b', server, clock, t0);
@@ -92,7 +92,7 @@ describe('LeaderElector', () => {
     // pod-a can no longer reach the API server (a partition): it stops leading after the renew deadline,
     // and pod-b only acquires once the lease has not changed for 15 s on its own clock.
     a.rig.transport.failWith = 503;
-    const cut = clock.now() - t0;
+    const cut = clock.nowMs() - t0;
     for (let i = 0; i < 40; i++) await clock.advance(500);
     const aEnd = a.terms[0]?.[1];
     const bStart = b.terms[0]?.[0];
@@ -108,7 +108,7 @@ describe('LeaderElector', () => {
   it('releases the lease on shutdown so a follower takes over within a retry period', async () => {
     const clock = new FakeClock();
     const server = new FakeApiServer(clock);
-    const t0 = clock.now();
+    const t0 = clock.nowMs();
     const a = replica('pod-a', server, clock, t0);
     await clock.advance(0);
     const b = replica('pod-b', server, clock, t0);
@@ -117,7 +117,7 @@ describe('LeaderElector', () => {
     await flushAsync();
     await a.done;
     expect(lease(server)?.spec?.holderIdentity).toBe('');
-    const released = clock.now() - t0;
+    const released = clock.nowMs() - t0;
     await clock.advance(2000);
     expect(b.elector.isLeader()).toBe(true);
     expect((b.terms[0]?.[0] ?? 0) - released).toBeLessThanOrEqual(2000);
@@ -126,7 +126,7 @@ describe('LeaderElector', () => {
   it('drops leadership at once when the kill switch engages, and campaigns again after the resume', async () => {
     const clock = new FakeClock();
     const server = new FakeApiServer(clock);
-    const t0 = clock.now();
+    const t0 = clock.nowMs();
     const a = replica('pod-a', server, clock, t0);
     await clock.advance(0);
     a.rig.fs.write(TEST_STOP_PATH, stopFileFor('*'));

@@ -16,14 +16,14 @@
  * - when the kill switch engages, leadership is dropped at once: no renewals are possible without API
  *   calls, and the lease expires for a replica of another revision to take over.
  */
-import type { Clock } from '../clock.js';
-import { isAbortError } from '../clock.js';
+import type { Clock } from '#core/clock.js';
+import { isAbortError } from '#core/clock.js';
 import type { ApiClient, KubeObject } from '../apiclient.js';
 import { RESOURCES } from '../apiclient.js';
 import { ApiError, StoppedError } from '../errors.js';
 import type { KillSwitch } from '../killswitch.js';
-import type { Logger } from '../logger.js';
-import { serializeError } from '../logger.js';
+import type { Logger } from '#core/logger.js';
+import { serializeError } from '#core/logger.js';
 import { linkSignals } from '../signals.js';
 
 /** client-go's LeaseDuration default. */
@@ -168,7 +168,7 @@ export class LeaderElector {
    */
   private async renewLoop(signal: AbortSignal): Promise<void> {
     const { clock } = this.o;
-    let lastRenew = clock.now();
+    let lastRenew = clock.nowMs();
     while (!signal.aborted) {
       try {
         await clock.sleep(this.o.retryPeriodMs, signal);
@@ -179,8 +179,8 @@ export class LeaderElector {
         if (!(isAbortError(err) || signal.aborted)) this.o.logger.warn('lease renewal failed', { err: serializeError(err) });
         return false;
       });
-      if (ok) lastRenew = clock.now();
-      else if (signal.aborted || clock.now() - lastRenew >= this.o.renewDeadlineMs) return;
+      if (ok) lastRenew = clock.nowMs();
+      else if (signal.aborted || clock.nowMs() - lastRenew >= this.o.renewDeadlineMs) return;
     }
   }
 
@@ -191,7 +191,7 @@ export class LeaderElector {
   async tryAcquireOrRenew(signal: AbortSignal): Promise<boolean> {
     const { api, clock, namespace, name, identity } = this.o;
     const where = { namespace, name };
-    const now = clock.now();
+    const now = clock.nowMs();
     const desired: LeaseSpec = {
       holderIdentity: identity,
       leaseDurationSeconds: Math.round(this.o.leaseDurationMs / 1000),
@@ -211,7 +211,7 @@ export class LeaderElector {
             { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace }, spec: desired },
             { signal, retries: 0 },
           );
-          this.observe(created, clock.now());
+          this.observe(created, clock.nowMs());
           return true;
         } catch (createErr) {
           return this.failure(createErr, 'create lease');
@@ -233,7 +233,7 @@ export class LeaderElector {
     }
     try {
       const updated = await api.replace<Lease>(RESOURCES.leases, where, { ...current, spec: desired }, { signal, retries: 0 });
-      this.observe(updated, clock.now());
+      this.observe(updated, clock.nowMs());
       return true;
     } catch (err) {
       return this.failure(err, 'update lease');
@@ -270,7 +270,7 @@ export class LeaderElector {
   private async release(): Promise<void> {
     const lease = this.lastLease;
     if (!lease || lease.spec?.holderIdentity !== this.o.identity || this.o.killSwitch.isStopped()) return;
-    const now = this.o.clock.now();
+    const now = this.o.clock.nowMs();
     const timeout = new AbortController();
     const timer = this.o.clock.sleep(this.o.retryPeriodMs, timeout.signal).then(() => timeout.abort(new Error('lease release timed out')), () => undefined);
     try {

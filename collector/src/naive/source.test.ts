@@ -50,7 +50,7 @@ describe('NaivePodSource (the incident pattern)', () => {
     const rig = makeRig({ rateLimit: null });
     populate(rig.server, 3, 4);
     const source = agent(rig, 'node-1');
-    const t0 = rig.clock.now();
+    const t0 = rig.clock.nowMs();
     for (let i = 0; i < 95; i++) await rig.clock.advance(1000);
     const lists = rig.server.requests.filter((r) => r.verb === 'list');
     expect(lists.every((r) => r.namespace === undefined && !('resourceVersion' in r.query))).toBe(true);
@@ -70,7 +70,7 @@ describe('NaivePodSource (the incident pattern)', () => {
     populate(rig.server, 1, 1);
     agent(rig, 'node-0');
     await flushAsync();
-    const t0 = rig.clock.now();
+    const t0 = rig.clock.nowMs();
     expect(rig.server.requests.filter((r) => r.at === t0).map((r) => r.verb).sort()).toEqual(['list', 'list', 'list', 'watch', 'watch', 'watch']);
   });
 

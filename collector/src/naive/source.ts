@@ -26,11 +26,11 @@
 import type { ApiClient, KubeObject } from '../apiclient.js';
 import { RESOURCES } from '../apiclient.js';
 import type { BackoffPolicy } from '../backoff.js';
-import type { Clock } from '../clock.js';
+import type { Clock } from '#core/clock.js';
 import type { KillSwitch } from '../killswitch.js';
 import type { PodInfo } from '../kubelet.js';
 import { podInfoFrom } from '../kubelet.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '#core/logger.js';
 import type { PodSource } from '../node/agent.js';
 import { Reflector } from '../reflector.js';
 

@@ -119,7 +119,7 @@ describe('NodeAgent (frugal, kubelet metadata)', () => {
       await waitFor(() => agent.status().collections === i);
     }
     // Cycles every 10 s; after each failure the next GET waits 1, 2, 4, 8, 16, 30 s (cap) first.
-    const t0 = rig.clock.now() - 110_000;
+    const t0 = rig.clock.nowMs() - 110_000;
     expect(rig.server.requests.map((r) => (r.at - t0) / 1000)).toEqual([0, 10, 20, 30, 40, 60, 90]);
   });
 

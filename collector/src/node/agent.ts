@@ -8,16 +8,16 @@
  * While the kill switch is engaged the agent idles: no API call, no kubelet call, no collection; its
  * HTTP server keeps answering /healthz so the kubelet's probes do not restart it.
  */
-import type { Clock } from '../clock.js';
-import { isAbortError } from '../clock.js';
+import type { Clock } from '#core/clock.js';
+import { isAbortError } from '#core/clock.js';
 import type { ApiClient, KubeObject } from '../apiclient.js';
 import { RESOURCES } from '../apiclient.js';
 import { Backoff, type BackoffPolicy } from '../backoff.js';
 import type { CollectorConfig } from '../config.js';
 import type { KillSwitch } from '../killswitch.js';
 import type { KubeletClient, PodInfo } from '../kubelet.js';
-import type { Logger } from '../logger.js';
-import { serializeError } from '../logger.js';
+import type { Logger } from '#core/logger.js';
+import { serializeError } from '#core/logger.js';
 import { linkSignals } from '../signals.js';
 import type { NodeMetrics } from './metrics.js';
 import type { NodeCollector } from './procfs.js';
@@ -112,10 +112,10 @@ export class NodeAgent {
       while (!signal.aborted) {
         await killSwitch.waitUntilRunning(signal);
         const cycle = linkSignals([signal, killSwitch.signal]);
-        const started = clock.now();
+        const started = clock.nowMs();
         try {
           await this.collectOnce(cycle.signal);
-          await clock.sleep(intervalMs - (clock.now() - started), cycle.signal);
+          await clock.sleep(intervalMs - (clock.nowMs() - started), cycle.signal);
         } catch (err) {
           // Only a cancellation reaches here (collectOnce never throws otherwise): shutdown ends the loop,
           // a kill-switch stop goes back to waitUntilRunning.
@@ -167,17 +167,17 @@ export class NodeAgent {
       );
     }
     const refresh = this.o.nodeInfoRefreshMs ?? NODE_INFO_REFRESH_MS;
-    if (refresh > 0 && clock.now() >= this.nextNodeInfoAt) {
+    if (refresh > 0 && clock.nowMs() >= this.nextNodeInfoAt) {
       tasks.push(
         this.refreshNodeInfo(signal).then(
           () => {
             this.nodeInfoBackoff.reset();
-            this.nextNodeInfoAt = clock.now() + refresh;
+            this.nextNodeInfoAt = clock.nowMs() + refresh;
           },
           (err: unknown) => {
             // Back off across cycles too, so an API server outage does not meet a GET from every node
             // every interval.
-            if (!(signal.aborted || isAbortError(err))) this.nextNodeInfoAt = clock.now() + this.nodeInfoBackoff.next(err);
+            if (!(signal.aborted || isAbortError(err))) this.nextNodeInfoAt = clock.nowMs() + this.nodeInfoBackoff.next(err);
             fail('node-info', err);
           },
         ),
@@ -186,10 +186,10 @@ export class NodeAgent {
     await Promise.all(tasks);
     signal.throwIfAborted();
     this.st.collections++;
-    this.st.lastCollectionAt = clock.now();
+    this.st.lastCollectionAt = clock.nowMs();
     this.st.lastErrors = errors;
     nodeMetrics.collections.inc();
-    nodeMetrics.lastCollect.set(clock.now() / 1000);
+    nodeMetrics.lastCollect.set(clock.nowMs() / 1000);
   }
 
   private async refreshNodeInfo(signal: AbortSignal): Promise<void> {

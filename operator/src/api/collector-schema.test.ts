@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { COLLECTOR_CONFIG_OPENAPI } from '../../../collector/src/config.js';
+import { COLLECTOR_CONFIG_OPENAPI } from '#collector/config.js';
 import { rolloutSchema, type SchemaNode } from './crd.js';
 
 /** The validation-relevant shape of a schema: field names, types, enums and bounds (not prose). */

@@ -7,7 +7,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { BreakGlassStatus, TelemetryRollout } from '../api/types.generated.js';
 import type { BreakGlassActuator, InventoryRecorder, NodeInfo } from '../rollout/interfaces.js';
-import type { Clock } from '../util/clock.js';
+import type { Clock } from '#core/clock.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logging.js';
 import { breakGlassStatus, clearBreakGlass, issueBreakGlass, KubeSecretReader, transportFromSpec, type SecretKeyReader } from './breakglass.js';

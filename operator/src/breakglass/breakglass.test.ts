@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiException, type V1Secret } from '@kubernetes/client-node';
 import { REVISION_LABEL, type NodeInfo } from '../rollout/interfaces.js';
-import { FakeClock } from '../util/clock.js';
+import { FakeClock } from '../../../testkit/core/fakeclock.js';
 import { TerminalError } from '../util/errors.js';
-import { memoryLogger } from '../util/logging.js';
+import { memoryLogger } from '../../../testkit/operator/util/logging.js';
 import {
   breakGlassStatus,
   clearBreakGlass,

@@ -11,7 +11,7 @@ import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { BreakGlassStatus, BreakGlassTransportSpec, BreakGlassTransportSsh } from '../api/types.generated.js';
 import { isNotFound, requestOptions } from '../controller/kube.js';
 import { REVISION_LABEL, type NodeInfo } from '../rollout/interfaces.js';
-import type { Clock } from '../util/clock.js';
+import type { Clock } from '#core/clock.js';
 import { TerminalError } from '../util/errors.js';
 import type { Logger } from '../util/logging.js';
 import { ExecTransport } from './exec.js';

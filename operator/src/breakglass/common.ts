@@ -3,7 +3,7 @@
  * of `spec.breakGlass.transport`, plus a clock), defaulted and checked in one place so the local, ssh
  * and exec transports cannot drift apart in what they accept.
  */
-import { SystemClock, type Clock } from '../util/clock.js';
+import { SystemClock, type Clock } from '#core/clock.js';
 import { DEFAULT_STOP_FILE_PATH, validateStopFilePath } from './stopfile.js';
 import { checkLimits, type RunPerNodeOptions } from './transport.js';
 

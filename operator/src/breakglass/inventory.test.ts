@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiException, type V1ConfigMap, type V1ConfigMapList, type V1Status } from '@kubernetes/client-node';
 import { REVISION_LABEL, type NodeInfo } from '../rollout/interfaces.js';
-import { FakeClock } from '../util/clock.js';
+import { FakeClock } from '../../../testkit/core/fakeclock.js';
 import {
   clusterKey,
   decodeInventory,

@@ -20,7 +20,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { canonicalJson } from '../rollout/revision.js';
 import type { NodeInfo } from '../rollout/interfaces.js';
-import type { Clock } from '../util/clock.js';
+import type { Clock } from '#core/clock.js';
 import { errorMessage } from '../util/errors.js';
 import { writeFileAtomic } from './stopfile.js';
 

@@ -8,8 +8,8 @@ import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promise
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FakeClock } from '../util/clock.js';
-import { memoryLogger } from '../util/logging.js';
+import { FakeClock } from '../../../testkit/core/fakeclock.js';
+import { memoryLogger } from '../../../testkit/operator/util/logging.js';
 import { issueBreakGlass, transportFromSpec, type SecretKeyReader } from './breakglass.js';
 import { freePort, sshKeygen, startLoopbackSshd, type LoopbackSshd } from '../../../testkit/operator/breakglass/sshd-fixture.js';
 import { SshTransport, materializeSshCredentials } from './ssh.js';

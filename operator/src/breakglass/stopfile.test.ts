@@ -2,7 +2,7 @@ import { describe, expect, test } from '@jest/globals';
 import { mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decide, parseStopFile as collectorParseStopFile } from '../../../collector/src/killswitch.js';
+import { decide, parseStopFile as collectorParseStopFile } from '#collector/killswitch.js';
 import {
   encodeStopFile,
   isValidRevision,

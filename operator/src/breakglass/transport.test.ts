@@ -1,5 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
-import { FakeClock } from '../util/clock.js';
+import { FakeClock } from '../../../testkit/core/fakeclock.js';
 import { countOutcomes, outcomeMessage, runPerNode, type NodeOpResult, type NodeTarget } from './transport.js';
 
 const nodes = (n: number): NodeTarget[] => Array.from({ length: n }, (_, i) => ({ name: `node-${i}`, addresses: [] }));

@@ -8,7 +8,7 @@
  * call; at most `concurrency` nodes are in flight; a node that exceeds its time budget is recorded as
  * timed out and its process is killed. Messages never carry key material (they are redacted as well).
  */
-import { abortReason, type Clock } from '../util/clock.js';
+import { abortReason, type Clock } from '#core/clock.js';
 import { errorMessage } from '../util/errors.js';
 import { redactString } from '../util/logging.js';
 import type { NodeInfo } from '../rollout/interfaces.js';
@@ -136,7 +136,7 @@ export async function runPerNode(
       timedOut = true;
       ac.abort(new NodeTimeoutError(timeoutMs));
     });
-    const onAbort = (): void => ac.abort(abortReason(signal!));
+    const onAbort = (): void => ac.abort(abortReason(signal));
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
       const r = await op(node, ac.signal);

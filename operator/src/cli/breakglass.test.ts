@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { parseStopFile } from '../breakglass/stopfile.js';
-import { FakeClock } from '../util/clock.js';
+import { FakeClock } from '../../../testkit/core/fakeclock.js';
 import { breakGlassExitCode, renderBreakGlass, runBreakGlass, transportFromFile, type BreakGlassOptions } from './breakglass.js';
 import { CliError, EXIT } from './errors.js';
 import { FIXTURE_NOW, fixtureManifest } from '../../../testkit/operator/cli/fixtures.js';

@@ -14,7 +14,7 @@ import type { BreakGlassResult, ClearBreakGlassResult, TransportSpecInput } from
 import type { NodeInventory } from '../breakglass/inventory.js';
 import type { NodeOutcome } from '../breakglass/transport.js';
 import { KIND } from '../api/crd.js';
-import type { Clock } from '../util/clock.js';
+import type { Clock } from '#core/clock.js';
 import { CliError, EXIT, oneLine } from './errors.js';
 
 /** The options of `break-glass`, as parsed. */

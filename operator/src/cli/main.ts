@@ -4,21 +4,13 @@
  * most of a second; `validate` and `--help` stay instant).
  */
 import { readFileSync } from 'node:fs';
-import { SystemClock } from '../util/clock.js';
+import { SystemClock, systemClock } from '#core/clock.js';
 import { run, type CliDeps } from './program.js';
 
 /** Sleeps `ms`, resolving early when `signal` aborts (a watch then ends cleanly). */
 export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
+  // The clock's sleep rejects only on abort, which here just ends the wait.
+  return systemClock.sleep(ms, signal).catch(() => undefined);
 }
 
 /**

@@ -3,7 +3,7 @@ import { parse } from 'yaml';
 import { validBase } from '../../../testkit/operator/api/fixtures.js';
 import type { NodeInventory } from '../breakglass/inventory.js';
 import { MemoryInventoryStore } from '../../../testkit/operator/breakglass/inventory.js';
-import { FakeClock } from '../util/clock.js';
+import { FakeClock } from '../../../testkit/core/fakeclock.js';
 import type { TelemetryRollout } from '../api/types.generated.js';
 import type { ConnectOptions, RolloutApi } from './client.js';
 import { CliError, EXIT } from './errors.js';

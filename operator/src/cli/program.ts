@@ -8,7 +8,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import type { TelemetryRollout } from '../api/types.generated.js';
 import type { InventoryStore, NodeInventory } from '../breakglass/inventory.js';
-import type { Clock } from '../util/clock.js';
+import type { Clock } from '#core/clock.js';
 import { breakGlassExitCode, renderBreakGlass, runBreakGlass, type BreakGlassOptions } from './breakglass.js';
 import type { Connection, ConnectOptions } from './client.js';
 import { abortValue, expectedEffect, isDone, pausePatch, REQUEST_ANNOTATIONS, requestId, requestPatch, type RequestKind } from './controls.js';

@@ -17,6 +17,10 @@
  * anything else (packages, a genuinely missing file, compiled `.js` code) resolves exactly as without
  * the hook.
  *
+ * The package's own `#name/...` imports (package.json "imports": the shared core `#core/*`) point at
+ * compiled JavaScript under dist/ by default and at the TypeScript sources under the `source`
+ * condition; a `.ts` importer gets the sources, so running from source never depends on a build.
+ *
  * This module must not import anything relative itself: it is loaded before the hook exists.
  */
 import type { ResolveFnOutput, ResolveHookContext } from 'node:module';
@@ -34,6 +38,9 @@ function isModuleNotFound(err: unknown): boolean {
  * error is rethrown, so the message names the specifier the code actually wrote.
  */
 export function resolveTsFallback(specifier: string, context: ResolveHookContext, nextResolve: NextResolve): ResolveFnOutput {
+  if (specifier.startsWith('#') && (context.parentURL?.endsWith('.ts') ?? false)) {
+    return nextResolve(specifier, { ...context, conditions: [...context.conditions, 'source'] });
+  }
   try {
     return nextResolve(specifier, context);
   } catch (err) {

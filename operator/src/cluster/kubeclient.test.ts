@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import type { ServerResponse } from 'node:http';
 import { Registry } from 'prom-client';
 import { isConflict, isNotFound, isRetryable } from '../controller/kube.js';
-import { memoryLogger } from '../util/logging.js';
+import { memoryLogger } from '../../../testkit/operator/util/logging.js';
 import { FIELD_MANAGER, REVISION_LABEL } from '../rollout/interfaces.js';
 import { json, startFakeApiServer, status, type FakeApiServer, type RecordedRequest } from '../../../testkit/operator/cluster/fakeapiserver.js';
 import { ClusterRequestError } from './kubeapi.js';

@@ -24,7 +24,7 @@ import {
   type NodeInfo,
   type ObjectRef,
 } from '../rollout/interfaces.js';
-import { SystemClock, type Clock } from '../util/clock.js';
+import { SystemClock, type Clock } from '#core/clock.js';
 import { createLogger, type Logger } from '../util/logging.js';
 import { ClusterRequestError, DEFAULT_REQUEST_TIMEOUT_MS, KubeApis, describeRequest } from './kubeapi.js';
 import { NO_RESPONSE_CODE, unregisteredRequestCounter, type RequestCounter } from './metrics.js';

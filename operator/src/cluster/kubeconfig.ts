@@ -12,9 +12,15 @@
  * load time, so a Secret naming `/var/run/secrets/kubernetes.io/serviceaccount/token` would send the
  * operator's own token to whatever server the kubeconfig names. Nothing reaches `loadFromString` before
  * it has been checked here, and only the current context, its cluster and its user are passed on.
+ *
+ * The text parsing, the server URL check and the credential-plugin check are the shared core's (the
+ * agent's loader makes the same ones); what differs is policy: the agent reads files on its node, the
+ * operator refuses them.
  */
 import { KubeConfig } from '@kubernetes/client-node';
-import { parseDocument, stringify } from 'yaml';
+import { stringify } from 'yaml';
+import { credentialPluginOf, serverUrlProblem } from '#core/kubeconfig.js';
+import { KubeconfigSyntaxError, parseKubeconfigYaml } from '#core/kubeconfigyaml.js';
 
 /** Why a kubeconfig cannot be used: malformed, or well-formed but relying on what the operator lacks. */
 export type KubeconfigReason = 'InvalidKubeconfig' | 'UnsupportedKubeconfig';
@@ -72,21 +78,13 @@ function checkData(section: Obj, fields: readonly string[], what: string): void 
 export function parseKubeconfig(text: string): KubeConfig {
   if (Buffer.byteLength(text, 'utf8') > MAX_BYTES) throw invalid(`is larger than ${MAX_BYTES} bytes`);
   if (text.trim() === '') throw invalid('is empty');
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: false });
-  const first = doc.errors[0];
-  if (first !== undefined) {
-    // The parser's message quotes the offending line, which may be a token: report only where it is.
-    const offset = first.pos[0];
-    const before = text.slice(0, offset).split('\n');
-    const line = before.length;
-    const col = (before[before.length - 1]?.length ?? 0) + 1;
-    throw invalid(`is not valid YAML (line ${line}, column ${col})`);
-  }
   let root: unknown;
   try {
-    root = doc.toJS({ maxAliasCount: 50 });
-  } catch {
-    throw invalid('is not valid YAML (aliases)');
+    root = parseKubeconfigYaml(text);
+  } catch (err) {
+    // The shared parser reports where, never what (the offending line may be a token).
+    if (err instanceof KubeconfigSyntaxError) throw invalid(`is ${err.message}`);
+    throw err;
   }
   if (!isObj(root)) throw invalid('is not a kubeconfig (not a mapping)');
 
@@ -107,14 +105,10 @@ export function parseKubeconfig(text: string): KubeConfig {
 
   const server = cluster.server;
   if (typeof server !== 'string' || server === '') throw invalid(`cluster ${shown(clusterName)} has no server`);
-  let url: URL;
-  try {
-    url = new URL(server);
-  } catch {
-    throw invalid(`cluster ${shown(clusterName)} has a server that is not a URL`);
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw invalid(`cluster ${shown(clusterName)} server is not an http(s) URL`);
-  if (url.username !== '' || url.password !== '') throw unsupported(`cluster ${shown(clusterName)} server URL carries credentials; put them in the user section`);
+  const urlProblem = serverUrlProblem(server);
+  if (urlProblem === 'NotAURL') throw invalid(`cluster ${shown(clusterName)} has a server that is not a URL`);
+  if (urlProblem === 'NotHTTP') throw invalid(`cluster ${shown(clusterName)} server is not an http(s) URL`);
+  if (urlProblem === 'Credentials') throw unsupported(`cluster ${shown(clusterName)} server URL carries credentials; put them in the user section`);
   for (const f of FILE_FIELDS_CLUSTER) {
     if (cluster[f] !== undefined && cluster[f] !== null && cluster[f] !== '') {
       throw unsupported(
@@ -127,12 +121,13 @@ export function parseKubeconfig(text: string): KubeConfig {
   let user: Obj = {};
   if (userName !== undefined) {
     user = named(root.users, 'users', userName);
-    if (user.exec !== undefined && user.exec !== null) {
+    const plugin = credentialPluginOf(user);
+    if (plugin === 'exec') {
       throw unsupported(
         `user ${shown(userName)} uses an exec credential plugin, which cannot run inside the operator's pod; use a kubeconfig with an embedded token or client certificate (for example of a ServiceAccount)`,
       );
     }
-    if (user['auth-provider'] !== undefined && user['auth-provider'] !== null) {
+    if (plugin === 'auth-provider') {
       throw unsupported(
         `user ${shown(userName)} uses an auth-provider, which the operator does not support; use a kubeconfig with an embedded token or client certificate`,
       );

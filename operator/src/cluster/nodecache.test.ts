@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import type { V1Node } from '@kubernetes/client-node';
-import { FakeClock } from '../util/clock.js';
-import { memoryLogger } from '../util/logging.js';
+import { FakeClock } from '../../../testkit/core/fakeclock.js';
+import { memoryLogger } from '../../../testkit/operator/util/logging.js';
 import { REVISION_LABEL } from '../rollout/interfaces.js';
 import { NodeCache, nodeInfoOf, olderResourceVersion, type NodeCacheSource } from './nodecache.js';
 import type { WatchEvent } from './watch.js';

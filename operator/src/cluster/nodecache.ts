@@ -14,7 +14,8 @@
  * down.
  */
 import type { V1Node } from '@kubernetes/client-node';
-import type { Clock } from '../util/clock.js';
+import { backoffDelayMs, type BackoffPolicy } from '#core/backoff.js';
+import type { Clock } from '#core/clock.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logging.js';
 import { REVISION_LABEL, type NodeInfo } from '../rollout/interfaces.js';
@@ -193,10 +194,8 @@ export class NodeCache {
   }
 
   private backoffMs(failures: number): number {
-    const min = this.opts.minBackoffMs ?? 1000;
-    const max = this.opts.maxBackoffMs ?? 30_000;
-    const base = Math.min(max, min * 2 ** Math.max(0, failures - 1));
-    return Math.round(base * (0.5 + (this.opts.random ?? Math.random)()));
+    const policy: BackoffPolicy = { initialMs: this.opts.minBackoffMs ?? 1000, maxMs: this.opts.maxBackoffMs ?? 30_000, jitter: 0.5, jitterMode: 'around' };
+    return Math.round(backoffDelayMs(failures, policy, this.opts.random ?? Math.random));
   }
 
   private async run(): Promise<void> {

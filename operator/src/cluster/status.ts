@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { PatchStrategy, setHeaderOptions, type EventsV1Event, type KubeConfig } from '@kubernetes/client-node';
 import type { TelemetryRollout, TelemetryRolloutStatus } from '../api/types.generated.js';
 import type { EventRecorder, StatusWriter } from '../rollout/interfaces.js';
-import { SystemClock, type Clock } from '../util/clock.js';
+import { SystemClock, type Clock } from '#core/clock.js';
 import { errorMessage } from '../util/errors.js';
 import { createLogger, redactString, type Logger } from '../util/logging.js';
 import { ClusterRequestError, KubeApis } from './kubeapi.js';

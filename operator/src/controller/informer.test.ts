@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { FakeClock } from '../util/clock.js';
-import { memoryLogger } from '../util/logging.js';
+import { FakeClock } from '../../../testkit/core/fakeclock.js';
+import { memoryLogger } from '../../../testkit/operator/util/logging.js';
 import { FakeListWatch } from '../../../testkit/operator/controller/fakes.js';
 import { Informer, objectKey, splitKey } from './informer.js';
 import type { InformerEvent, InformerOptions } from './informer.js';

@@ -18,7 +18,8 @@
  * The sources for real API objects (client-node list/watches) are made by informersources.ts.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
-import type { Clock } from '../util/clock.js';
+import { backoffDelayMs, type BackoffPolicy } from '#core/backoff.js';
+import type { Clock } from '#core/clock.js';
 import type { Logger } from '../util/logging.js';
 import { errorChain } from './kube.js';
 
@@ -266,8 +267,8 @@ export class Informer<T extends KubernetesObject> {
   }
 
   private onSourceError(err: unknown): void {
-    const delay = Math.min(this.opts.restartMaxMs ?? 60_000, (this.opts.restartBaseMs ?? 1000) * 2 ** this.failures);
-    const delayMs = Math.round(delay * (1 + 0.2 * (this.opts.random ?? Math.random)()));
+    const policy: BackoffPolicy = { initialMs: this.opts.restartBaseMs ?? 1000, maxMs: this.opts.restartMaxMs ?? 60_000, jitter: 0.2, jitterMode: 'up' };
+    const delayMs = Math.round(backoffDelayMs(this.failures + 1, policy, this.opts.random ?? Math.random));
     this.failures++;
     this.log.warn('list/watch failed; restarting after backoff', { error: errorChain(err), delayMs, failures: this.failures });
     const failedSource = this.source;

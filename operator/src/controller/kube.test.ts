@@ -4,7 +4,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { ApiException, CoordinationV1Api, KubeConfig } from '@kubernetes/client-node';
-import { FakeClock } from '../util/clock.js';
+import { FakeClock } from '../../../testkit/core/fakeclock.js';
 import {
   RawGetError,
   isConflict,

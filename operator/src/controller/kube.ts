@@ -9,8 +9,8 @@ import http from 'node:http';
 import https from 'node:https';
 import { ApiException, Observable } from '@kubernetes/client-node';
 import type { ConfigurationOptions, KubeConfig, ObservableMiddleware } from '@kubernetes/client-node';
-import pRetry from 'p-retry';
-import { SystemClock, type Clock } from '../util/clock.js';
+import { backoffDelayMs, parseRetryAfter, TRANSIENT_NETWORK_CODES, withBackoff, type BackoffPolicy } from '#core/backoff.js';
+import { SystemClock, type Clock } from '#core/clock.js';
 
 const isHttpStatus = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 100 && v <= 599;
 
@@ -67,26 +67,6 @@ export function isGone(err: unknown): boolean {
   return statusCode(err) === 410;
 }
 
-// Transport failures worth retrying: the server or the path to it is (maybe briefly) unavailable.
-const RETRYABLE_SYSTEM_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'ETIMEDOUT',
-  'EPIPE',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENETDOWN',
-  'EHOSTDOWN',
-  'EAI_AGAIN',
-  'ENOTFOUND',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CLOSED',
-]);
-
 /**
  * Whether retrying `err` may help: HTTP 408, 429 and 5xx other than 501/505; connection-level errors
  * (reset, refused, unreachable, DNS, undici socket/timeout errors, also when wrapped as the `cause` of
@@ -101,7 +81,7 @@ export function isRetryable(err: unknown): boolean {
     const { name, code: sysCode, cause } = e as { name?: unknown; code?: unknown; cause?: unknown };
     if (name === 'AbortError') return false;
     if (name === 'TimeoutError') return true;
-    if (typeof sysCode === 'string' && RETRYABLE_SYSTEM_CODES.has(sysCode)) return true;
+    if (typeof sysCode === 'string' && TRANSIENT_NETWORK_CODES.has(sysCode)) return true;
     e = cause;
   }
   return false;
@@ -128,12 +108,8 @@ export function retryAfterMs(err: unknown, now: Date = new Date()): number | und
   }
   if (typeof e !== 'object' || e === null) return undefined;
   const { headers, body } = e as { headers?: unknown; body?: unknown };
-  const header = headerValue(headers, 'retry-after')?.trim();
-  if (header !== undefined && header !== '') {
-    if (/^\d+$/.test(header)) return Number(header) * 1000;
-    const at = Date.parse(header);
-    if (!Number.isNaN(at)) return Math.max(0, at - now.getTime());
-  }
+  const fromHeader = parseRetryAfter(headerValue(headers, 'retry-after'), now.getTime());
+  if (fromHeader !== undefined) return fromHeader;
   let status: unknown = body;
   if (typeof status === 'string') {
     try {
@@ -173,30 +149,31 @@ export interface RetryOptions {
 
 /**
  * Runs `fn` and retries it on retryable errors with jittered exponential backoff, waiting at least as
- * long as a server's Retry-After. p-retry 9 drives the attempts; the delay itself is slept on the
- * injected clock (p-retry's own delay is set to zero) so it is testable and honours Retry-After
- * exactly. The last error is rethrown unchanged when retries run out or the error is not retryable.
+ * long as a server's Retry-After (capped at `maxRetryAfterMs`): the shared core's retry loop and
+ * delay computation (jitter up to +50 %), slept on the injected clock so it is testable and honours
+ * Retry-After exactly. The last error is rethrown unchanged when retries run out or the error is not retryable.
  */
 export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: RetryOptions = {}): Promise<T> {
   const clock = opts.clock ?? new SystemClock();
   const random = opts.random ?? Math.random;
-  const minDelayMs = opts.minDelayMs ?? 200;
-  const maxDelayMs = opts.maxDelayMs ?? 30_000;
-  const factor = opts.factor ?? 2;
   const maxRetryAfterMs = opts.maxRetryAfterMs ?? 60_000;
-  const shouldRetry = opts.shouldRetry ?? isRetryable;
-  return pRetry((attempt) => fn(attempt), {
+  const policy: BackoffPolicy = {
+    initialMs: opts.minDelayMs ?? 200,
+    maxMs: opts.maxDelayMs ?? 30_000,
+    factor: opts.factor ?? 2,
+    jitter: 0.5,
+    jitterMode: 'up',
+  };
+  return withBackoff(fn, {
+    policy,
+    clock,
     retries: opts.retries ?? 5,
-    minTimeout: 0,
-    signal: opts.signal,
-    shouldRetry: async ({ error, attemptNumber }) => {
-      if (!shouldRetry(error)) return false;
-      const backoff = Math.min(maxDelayMs, minDelayMs * factor ** (attemptNumber - 1)) * (1 + 0.5 * random());
+    shouldRetry: opts.shouldRetry ?? isRetryable,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.onRetry ? { onRetry: opts.onRetry } : {}),
+    delayMs: (retry, error) => {
       const serverAsked = retryAfterMs(error, clock.now());
-      const delayMs = Math.round(Math.max(backoff, Math.min(serverAsked ?? 0, maxRetryAfterMs)));
-      opts.onRetry?.({ error, attempt: attemptNumber, delayMs });
-      await clock.sleep(delayMs, opts.signal);
-      return true;
+      return Math.round(Math.max(backoffDelayMs(retry, policy, random), Math.min(serverAsked ?? 0, maxRetryAfterMs)));
     },
   });
 }

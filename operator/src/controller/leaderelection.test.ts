@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import type { V1Lease } from '@kubernetes/client-node';
-import { FakeClock } from '../util/clock.js';
-import { memoryLogger } from '../util/logging.js';
+import { FakeClock } from '../../../testkit/core/fakeclock.js';
+import { memoryLogger } from '../../../testkit/operator/util/logging.js';
 import { FakeLeaseClient, FakeLeaseStore, apiError } from '../../../testkit/operator/controller/fakes.js';
 import { isConflict } from './kube.js';
 import { KubeLeaseClient, LeaderElector, defaultIdentity, fromV1Lease, toV1Lease } from './leaderelection.js';

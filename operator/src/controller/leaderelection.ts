@@ -17,7 +17,7 @@
  * - On a graceful stop the leader releases the Lease (empty holder, 1 s duration, as client-go's
  *   ReleaseOnCancel), so a successor takes over at once instead of after the lease duration.
  */
-import type { Clock } from '../util/clock.js';
+import type { Clock } from '#core/clock.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logging.js';
 import { errorChain, isConflict } from './kube.js';

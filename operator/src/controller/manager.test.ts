@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { EventEmitter } from 'node:events';
-import { FakeClock } from '../util/clock.js';
-import { memoryLogger } from '../util/logging.js';
+import { FakeClock } from '../../../testkit/core/fakeclock.js';
+import { memoryLogger } from '../../../testkit/operator/util/logging.js';
 import { FakeLeaseClient, FakeLeaseStore, apiError } from '../../../testkit/operator/controller/fakes.js';
 import { EventLoopMonitor, Manager, runUntilStopped } from './manager.js';
 import type { DelayHistogram, ManagedInformer, ManagerOptions } from './manager.js';

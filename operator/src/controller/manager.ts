@@ -13,7 +13,7 @@
  *   restarts it clean, rather than trying to resume with state that may be stale.
  */
 import type { AddressInfo } from 'node:net';
-import { SystemClock, type Clock } from '../util/clock.js';
+import { SystemClock, type Clock } from '#core/clock.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logging.js';
 import { Endpoints, EventLoopMonitor, type HealthResult } from './endpoints.js';

@@ -1,7 +1,7 @@
 /**
  * The operator process's main loop around a {@link Manager}: signals in, exit code out.
  */
-import { SystemClock, type Clock } from '../util/clock.js';
+import { SystemClock, type Clock } from '#core/clock.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logging.js';
 import type { Manager, ManagerExit } from './manager.js';

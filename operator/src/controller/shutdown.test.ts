@@ -3,8 +3,9 @@
 // than the grace period as a process.
 import { describe, expect, it } from '@jest/globals';
 import { EventEmitter } from 'node:events';
-import { FakeClock, abortReason } from '../util/clock.js';
-import { memoryLogger } from '../util/logging.js';
+import { abortReason } from '#core/clock.js';
+import { FakeClock } from '../../../testkit/core/fakeclock.js';
+import { memoryLogger } from '../../../testkit/operator/util/logging.js';
 import { FakeLeaseClient, FakeLeaseStore } from '../../../testkit/operator/controller/fakes.js';
 import { Manager, type ManagedInformer, type ManagerOptions } from './manager.js';
 import { runUntilStopped } from './process.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
-import { FakeClock } from '../util/clock.js';
+import { FakeClock } from '../../../testkit/core/fakeclock.js';
 import { TerminalError } from '../util/errors.js';
-import { memoryLogger } from '../util/logging.js';
+import { memoryLogger } from '../../../testkit/operator/util/logging.js';
 import { ExponentialRateLimiter, WorkQueue, runWorkers } from './workqueue.js';
 import type { ReconcileOutcome, ReconcileResult } from './workqueue.js';
 

@@ -8,7 +8,8 @@
  *   and queued again only when the worker calls `done(key)`;
  * - failures back off per key, exponentially, until `forget(key)`.
  */
-import type { Clock } from '../util/clock.js';
+import { backoffDelayMs } from '#core/backoff.js';
+import type { Clock } from '#core/clock.js';
 import { TerminalError, errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logging.js';
 
@@ -50,8 +51,8 @@ export class ExponentialRateLimiter implements RateLimiter {
   when(key: string): number {
     const n = this.failures.get(key) ?? 0;
     this.failures.set(key, n + 1);
-    // 2^n overflows to Infinity for large n; the cap keeps the result finite.
-    return Math.min(this.baseDelayMs * 2 ** n, this.maxDelayMs);
+    // The shared backoff computation without jitter (random pinned to 0).
+    return backoffDelayMs(n + 1, { initialMs: this.baseDelayMs, maxMs: this.maxDelayMs, jitter: 0 }, () => 0);
   }
 
   forget(key: string): void {

@@ -5,7 +5,7 @@ import { validateRollout } from '../api/validate.js';
 import { FakeCluster, FakeClusterFactory, FakeEvents, FakeRolloutStore } from '../../../testkit/operator/rollout/fakes.js';
 import type { GateContext } from '../rollout/interfaces.js';
 import { RolloutReconciler } from '../rollout/reconciler.js';
-import { FakeClock } from '../util/clock.js';
+import { FakeClock } from '../../../testkit/core/fakeclock.js';
 import { BASELINE_WARMUP_SECONDS, ControlPlaneGateEvaluator, MIN_SAMPLES, RELATIVE_FLOOR_SECONDS, baselineWarmupSeconds, judge, latencyFloorSeconds, reliableValues, thresholdsFor, type SourceFactory } from './evaluator.js';
 import type { Measurement, MetricSource } from './sources.js';
 import type { SignalValues } from './signals.js';

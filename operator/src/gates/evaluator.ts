@@ -7,7 +7,7 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Baseline, GatesSpec, Projection, TelemetryRollout } from '../api/types.generated.js';
 import type { BaselineCapture, GateContext, GateEvaluation, GateEvaluator, ResolvedTarget } from '../rollout/interfaces.js';
-import type { Clock } from '../util/clock.js';
+import type { Clock } from '#core/clock.js';
 import { projectTrend } from './predict.js';
 import { PrometheusSource } from './prometheus.js';
 import { ApiServerMetricsSource, TextEndpointSource } from './scrape.js';

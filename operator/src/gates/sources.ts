@@ -15,7 +15,7 @@
  * This module holds what they share: the {@link Measurement} they produce and the {@link MetricSource}
  * interface.
  */
-import type { Clock } from '../util/clock.js';
+import type { Clock } from '#core/clock.js';
 import { describeError } from './fetchtext.js';
 import type { ParsedMetrics } from './promtext.js';
 import type { SampleCounts, SignalResult, SignalValues } from './signals.js';

@@ -4,7 +4,7 @@
  * recorded.
  */
 import type { ClusterStatus, HistoryEntry, TelemetryRollout, TelemetryRolloutStatus } from '../api/types.generated.js';
-import type { Clock } from '../util/clock.js';
+import type { Clock } from '#core/clock.js';
 import { applyClusterEvent, applyRolloutEvent, type BreachPolicy, type ClusterEvent, type RolloutEvent } from './machine.js';
 import type {
   BreakGlassActuator,

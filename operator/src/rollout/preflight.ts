@@ -4,8 +4,8 @@
  * Naive metadata mode where it would break the API budget: the December 2024 incident, caught before
  * the first node moves.
  */
-import { budgetViolations, estimateApiLoad, isNaiveUnsafe, type ApiLoadBudget } from '../../../collector/src/estimate.js';
-import type { CollectorConfigInput } from '../../../collector/src/config.js';
+import { budgetViolations, estimateApiLoad, isNaiveUnsafe, type ApiLoadBudget } from '#collector/estimate.js';
+import type { CollectorConfigInput } from '#collector/config.js';
 import { parsePrometheusText } from '../gates/promtext.js';
 import type { ClusterClient } from './interfaces.js';
 import type { PreflightCheck } from './reconciler.js';

@@ -4,12 +4,12 @@ import {
   REDACTED,
   createLogger,
   isSensitiveKey,
-  memoryLogger,
   redactString,
   redactValue,
   resolveLogLevel,
   withContext,
 } from './logging.js';
+import { memoryLogger } from '../../../testkit/operator/util/logging.js';
 
 const JWT =
   'eyJhbGciOiJSUzI1NiIsImtpZCI6ImFiYyJ9.eyJpc3MiOiJrdWJlcm5ldGVzL3NlcnZpY2VhY2NvdW50In0.c2lnbmF0dXJlLXNpZ25hdHVyZQ';

@@ -6,7 +6,6 @@
  * serialised, so a kubeconfig, token or private key that reaches a log call by accident (inside an error
  * message, an API response, a nested object) is scrubbed rather than written out.
  */
-import { Writable } from 'node:stream';
 import winston from 'winston';
 
 /** The logger type used across the operator. */
@@ -186,26 +185,4 @@ export interface LogContext {
 /** A child logger carrying rollout/cluster fields (a typed `logger.child`). */
 export function withContext(logger: Logger, ctx: LogContext): Logger {
   return logger.child({ ...ctx });
-}
-
-/** A captured log line: the parsed JSON object that would have been written. */
-export type LogEntry = Record<string, unknown> & { level: string; message: string };
-
-/**
- * A logger for tests that keeps the parsed JSON lines in memory (`entries`) instead of writing them, at
- * level `debug` unless told. Lines go through the same formats (including redaction) as production and
- * arrive through winston's stream pipeline, so await one event-loop turn (e.g. `FakeClock.flush()`)
- * before reading them.
- */
-export function memoryLogger(level: LogLevel = 'debug'): { logger: Logger; entries: LogEntry[] } {
-  const entries: LogEntry[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer | string, _enc, cb) {
-      for (const line of chunk.toString().split('\n')) {
-        if (line.trim() !== '') entries.push(JSON.parse(line) as LogEntry);
-      }
-      cb();
-    },
-  });
-  return { logger: createLogger({ level, stream: sink, env: {} }), entries };
 }

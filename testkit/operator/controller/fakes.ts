@@ -5,7 +5,7 @@
  */
 import { ApiException } from '@kubernetes/client-node';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { abortReason } from '../../../operator/src/util/clock.js';
+import { abortReason } from '#core/clock.js';
 import type { ListWatchSource } from '../../../operator/src/controller/informer.js';
 import type { LeaseClient, LeaseRecord } from '../../../operator/src/controller/leaderelection.js';
 

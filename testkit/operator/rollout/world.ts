@@ -3,7 +3,7 @@
  * scripted gates, and `drive`, which runs passes on a fake clock until a condition holds.
  */
 import type { TelemetryRollout } from '../../../operator/src/api/types.generated.js';
-import { FakeClock } from '../../../operator/src/util/clock.js';
+import { FakeClock } from '../../core/fakeclock.js';
 import type { GateEvaluator } from '../../../operator/src/rollout/interfaces.js';
 import { RolloutReconciler, type ReconcilerOptions } from '../../../operator/src/rollout/reconciler.js';
 import { FakeBreakGlass, FakeCluster, FakeClusterFactory, FakeEvents, FakeRolloutStore, ScriptedGates } from './fakes.js';

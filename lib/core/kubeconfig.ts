@@ -1,6 +1,8 @@
 /**
  * Where the API server is and how to authenticate to it: the part of client-node's
- * `KubeConfig.loadFromDefault()` the agent needs, without client-node. Importing client-node alone
+ * `KubeConfig.loadFromDefault()` the agent needs, without client-node; and the checks of kubeconfig
+ * text that the operator's loader of kubeconfig Secrets shares (text parsing, server URL, credential
+ * plugins). Importing client-node alone
  * took an agent process from ~42 to ~129 MiB RSS, twice the agent's whole memory budget, for a
  * handful of fields.
  *
@@ -19,93 +21,19 @@ import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { FileTokenSource, KubeConfigError, StaticTokenSource, type TokenSource } from './tokensource.js';
+
+export {
+  FileTokenSource,
+  KubeConfigError,
+  StaticTokenSource,
+  TOKEN_REFRESH_MS,
+  type FileTokenSourceOptions,
+  type TokenSource,
+} from './tokensource.js';
 
 /** The service account directory the kubelet mounts into every pod that automounts a token. */
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
-
-/**
- * How often a token file is re-read: client-go's cachingFileTokenSource period. Bound service-account
- * tokens are replaced by the kubelet at 80 % of their lifetime (≥ 48 min of 1 h), so a minute is ample
- * and keeps the read off every request.
- */
-export const TOKEN_REFRESH_MS = 60_000;
-
-/** The kubeconfig or in-cluster setup cannot be used; the message names what and where, never a secret. */
-export class KubeConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'KubeConfigError';
-  }
-}
-
-/** Supplies the bearer token of each request. */
-export interface TokenSource {
-  /** The current token; rejects with KubeConfigError when none can be had. */
-  token(): Promise<string>;
-}
-
-/** A token written into the kubeconfig: it never changes. */
-export class StaticTokenSource implements TokenSource {
-  private readonly value: string;
-  constructor(value: string) {
-    this.value = value;
-  }
-
-  async token(): Promise<string> {
-    return this.value;
-  }
-}
-
-/** Options of FileTokenSource. */
-export interface FileTokenSourceOptions {
-  /** Re-read period; default TOKEN_REFRESH_MS. */
-  refreshMs?: number;
-  /** Milliseconds clock (tests); default Date.now. */
-  now?: () => number;
-}
-
-/**
- * A token in a file that someone else rotates (the kubelet, for a projected service-account token):
- * re-read when the cached value is older than `refreshMs`. A failed re-read keeps the last good token
- * (the kubelet swaps the file atomically, but a transient error must not fail requests whose token is
- * still valid) and is retried on the next request.
- */
-export class FileTokenSource implements TokenSource {
-  private readonly file: string;
-  private readonly refreshMs: number;
-  private readonly now: () => number;
-  private cached: string | undefined;
-  private readAt = 0;
-  private pending: Promise<string> | undefined;
-  constructor(file: string, options: FileTokenSourceOptions = {}) {
-    this.file = file;
-    this.refreshMs = options.refreshMs ?? TOKEN_REFRESH_MS;
-    this.now = options.now ?? Date.now;
-  }
-
-  async token(): Promise<string> {
-    if (this.cached !== undefined && this.now() - this.readAt < this.refreshMs) return this.cached;
-    // Concurrent requests at expiry share one read.
-    this.pending ??= this.read().finally(() => (this.pending = undefined));
-    return this.pending;
-  }
-
-  private async read(): Promise<string> {
-    const started = this.now();
-    try {
-      const value = (await readFile(this.file, 'utf8')).trim();
-      if (!value) throw new KubeConfigError(`token file ${this.file} is empty`);
-      this.cached = value;
-      this.readAt = started;
-      return value;
-    } catch (err) {
-      if (this.cached !== undefined) return this.cached;
-      if (err instanceof KubeConfigError) throw err;
-      const code = (err as { code?: unknown }).code;
-      throw new KubeConfigError(`cannot read token file ${this.file}: ${typeof code === 'string' ? code : (err as Error).message}`);
-    }
-  }
-}
 
 /** API server access of one agent: endpoint, TLS material and credentials. */
 export interface ApiServerConfig {
@@ -204,13 +132,12 @@ async function parseText(text: string, source: string): Promise<unknown> {
     // Not JSON: most kubeconfigs are YAML.
   }
   // Loaded only here: the YAML parser costs several MiB of RSS, and an in-cluster agent never needs it.
-  const YAML = (await import('yaml')).default;
+  const { KubeconfigSyntaxError, parseKubeconfigYaml } = await import('./kubeconfigyaml.js');
   try {
-    return YAML.parse(text) as unknown;
+    return parseKubeconfigYaml(text);
   } catch (err) {
-    // YAML's message quotes the offending line, which may hold a token: report its position only.
-    const pos = (err as { linePos?: Array<{ line: number; col: number }> }).linePos?.[0];
-    throw new KubeConfigError(`${source}: not valid YAML${pos ? ` (line ${pos.line}, column ${pos.col})` : ''}`);
+    if (!(err instanceof KubeconfigSyntaxError)) throw err;
+    throw new KubeConfigError(`${source}: ${err.message}`);
   }
 }
 
@@ -259,9 +186,46 @@ async function pem(entry: Named, where: string, dataField: string, fileField: st
   return file === undefined ? undefined : readText(path.resolve(entry.baseDir, file), `${where} ${fileField}`);
 }
 
-const REFUSED_USER_FIELDS: ReadonlyArray<readonly [string, string]> = [
+/**
+ * What is wrong with a kubeconfig cluster's `server`, if anything: not a URL, not http(s), or carrying
+ * credentials (which belong in the user section and would be logged with the URL).
+ */
+export type ServerUrlProblem = 'NotAURL' | 'NotHTTP' | 'Credentials';
+
+/** Checks a kubeconfig cluster's `server` (see {@link ServerUrlProblem}); undefined when it is usable. */
+export function serverUrlProblem(server: string): ServerUrlProblem | undefined {
+  let url: URL;
+  try {
+    url = new URL(server);
+  } catch {
+    return 'NotAURL';
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return 'NotHTTP';
+  if (url.username !== '' || url.password !== '') return 'Credentials';
+  return undefined;
+}
+
+/**
+ * The user fields that make a client run code or refresh tokens to authenticate (a cloud CLI, an OIDC
+ * refresher), with what to call them in messages. Neither the agent nor the operator runs them: an
+ * agent on every node must not run a cloud CLI per token, the operator's image has no such CLIs, and
+ * silently ignoring them would send anonymous requests.
+ */
+export const CREDENTIAL_PLUGIN_FIELDS: ReadonlyArray<readonly ['exec' | 'auth-provider', string]> = [
   ['exec', 'an exec credential plugin'],
   ['auth-provider', 'an auth-provider plugin'],
+];
+
+/**
+ * The credential plugin field a kubeconfig user section has, if any (see {@link CREDENTIAL_PLUGIN_FIELDS}):
+ * present with any value but null, so that even an empty one is refused rather than guessed at.
+ */
+export function credentialPluginOf(user: Record<string, unknown>): 'exec' | 'auth-provider' | undefined {
+  return CREDENTIAL_PLUGIN_FIELDS.find(([field]) => user[field] !== undefined && user[field] !== null)?.[0];
+}
+
+const REFUSED_USER_FIELDS: ReadonlyArray<readonly [string, string]> = [
+  ...CREDENTIAL_PLUGIN_FIELDS,
   ['username', 'basic authentication (username/password)'],
   ['password', 'basic authentication (username/password)'],
   ['as', 'impersonation (as)'],
@@ -283,14 +247,10 @@ async function resolveMerged(m: Merged, o: LoadOptions & { context?: string }): 
   const cw = `${where} cluster "${clusterName}"`;
   const server = str(cluster.value.server, cw, 'server');
   if (!server) throw new KubeConfigError(`${cw}: no server`);
-  let url: URL;
-  try {
-    url = new URL(server);
-  } catch {
-    throw new KubeConfigError(`${cw}: server is not a URL`);
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new KubeConfigError(`${cw}: server must be an http(s) URL`);
-  if (url.username || url.password) throw new KubeConfigError(`${cw}: credentials in the server URL are not supported`);
+  const urlProblem = serverUrlProblem(server);
+  if (urlProblem === 'NotAURL') throw new KubeConfigError(`${cw}: server is not a URL`);
+  if (urlProblem === 'NotHTTP') throw new KubeConfigError(`${cw}: server must be an http(s) URL`);
+  if (urlProblem === 'Credentials') throw new KubeConfigError(`${cw}: credentials in the server URL are not supported`);
   if (str(cluster.value['proxy-url'], cw, 'proxy-url') !== undefined) throw new KubeConfigError(`${cw}: proxy-url is not supported by the collector`);
   const skip = cluster.value['insecure-skip-tls-verify'];
   if (skip !== undefined && skip !== null && typeof skip !== 'boolean') throw new KubeConfigError(`${cw}: insecure-skip-tls-verify is not a boolean`);

@@ -3,8 +3,9 @@ import { mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:
 import os from 'node:os';
 import path from 'node:path';
 import {
-  FileTokenSource, KubeConfigError, inClusterConfig, kubeConfigFromFiles, kubeConfigFromString, loadDefaultConfig, type ApiServerConfig,
+  FileTokenSource, KubeConfigError, credentialPluginOf, inClusterConfig, kubeConfigFromFiles, kubeConfigFromString, loadDefaultConfig, serverUrlProblem, type ApiServerConfig,
 } from './kubeconfig.js';
+import { KubeconfigSyntaxError, parseKubeconfigYaml } from './kubeconfigyaml.js';
 import { selfSignedCert, type TestCert } from '../../testkit/core/tls.js';
 
 let dir: string;
@@ -223,5 +224,43 @@ describe('loadDefaultConfig', () => {
     expect((await loadDefaultConfig({ ...inCluster }, { ...o, home })).server).toBe('https://home:1');
     expect((await loadDefaultConfig({ ...inCluster, HOME: path.join(d, 'nohome') }, o)).server).toBe('https://10.0.0.1:443');
     await expect(loadDefaultConfig({ HOME: path.join(d, 'nohome') }, o)).rejects.toThrow(/no API server configuration/);
+  });
+});
+
+describe('the checks the operator shares', () => {
+  it('serverUrlProblem names what is wrong with a server URL', () => {
+    expect(['https://k:6443', 'http://k', 'not a url', 'ftp://k', 'https://u:p@k'].map(serverUrlProblem)).toEqual([
+      undefined,
+      undefined,
+      'NotAURL',
+      'NotHTTP',
+      'Credentials',
+    ]);
+  });
+
+  it('credentialPluginOf finds exec or auth-provider, even empty', () => {
+    expect([{ exec: { command: 'aws' } }, { 'auth-provider': { name: 'oidc' } }, { exec: '' }, { exec: null, token: 't' }].map(credentialPluginOf)).toEqual([
+      'exec',
+      'auth-provider',
+      'exec',
+      undefined,
+    ]);
+  });
+
+  it('parseKubeconfigYaml keeps the last of repeated keys, refuses an alias bomb and reports errors by position only', () => {
+    expect(parseKubeconfigYaml('a: 1\na: 2\n')).toEqual({ a: 2 });
+    const bomb = `a: &a [x]\nb: [${Array.from({ length: 60 }, () => '*a').join(', ')}]\n`;
+    expect(() => parseKubeconfigYaml(bomb)).toThrow(/^not valid YAML \(aliases\)$/);
+    const err = (() => {
+      try {
+        parseKubeconfigYaml('users:\n  - { token: s3cret\n');
+      } catch (e) {
+        return e as KubeconfigSyntaxError;
+      }
+      throw new Error('expected a syntax error');
+    })();
+    expect(err).toBeInstanceOf(KubeconfigSyntaxError);
+    expect([err.line, typeof err.column]).toEqual([expect.any(Number), 'number']);
+    expect(err.message).not.toContain('s3cret');
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { FakeClock, SystemClock } from './clock.js';
+import { FakeClock } from '../../testkit/core/fakeclock.js';
+import { SystemClock } from './clock.js';
 
 describe('FakeClock', () => {
   it('fires due timers in due order, ties in creation order, with now() at each due time', async () => {

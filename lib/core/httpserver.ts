@@ -1,7 +1,8 @@
 /**
- * The agent's small HTTP server: /metrics, /healthz and, in cluster mode, /readyz and /metadata/*.
- * GET only; every other method gets 405. Handlers return a status and a body; a throwing handler
- * becomes a 500 and is logged (never swallowed).
+ * The small HTTP server for health and metrics endpoints (the agent's /metrics, /healthz and, in
+ * cluster mode, /readyz and /metadata/*). GET (and HEAD) only; every other method gets 405. Handlers
+ * return a status and a body; a throwing handler becomes a 500 and is logged (never swallowed).
+ * node:http comes from ./nodehttp.js, which keeps Node's bundled undici unloaded (agent memory).
  */
 import type { AddressInfo } from 'node:net';
 import type { Logger } from './logger.js';
@@ -22,6 +23,8 @@ export type RouteHandler = (url: URL) => HttpReply | Promise<HttpReply>;
 export interface RunningServer {
   /** The bound port (useful with port 0). */
   port: number;
+  /** The bound address, family and port. */
+  address: AddressInfo;
   close(): Promise<void>;
 }
 
@@ -67,9 +70,10 @@ export async function startHttpServer(options: { host: string; port: number; rou
     });
   });
   server.on('error', (err) => options.logger.error('HTTP server error', { err: serializeError(err) }));
-  const port = (server.address() as AddressInfo).port;
+  const address = server.address() as AddressInfo;
   return {
-    port,
+    port: address.port,
+    address,
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.close((err) => (err ? reject(err) : resolve()));

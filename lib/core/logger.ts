@@ -1,16 +1,20 @@
 /**
- * Logging: one JSON object per line on stdout carrying the agent's identity (node, revision, mode),
- * behind a narrow Logger interface so tests can record log calls. Never pass secrets (tokens,
- * kubeconfigs) as metadata: log lines are shipped off the node.
+ * Logging: the narrow Logger interface the shared core and the agent log through (so tests can record
+ * log calls), and the agent's logger: one JSON object per line on stdout carrying the agent's identity
+ * (node, revision, mode). Never pass secrets (tokens, kubeconfigs) as metadata: log lines are shipped
+ * off the node.
  *
  * The agent's own logger is a few lines here rather than winston: the same output (level, message,
- * fields, ISO timestamp) for ~3 MiB less RSS, in an agent whose whole budget is 64 MiB. Callers that
- * run agents in their own process (the e2e node runtime) may still pass a winston logger: anything with
- * `child()` fits ParentLogger.
+ * fields, ISO timestamp) for ~3 MiB less RSS, in an agent whose whole budget is 64 MiB. The operator
+ * keeps winston (with its redaction format) as its sink: a winston Logger satisfies {@link ParentLogger},
+ * so code of the core takes either, and the e2e node runtime may pass a winston logger to agents it
+ * runs in its own process.
  */
-import type { LogLevel } from './config.js';
 
-/** What the collector needs from a logger; a winston Logger satisfies it. */
+/** The levels of the agent's logger (a subset of winston's npm levels, with the same names). */
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+
+/** What the core and the collector need from a logger; a winston Logger satisfies it. */
 export interface Logger {
   error(message: string, meta?: Record<string, unknown>): unknown;
   warn(message: string, meta?: Record<string, unknown>): unknown;
@@ -84,7 +88,7 @@ export class JsonLogger implements ParentLogger {
  * left out) on every line. Errors passed as metadata are serialised with their name, message, code and
  * cause chain.
  */
-export function createLogger(level: LogLevel, fields: Record<string, string | undefined>): JsonLogger {
+export function createJsonLogger(level: LogLevel, fields: Record<string, string | undefined>): JsonLogger {
   return new JsonLogger(level, Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)));
 }
 
