@@ -3,9 +3,9 @@
  * `/healthz`, `/livez`, `/readyz` and `/metrics` endpoints ({@link Endpoints}). The manager decides
  * what healthy and ready mean; this file only measures the event loop and serves the answers.
  */
-import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { startHttpServer, type HttpReply, type RouteHandler, type RunningServer } from '#core/httpserver.js';
 import type { Logger } from '../util/logging.js';
 import type { ControllerMetrics } from './metrics.js';
 
@@ -78,14 +78,12 @@ export interface EndpointOptions {
   host?: string;
 }
 
-type Route = (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
-
-/** The HTTP servers of the health and metrics endpoints. */
+/** The HTTP servers of the health and metrics endpoints (the shared core's GET-only server). */
 export class Endpoints {
   private readonly sources: EndpointSources;
   private readonly opts: EndpointOptions;
   private readonly log: Logger;
-  private readonly servers: http.Server[] = [];
+  private readonly servers: RunningServer[] = [];
 
   constructor(sources: EndpointSources, opts: EndpointOptions, log: Logger) {
     this.sources = sources;
@@ -96,75 +94,49 @@ export class Endpoints {
   /** Starts the configured servers; rejects when a port cannot be bound. */
   async listen(): Promise<void> {
     const { healthPort, metricsPort, host } = this.opts;
-    const health: Route = (req, res) => this.serveHealth(req, res);
-    const metrics: Route = (req, res) => this.serveMetrics(req, res);
-    const plans: Array<{ port: number; routes: Route[] }> = [];
+    const health = (result: () => HealthResult) => (): HttpReply => {
+      const r = result();
+      return { status: r.ok ? 200 : 503, body: `${r.message}\n` };
+    };
+    const healthRoutes: Record<string, RouteHandler> = {
+      '/healthz': health(() => this.sources.healthz()),
+      '/livez': health(() => this.sources.healthz()),
+      '/readyz': health(() => this.sources.readyz()),
+    };
+    const metricsRoutes: Record<string, RouteHandler> = { '/metrics': () => this.serveMetrics() };
+    const plans: Array<{ port: number; routes: Record<string, RouteHandler> }> = [];
     // Port 0 means "any free port", so two zeros are two servers.
     if (healthPort !== undefined && healthPort !== 0 && healthPort === metricsPort) {
-      plans.push({ port: healthPort, routes: [health, metrics] });
+      plans.push({ port: healthPort, routes: { ...healthRoutes, ...metricsRoutes } });
     } else {
-      if (healthPort !== undefined) plans.push({ port: healthPort, routes: [health] });
-      if (metricsPort !== undefined) plans.push({ port: metricsPort, routes: [metrics] });
+      if (healthPort !== undefined) plans.push({ port: healthPort, routes: healthRoutes });
+      if (metricsPort !== undefined) plans.push({ port: metricsPort, routes: metricsRoutes });
     }
     for (const plan of plans) {
-      const server = http.createServer((req, res) => {
-        if (!plan.routes.some((route) => route(req, res))) {
-          res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-        }
-      });
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(plan.port, host, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
-      // Errors after listening (rare: EMFILE...) must not crash the process via an 'error' event.
-      server.on('error', (err) => this.log.error('http server error', { error: err }));
+      // GET routes by path, 404/405 otherwise; errors after listening are logged, never thrown.
+      const server = await startHttpServer({ host, port: plan.port, routes: plan.routes, logger: this.log });
       this.servers.push(server);
-      this.log.info('listening', { address: server.address() });
+      this.log.info('listening', { address: server.address });
     }
   }
 
   /** The bound addresses, health server first. */
   addresses(): AddressInfo[] {
-    return this.servers.map((s) => s.address() as AddressInfo);
+    return this.servers.map((s) => s.address);
   }
 
-  /** Closes every server, including idle keep-alive connections. */
+  /** Closes every server; the core's close also drops keep-alive connections (Prometheus, probes). */
   async close(): Promise<void> {
-    await Promise.all(
-      this.servers.map(
-        (s) =>
-          new Promise<void>((resolve) => {
-            s.close(() => resolve());
-            // Keep-alive connections (Prometheus, probes) would hold close() open until they idle out.
-            s.closeAllConnections();
-          }),
-      ),
-    );
+    await Promise.all(this.servers.map((s) => s.close().catch(() => undefined)));
   }
 
-  private serveHealth(req: http.IncomingMessage, res: http.ServerResponse): boolean {
-    const path = (req.url ?? '').split('?')[0];
-    let result: HealthResult;
-    if (path === '/healthz' || path === '/livez') result = this.sources.healthz();
-    else if (path === '/readyz') result = this.sources.readyz();
-    else return false;
-    res.writeHead(result.ok ? 200 : 503, { 'content-type': 'text/plain; charset=utf-8' }).end(`${result.message}\n`);
-    return true;
-  }
-
-  private serveMetrics(req: http.IncomingMessage, res: http.ServerResponse): boolean {
-    if ((req.url ?? '').split('?')[0] !== '/metrics') return false;
+  private async serveMetrics(): Promise<HttpReply> {
     const metrics = this.sources.metrics;
-    metrics.metrics().then(
-      (text) => res.writeHead(200, { 'content-type': metrics.contentType }).end(text),
-      (err: unknown) => {
-        this.log.error('collecting metrics failed', { error: err });
-        res.writeHead(500, { 'content-type': 'text/plain' }).end('collecting metrics failed\n');
-      },
-    );
-    return true;
+    try {
+      return { status: 200, body: await metrics.metrics(), contentType: metrics.contentType };
+    } catch (err) {
+      this.log.error('collecting metrics failed', { error: err });
+      return { status: 500, body: 'collecting metrics failed\n' };
+    }
   }
 }
