@@ -2,15 +2,18 @@
  * `npm run generate`: derives everything that must not drift from the CRD in crds/ (the source of truth):
  *   - operator/src/api/types.generated.ts: the TypeScript types of the API;
  *   - config/crd/bases/<crd>.yaml: a copy for kustomize, which refuses files outside its root;
- *   - docs/api.md: the API reference.
+ *   - docs/api.md: the API reference;
+ * and, from the rollout's phase machine table (operator/src/rollout/machine.ts), the state diagrams and
+ * capability table in docs/concepts.md (between its generated-section markers).
  * `--check` regenerates in memory and fails when a file on disk differs (CI runs it).
  *
- * Runs directly under Node's type stripping, so it imports no project module (those use `.js` suffixes).
+ * Runs under Node's type stripping with the project's resolve hook (npm run generate).
  */
 import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
+import { withMachineSection } from '../rollout/diagram.js';
 
 interface Node {
   type?: string;
@@ -225,6 +228,7 @@ function main(): void {
     ['operator/src/api/types.generated.ts', generateTypes(root)],
     [`config/crd/bases/${CRD_FILE}`, `# ${HEADER}\n${src}`],
     ['docs/api.md', generateDocs(crd)],
+    ['docs/concepts.md', withMachineSection(readFileSync(join(ROOT, 'docs/concepts.md'), 'utf8'))],
   ];
   const stale: string[] = [];
   for (const [rel, content] of outputs) {
