@@ -13,26 +13,17 @@ import type { ClusterHandle } from '../controlplane/fleet.js';
 import { freePort } from '../controlplane/net.js';
 import { startNodeRuntime, type NodeRuntime } from '../noderuntime/index.js';
 import { COLLECTOR_IMAGE, flagsOr, imageNodeFlags } from '../support/nodeflags.js';
+import { CLK_TCK, procStat } from '../support/procstat.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const AGENT_MS = Number(process.env.TRO_BENCH_AGENT_SECONDS ?? 45) * 1000;
 /** The user every agent of the bench runs as (its requests are told apart in the audit log by it). */
 export const AGENT_USER = 'tro-collector-bench';
-const CLK_TCK = 100;
 
 /** Resolves after `ms`. */
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** A timestamped progress line of the bench, on stderr. */
 export const say = (line: string) => process.stderr.write(`[bench:collector ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
-
-/** utime+stime (ticks) and RSS (bytes) of a process, from /proc. */
-function procStat(pid: number): { cpuTicks: number; rss: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const cpuTicks = Number(fields[11]) + Number(fields[12]);
-  const rssLine = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:')) ?? 'VmRSS: 0 kB';
-  return { cpuTicks, rss: Number(rssLine.split(/\s+/)[1]) * 1024 };
-}
 
 /** Samples RSS every second for `ms`; mean/peak RSS in MiB and CPU as % of one core over the span. */
 async function sample(pid: number, ms: number): Promise<{ peakMiB: number; meanMiB: number; cpuPercent: number }> {

@@ -8,24 +8,14 @@
 // The operator runs with its production node flags (operator/Dockerfile's ENTRYPOINT and the NODE_OPTIONS
 // of config/manager/manager.yaml); TRO_OPERATOR_NODE_FLAGS replaces them (e.g. "--max-old-space-size=128"
 // for V8 with its optimising compilers) to compare.
-import { readFileSync } from 'node:fs';
 import { parseFleetSpec } from '../controlplane/default-fleet.js';
 import { DEFAULT_E2E_EXTRA_USERS } from '../controlplane/default-fleet.js';
 import { startFleet, type Fleet } from '../controlplane/fleet.js';
 import { FLEET_INFO_ENV, kubectl, kubectlJSON, managementCluster, targetClusters } from '../controlplane/testing.js';
 import { OPERATOR_NAMESPACE, operatorNodeFlags, prepareFleet, startOperator, type OperatorProcess } from '../support/operator.js';
+import { CLK_TCK, procStat } from '../support/procstat.js';
 
 const STEADY = Number(process.env.TRO_BENCH_STEADY_SECONDS ?? 180);
-const CLK_TCK = 100;
-
-/** utime+stime (ticks) and RSS (bytes) of a process, from /proc. */
-function procStat(pid: number): { cpuTicks: number; rss: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const cpuTicks = Number(fields[11]) + Number(fields[12]);
-  const rssLine = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:')) ?? 'VmRSS: 0 kB';
-  return { cpuTicks, rss: Number(rssLine.split(/\s+/)[1]) * 1024 };
-}
 
 /** Samples a process every second until stopped; reports peak/mean RSS and mean CPU share. */
 function sampler(pid: number): { stop(): { peakRssMiB: number; meanRssMiB: number; cpuPercent: number; seconds: number } } {
