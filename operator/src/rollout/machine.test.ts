@@ -199,7 +199,7 @@ function prng(seed: number): () => number {
 }
 
 describe('random interleavings of faults and controls', () => {
-  for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
+  for (const seed of Array.from({ length: 16 }, (_, i) => i + 1)) {
     it(`seed ${seed}: every pass applies only edges of the table, across restarts`, async () => {
       const rnd = prng(seed);
       const clock = new FakeClock();
@@ -209,7 +209,12 @@ describe('random interleavings of faults and controls', () => {
         apiVersion: 'telemetry.rollout.dev/v1alpha1',
         kind: 'TelemetryRollout',
         metadata: { name: 'r', namespace: 'default' },
-        spec: { ...SPEC, targets: { clusters: ['a', 'b'].map((name) => ({ name, kubeconfigSecretRef: { name: `${name}-kc` } })) }, gates: { ...SPEC.gates, failureLimit: 2, onFailure: rnd() < 0.5 ? 'Rollback' : 'Pause' } },
+        spec: {
+          ...SPEC,
+          targets: { clusters: ['a', 'b'].map((name) => ({ name, kubeconfigSecretRef: { name: `${name}-kc` } })) },
+          // Both clusters move at once, so one pass observes two clusters (two faults can meet in it).
+          strategy: { stages: [{ name: 's', clusters: 2, nodeSteps: [50, 100], bakeSeconds: 30, maxConcurrentClusters: 2 }] },
+          gates: { ...SPEC.gates, failureLimit: rnd() < 0.5 ? 1 : 2, onFailure: rnd() < 0.5 ? 'Rollback' : 'Pause' } },
       });
       let failing = false;
       const gates = new ScriptedGates(() => (failing ? (rnd() < 0.8 ? 'Fail' : 'NoData') : 'Pass'));
@@ -217,16 +222,16 @@ describe('random interleavings of faults and controls', () => {
       const make = () => new RolloutReconciler({ rollouts: store, clusters: factory, gates, status: store, events: new FakeEvents(), clock, breakGlass: bg, options: { pollMs: 1000 } });
       let r = make();
       const phases = new Set<string>();
-      for (let i = 0; i < 400; i++) {
-        const x = rnd();
-        if (x < 0.04) failing = !failing;
-        else if (x < 0.07) factory.clusters.get(rnd() < 0.5 ? 'a' : 'b')!.reachable = rnd() < 0.5;
-        else if (x < 0.08) store.annotate(ABORT_ANNOTATION, `a${i}`);
-        else if (x < 0.1) store.annotate(RETRY_ANNOTATION, `r${i}`);
-        else if (x < 0.11) store.annotate(PROMOTE_ANNOTATION, `p${i}`);
-        else if (x < 0.12) store.updateSpec((s) => (s.paused = !s.paused));
-        else if (x < 0.125) store.updateSpec((s) => s.collector.config && (s.collector.config.intervalSeconds = 10 + i));
-        else if (x < 0.15) r = make(); // an operator restart
+      for (let i = 0; i < 600; i++) {
+        // Each fault and control comes independently, so two can land in the same pass.
+        if (rnd() < 0.06) failing = !failing;
+        for (const name of ['a', 'b']) if (rnd() < 0.06) factory.clusters.get(name)!.reachable = !factory.clusters.get(name)!.reachable;
+        if (rnd() < 0.02) store.annotate(ABORT_ANNOTATION, `a${i}`);
+        if (rnd() < 0.03) store.annotate(RETRY_ANNOTATION, `r${i}`);
+        if (rnd() < 0.01) store.annotate(PROMOTE_ANNOTATION, `p${i}`);
+        if (rnd() < 0.01) store.updateSpec((s) => (s.paused = !s.paused));
+        if (rnd() < 0.005) store.updateSpec((s) => s.collector.config && (s.collector.config.intervalSeconds = 10 + i));
+        if (rnd() < 0.03) r = make(); // an operator restart
         let res: { requeueAfterMs?: number } = {};
         try {
           res = await r.reconcile('default/r');

@@ -199,13 +199,14 @@ export const ROLLOUT_MACHINE: Readonly<Record<RolloutPhase, RolloutState>> = {
       SpecChanged: specChanged,
       Promote: promote('RollingBack'),
       // Observed in the same pass that started the rollback (the observation loop goes on over the
-      // remaining clusters): a second cluster's API server back after its break-glass, or a cluster
-      // whose break-glass comes due.
+      // remaining clusters): a second cluster's API server back after its break-glass, a cluster
+      // whose break-glass comes due, or one whose API server stops answering.
       Reachable: rollback('rollBackBreakGlassCluster'),
       BreakGlassIssued: { to: 'BreakGlass', actions: ['haltFleet', 'writeStopFiles'] },
+      Unreachable: { to: 'RollingBack', actions: ['recordUnreachable'] },
       AllClustersRolledBack: { to: 'RolledBack', actions: ['clearStopFiles'] },
     },
-    ignores: ['Planned', 'Pause', 'Resume', 'Abort', 'Retry', 'GateFailed', 'GateNoData', 'ProjectionExceedsSLO', 'ProgressDeadlineExceeded', 'PreflightRefused', 'Unreachable', 'AllClustersSucceeded'],
+    ignores: ['Planned', 'Pause', 'Resume', 'Abort', 'Retry', 'GateFailed', 'GateNoData', 'ProjectionExceedsSLO', 'ProgressDeadlineExceeded', 'PreflightRefused', 'AllClustersSucceeded'],
   },
   RolledBack: {
     capabilities: caps({ candidateMayRun: false, terminal: true }),

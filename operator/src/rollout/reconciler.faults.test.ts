@@ -90,3 +90,24 @@ describe('RolloutReconciler: break-glass', () => {
     expect(phase(w)).not.toBe('BreakGlass');
   });
 });
+
+describe('RolloutReconciler: two faults in one pass', () => {
+  it('a gate breach starts the rollback and a later cluster goes unreachable in the same pass: both are recorded, nothing throws', async () => {
+    const spec = {
+      strategy: { stages: [{ name: 's', clusters: 2, nodeSteps: [50, 100], bakeSeconds: 300, maxConcurrentClusters: 2 }] },
+      gates: { intervalSeconds: 5, windowSeconds: 5, scrapeIntervalSeconds: 1, coreDNS: { cacheTTLSeconds: 0 }, failureLimit: 1, onFailure: 'Rollback' },
+    };
+    let failing = false;
+    const w = world({ a: 6, b: 4 }, spec, new ScriptedGates((cluster) => (failing && cluster === 'a' ? 'Fail' : 'Pass')));
+    await drive(w, () => (w.store.current().status?.clusters ?? []).every((c) => c.phase === 'Baking'));
+    // In the same pass: a's gate fails (the first cluster observed) and b's API server stops answering.
+    failing = true;
+    w.cluster('b').reachable = false;
+    await w.clock.advance(10_000);
+    await w.make().reconcile('default/r');
+    const st = w.store.current().status!;
+    expect(st.phase).toBe('RollingBack');
+    expect(st.clusters?.find((c) => c.name === 'b')).toMatchObject({ reachable: false });
+    expect((st.history ?? []).map((h) => h.reason)).toEqual(expect.arrayContaining(['GateFailed', 'RollingBack', 'ClusterUnreachable']));
+  });
+});
