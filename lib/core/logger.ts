@@ -102,6 +102,24 @@ export function serializeError(err: unknown, depth = 0): Record<string, unknown>
   return out;
 }
 
+/**
+ * One line describing an error and its `cause` chain (`get Lease ns/x: HTTP-Code: 503 ...`), capped at
+ * `maxChars`, for log fields and conditions. Wrappers add context, causes say what actually failed: a
+ * log line needs both. Secrets are the logger's redaction's job; this adds none of its own.
+ */
+export function errorChain(err: unknown, maxChars = 1000): string {
+  const parts: string[] = [];
+  let e: unknown = err;
+  for (let depth = 0; depth < 5 && e !== undefined && e !== null; depth++) {
+    const message = e instanceof Error ? e.message : typeof e === 'string' ? e : JSON.stringify(e);
+    const code = typeof e === 'object' && typeof (e as { code?: unknown }).code === 'string' ? ` (${(e as { code: string }).code})` : '';
+    parts.push(`${message}${code}`.replace(/\s+/g, ' ').trim());
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  const line = parts.filter((p) => p !== '').join(': ');
+  return line.length > maxChars ? `${line.slice(0, maxChars)}…` : line;
+}
+
 /** A logger that discards everything (for library use when the caller supplies none). */
 export const nullLogger: Logger = {
   error: () => undefined,

@@ -2,7 +2,8 @@ import { afterEach, describe, it, expect } from '@jest/globals';
 import { FakeApiServer } from '../../../testkit/collector/fakeapiserver.js';
 import { FakeClock, flushAsync } from '../../../testkit/core/fakeclock.js';
 import { makeRig, stopFileFor, TEST_STOP_PATH, type TestRig } from '../../../testkit/collector/harness.js';
-import { LeaderElector, microTime, type Lease } from './leader.js';
+import { isLeaseConflict } from '#core/leaderelection.js';
+import { ApiLeaseStore, LeaderElector, microTime, type Lease } from './leader.js';
 
 const LEASES = '/apis/coordination.k8s.io/v1/leases';
 
@@ -155,11 +156,68 @@ describe('LeaderElector', () => {
     expect(server.requests.filter((r) => r.verb === 'update').length).toBe(2);
   });
 
+  it('a failure of the leader work releases the lease, and the replica campaigns again a retry period later', async () => {
+    const clock = new FakeClock();
+    const server = new FakeApiServer(clock);
+    const rig = makeRig({ server, clock });
+    rig.killSwitch.start();
+    let starts = 0;
+    const elector = new LeaderElector({
+      api: rig.client, killSwitch: rig.killSwitch, clock, logger: rig.logger, namespace: 'telemetry', name: 'collector-leader', identity: 'pod-a', random: () => 0,
+      onStartedLeading: async (signal) => {
+        if (++starts === 1) throw new Error('cannot list pods');
+        await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+      },
+    });
+    const stop = new AbortController();
+    const done = elector.run(stop.signal);
+    await clock.advance(0);
+    expect(elector.isLeader()).toBe(false);
+    expect(lease(server)?.spec?.holderIdentity).toBe('');
+    expect(elector.holder()).toBe('');
+    await clock.advance(2000);
+    expect(starts).toBe(2);
+    expect(elector.isLeader()).toBe(true);
+    stop.abort(new Error('test over'));
+    await clock.advance(0);
+    await done;
+    expect(lease(server)?.spec?.holderIdentity).toBe('');
+    await rig.killSwitch.close();
+  });
+
   it('rejects inconsistent timings', () => {
     const rig = makeRig();
     expect(
       () =>
         new LeaderElector({ api: rig.client, killSwitch: rig.killSwitch, clock: rig.clock, logger: rig.logger, namespace: 'n', name: 'l', identity: 'i', leaseDurationMs: 5000, renewDeadlineMs: 10_000, onStartedLeading: async () => undefined }),
     ).toThrow(RangeError);
+  });
+});
+
+describe('ApiLeaseStore', () => {
+  it('reads an absent Lease as undefined, keeps metadata and writes MicroTime on replace, and a stale write is a conflict', async () => {
+    const clock = new FakeClock();
+    const server = new FakeApiServer(clock);
+    const rig = makeRig({ server, clock });
+    rig.killSwitch.start();
+    try {
+      const store = new ApiLeaseStore(rig.client);
+      await expect(store.get('telemetry', 'l')).resolves.toBeUndefined();
+      server.put(LEASES, {
+        metadata: { namespace: 'telemetry', name: 'l', labels: { app: 'collector' } },
+        spec: { holderIdentity: 'a', leaseDurationSeconds: 15, renewTime: '2026-11-25T10:00:00.123456Z', leaseTransitions: 3 },
+      });
+      const read = await store.get('telemetry', 'l');
+      expect(read).toMatchObject({ namespace: 'telemetry', name: 'l', holderIdentity: 'a', leaseDurationSeconds: 15, leaseTransitions: 3 });
+      expect(read?.renewTime?.getTime()).toBe(Date.parse('2026-11-25T10:00:00.123Z'));
+      const written = await store.replace({ ...read!, holderIdentity: 'b', renewTime: new Date(Date.parse('2026-11-25T10:00:01.005Z')) });
+      expect(written.resourceVersion).not.toBe(read?.resourceVersion);
+      expect(lease(server)?.metadata?.labels).toEqual({ app: 'collector' });
+      expect(lease(server)?.spec).toMatchObject({ holderIdentity: 'b', renewTime: '2026-11-25T10:00:01.005000Z', leaseTransitions: 3 });
+      const stale = await store.replace(read!).catch((e: unknown) => e);
+      expect(isLeaseConflict(stale)).toBe(true);
+    } finally {
+      await rig.killSwitch.close();
+    }
   });
 });

@@ -1,30 +1,27 @@
 /**
- * Lease-based leader election (coordination.k8s.io/v1), after client-go's leaderelection package, so
- * that of the cluster-mode replicas exactly one runs the cluster-wide watches: their cost is O(1) per
- * cluster, not O(replicas).
+ * Lease-based leader election (coordination.k8s.io/v1) for cluster mode, so that of the replicas
+ * exactly one runs the cluster-wide watches: their cost is O(1) per cluster, not O(replicas).
  *
- * Semantics (client-go's, with its default timings 15 s / 10 s / 2 s):
- * - a lease is free when it has no holder, or when its record has not changed for leaseDuration as
- *   measured on OUR clock since we last saw it change (never by comparing the remote renewTime with our
- *   clock: that would depend on clock skew between replicas);
- * - every write is an optimistic-concurrency update on metadata.resourceVersion: of two replicas racing
- *   for the same lease one gets 409 Conflict and stays a follower;
- * - the leader renews every retryPeriod; if it cannot renew for renewDeadline it stops leading (its
- *   watches are cancelled) before the lease can expire for others (renewDeadline < leaseDuration);
- * - followers retry every retryPeriod × [1, 2.2) (JitterUntil with factor 1.2);
- * - on shutdown a leader releases the lease (empty holder, 1 s duration) so a successor takes over at once.
+ * The election itself is the shared core's elector (lib/core/leaderelection.ts: client-go's semantics
+ * and default timings 15 s / 10 s / 2 s, local-clock expiry, resourceVersion conflicts, jittered
+ * retries, release on shutdown). This module adds what the agent needs around it:
+ * - {@link ApiLeaseStore}, the core's LeaseStore over the agent's own API client (no client-node), with
+ *   MicroTime timestamps and one GET + one PUT per renewal (what the API load estimate models);
+ * - a replica campaigns again after losing (one retry period later), for as long as it runs;
  * - when the kill switch engages, leadership is dropped at once: no renewals are possible without API
- *   calls, and the lease expires for a replica of another revision to take over.
+ *   calls, and the lease expires for a replica of another revision to take over; it campaigns again
+ *   after the switch resumes;
+ * - on shutdown the lease is released only after the leader's watches have ended, bounded by a retry
+ *   period, and not while the kill switch forbids API calls.
  */
 import type { Clock } from '#core/clock.js';
-import { isAbortError } from '#core/clock.js';
+import { abortReason } from '#core/clock.js';
+import { LeaderElector as CoreLeaderElector, type LeaseRecord, type LeaseStore } from '#core/leaderelection.js';
 import type { ApiClient, KubeObject } from '../apiclient.js';
 import { RESOURCES } from '../apiclient.js';
-import { ApiError, StoppedError } from '../errors.js';
+import { ApiError } from '../errors.js';
 import type { KillSwitch } from '../killswitch.js';
 import type { Logger } from '#core/logger.js';
-import { serializeError } from '#core/logger.js';
-import { linkSignals } from '../signals.js';
 
 /** client-go's LeaseDuration default. */
 export const LEASE_DURATION_MS = 15_000;
@@ -32,9 +29,6 @@ export const LEASE_DURATION_MS = 15_000;
 export const RENEW_DEADLINE_MS = 10_000;
 /** client-go's RetryPeriod default. */
 export const RETRY_PERIOD_MS = 2_000;
-/** client-go's JitterFactor for followers. */
-const JITTER_FACTOR = 1.2;
-
 /** The spec of a coordination.k8s.io/v1 Lease. */
 export interface LeaseSpec {
   holderIdentity?: string;
@@ -65,8 +59,9 @@ export interface LeaderElectorOptions {
   random?: () => number;
   /**
    * Called when this replica becomes leader; `signal` aborts when leadership ends (lost, kill switch,
-   * shutdown). Should resolve once the signal aborts; a rejection is logged and ends leadership (the
-   * lease is then released so another replica can try).
+   * shutdown). Should resolve once the signal aborts (the lease is released on shutdown only after
+   * that); a rejection while leading is logged and ends leadership (the lease is then released so
+   * another replica can try).
    */
   onStartedLeading: (signal: AbortSignal) => Promise<void>;
   /** Called whenever the observed holder changes (including to ourselves). */
@@ -78,15 +73,95 @@ export function microTime(ms: number): string {
   return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 }
 
-/** See the file comment. */
+/** Parses a Lease timestamp (MicroTime or Time); undefined when absent or unparsable. */
+function parseTime(v: string | undefined): Date | undefined {
+  if (v === undefined || v === '') return undefined;
+  const d = new Date(v);
+  return Number.isNaN(d.getTime()) ? undefined : d;
+}
+
+/**
+ * The core's {@link LeaseStore} over the agent's {@link ApiClient}: requests without retries (the
+ * elector has its own cadence), 404 as "absent", and the ApiError's `code` carrying 409 for the
+ * core's conflict check. A replace keeps the metadata of the object last read or written (labels,
+ * annotations), as a PUT of the whole object did before.
+ */
+export class ApiLeaseStore implements LeaseStore {
+  private readonly api: ApiClient;
+  private readonly seen = new Map<string, Lease>();
+
+  constructor(api: ApiClient) {
+    this.api = api;
+  }
+
+  async get(namespace: string, name: string, signal?: AbortSignal): Promise<LeaseRecord | undefined> {
+    try {
+      return this.remember(await this.api.get<Lease>(RESOURCES.leases, { namespace, name }, { signal, retries: 0 }));
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async create(lease: LeaseRecord, signal?: AbortSignal): Promise<LeaseRecord> {
+    const body: Lease = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: lease.name, namespace: lease.namespace }, spec: toSpec(lease) };
+    return this.remember(await this.api.create<Lease>(RESOURCES.leases, lease.namespace, body, { signal, retries: 0 }));
+  }
+
+  async replace(lease: LeaseRecord, signal?: AbortSignal): Promise<LeaseRecord> {
+    const prior = this.seen.get(`${lease.namespace}/${lease.name}`);
+    const body: Lease = {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      ...prior,
+      metadata: { ...prior?.metadata, name: lease.name, namespace: lease.namespace, resourceVersion: lease.resourceVersion },
+      spec: toSpec(lease),
+    };
+    const where = { namespace: lease.namespace, name: lease.name };
+    return this.remember(await this.api.replace<Lease>(RESOURCES.leases, where, body, { signal, retries: 0 }));
+  }
+
+  private remember(lease: Lease): LeaseRecord {
+    const record = fromLease(lease);
+    this.seen.set(`${record.namespace}/${record.name}`, lease);
+    return record;
+  }
+}
+
+/** The spec written for a record: whole seconds, MicroTime timestamps. */
+function toSpec(lease: LeaseRecord): LeaseSpec {
+  return {
+    holderIdentity: lease.holderIdentity,
+    leaseDurationSeconds: lease.leaseDurationSeconds === undefined ? undefined : Math.round(lease.leaseDurationSeconds),
+    acquireTime: lease.acquireTime && microTime(lease.acquireTime.getTime()),
+    renewTime: lease.renewTime && microTime(lease.renewTime.getTime()),
+    leaseTransitions: lease.leaseTransitions,
+  };
+}
+
+/** The record of a Lease object. */
+function fromLease(lease: Lease): LeaseRecord {
+  const spec = lease.spec ?? {};
+  return {
+    namespace: lease.metadata?.namespace ?? '',
+    name: lease.metadata?.name ?? '',
+    resourceVersion: lease.metadata?.resourceVersion,
+    holderIdentity: spec.holderIdentity,
+    leaseDurationSeconds: spec.leaseDurationSeconds,
+    acquireTime: parseTime(spec.acquireTime),
+    renewTime: parseTime(spec.renewTime),
+    leaseTransitions: spec.leaseTransitions,
+  };
+}
+
+/** See the file comment: one core elector per term, for as long as `run`'s signal allows. */
 export class LeaderElector {
   private readonly o: Required<Omit<LeaderElectorOptions, 'onNewLeader'>> & Pick<LeaderElectorOptions, 'onNewLeader'>;
-  private observed: LeaseSpec | undefined;
-  private observedRaw = '';
-  private observedAt = 0;
-  private lastLease: Lease | undefined;
-  private leading = false;
-  private reportedHolder: string | undefined;
+  private readonly store: ApiLeaseStore;
+  /** The elector of the current (or last) term. */
+  private term: CoreLeaderElector;
+  /** The observed holder at the end of the previous term, until the new one has read the Lease. */
+  private lastHolder: string | undefined;
 
   constructor(options: LeaderElectorOptions) {
     this.o = {
@@ -96,19 +171,19 @@ export class LeaderElector {
       random: Math.random,
       ...options,
     };
-    if (!(this.o.leaseDurationMs > this.o.renewDeadlineMs && this.o.renewDeadlineMs > JITTER_FACTOR * this.o.retryPeriodMs)) {
-      throw new RangeError('leader election timings must satisfy leaseDuration > renewDeadline > 1.2 × retryPeriod');
-    }
+    this.store = new ApiLeaseStore(options.api);
+    // Also checks the timings (RangeError), at construction as before.
+    this.term = this.newTerm();
   }
 
   /** True while this replica holds the lease. */
   isLeader(): boolean {
-    return this.leading;
+    return this.term.isLeader();
   }
 
   /** The holder we last observed ('' when free, undefined before the first read). */
   holder(): string | undefined {
-    return this.observed?.holderIdentity;
+    return this.term.observedHolder() ?? this.lastHolder;
   }
 
   /**
@@ -117,35 +192,37 @@ export class LeaderElector {
    */
   async run(signal: AbortSignal): Promise<void> {
     const { clock, killSwitch, logger } = this.o;
+    let first = true;
     while (!signal.aborted) {
       try {
         await killSwitch.waitUntilRunning(signal);
-        await this.acquire(signal);
-      } catch (err) {
-        if (signal.aborted) break;
-        if (err instanceof StoppedError) continue;
-        throw err;
+      } catch {
+        break; // it only rejects when `signal` aborts
       }
-      this.leading = true;
-      logger.info('became leader', { lease: `${this.o.namespace}/${this.o.name}`, identity: this.o.identity });
-      const leadership = new AbortController();
-      const leadLink = linkSignals([signal, killSwitch.signal, leadership.signal]);
-      const work = this.o.onStartedLeading(leadLink.signal).catch((err: unknown) => {
-        if (!leadLink.signal.aborted) {
-          logger.error('leader work failed; giving up leadership', { err: serializeError(err) });
-          leadership.abort(new Error('leader work failed'));
-        }
-      });
-      await this.renewLoop(leadLink.signal);
-      leadership.abort(new Error('leadership lost'));
-      await work;
-      leadLink.dispose();
-      this.leading = false;
-      if (signal.aborted) {
-        await this.release();
-        break;
+      if (!first) {
+        this.lastHolder = this.holder();
+        this.term = this.newTerm();
       }
-      logger.warn('stopped leading', { lease: `${this.o.namespace}/${this.o.name}`, reason: killSwitch.isStopped() ? 'kill switch' : 'renewal failed' });
+      first = false;
+      const term = this.term;
+      const killed = killSwitch.signal;
+      const onKill = (): void => {
+        logger.warn('kill switch engaged: leaving leader election', { lease: `${this.o.namespace}/${this.o.name}` });
+        void term.stop({ release: false });
+      };
+      // No release while the kill switch forbids API calls.
+      const onShutdown = (): void => void term.stop({ release: !killSwitch.isStopped() });
+      killed.addEventListener('abort', onKill, { once: true });
+      signal.addEventListener('abort', onShutdown, { once: true });
+      if (killed.aborted) onKill();
+      else if (signal.aborted) onShutdown();
+      try {
+        await term.run();
+      } finally {
+        killed.removeEventListener('abort', onKill);
+        signal.removeEventListener('abort', onShutdown);
+      }
+      if (signal.aborted) break;
       if (!killSwitch.isStopped()) {
         // Do not hammer the lease right after losing it: wait one retry period like a follower.
         await clock.sleep(this.o.retryPeriodMs, signal).catch(() => undefined);
@@ -153,139 +230,36 @@ export class LeaderElector {
     }
   }
 
-  /** Retries tryAcquireOrRenew every retryPeriod × [1, 2.2) until it succeeds. */
-  private async acquire(signal: AbortSignal): Promise<void> {
-    for (;;) {
-      if (await this.tryAcquireOrRenew(signal)) return;
-      const wait = this.o.retryPeriodMs * (1 + this.o.random() * JITTER_FACTOR);
-      await this.o.clock.sleep(wait, signal);
-    }
-  }
-
   /**
-   * Renews every retryPeriod; a renewal that keeps failing for renewDeadline ends leadership. Returns
-   * when leadership ends (including when `signal` aborts).
-   */
-  private async renewLoop(signal: AbortSignal): Promise<void> {
-    const { clock } = this.o;
-    let lastRenew = clock.nowMs();
-    while (!signal.aborted) {
-      try {
-        await clock.sleep(this.o.retryPeriodMs, signal);
-      } catch {
-        return; // leadership signal aborted: shutdown, kill switch, or failed leader work
-      }
-      const ok = await this.tryAcquireOrRenew(signal).catch((err: unknown) => {
-        if (!(isAbortError(err) || signal.aborted)) this.o.logger.warn('lease renewal failed', { err: serializeError(err) });
-        return false;
-      });
-      if (ok) lastRenew = clock.nowMs();
-      else if (signal.aborted || clock.nowMs() - lastRenew >= this.o.renewDeadlineMs) return;
-    }
-  }
-
-  /**
-   * One attempt to acquire or renew the lease; true when we hold it afterwards. Conflicts and
-   * "held by someone else" are false; other API failures are logged and false, cancellations reject.
+   * One attempt to acquire or renew the lease outside `run` (bounded by half the renew deadline);
+   * true when we hold it afterwards. Conflicts, "held by someone else" and API failures are false.
    */
   async tryAcquireOrRenew(signal: AbortSignal): Promise<boolean> {
-    const { api, clock, namespace, name, identity } = this.o;
-    const where = { namespace, name };
-    const now = clock.nowMs();
-    const desired: LeaseSpec = {
-      holderIdentity: identity,
-      leaseDurationSeconds: Math.round(this.o.leaseDurationMs / 1000),
-      acquireTime: microTime(now),
-      renewTime: microTime(now),
-      leaseTransitions: 0,
-    };
-    let current: Lease;
-    try {
-      current = await api.get<Lease>(RESOURCES.leases, where, { signal, retries: 0 });
-    } catch (err) {
-      if (err instanceof ApiError && err.code === 404) {
-        try {
-          const created = await api.create<Lease>(
-            RESOURCES.leases,
-            namespace,
-            { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace }, spec: desired },
-            { signal, retries: 0 },
-          );
-          this.observe(created, clock.nowMs());
-          return true;
-        } catch (createErr) {
-          return this.failure(createErr, 'create lease');
-        }
-      }
-      return this.failure(err, 'get lease');
-    }
-    const spec = current.spec ?? {};
-    this.observe(current, now);
-    const holder = spec.holderIdentity ?? '';
-    if (holder !== '' && holder !== identity && this.observedAt + (spec.leaseDurationSeconds ?? 15) * 1000 > now) {
-      return false; // held by another replica and not expired (on our clock)
-    }
-    if (holder === identity) {
-      desired.acquireTime = spec.acquireTime ?? desired.acquireTime;
-      desired.leaseTransitions = spec.leaseTransitions ?? 0;
-    } else {
-      desired.leaseTransitions = (spec.leaseTransitions ?? 0) + 1;
-    }
-    try {
-      const updated = await api.replace<Lease>(RESOURCES.leases, where, { ...current, spec: desired }, { signal, retries: 0 });
-      this.observe(updated, clock.nowMs());
-      return true;
-    } catch (err) {
-      return this.failure(err, 'update lease');
-    }
+    if (signal.aborted) throw abortReason(signal);
+    return this.term.tryAcquireOrRenew();
   }
 
-  private failure(err: unknown, what: string): false {
-    if (isAbortError(err)) throw err;
-    if (err instanceof ApiError && err.code === 409) {
-      this.o.logger.debug(`${what}: conflict, another replica won`, {});
-      return false;
-    }
-    this.o.logger.warn(`${what} failed`, { err: serializeError(err) });
-    return false;
-  }
-
-  private observe(lease: Lease, now: number): void {
-    const spec = lease.spec ?? {};
-    const raw = JSON.stringify(spec);
-    this.lastLease = lease;
-    if (raw !== this.observedRaw) {
-      this.observedRaw = raw;
-      this.observed = spec;
-      this.observedAt = now;
-    }
-    const holder = spec.holderIdentity ?? '';
-    if (holder !== this.reportedHolder) {
-      this.reportedHolder = holder;
-      if (holder !== '') this.o.onNewLeader?.(holder);
-    }
-  }
-
-  /** Gives the lease up on shutdown (best effort, one attempt, bounded by the retry period). */
-  private async release(): Promise<void> {
-    const lease = this.lastLease;
-    if (!lease || lease.spec?.holderIdentity !== this.o.identity || this.o.killSwitch.isStopped()) return;
-    const now = this.o.clock.nowMs();
-    const timeout = new AbortController();
-    const timer = this.o.clock.sleep(this.o.retryPeriodMs, timeout.signal).then(() => timeout.abort(new Error('lease release timed out')), () => undefined);
-    try {
-      await this.o.api.replace<Lease>(
-        RESOURCES.leases,
-        { namespace: this.o.namespace, name: this.o.name },
-        { ...lease, spec: { holderIdentity: '', leaseDurationSeconds: 1, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: lease.spec?.leaseTransitions ?? 0 } },
-        { signal: timeout.signal, retries: 0 },
-      );
-      this.o.logger.info('released leader lease', { lease: `${this.o.namespace}/${this.o.name}` });
-    } catch (err) {
-      this.o.logger.warn('could not release leader lease; it will expire', { err: serializeError(err) });
-    } finally {
-      timeout.abort(new Error('done'));
-      await timer;
-    }
+  private newTerm(): CoreLeaderElector {
+    return new CoreLeaderElector({
+      namespace: this.o.namespace,
+      name: this.o.name,
+      identity: this.o.identity,
+      leaseDurationSeconds: this.o.leaseDurationMs / 1000,
+      renewDeadlineSeconds: this.o.renewDeadlineMs / 1000,
+      retryPeriodSeconds: this.o.retryPeriodMs / 1000,
+      // Bounded by one retry period, so a shutdown is not held up by an unreachable API server.
+      releaseTimeoutMs: this.o.retryPeriodMs,
+      renewFromLastWrite: false,
+      awaitLeaderWork: true,
+      clock: this.o.clock,
+      leaseClient: this.store,
+      logger: this.o.logger,
+      random: this.o.random,
+      callbacks: {
+        onStartedLeading: (signal) => this.o.onStartedLeading(signal),
+        onStoppedLeading: () => undefined,
+        ...(this.o.onNewLeader ? { onNewLeader: this.o.onNewLeader } : {}),
+      },
+    });
   }
 }

@@ -1,42 +1,22 @@
 /**
- * The Lease storage of leader election: the {@link LeaseRecord} the elector reasons about, the
- * {@link LeaseClient} contract it needs (optimistic concurrency, cancellable calls), and its
- * implementation on client-node's `CoordinationV1Api`. Kept apart from the election loop so the loop
- * can be read (and tested with a fake store) without client-node's wire details.
+ * The Lease storage of the operator's leader election: the shared core's {@link LeaseStore} contract
+ * (optimistic concurrency, cancellable calls) implemented on client-node's `CoordinationV1Api`. Kept
+ * apart from the election loop (in the core) so the loop can be read and tested with a fake store
+ * without client-node's wire details.
  */
-import { hostname } from 'node:os';
-import { randomUUID } from 'node:crypto';
 import { CoordinationV1Api, KubeConfig, V1MicroTime } from '@kubernetes/client-node';
 import type { V1Lease } from '@kubernetes/client-node';
+import type { LeaseRecord, LeaseStore } from '#core/leaderelection.js';
 import { isNotFound, requestOptions } from './kube.js';
 
-/** The fields of a Lease that leader election reads and writes. */
-export interface LeaseRecord {
-  namespace: string;
-  name: string;
-  /** Set by the server; required for `replace` (optimistic concurrency). */
-  resourceVersion?: string;
-  /** Empty or absent: nobody holds the lease. */
-  holderIdentity?: string;
-  leaseDurationSeconds?: number;
-  acquireTime?: Date;
-  renewTime?: Date;
-  leaseTransitions?: number;
-}
+export type { LeaseRecord } from '#core/leaderelection.js';
+export { defaultIdentity } from '#core/leaderelection.js';
 
 /**
- * Storage of the Lease. Implementations must apply optimistic concurrency: `replace` fails with a 409
- * error (see `isConflict`) when `resourceVersion` is stale, `create` with a 409 when the Lease exists.
- * Calls should give up when `signal` aborts.
+ * The operator's name for the core's {@link LeaseStore}: `replace` rejects with a 409 (see `isConflict`)
+ * on a stale `resourceVersion`, `create` with a 409 when the Lease exists.
  */
-export interface LeaseClient {
-  /** The Lease, or undefined when it does not exist. */
-  get(namespace: string, name: string, signal?: AbortSignal): Promise<LeaseRecord | undefined>;
-  /** Creates the Lease; the result carries the new resourceVersion. */
-  create(lease: LeaseRecord, signal?: AbortSignal): Promise<LeaseRecord>;
-  /** Replaces the Lease if `lease.resourceVersion` is current; the result carries the new one. */
-  replace(lease: LeaseRecord, signal?: AbortSignal): Promise<LeaseRecord>;
-}
+export type LeaseClient = LeaseStore;
 
 /** The subset of client-node's CoordinationV1Api that {@link KubeLeaseClient} uses. */
 export type LeaseApi = Pick<CoordinationV1Api, 'readNamespacedLease' | 'createNamespacedLease' | 'replaceNamespacedLease'>;
@@ -120,12 +100,4 @@ export function fromV1Lease(lease: V1Lease): LeaseRecord {
     renewTime: time(lease.spec?.renewTime),
     leaseTransitions: lease.spec?.leaseTransitions,
   };
-}
-
-/**
- * A unique identity for this process: the pod name (or host name) plus a random suffix, so a restarted
- * pod with the same name is never mistaken for the old holder still inside its lease.
- */
-export function defaultIdentity(podName: string | undefined = process.env.POD_NAME): string {
-  return `${podName && podName !== '' ? podName : hostname()}_${randomUUID().slice(0, 8)}`;
 }
