@@ -37,7 +37,14 @@ function rollout(name: string, image: string): Record<string, unknown> {
       targets: { clusters: [{ name: target.name, kubeconfigSecretRef: { name: `${target.name}-kubeconfig` } }] },
       strategy: { nodeRelabelQPS: 50, stages: [{ name: 'only', clusters: 1, nodeSteps: [50, 100], bakeSeconds: 600 }] },
       // Tolerant gates: this test is about break-glass, the gates have their own tests.
-      gates: { intervalSeconds: 3, windowSeconds: 5, scrapeIntervalSeconds: 1, failureLimit: 5, coreDNS: { cacheTTLSeconds: 0 }, apiServer: { maxP99LatencySeconds: 30, maxLatencyIncreaseRatio: 100, maxErrorRatio: 0.5 } },
+      gates: {
+        intervalSeconds: 3,
+        windowSeconds: 5,
+        scrapeIntervalSeconds: 1,
+        failureLimit: 5,
+        coreDNS: { cacheTTLSeconds: 0 },
+        apiServer: { maxP99LatencySeconds: 30, maxLatencyIncreaseRatio: 100, maxErrorRatio: 0.5 },
+      },
       breakGlass: { unreachableAfterSeconds: UNREACHABLE_AFTER, action: 'Auto', transport: { type: 'local', local: { rootDir: nodesDir } } },
     },
   };
@@ -90,98 +97,143 @@ describe(`break-glass on a ${NODES}-node target`, () => {
     rmSync(work, { recursive: true, force: true });
   }, 300_000);
 
-  it('Auto: the operator stops every agent without the API server, rolls back after it returns, then clears the stop files', dumpOnFailure(async () => {
-    op = await startOperator({ identity: 'bg-auto' });
-    const name = 'bg-auto';
-    await kubectl(managementCluster(), ['apply', '-f', '-'], { input: JSON.stringify(rollout(name, 'registry.example/collector:bg-auto')) });
-    const baking = await until('half the nodes run the naive collector', async () => {
-      const r = await get(name);
-      const c = r.status?.clusters?.[0];
-      return c?.phase === 'Baking' ? r : undefined;
-    });
-    const rev = baking.status!.revision!;
-    const expected = Math.ceil(NODES / 2);
-    await until(`${expected} agents running`, async () => (await running(rev)) === expected, 180_000);
-
-    const frozenAt = Date.now();
-    target.pauseApiServer();
-    let stoppedAt = 0;
-    try {
-      await until('every agent stopped', async () => (await running(rev)) === 0, 180_000, 250);
-      stoppedAt = Date.now();
-      const bg = await until('phase BreakGlass', async () => {
+  it(
+    'Auto: the operator stops every agent without the API server, rolls back after it returns, then clears the stop files',
+    dumpOnFailure(async () => {
+      op = await startOperator({ identity: 'bg-auto' });
+      const name = 'bg-auto';
+      await kubectl(managementCluster(), ['apply', '-f', '-'], { input: JSON.stringify(rollout(name, 'registry.example/collector:bg-auto')) });
+      const baking = await until('half the nodes run the naive collector', async () => {
         const r = await get(name);
-        return r.status?.phase === 'BreakGlass' ? r : undefined;
-      }, 60_000);
-      expect(bg.status?.clusters?.[0]?.breakGlass).toMatchObject({ revision: rev, nodesTargeted: expected, nodesStopped: expected, nodesFailed: 0, nodesTimedOut: 0 });
-      expect(bg.status?.clusters?.[0]?.reachable).toBe(false);
-      // Stopped, not crashed: the agents' pods still run (kwok), the agents are idle.
-      expect(await nodeAgents(rev)).toHaveLength(expected);
-    } finally {
-      target.resumeApiServer();
-    }
-    console.log(`[report] break-glass (local transport, ${NODES}-node target, ${expected} agents): API server frozen → every agent stopped in ${((stoppedAt - frozenAt) / 1000).toFixed(1)} s (unreachableAfterSeconds ${UNREACHABLE_AFTER})`);
+        const c = r.status?.clusters?.[0];
+        return c?.phase === 'Baking' ? r : undefined;
+      });
+      const rev = baking.status!.revision!;
+      const expected = Math.ceil(NODES / 2);
+      await until(`${expected} agents running`, async () => (await running(rev)) === expected, 180_000);
 
-    const done = await until('RolledBack', async () => {
-      const r = await get(name);
-      return r.status?.phase === 'RolledBack' ? r : undefined;
-    }, 300_000);
-    expect(done.status?.reason).toBe('BreakGlass');
-    const c = done.status!.clusters![0]!;
-    expect(c.breakGlass?.clearedAt).toBeDefined();
-    // The stop files are gone, and no agent of the bad revision runs.
-    const roots = (await kubectl(target, ['get', 'nodes', '-o', 'name'])).trim().split('\n').map((n) => n.replace('node/', ''));
-    expect(roots.filter((n) => existsSync(runtime!.stopFilePath(n)))).toEqual([]);
-    expect(await nodeAgents(rev)).toHaveLength(0);
-    // The history tells the story in order.
-    const reasons = (done.status?.history ?? []).map((h) => h.reason);
-    const order = ['ClusterUnreachable', 'BreakGlass', 'RollingBack', 'ClusterRolledBack', 'RolledBack'].map((r) => reasons.indexOf(r));
-    expect(order.every((i) => i >= 0)).toBe(true);
-    expect([...order].sort((a, b) => a - b)).toEqual(order);
-    expect((done.status?.history ?? []).some((h) => h.reason === 'BreakGlass' && (h.message ?? '').includes('stop files cleared'))).toBe(true);
-    await op.kill('SIGTERM');
-    op = undefined;
-    await kubectl(managementCluster(), ['delete', 'tro', name, '-n', OPERATOR_NAMESPACE]);
-  }));
+      const frozenAt = Date.now();
+      target.pauseApiServer();
+      let stoppedAt = 0;
+      try {
+        await until('every agent stopped', async () => (await running(rev)) === 0, 180_000, 250);
+        stoppedAt = Date.now();
+        const bg = await until(
+          'phase BreakGlass',
+          async () => {
+            const r = await get(name);
+            return r.status?.phase === 'BreakGlass' ? r : undefined;
+          },
+          60_000,
+        );
+        expect(bg.status?.clusters?.[0]?.breakGlass).toMatchObject({
+          revision: rev,
+          nodesTargeted: expected,
+          nodesStopped: expected,
+          nodesFailed: 0,
+          nodesTimedOut: 0,
+        });
+        expect(bg.status?.clusters?.[0]?.reachable).toBe(false);
+        // Stopped, not crashed: the agents' pods still run (kwok), the agents are idle.
+        expect(await nodeAgents(rev)).toHaveLength(expected);
+      } finally {
+        target.resumeApiServer();
+      }
+      console.log(
+        `[report] break-glass (local transport, ${NODES}-node target, ${expected} agents): API server frozen → every agent stopped in ${((stoppedAt - frozenAt) / 1000).toFixed(1)} s (unreachableAfterSeconds ${UNREACHABLE_AFTER})`,
+      );
 
-  it('Manual: with the operator stopped, the CLI stops every agent from an exported inventory', dumpOnFailure(async () => {
-    op = await startOperator({ identity: 'bg-manual' });
-    const name = 'bg-manual';
-    await kubectl(managementCluster(), ['apply', '-f', '-'], { input: JSON.stringify(rollout(name, 'registry.example/collector:bg-manual')) });
-    const baking = await until('baking', async () => {
-      const r = await get(name);
-      return r.status?.clusters?.[0]?.phase === 'Baking' ? r : undefined;
-    });
-    const rev = baking.status!.revision!;
-    const expected = Math.ceil(NODES / 2);
-    await until(`${expected} agents running`, async () => (await running(rev)) === expected, 180_000);
-    // While healthy: export the inventory the operator keeps, for the day nothing answers.
-    const invFile = join(work, 'inventory.json');
-    const exp = await cli(['--kubeconfig', managementCluster().kubeconfigPath, 'inventory', 'export', target.name, '--file', invFile]);
-    expect(exp).toMatchObject({ code: 0 });
-    await op.kill('SIGTERM');
-    op = undefined;
+      const done = await until(
+        'RolledBack',
+        async () => {
+          const r = await get(name);
+          return r.status?.phase === 'RolledBack' ? r : undefined;
+        },
+        300_000,
+      );
+      expect(done.status?.reason).toBe('BreakGlass');
+      const c = done.status!.clusters![0]!;
+      expect(c.breakGlass?.clearedAt).toBeDefined();
+      // The stop files are gone, and no agent of the bad revision runs.
+      const roots = (await kubectl(target, ['get', 'nodes', '-o', 'name']))
+        .trim()
+        .split('\n')
+        .map((n) => n.replace('node/', ''));
+      expect(roots.filter((n) => existsSync(runtime!.stopFilePath(n)))).toEqual([]);
+      expect(await nodeAgents(rev)).toHaveLength(0);
+      // The history tells the story in order.
+      const reasons = (done.status?.history ?? []).map((h) => h.reason);
+      const order = ['ClusterUnreachable', 'BreakGlass', 'RollingBack', 'ClusterRolledBack', 'RolledBack'].map((r) => reasons.indexOf(r));
+      expect(order.every((i) => i >= 0)).toBe(true);
+      expect([...order].sort((a, b) => a - b)).toEqual(order);
+      expect((done.status?.history ?? []).some((h) => h.reason === 'BreakGlass' && (h.message ?? '').includes('stop files cleared'))).toBe(true);
+      await op.kill('SIGTERM');
+      op = undefined;
+      await kubectl(managementCluster(), ['delete', 'tro', name, '-n', OPERATOR_NAMESPACE]);
+    }),
+  );
 
-    target.pauseApiServer();
-    try {
-      const t = Date.now();
-      const r = await cli(['break-glass', target.name, '--inventory', invFile, '--revision', rev, '--reason', 'e2e manual', '--rollout', `${OPERATOR_NAMESPACE}/${name}`, '--local-root', nodesDir, '-o', 'json']);
-      expect(r.code).toBe(0);
-      const outcome = JSON.parse(r.stdout) as { action: string; cluster: string; result: { nodesTargeted: number; nodesStopped: number } };
-      expect(outcome).toMatchObject({ action: 'issue', cluster: target.name, result: { nodesTargeted: expected, nodesStopped: expected, nodesFailed: 0 } });
-      await until('every agent stopped', async () => (await running(rev)) === 0, 60_000, 250);
-      console.log(`[report] manual break-glass (CLI, local transport, ${expected} agents): command + every agent stopped in ${((Date.now() - t) / 1000).toFixed(1)} s`);
-    } finally {
-      target.resumeApiServer();
-    }
-    // Recovery by hand: abort (the operator rolls back), then clear the stop files once no agent runs.
-    op = await startOperator({ identity: 'bg-manual-2' });
-    await kubectl(managementCluster(), ['annotate', 'tro', name, '-n', OPERATOR_NAMESPACE, 'telemetry.rollout.dev/abort=manual-break-glass']);
-    await until('RolledBack', async () => (await get(name)).status?.phase === 'RolledBack', 300_000);
-    await until('no agent of the revision', async () => (await runtime!.agents()).every((a) => a.revision !== rev), 120_000);
-    const clear = await cli(['break-glass', target.name, '--inventory', invFile, '--revision', rev, '--clear', '--local-root', nodesDir]);
-    expect(clear.code).toBe(0);
-    const roots = (await kubectl(target, ['get', 'nodes', '-o', 'name'])).trim().split('\n').map((n) => n.replace('node/', ''));
-    expect(roots.filter((n) => existsSync(runtime!.stopFilePath(n)))).toEqual([]);
-  }));
+  it(
+    'Manual: with the operator stopped, the CLI stops every agent from an exported inventory',
+    dumpOnFailure(async () => {
+      op = await startOperator({ identity: 'bg-manual' });
+      const name = 'bg-manual';
+      await kubectl(managementCluster(), ['apply', '-f', '-'], { input: JSON.stringify(rollout(name, 'registry.example/collector:bg-manual')) });
+      const baking = await until('baking', async () => {
+        const r = await get(name);
+        return r.status?.clusters?.[0]?.phase === 'Baking' ? r : undefined;
+      });
+      const rev = baking.status!.revision!;
+      const expected = Math.ceil(NODES / 2);
+      await until(`${expected} agents running`, async () => (await running(rev)) === expected, 180_000);
+      // While healthy: export the inventory the operator keeps, for the day nothing answers.
+      const invFile = join(work, 'inventory.json');
+      const exp = await cli(['--kubeconfig', managementCluster().kubeconfigPath, 'inventory', 'export', target.name, '--file', invFile]);
+      expect(exp).toMatchObject({ code: 0 });
+      await op.kill('SIGTERM');
+      op = undefined;
+
+      target.pauseApiServer();
+      try {
+        const t = Date.now();
+        const r = await cli([
+          'break-glass',
+          target.name,
+          '--inventory',
+          invFile,
+          '--revision',
+          rev,
+          '--reason',
+          'e2e manual',
+          '--rollout',
+          `${OPERATOR_NAMESPACE}/${name}`,
+          '--local-root',
+          nodesDir,
+          '-o',
+          'json',
+        ]);
+        expect(r.code).toBe(0);
+        const outcome = JSON.parse(r.stdout) as { action: string; cluster: string; result: { nodesTargeted: number; nodesStopped: number } };
+        expect(outcome).toMatchObject({ action: 'issue', cluster: target.name, result: { nodesTargeted: expected, nodesStopped: expected, nodesFailed: 0 } });
+        await until('every agent stopped', async () => (await running(rev)) === 0, 60_000, 250);
+        console.log(
+          `[report] manual break-glass (CLI, local transport, ${expected} agents): command + every agent stopped in ${((Date.now() - t) / 1000).toFixed(1)} s`,
+        );
+      } finally {
+        target.resumeApiServer();
+      }
+      // Recovery by hand: abort (the operator rolls back), then clear the stop files once no agent runs.
+      op = await startOperator({ identity: 'bg-manual-2' });
+      await kubectl(managementCluster(), ['annotate', 'tro', name, '-n', OPERATOR_NAMESPACE, 'telemetry.rollout.dev/abort=manual-break-glass']);
+      await until('RolledBack', async () => (await get(name)).status?.phase === 'RolledBack', 300_000);
+      await until('no agent of the revision', async () => (await runtime!.agents()).every((a) => a.revision !== rev), 120_000);
+      const clear = await cli(['break-glass', target.name, '--inventory', invFile, '--revision', rev, '--clear', '--local-root', nodesDir]);
+      expect(clear.code).toBe(0);
+      const roots = (await kubectl(target, ['get', 'nodes', '-o', 'name']))
+        .trim()
+        .split('\n')
+        .map((n) => n.replace('node/', ''));
+      expect(roots.filter((n) => existsSync(runtime!.stopFilePath(n)))).toEqual([]);
+    }),
+  );
 });

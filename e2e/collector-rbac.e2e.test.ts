@@ -37,7 +37,7 @@ function responses(agents: AgentInfo[], pred: (a: AgentInfo) => boolean): Record
 }
 const denied = (r: Record<string, number>) => Object.keys(r).filter((k) => / (401|403)$/.test(k));
 
-describe('collector RBAC on the real API server, with the pods\' own ServiceAccount tokens', () => {
+describe("collector RBAC on the real API server, with the pods' own ServiceAccount tokens", () => {
   let target: ClusterHandle;
   let rt: NodeRuntime | undefined;
   let rootDir = '';
@@ -64,7 +64,12 @@ describe('collector RBAC on the real API server, with the pods\' own ServiceAcco
     await rt?.stop();
     if (target) {
       await labelNodes(target.kubeConfig(), labelled, null).catch(() => undefined);
-      for (const b of [...sharedObjects(frugal).filter((o) => o.kind === 'ClusterRoleBinding').map((o) => o.metadata.name), naiveBindingName(naiveRev)]) {
+      for (const b of [
+        ...sharedObjects(frugal)
+          .filter((o) => o.kind === 'ClusterRoleBinding')
+          .map((o) => o.metadata.name),
+        naiveBindingName(naiveRev),
+      ]) {
         await kubectl(target, ['delete', 'clusterrolebinding', b, '--ignore-not-found']).catch(() => undefined);
       }
       await kubectl(target, ['delete', 'namespace', ns, '--ignore-not-found', '--wait=false']).catch(() => undefined);
@@ -75,42 +80,62 @@ describe('collector RBAC on the real API server, with the pods\' own ServiceAcco
   async function agentsWhere(what: string, pred: (a: AgentInfo[]) => boolean): Promise<AgentInfo[]> {
     const runtime = rt;
     if (!runtime) throw new Error('no runtime');
-    return eventually(what, async () => {
-      const a = await runtime.agents();
-      return pred(a) ? a : undefined;
-    }, 180_000, 1000);
+    return eventually(
+      what,
+      async () => {
+        const a = await runtime.agents();
+        return pred(a) ? a : undefined;
+      },
+      180_000,
+      1000,
+    );
   }
 
-  it('(a) frugal node agents read their own Node and the watcher lists, watches and leads: nothing denied', dumpOnFailure(async () => {
-    const agents = await agentsWhere('3 frugal node agents that read their Node, and a leading watcher that listed', (a) =>
-      a.filter((x) => x.mode === 'node' && (x.apiResponses?.['get nodes 200'] ?? 0) > 0).length === labelled.length
-      && a.some((x) => x.mode === 'cluster' && Object.keys(x.apiResponses ?? {}).some((k) => /^list pods 200$/.test(k))));
-    const node = responses(agents, (a) => a.mode === 'node');
-    const watcher = responses(agents, (a) => a.mode === 'cluster');
-    process.stderr.write(`[rbac e2e] node agents: ${JSON.stringify(node)}; watcher: ${JSON.stringify(watcher)}\n`);
-    expect(denied(node)).toEqual([]);
-    expect(denied(watcher)).toEqual([]);
-    // Node agents send nothing but GETs of nodes.
-    expect(Object.keys(node).every((k) => k.startsWith('get nodes '))).toBe(true);
-    // The watcher took its Lease (created or updated it) with its own token.
-    expect(Object.keys(watcher).some((k) => /^(create|update) leases 20[01]$/.test(k))).toBe(true);
-  }), TIMEOUT_MS);
+  it(
+    '(a) frugal node agents read their own Node and the watcher lists, watches and leads: nothing denied',
+    dumpOnFailure(async () => {
+      const agents = await agentsWhere(
+        '3 frugal node agents that read their Node, and a leading watcher that listed',
+        (a) =>
+          a.filter((x) => x.mode === 'node' && (x.apiResponses?.['get nodes 200'] ?? 0) > 0).length === labelled.length &&
+          a.some((x) => x.mode === 'cluster' && Object.keys(x.apiResponses ?? {}).some((k) => /^list pods 200$/.test(k))),
+      );
+      const node = responses(agents, (a) => a.mode === 'node');
+      const watcher = responses(agents, (a) => a.mode === 'cluster');
+      process.stderr.write(`[rbac e2e] node agents: ${JSON.stringify(node)}; watcher: ${JSON.stringify(watcher)}\n`);
+      expect(denied(node)).toEqual([]);
+      expect(denied(watcher)).toEqual([]);
+      // Node agents send nothing but GETs of nodes.
+      expect(Object.keys(node).every((k) => k.startsWith('get nodes '))).toBe(true);
+      // The watcher took its Lease (created or updated it) with its own token.
+      expect(Object.keys(watcher).some((k) => /^(create|update) leases 20[01]$/.test(k))).toBe(true);
+    }),
+    TIMEOUT_MS,
+  );
 
-  it('(b) a Naive revision\'s cluster-wide lists are refused until its own binding exists', dumpOnFailure(async () => {
-    const admin = target.kubeConfig();
-    const objs = revisionObjects(naive, naiveRev, false);
-    const binding = objs.filter((o) => o.kind === 'ClusterRoleBinding');
-    expect(binding.map((o) => o.metadata.name)).toEqual([naiveBindingName(naiveRev)]);
-    await applyObjects(admin, [...sharedObjects(naive), ...objs.filter((o) => o.kind !== 'ClusterRoleBinding')]);
-    await labelNodes(admin, labelled, naiveRev);
-    const isNaive = (a: AgentInfo) => a.mode === 'node' && a.revision === naiveRev;
-    const refused = await agentsWhere('3 naive agents refused a cluster-wide LIST', (a) =>
-      a.filter((x) => isNaive(x) && (x.apiResponses?.['list pods 403'] ?? 0) > 0).length === labelled.length);
-    expect(Object.keys(responses(refused, isNaive)).filter((k) => k.startsWith('list ') && k.endsWith(' 200'))).toEqual([]);
+  it(
+    "(b) a Naive revision's cluster-wide lists are refused until its own binding exists",
+    dumpOnFailure(async () => {
+      const admin = target.kubeConfig();
+      const objs = revisionObjects(naive, naiveRev, false);
+      const binding = objs.filter((o) => o.kind === 'ClusterRoleBinding');
+      expect(binding.map((o) => o.metadata.name)).toEqual([naiveBindingName(naiveRev)]);
+      await applyObjects(admin, [...sharedObjects(naive), ...objs.filter((o) => o.kind !== 'ClusterRoleBinding')]);
+      await labelNodes(admin, labelled, naiveRev);
+      const isNaive = (a: AgentInfo) => a.mode === 'node' && a.revision === naiveRev;
+      const refused = await agentsWhere(
+        '3 naive agents refused a cluster-wide LIST',
+        (a) => a.filter((x) => isNaive(x) && (x.apiResponses?.['list pods 403'] ?? 0) > 0).length === labelled.length,
+      );
+      expect(Object.keys(responses(refused, isNaive)).filter((k) => k.startsWith('list ') && k.endsWith(' 200'))).toEqual([]);
 
-    await applyObjects(admin, binding);
-    const allowed = await agentsWhere('3 naive agents listing pods cluster-wide once the binding exists', (a) =>
-      a.filter((x) => isNaive(x) && (x.apiResponses?.['list pods 200'] ?? 0) > 0).length === labelled.length);
-    process.stderr.write(`[rbac e2e] naive agents: ${JSON.stringify(responses(allowed, isNaive))}\n`);
-  }), TIMEOUT_MS);
+      await applyObjects(admin, binding);
+      const allowed = await agentsWhere(
+        '3 naive agents listing pods cluster-wide once the binding exists',
+        (a) => a.filter((x) => isNaive(x) && (x.apiResponses?.['list pods 200'] ?? 0) > 0).length === labelled.length,
+      );
+      process.stderr.write(`[rbac e2e] naive agents: ${JSON.stringify(responses(allowed, isNaive))}\n`);
+    }),
+    TIMEOUT_MS,
+  );
 });

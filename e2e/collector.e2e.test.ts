@@ -30,8 +30,20 @@ import { httpGet } from './controlplane/net.js';
 import { eventually } from './controlplane/testing.js';
 import { startNodeRuntime, type AgentInfo, type NodeRuntime } from './noderuntime/index.js';
 import {
-  AuditReader, apiWindow, applyCollector, arrivals, collectorRollout, enableAuditLog, isClusterWideListOrWatch, labelNodes, maxConcurrent, nodeNames,
-  scrapeApiServer, total, type ApiWindow, type AuditEvent,
+  AuditReader,
+  apiWindow,
+  applyCollector,
+  arrivals,
+  collectorRollout,
+  enableAuditLog,
+  isClusterWideListOrWatch,
+  labelNodes,
+  maxConcurrent,
+  nodeNames,
+  scrapeApiServer,
+  total,
+  type ApiWindow,
+  type AuditEvent,
 } from './noderuntime/testing.js';
 
 const NODES = 200;
@@ -85,10 +97,15 @@ describe('collector on a 200-node cluster, measured at the API server', () => {
   async function agentsWhere(pred: (a: AgentInfo[]) => boolean, what: string, timeoutMs = 180_000): Promise<AgentInfo[]> {
     const runtime = rt;
     if (!runtime) throw new Error('no runtime');
-    return eventually(what, async () => {
-      const a = await runtime.agents();
-      return pred(a) ? a : undefined;
-    }, timeoutMs, 2000);
+    return eventually(
+      what,
+      async () => {
+        const a = await runtime.agents();
+        return pred(a) ? a : undefined;
+      },
+      timeoutMs,
+      2000,
+    );
   }
 
   /** Measures a window at the API server: /metrics deltas and the audited arrivals in it. */
@@ -133,8 +150,9 @@ describe('collector on a 200-node cluster, measured at the API server', () => {
 
   it('(a) frugal node agents make no cluster-wide LIST or WATCH; the cluster watcher makes O(1)', async () => {
     const agents = await agentsWhere(
-      (a) => a.filter((x) => x.mode === 'node' && x.revision === frugalRev && (x.kubeletRequests ?? 0) > 0 && x.apiRequests > 0).length === NODES
-        && a.some((x) => x.mode === 'cluster'),
+      (a) =>
+        a.filter((x) => x.mode === 'node' && x.revision === frugalRev && (x.kubeletRequests ?? 0) > 0 && x.apiRequests > 0).length === NODES &&
+        a.some((x) => x.mode === 'cluster'),
       `${NODES} frugal node agents that have read their kubelet and their Node, and the cluster watcher`,
     );
     expect(new Set(agents.filter((a) => a.mode === 'node').map((a) => a.node)).size).toBe(NODES);
@@ -145,17 +163,24 @@ describe('collector on a 200-node cluster, measured at the API server', () => {
     const wide = nodeEvents.filter(isClusterWideListOrWatch);
     // Whatever a frugal node agent sends is about its own node: a GET of its Node object (every 300 s).
     const foreign = nodeEvents.filter((e) => !(e.verb === 'get' && e.objectRef?.resource === 'nodes' && e.objectRef.name === nodeOf(e)));
-    const podLists = total(w, (r) => (r.verb === 'LIST' || r.verb === 'WATCH') && r.scope === 'cluster' && ['pods', 'services', 'endpoints'].includes(r.resource));
-    log(`frugal window ${w.seconds.toFixed(1)} s, ${NODES} node agents: audited node-agent requests ${nodeEvents.length} ` +
-      `(cluster-wide LIST/WATCH ${wide.length}); API server /metrics (all clients): ${total(w).requests} requests, ` +
-      `cluster-scope LIST/WATCH of pods/services/endpoints ${podLists.requests}, p99 ${(w.p99Seconds * 1000).toFixed(1)} ms`);
+    const podLists = total(
+      w,
+      (r) => (r.verb === 'LIST' || r.verb === 'WATCH') && r.scope === 'cluster' && ['pods', 'services', 'endpoints'].includes(r.resource),
+    );
+    log(
+      `frugal window ${w.seconds.toFixed(1)} s, ${NODES} node agents: audited node-agent requests ${nodeEvents.length} ` +
+        `(cluster-wide LIST/WATCH ${wide.length}); API server /metrics (all clients): ${total(w).requests} requests, ` +
+        `cluster-scope LIST/WATCH of pods/services/endpoints ${podLists.requests}, p99 ${(w.p99Seconds * 1000).toFixed(1)} ms`,
+    );
     expect(wide).toEqual([]);
     expect(foreign).toEqual([]);
     // The same over the agents' whole life so far, start-up included: each GET its own Node (at least
     // once, at start), and nothing else.
     const lifetime = history.filter(isNodeMode);
     const ownNodeGets = lifetime.filter((e) => e.verb === 'get' && e.objectRef?.resource === 'nodes' && e.objectRef.name === nodeOf(e));
-    log(`frugal node agents since start: ${lifetime.length} requests, ${ownNodeGets.length} GETs of their own Node, ${lifetime.filter(isClusterWideListOrWatch).length} cluster-wide LIST/WATCH`);
+    log(
+      `frugal node agents since start: ${lifetime.length} requests, ${ownNodeGets.length} GETs of their own Node, ${lifetime.filter(isClusterWideListOrWatch).length} cluster-wide LIST/WATCH`,
+    );
     expect(new Set(ownNodeGets.map(nodeOf)).size).toBe(NODES);
     expect(lifetime.length).toBe(ownNodeGets.length);
 
@@ -169,8 +194,10 @@ describe('collector on a 200-node cluster, measured at the API server', () => {
     // that is one more WATCH request but never more than one open watch per resource.
     const openAtOnce = maxConcurrent(allEvents, (e) => isClusterMode(e) && e.verb === 'watch' && isClusterWideListOrWatch(e));
     const ended = allEvents.filter((e) => isClusterMode(e) && e.verb === 'watch' && e.stage === 'ResponseComplete');
-    log(`cluster watcher since start: ${lists.length} cluster-wide LISTs (${lists.map((e) => e.requestURI).join(', ')}), ${watches.length} WATCH requests, ` +
-      `at most ${openAtOnce} open at once; ended watches: ${ended.map((e) => `${e.objectRef?.resource ?? ''} ${e.responseStatus?.code ?? ''} after ${((Date.parse(e.stageTimestamp ?? '') - ms(e)) / 1000).toFixed(0)} s`).join(', ') || 'none'}`);
+    log(
+      `cluster watcher since start: ${lists.length} cluster-wide LISTs (${lists.map((e) => e.requestURI).join(', ')}), ${watches.length} WATCH requests, ` +
+        `at most ${openAtOnce} open at once; ended watches: ${ended.map((e) => `${e.objectRef?.resource ?? ''} ${e.responseStatus?.code ?? ''} after ${((Date.parse(e.stageTimestamp ?? '') - ms(e)) / 1000).toFixed(0)} s`).join(', ') || 'none'}`,
+    );
     expect(lists.length).toBeGreaterThanOrEqual(1);
     expect(lists.length).toBeLessThanOrEqual(2 * resources.length);
     expect(watches.length).toBeGreaterThanOrEqual(resources.length);
@@ -179,7 +206,7 @@ describe('collector on a 200-node cluster, measured at the API server', () => {
     expect(lists.every((e) => /[?&]resourceVersion=0(&|$)/.test(e.requestURI))).toBe(true);
   });
 
-  it('(b) the naive mode\'s load grows with nodes × objects', async () => {
+  it("(b) the naive mode's load grows with nodes × objects", async () => {
     const admin = big.kubeConfig();
     await applyCollector(admin, naive, naiveRev, false);
     const measured: Array<{ nodes: number; listsPerSecond: number; demandBytesPerSecond: number; sentBytesPerSecond: number; podListBytes: number }> = [];
@@ -187,8 +214,9 @@ describe('collector on a 200-node cluster, measured at the API server', () => {
       await labelNodes(admin, nodes.slice(0, count), naiveRev);
       // Each naive agent has listed its three resources at least once: the window is steady state.
       const agents = await agentsWhere(
-        (a) => a.filter((x) => x.mode === 'node' && x.metadataMode === 'Naive' && x.apiRequests >= 6).length === count
-          && a.filter((x) => x.mode === 'node').length === NODES,
+        (a) =>
+          a.filter((x) => x.mode === 'node' && x.metadataMode === 'Naive' && x.apiRequests >= 6).length === count &&
+          a.filter((x) => x.mode === 'node').length === NODES,
         `${count} naive agents past their first lists, ${NODES} node agents in all`,
         240_000,
       );
@@ -215,20 +243,24 @@ describe('collector on a 200-node cluster, measured at the API server', () => {
         podListBytes: podLists.requests ? podLists.bytes / podLists.requests : 0,
       };
       measured.push(m);
-      log(`naive on ${count} nodes, window ${w.seconds.toFixed(1)} s: audited naive cluster-wide LISTs ${naiveLists.length} ` +
-        `(${m.listsPerSecond.toFixed(2)}/s, from ${new Set(naiveLists.map(nodeOf)).size} nodes; ` +
-        `${['pods', 'services', 'endpoints'].map((r) => `${r} ${naiveLists.filter((e) => e.objectRef?.resource === r).length}`).join(', ')}), LIST bytes asked ${mib(m.demandBytesPerSecond)} MiB/s; ` +
-        `API server /metrics: cluster-scope LIST pods/services/endpoints ${allLists.requests} completed, ${mib(m.sentBytesPerSecond)} MiB/s sent, ` +
-        `${mib(m.podListBytes)} MiB per pods LIST; p99 (non-WATCH) ${(w.p99Seconds * 1000).toFixed(0)} ms`);
+      log(
+        `naive on ${count} nodes, window ${w.seconds.toFixed(1)} s: audited naive cluster-wide LISTs ${naiveLists.length} ` +
+          `(${m.listsPerSecond.toFixed(2)}/s, from ${new Set(naiveLists.map(nodeOf)).size} nodes; ` +
+          `${['pods', 'services', 'endpoints'].map((r) => `${r} ${naiveLists.filter((e) => e.objectRef?.resource === r).length}`).join(', ')}), LIST bytes asked ${mib(m.demandBytesPerSecond)} MiB/s; ` +
+          `API server /metrics: cluster-scope LIST pods/services/endpoints ${allLists.requests} completed, ${mib(m.sentBytesPerSecond)} MiB/s sent, ` +
+          `${mib(m.podListBytes)} MiB per pods LIST; p99 (non-WATCH) ${(w.p99Seconds * 1000).toFixed(0)} ms`,
+      );
       // Only nodes carrying the naive revision list cluster-wide, and (nearly) all of them did in the window.
       expect(naiveLists.every((e) => nodes.slice(0, count).includes(nodeOf(e) ?? ''))).toBe(true);
       // (That every one of the `count` naive agents lists all three resources cluster-wide was established
       // before the window, from their own counters; how many of them get a LIST through within the window
       // depends on how saturated the server is, so it is printed, not asserted.)
     }
-    const [atFew, atMany] = measured as [typeof measured[number], typeof measured[number]];
-    log(`naive ×${NAIVE_COUNTS[1] / NAIVE_COUNTS[0]} nodes → LISTs received ×${(atMany.listsPerSecond / atFew.listsPerSecond).toFixed(2)}, LIST bytes asked ×${(atMany.demandBytesPerSecond / atFew.demandBytesPerSecond).toFixed(2)}, ` +
-      `LIST bytes sent ×${(atMany.sentBytesPerSecond / atFew.sentBytesPerSecond).toFixed(2)}`);
+    const [atFew, atMany] = measured as [(typeof measured)[number], (typeof measured)[number]];
+    log(
+      `naive ×${NAIVE_COUNTS[1] / NAIVE_COUNTS[0]} nodes → LISTs received ×${(atMany.listsPerSecond / atFew.listsPerSecond).toFixed(2)}, LIST bytes asked ×${(atMany.demandBytesPerSecond / atFew.demandBytesPerSecond).toFixed(2)}, ` +
+        `LIST bytes sent ×${(atMany.sentBytesPerSecond / atFew.sentBytesPerSecond).toFixed(2)}`,
+    );
     // ×4 nodes: the cluster-wide LISTs the API server received grow ≥ ×2.5 (×4 ideally). Not exactly ×4
     // because the two cores saturate (API server p99 in seconds, the agents' workers parsing every pod once
     // per agent per relist period): each pods LIST takes longer, so each agent's next relist of pods comes
@@ -250,7 +282,11 @@ describe('collector on a 200-node cluster, measured at the API server', () => {
     // The uncompressed JSON of the same LIST (no Accept-Encoding: the API server sends it as encoded),
     // against what /metrics says it sent to the gzip-accepting agents: the wire ratio the preflight's
     // model uses (MODEL.gzipRatio), measured.
-    const plain = await httpGet(`${big.apiServerURL}/api/v1/pods?resourceVersion=0`, { ca: readFileSync(big.caFile), token: big.adminToken, timeoutMs: 60_000 });
+    const plain = await httpGet(`${big.apiServerURL}/api/v1/pods?resourceVersion=0`, {
+      ca: readFileSync(big.caFile),
+      token: big.adminToken,
+      timeoutMs: 60_000,
+    });
     expect(plain.status).toBe(200);
     const jsonPerPod = Buffer.byteLength(plain.body) / pods;
     const ratio = atFew.podListBytes / Buffer.byteLength(plain.body);
@@ -259,13 +295,19 @@ describe('collector on a 200-node cluster, measured at the API server', () => {
     const model = { ...OBJECT_BYTES, pod: jsonPerPod };
     // The pause pods do not change during the window (no churn, so no watch events); the model still
     // assumes each pod sits behind a service (Endpoints addresses), which these pods do not.
-    const est = estimateApiLoad(naive.spec.collector.config ?? {}, { nodes: NAIVE_COUNTS[1], pods, services: 2, endpointSlices: 2, podChurnPerSecond: 0 }, model);
-    log(`${pods} pods: ${jsonPerPod.toFixed(0)} B of JSON per pod, ${(atMany.podListBytes / pods).toFixed(0)} B per pod on the wire (gzip ratio ${ratio.toFixed(3)}, model ${MODEL.gzipRatio}); ` +
-      `preflight estimate for ${NAIVE_COUNTS[1]} naive nodes with this pod size: ${est.listRequestsPerSecond.toFixed(1)} LIST/s, ${mib(est.bytesPerSecond)} MiB/s serialized, ` +
-      `${mib(est.wireBytesPerSecond)} MiB/s on the wire (measured ${atMany.listsPerSecond.toFixed(1)} LIST/s, ${mib(atMany.demandBytesPerSecond)} MiB/s asked on the wire)`);
+    const est = estimateApiLoad(
+      naive.spec.collector.config ?? {},
+      { nodes: NAIVE_COUNTS[1], pods, services: 2, endpointSlices: 2, podChurnPerSecond: 0 },
+      model,
+    );
+    log(
+      `${pods} pods: ${jsonPerPod.toFixed(0)} B of JSON per pod, ${(atMany.podListBytes / pods).toFixed(0)} B per pod on the wire (gzip ratio ${ratio.toFixed(3)}, model ${MODEL.gzipRatio}); ` +
+        `preflight estimate for ${NAIVE_COUNTS[1]} naive nodes with this pod size: ${est.listRequestsPerSecond.toFixed(1)} LIST/s, ${mib(est.bytesPerSecond)} MiB/s serialized, ` +
+        `${mib(est.wireBytesPerSecond)} MiB/s on the wire (measured ${atMany.listsPerSecond.toFixed(1)} LIST/s, ${mib(atMany.demandBytesPerSecond)} MiB/s asked on the wire)`,
+    );
   });
 
-  it('(c) a stop file silences its node\'s agent within 2 s, measured at the API server', async () => {
+  it("(c) a stop file silences its node's agent within 2 s, measured at the API server", async () => {
     // Back to the first naive step (the other nodes return to the stable frugal revision): with a hundred
     // naive agents sharing two worker processes on two busy cores, the workers themselves lag and the
     // stop delay would measure the runtime, not the agent.
@@ -281,9 +323,15 @@ describe('collector on a 200-node cluster, measured at the API server', () => {
     expect(before?.metadataMode).toBe('Naive');
     await newArrivals();
     const t0 = Date.now();
-    await writeFileAtomic(rt?.stopFilePath(node) ?? '', encodeStopFile({
-      rollout: 'telemetry-rollout-system/collector-naive', revision: naiveRev, reason: 'e2e: stop one node', issuedAt: new Date(t0).toISOString(),
-    }));
+    await writeFileAtomic(
+      rt?.stopFilePath(node) ?? '',
+      encodeStopFile({
+        rollout: 'telemetry-rollout-system/collector-naive',
+        revision: naiveRev,
+        reason: 'e2e: stop one node',
+        issuedAt: new Date(t0).toISOString(),
+      }),
+    );
     // When the agent's own state says stopped (as seen through the worker's IPC, so an upper bound).
     let stoppedSeenMs: number | undefined;
     while (Date.now() - t0 < 2000) {
@@ -306,9 +354,11 @@ describe('collector on a 200-node cluster, measured at the API server', () => {
     // A control: an agent in the same state on another node relisted in the same span.
     const control = nodes[8] ?? '';
     const controlLate = othersLate.filter((e) => nodeOf(e) === control && e.verb === 'list');
-    log(`stop file on ${node}: its last request reached the API server ${lastMine >= t0 ? `${lastMine - t0} ms after` : `${t0 - lastMine} ms before`} the write ` +
-      `(${mine.length} requests after the write); agent reported stopped after ${stoppedSeenMs ?? 'more than 2000'} ms, lastApiRequestAt ${at2s?.lastApiRequestAt !== undefined ? at2s.lastApiRequestAt - t0 : 'none'} ms; ` +
-      `other naive agents sent ${othersLate.length} requests meanwhile (${control}: ${controlLate.length} LISTs)`);
+    log(
+      `stop file on ${node}: its last request reached the API server ${lastMine >= t0 ? `${lastMine - t0} ms after` : `${t0 - lastMine} ms before`} the write ` +
+        `(${mine.length} requests after the write); agent reported stopped after ${stoppedSeenMs ?? 'more than 2000'} ms, lastApiRequestAt ${at2s?.lastApiRequestAt !== undefined ? at2s.lastApiRequestAt - t0 : 'none'} ms; ` +
+        `other naive agents sent ${othersLate.length} requests meanwhile (${control}: ${controlLate.length} LISTs)`,
+    );
     // Measured at the API server (the acceptance): nothing from that node after 2 s. The agent's own
     // report of when it noticed is printed, not asserted: on an overloaded worker its timers lag.
     expect(after?.stopped).toBe(true);
@@ -323,10 +373,15 @@ describe('collector on a 200-node cluster, measured at the API server', () => {
     // Cleared: the agent resumes (it lists again).
     const t1 = Date.now();
     await removeFile(rt?.stopFilePath(node) ?? '');
-    await eventually(`${node} resumes after the stop file is removed`, async () => {
-      const back = (await newArrivals()).concat(history).filter((e) => isAgent(e) && nodeOf(e) === node && ms(e) > t1);
-      return back.length > 0;
-    }, 60_000, 1000);
+    await eventually(
+      `${node} resumes after the stop file is removed`,
+      async () => {
+        const back = (await newArrivals()).concat(history).filter((e) => isAgent(e) && nodeOf(e) === node && ms(e) > t1);
+        return back.length > 0;
+      },
+      60_000,
+      1000,
+    );
     const resumed = (await rt?.agents())?.find((a) => a.node === node && a.mode === 'node');
     expect(resumed?.stopped).toBe(false);
   });

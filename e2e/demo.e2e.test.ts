@@ -19,9 +19,14 @@ const OPERATOR_MAIN = join(ROOT, 'dist', 'operator', 'src', 'main.js');
 function demo(scenario: string): Promise<{ code: number; out: string }> {
   if (!existsSync(OPERATOR_MAIN)) throw new Error(`${OPERATOR_MAIN} is missing: run npm run build first (npm test does)`);
   return new Promise((resolve) => {
-    execFile(NODE, ['--import', TS_RESOLVE_HOOK, MAIN, '--scenario', scenario, '--quiet'], { timeout: 900_000, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, NO_COLOR: '1' } }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: `${stdout}\n${stderr}` });
-    });
+    execFile(
+      NODE,
+      ['--import', TS_RESOLVE_HOOK, MAIN, '--scenario', scenario, '--quiet'],
+      { timeout: 900_000, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, NO_COLOR: '1' } },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: `${stdout}\n${stderr}` });
+      },
+    );
   });
 }
 

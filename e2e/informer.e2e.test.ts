@@ -53,49 +53,61 @@ describe('informer on a real kube-apiserver', () => {
     if (ns !== '') await deleteNamespace(managementCluster(), ns);
   });
 
-  it('syncs, follows kubectl changes, honours a label selector, resyncs, and stops quietly', dumpOnFailure(withLogs(async () => {
-    ns = await createNamespace(managementCluster(), 'inf');
-    await secret('s1', '--type=Opaque');
-    const all = informer({ resyncSeconds: 3, watchdogSeconds: 120 });
-    const labelled = informer({ labelSelector: 'tro-test=yes', resyncSeconds: 0 });
-    all.inf.start();
-    labelled.inf.start();
-    await all.inf.waitForSync();
-    await labelled.inf.waitForSync();
-    expect(all.inf.get(`${ns}/s1`)?.metadata?.name).toBe('s1');
-    expect(labelled.inf.list()).toEqual([]);
+  it(
+    'syncs, follows kubectl changes, honours a label selector, resyncs, and stops quietly',
+    dumpOnFailure(
+      withLogs(async () => {
+        ns = await createNamespace(managementCluster(), 'inf');
+        await secret('s1', '--type=Opaque');
+        const all = informer({ resyncSeconds: 3, watchdogSeconds: 120 });
+        const labelled = informer({ labelSelector: 'tro-test=yes', resyncSeconds: 0 });
+        all.inf.start();
+        labelled.inf.start();
+        await all.inf.waitForSync();
+        await labelled.inf.waitForSync();
+        expect(all.inf.get(`${ns}/s1`)?.metadata?.name).toBe('s1');
+        expect(labelled.inf.list()).toEqual([]);
 
-    await secret('s2');
-    await eventually('add s2', () => all.events.some((e) => e.type === 'add' && e.key === `${ns}/s2`), 30_000, 100);
-    await kubectl(managementCluster(), ['label', 'secret', 's1', '-n', ns, 'tro-test=yes']);
-    await eventually('update s1', () => all.events.some((e) => e.type === 'update' && e.key === `${ns}/s1`), 30_000, 100);
-    await eventually('labelled s1', () => labelled.inf.get(`${ns}/s1`) !== undefined, 30_000, 100);
-    expect(labelled.inf.get(`${ns}/s2`)).toBeUndefined();
-    await kubectl(managementCluster(), ['delete', 'secret', 's2', '-n', ns]);
-    await eventually('delete s2', () => all.events.some((e) => e.type === 'delete' && e.key === `${ns}/s2`), 30_000, 100);
-    expect(all.inf.get(`${ns}/s2`)).toBeUndefined();
+        await secret('s2');
+        await eventually('add s2', () => all.events.some((e) => e.type === 'add' && e.key === `${ns}/s2`), 30_000, 100);
+        await kubectl(managementCluster(), ['label', 'secret', 's1', '-n', ns, 'tro-test=yes']);
+        await eventually('update s1', () => all.events.some((e) => e.type === 'update' && e.key === `${ns}/s1`), 30_000, 100);
+        await eventually('labelled s1', () => labelled.inf.get(`${ns}/s1`) !== undefined, 30_000, 100);
+        expect(labelled.inf.get(`${ns}/s2`)).toBeUndefined();
+        await kubectl(managementCluster(), ['delete', 'secret', 's2', '-n', ns]);
+        await eventually('delete s2', () => all.events.some((e) => e.type === 'delete' && e.key === `${ns}/s2`), 30_000, 100);
+        expect(all.inf.get(`${ns}/s2`)).toBeUndefined();
 
-    // The periodic relist re-reports what is cached.
-    await eventually('resync s1', () => all.events.some((e) => e.type === 'resync' && e.key === `${ns}/s1`), 30_000, 100);
-    expect(all.inf.restarts()).toBeGreaterThanOrEqual(1);
+        // The periodic relist re-reports what is cached.
+        await eventually('resync s1', () => all.events.some((e) => e.type === 'resync' && e.key === `${ns}/s1`), 30_000, 100);
+        expect(all.inf.restarts()).toBeGreaterThanOrEqual(1);
 
-    await all.inf.stop();
-    await labelled.inf.stop();
-    const entries = [...all.entries, ...labelled.entries];
-    expect(entries.filter((e) => e.level === 'warn' || e.level === 'error')).toEqual([]);
-    // The informer logs keys and counts, never Secret content.
-    expect(JSON.stringify(entries)).not.toContain(SECRET_VALUE);
-  })), 120_000);
+        await all.inf.stop();
+        await labelled.inf.stop();
+        const entries = [...all.entries, ...labelled.entries];
+        expect(entries.filter((e) => e.level === 'warn' || e.level === 'error')).toEqual([]);
+        // The informer logs keys and counts, never Secret content.
+        expect(JSON.stringify(entries)).not.toContain(SECRET_VALUE);
+      }),
+    ),
+    120_000,
+  );
 
-  it('keeps following changes after the API server restarts', dumpOnFailure(withLogs(async () => {
-    ns = await createNamespace(managementCluster(), 'inf');
-    const { inf, events } = informer({ watchdogSeconds: 60, resyncSeconds: 0 });
-    inf.start();
-    await inf.waitForSync();
+  it(
+    'keeps following changes after the API server restarts',
+    dumpOnFailure(
+      withLogs(async () => {
+        ns = await createNamespace(managementCluster(), 'inf');
+        const { inf, events } = informer({ watchdogSeconds: 60, resyncSeconds: 0 });
+        inf.start();
+        await inf.waitForSync();
 
-    await managementCluster().restartApiServer();
-    await secret('after-restart');
-    await eventually('add after-restart', () => events.some((e) => e.key === `${ns}/after-restart`), 90_000, 200);
-    expect(inf.hasSynced()).toBe(true);
-  })), 180_000);
+        await managementCluster().restartApiServer();
+        await secret('after-restart');
+        await eventually('add after-restart', () => events.some((e) => e.key === `${ns}/after-restart`), 90_000, 200);
+        expect(inf.hasSynced()).toBe(true);
+      }),
+    ),
+    180_000,
+  );
 });

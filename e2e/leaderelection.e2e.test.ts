@@ -106,59 +106,71 @@ describe('leader election on a real kube-apiserver', () => {
     if (ns !== '') await deleteNamespace(managementCluster(), ns);
   });
 
-  it('elects exactly one leader, and the other takes over after the leader stops renewing', dumpOnFailure(withElectorLogs(async () => {
-    ns = await createNamespace(managementCluster(), 'le');
-    const a = candidate('replica-a');
-    const b = candidate('replica-b');
+  it(
+    'elects exactly one leader, and the other takes over after the leader stops renewing',
+    dumpOnFailure(
+      withElectorLogs(async () => {
+        ns = await createNamespace(managementCluster(), 'le');
+        const a = candidate('replica-a');
+        const b = candidate('replica-b');
 
-    const leader = await eventually('a leader', () => candidates.find((c) => c.elector.isLeader()), 30_000, 100);
-    const follower = leader === a ? b : a;
-    // Watch both for a while: never two leaders, and the Lease names the one that leads.
-    for (let i = 0; i < 10; i++) {
-      expect(candidates.filter((c) => c.elector.isLeader()).map((c) => c.id)).toEqual([leader.id]);
-      await new Promise((resolve) => setTimeout(resolve, 300));
-    }
-    const held = await lease();
-    expect(held.spec).toMatchObject({ holderIdentity: leader.id, leaseDurationSeconds: TIMING.leaseDurationSeconds });
-    // The server stored MicroTime with microsecond precision (it rejects anything else).
-    expect(held.spec.renewTime).toMatch(/\.\d{6}Z$/);
-    expect(follower.elector.getLeader()).toBe(leader.id);
-    const transitionsBefore = held.spec.leaseTransitions ?? 0;
+        const leader = await eventually('a leader', () => candidates.find((c) => c.elector.isLeader()), 30_000, 100);
+        const follower = leader === a ? b : a;
+        // Watch both for a while: never two leaders, and the Lease names the one that leads.
+        for (let i = 0; i < 10; i++) {
+          expect(candidates.filter((c) => c.elector.isLeader()).map((c) => c.id)).toEqual([leader.id]);
+          await new Promise((resolve) => setTimeout(resolve, 300));
+        }
+        const held = await lease();
+        expect(held.spec).toMatchObject({ holderIdentity: leader.id, leaseDurationSeconds: TIMING.leaseDurationSeconds });
+        // The server stored MicroTime with microsecond precision (it rejects anything else).
+        expect(held.spec.renewTime).toMatch(/\.\d{6}Z$/);
+        expect(follower.elector.getLeader()).toBe(leader.id);
+        const transitionsBefore = held.spec.leaseTransitions ?? 0;
 
-    // The leader loses its API server: it cannot renew any more.
-    const cutAt = Date.now();
-    leader.client.cut = true;
-    await eventually('the follower to take over', () => follower.elector.isLeader(), 60_000, 100);
-    await leader.run;
+        // The leader loses its API server: it cannot renew any more.
+        const cutAt = Date.now();
+        leader.client.cut = true;
+        await eventually('the follower to take over', () => follower.elector.isLeader(), 60_000, 100);
+        await leader.run;
 
-    // The old leader stopped acting within its renew deadline (+ one retry period of slack)...
-    expect(leader.stoppedAt).toBeDefined();
-    expect(leader.signal?.aborted).toBe(true);
-    expect(leader.stoppedAt! - cutAt).toBeLessThanOrEqual((TIMING.renewDeadlineSeconds + TIMING.retryPeriodSeconds) * 1000);
-    // ...before the follower started: never two leaders at once.
-    expect(follower.startedAt!).toBeGreaterThan(leader.stoppedAt!);
-    const after = await lease();
-    expect(after.spec.holderIdentity).toBe(follower.id);
-    expect(after.spec.leaseTransitions).toBe(transitionsBefore + 1);
-  })), 120_000);
+        // The old leader stopped acting within its renew deadline (+ one retry period of slack)...
+        expect(leader.stoppedAt).toBeDefined();
+        expect(leader.signal?.aborted).toBe(true);
+        expect(leader.stoppedAt! - cutAt).toBeLessThanOrEqual((TIMING.renewDeadlineSeconds + TIMING.retryPeriodSeconds) * 1000);
+        // ...before the follower started: never two leaders at once.
+        expect(follower.startedAt!).toBeGreaterThan(leader.stoppedAt!);
+        const after = await lease();
+        expect(after.spec.holderIdentity).toBe(follower.id);
+        expect(after.spec.leaseTransitions).toBe(transitionsBefore + 1);
+      }),
+    ),
+    120_000,
+  );
 
-  it('hands over at once when the leader stops gracefully and releases the Lease', dumpOnFailure(withElectorLogs(async () => {
-    ns = await createNamespace(managementCluster(), 'le');
-    const a = candidate('replica-a');
-    const leader = await eventually('a to lead', () => (a.elector.isLeader() ? a : undefined), 30_000, 100);
-    const b = candidate('replica-b');
-    await eventually('b to see the leader', () => b.elector.getLeader() === leader.id, 30_000, 100);
+  it(
+    'hands over at once when the leader stops gracefully and releases the Lease',
+    dumpOnFailure(
+      withElectorLogs(async () => {
+        ns = await createNamespace(managementCluster(), 'le');
+        const a = candidate('replica-a');
+        const leader = await eventually('a to lead', () => (a.elector.isLeader() ? a : undefined), 30_000, 100);
+        const b = candidate('replica-b');
+        await eventually('b to see the leader', () => b.elector.getLeader() === leader.id, 30_000, 100);
 
-    const stopAt = Date.now();
-    await leader.elector.stop();
-    await leader.run;
-    const released = await lease();
-    expect(released.spec.holderIdentity ?? '').toBe('');
-    expect(released.spec.leaseDurationSeconds).toBe(1);
+        const stopAt = Date.now();
+        await leader.elector.stop();
+        await leader.run;
+        const released = await lease();
+        expect(released.spec.holderIdentity ?? '').toBe('');
+        expect(released.spec.leaseDurationSeconds).toBe(1);
 
-    await eventually('b to lead', () => b.elector.isLeader(), 30_000, 100);
-    // Well before a lease duration: the release made the Lease free at once.
-    expect(b.startedAt! - stopAt).toBeLessThan(TIMING.leaseDurationSeconds * 1000);
-    expect((await lease()).spec.holderIdentity).toBe(b.id);
-  })), 120_000);
+        await eventually('b to lead', () => b.elector.isLeader(), 30_000, 100);
+        // Well before a lease duration: the release made the Lease free at once.
+        expect(b.startedAt! - stopAt).toBeLessThan(TIMING.leaseDurationSeconds * 1000);
+        expect((await lease()).spec.holderIdentity).toBe(b.id);
+      }),
+    ),
+    120_000,
+  );
 });

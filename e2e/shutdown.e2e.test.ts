@@ -95,7 +95,12 @@ describe('operator shutdown on SIGTERM', () => {
       clusters: [{ name: 'silent', cluster: { server: `https://127.0.0.1:${port}`, 'insecure-skip-tls-verify': true } }],
       users: [{ name: 'silent', user: { token: 'not-a-real-token' } }],
     };
-    const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'silent-kubeconfig', namespace: ns }, stringData: { value: JSON.stringify(kubeconfig) } };
+    const secret = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'silent-kubeconfig', namespace: ns },
+      stringData: { value: JSON.stringify(kubeconfig) },
+    };
     await kubectl(mgmt, ['apply', '-f', '-'], { input: JSON.stringify(secret) });
   }, 120_000);
 
@@ -108,71 +113,77 @@ describe('operator shutdown on SIGTERM', () => {
   const lease = (): Promise<LeaseJSON> => kubectlJSON<LeaseJSON>(managementCluster(), ['get', 'lease', LEASE, '-n', ns]);
   const holder = async (): Promise<string> => (await lease().catch(() => undefined))?.spec.holderIdentity ?? '';
 
-  it('aborts the pass in flight, releases the Lease and exits 0; the other replica takes over before the old lease would expire', dumpOnFailure(async () => {
-    const a = await startOperator({ identity: 'shutdown-a', namespace: ns });
-    operators.push(a);
-    await eventually('shutdown-a to lead', async () => (await holder()) === 'shutdown-a', 60_000, 200);
-    const b = await startOperator({ identity: 'shutdown-b', namespace: ns });
-    operators.push(b);
+  it(
+    'aborts the pass in flight, releases the Lease and exits 0; the other replica takes over before the old lease would expire',
+    dumpOnFailure(async () => {
+      const a = await startOperator({ identity: 'shutdown-a', namespace: ns });
+      operators.push(a);
+      await eventually('shutdown-a to lead', async () => (await holder()) === 'shutdown-a', 60_000, 200);
+      const b = await startOperator({ identity: 'shutdown-b', namespace: ns });
+      operators.push(b);
 
-    const rollout = {
-      apiVersion: 'telemetry.rollout.dev/v1alpha1',
-      kind: 'TelemetryRollout',
-      metadata: { name: 'silent-target', namespace: ns },
-      spec: {
-        collector: { image: 'registry.example/collector:shutdown' },
-        targets: { clusters: [{ name: 'silent', kubeconfigSecretRef: { name: 'silent-kubeconfig' } }] },
-      },
-    };
-    await kubectl(managementCluster(), ['apply', '-f', '-'], { input: JSON.stringify(rollout) });
-    // The leader's pass is planning: its node LIST to the silent target is in flight and will get no answer.
-    await eventually('the leader\'s request to the silent target', () => silent.open() > 0, 60_000, 50);
-    const held = await lease();
-    expect(held.spec.holderIdentity).toBe('shutdown-a');
-    const oldExpiryMs = Date.parse(held.spec.renewTime!) + held.spec.leaseDurationSeconds! * 1000;
+      const rollout = {
+        apiVersion: 'telemetry.rollout.dev/v1alpha1',
+        kind: 'TelemetryRollout',
+        metadata: { name: 'silent-target', namespace: ns },
+        spec: {
+          collector: { image: 'registry.example/collector:shutdown' },
+          targets: { clusters: [{ name: 'silent', kubeconfigSecretRef: { name: 'silent-kubeconfig' } }] },
+        },
+      };
+      await kubectl(managementCluster(), ['apply', '-f', '-'], { input: JSON.stringify(rollout) });
+      // The leader's pass is planning: its node LIST to the silent target is in flight and will get no answer.
+      await eventually("the leader's request to the silent target", () => silent.open() > 0, 60_000, 50);
+      const held = await lease();
+      expect(held.spec.holderIdentity).toBe('shutdown-a');
+      const oldExpiryMs = Date.parse(held.spec.renewTime!) + held.spec.leaseDurationSeconds! * 1000;
 
-    const exitCode = new Promise<number | null>((resolve) => a.proc.once('exit', (code) => resolve(code)));
-    const sigtermAt = Date.now();
-    a.proc.kill('SIGTERM');
-    expect(await exitCode).toBe(0);
-    const exitedMs = Date.now() - sigtermAt;
-    await eventually('shutdown-b to hold the Lease', async () => (await holder()) === 'shutdown-b', 60_000, 100);
-    const takeoverMs = Date.now() - sigtermAt;
-    const taken = await lease();
-    process.stdout.write(`shutdown e2e: leader exited ${exitedMs} ms after SIGTERM; shutdown-b held the Lease ${takeoverMs} ms after SIGTERM (lease duration ${held.spec.leaseDurationSeconds} s)\n`);
+      const exitCode = new Promise<number | null>((resolve) => a.proc.once('exit', (code) => resolve(code)));
+      const sigtermAt = Date.now();
+      a.proc.kill('SIGTERM');
+      expect(await exitCode).toBe(0);
+      const exitedMs = Date.now() - sigtermAt;
+      await eventually('shutdown-b to hold the Lease', async () => (await holder()) === 'shutdown-b', 60_000, 100);
+      const takeoverMs = Date.now() - sigtermAt;
+      const taken = await lease();
+      process.stdout.write(
+        `shutdown e2e: leader exited ${exitedMs} ms after SIGTERM; shutdown-b held the Lease ${takeoverMs} ms after SIGTERM (lease duration ${held.spec.leaseDurationSeconds} s)\n`,
+      );
 
-    // The new holder acquired while the old lease, renewed for its full duration, was still valid: the
-    // handover came from the release, not from expiry.
-    expect(Date.parse(taken.spec.acquireTime!)).toBeLessThan(oldExpiryMs);
-    expect(taken.spec.leaseTransitions).toBe((held.spec.leaseTransitions ?? 0) + 1);
-    // And before the old leader's hanging request would have timed out by itself: the pass was cut
-    // loose by the abort, not waited for (waiting is what kept the Lease for 10 s before).
-    expect(Date.parse(taken.spec.acquireTime!)).toBeLessThan(silent.connections[0]!.openedAt + REQUEST_TIMEOUT_MS);
+      // The new holder acquired while the old lease, renewed for its full duration, was still valid: the
+      // handover came from the release, not from expiry.
+      expect(Date.parse(taken.spec.acquireTime!)).toBeLessThan(oldExpiryMs);
+      expect(taken.spec.leaseTransitions).toBe((held.spec.leaseTransitions ?? 0) + 1);
+      // And before the old leader's hanging request would have timed out by itself: the pass was cut
+      // loose by the abort, not waited for (waiting is what kept the Lease for 10 s before).
+      expect(Date.parse(taken.spec.acquireTime!)).toBeLessThan(silent.connections[0]!.openedAt + REQUEST_TIMEOUT_MS);
 
-    // In the old leader's log, in this order: the pass was aborted (not timed out), the Lease released,
-    // the process stopped; never the straggler path that keeps the Lease.
-    const lines = logLines(a);
-    const at = (pred: (l: LogLine) => boolean): number => lines.findIndex(pred);
-    const aborting = at((l) => l.message === 'aborting in-flight reconciles');
-    const interrupted = at((l) => l.message.startsWith('reconcile interrupted'));
-    const released = at((l) => l.message === 'released the lease');
-    const stopped = at((l) => l.message === 'stopped');
-    expect(aborting).toBeGreaterThan(-1);
-    expect(interrupted).toBeGreaterThan(aborting);
-    expect(released).toBeGreaterThan(interrupted);
-    expect(stopped).toBeGreaterThan(released);
-    expect(lines.some((l) => l.message.startsWith('in-flight reconciles did not finish'))).toBe(false);
-    expect(lines.some((l) => l.message.startsWith('graceful shutdown did not finish'))).toBe(false);
-    // The old leader's connection to the silent target went with it.
-    await eventually('the old leader\'s connection to the silent target to close', () => silent.connections[0]?.closedAt !== undefined, 10_000, 50);
+      // In the old leader's log, in this order: the pass was aborted (not timed out), the Lease released,
+      // the process stopped; never the straggler path that keeps the Lease.
+      const lines = logLines(a);
+      const at = (pred: (l: LogLine) => boolean): number => lines.findIndex(pred);
+      const aborting = at((l) => l.message === 'aborting in-flight reconciles');
+      const interrupted = at((l) => l.message.startsWith('reconcile interrupted'));
+      const released = at((l) => l.message === 'released the lease');
+      const stopped = at((l) => l.message === 'stopped');
+      expect(aborting).toBeGreaterThan(-1);
+      expect(interrupted).toBeGreaterThan(aborting);
+      expect(released).toBeGreaterThan(interrupted);
+      expect(stopped).toBeGreaterThan(released);
+      expect(lines.some((l) => l.message.startsWith('in-flight reconciles did not finish'))).toBe(false);
+      expect(lines.some((l) => l.message.startsWith('graceful shutdown did not finish'))).toBe(false);
+      // The old leader's connection to the silent target went with it.
+      await eventually("the old leader's connection to the silent target to close", () => silent.connections[0]?.closedAt !== undefined, 10_000, 50);
 
-    // The interrupted pass wrote nothing: no status or event of this rollout mentions the shutdown.
-    const ro = await kubectlJSON<{ status?: unknown }>(managementCluster(), ['get', 'tro', 'silent-target', '-n', ns]);
-    expect(JSON.stringify(ro.status ?? {})).not.toContain('shutting down');
-    const events = await kubectl(managementCluster(), ['get', 'events', '-n', ns, '-o', 'json']);
-    expect(events).not.toContain('shutting down');
+      // The interrupted pass wrote nothing: no status or event of this rollout mentions the shutdown.
+      const ro = await kubectlJSON<{ status?: unknown }>(managementCluster(), ['get', 'tro', 'silent-target', '-n', ns]);
+      expect(JSON.stringify(ro.status ?? {})).not.toContain('shutting down');
+      const events = await kubectl(managementCluster(), ['get', 'events', '-n', ns, '-o', 'json']);
+      expect(events).not.toContain('shutting down');
 
-    await b.kill('SIGTERM');
-    expect(b.proc.exitCode).toBe(0);
-  }), 240_000);
+      await b.kill('SIGTERM');
+      expect(b.proc.exitCode).toBe(0);
+    }),
+    240_000,
+  );
 });

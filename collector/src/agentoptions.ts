@@ -50,7 +50,10 @@ export function userAgentFor(mode: AgentMode, config: CollectorConfig, identity:
  */
 export function leaseNameFor(rollout: string | undefined): string {
   const base = (rollout ?? '').split('/').pop() ?? '';
-  const clean = base.toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '');
+  const clean = base
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, '-')
+    .replace(/^-+|-+$/g, '');
   return clean ? `${clean.slice(0, 40)}-collector-watcher` : 'telemetry-collector-watcher';
 }
 

@@ -176,7 +176,9 @@ describe('ApiClient', () => {
 
     it('an idle stream is cut by the watchdog as a network error', async () => {
       const rig = makeRig();
-      const p = rig.client.watch(RESOURCES.pods, { resourceVersion: rig.server.resourceVersion, idleTimeoutMs: 60_000 }, () => undefined).catch((e: unknown) => e);
+      const p = rig.client
+        .watch(RESOURCES.pods, { resourceVersion: rig.server.resourceVersion, idleTimeoutMs: 60_000 }, () => undefined)
+        .catch((e: unknown) => e);
       await rig.clock.advance(59_000);
       expect(rig.server.openWatches).toBe(1);
       await rig.clock.advance(1000);

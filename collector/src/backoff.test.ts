@@ -4,8 +4,7 @@ import { ApiError, NetworkError, StoppedError } from './errors.js';
 import { FakeClock, flushAsync } from '../../testkit/core/fakeclock.js';
 
 const policy: BackoffPolicy = { initialMs: 1000, maxMs: 300_000, jitter: 0.5 };
-const api = (code: number, headers: Record<string, string> = {}): ApiError =>
-  new ApiError(code, `HTTP ${code}`, {}, headers);
+const api = (code: number, headers: Record<string, string> = {}): ApiError => new ApiError(code, `HTTP ${code}`, {}, headers);
 
 describe('backoff delays', () => {
   it('doubles from initial up to max, jitter only shortening', () => {

@@ -1,13 +1,6 @@
 import { describe, it, expect } from '@jest/globals';
 import { evaluate } from '@marcbachmann/cel-js';
-import {
-  COLLECTOR_CONFIG_OPENAPI,
-  DEFAULT_CONFIG,
-  parseCollectorConfig,
-  resolveConfig,
-  validateCollectorConfig,
-  type OpenApiSchema,
-} from './config.js';
+import { COLLECTOR_CONFIG_OPENAPI, DEFAULT_CONFIG, parseCollectorConfig, resolveConfig, validateCollectorConfig, type OpenApiSchema } from './config.js';
 import { ConfigError } from './errors.js';
 
 /** Builds the object the API server would produce by applying the schema's defaults to `{}`. */
@@ -98,7 +91,11 @@ describe('collector config', () => {
     [{ metadata: [] }, ['metadata']],
     [{ intervalSeconds: 0, logLevel: 'x', apiRateLimit: { qps: -1 } }, ['intervalSeconds', 'logLevel', 'apiRateLimit.qps']],
   ])('validate %j → errors at %j', (input, paths) => {
-    expect(validateCollectorConfig(input).map((e) => e.path).sort()).toEqual([...paths].sort());
+    expect(
+      validateCollectorConfig(input)
+        .map((e) => e.path)
+        .sort(),
+    ).toEqual([...paths].sort());
   });
 
   it('prefixes paths and explains the problem', () => {

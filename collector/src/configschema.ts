@@ -100,8 +100,7 @@ export const COLLECTOR_CONFIG_OPENAPI: OpenApiSchema = {
         },
         resources: {
           type: 'array',
-          description:
-            'Resources the watcher lists (resourceVersion=0, served from the watch cache) and then watches.',
+          description: 'Resources the watcher lists (resourceVersion=0, served from the watch cache) and then watches.',
           default: ['pods', 'services'],
           maxItems: 4,
           'x-kubernetes-list-type': 'set',
@@ -137,8 +136,7 @@ export const COLLECTOR_CONFIG_OPENAPI: OpenApiSchema = {
     },
     backoff: {
       type: 'object',
-      description:
-        'Jittered exponential backoff on retryable API errors (429, 5xx, network) and before every relist.',
+      description: 'Jittered exponential backoff on retryable API errors (429, 5xx, network) and before every relist.',
       default: {},
       'x-kubernetes-validations': [{ rule: BACKOFF_RULE.rule, message: BACKOFF_RULE.message }],
       properties: {
@@ -160,8 +158,7 @@ export const COLLECTOR_CONFIG_OPENAPI: OpenApiSchema = {
         },
         jitter: {
           type: 'number',
-          description:
-            'Fraction of each delay that is randomised: a delay d is drawn uniformly from [d*(1-jitter), d].',
+          description: 'Fraction of each delay that is randomised: a delay d is drawn uniformly from [d*(1-jitter), d].',
           default: 0.5,
           minimum: 0,
           maximum: 1,
@@ -187,8 +184,7 @@ export const COLLECTOR_CONFIG_OPENAPI: OpenApiSchema = {
     },
     stopFilePath: {
       type: 'string',
-      description:
-        'Absolute path of the node-local break-glass stop file (hostPath mounted read-only into the agent).',
+      description: 'Absolute path of the node-local break-glass stop file (hostPath mounted read-only into the agent).',
       default: '/var/run/telemetry-rollout/stop',
       pattern: '^/[^\\s]*$',
       maxLength: 256,

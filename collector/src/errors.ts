@@ -57,10 +57,7 @@ export class ApiError extends Error {
 export class ConfigError extends Error {
   readonly errors: readonly { path: string; message: string }[];
   constructor(errors: readonly { path: string; message: string }[], source?: string) {
-    super(
-      `invalid collector config${source ? ` in ${source}` : ''}: ` +
-        errors.map((e) => `${e.path}: ${e.message}`).join('; '),
-    );
+    super(`invalid collector config${source ? ` in ${source}` : ''}: ` + errors.map((e) => `${e.path}: ${e.message}`).join('; '));
     this.name = 'ConfigError';
     this.errors = errors;
   }

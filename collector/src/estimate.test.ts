@@ -1,5 +1,15 @@
 import { describe, it, expect } from '@jest/globals';
-import { DEFAULT_API_BUDGET, MODEL, OBJECT_BYTES, budgetViolations, estimateApiLoad, formatBytesPerSecond, isNaiveUnsafe, wireBytes, type ClusterSize } from './estimate.js';
+import {
+  DEFAULT_API_BUDGET,
+  MODEL,
+  OBJECT_BYTES,
+  budgetViolations,
+  estimateApiLoad,
+  formatBytesPerSecond,
+  isNaiveUnsafe,
+  wireBytes,
+  type ClusterSize,
+} from './estimate.js';
 
 const naive = { metadata: { mode: 'Naive' as const } };
 const frugal = {};
@@ -17,7 +27,8 @@ describe('estimateApiLoad', () => {
     expect(e.quorumListsPerSecond).toBeCloseTo(10, 10);
     expect(e.listRequestsPerSecond).toBeCloseTo(10 + 2 / MODEL.watcherRelistSeconds, 10);
     expect(e.watchConnections).toBe(300 + 2);
-    const listBytes = (100 * (3000 * OBJECT_BYTES.pod + 100 * OBJECT_BYTES.service + 100 * OBJECT_BYTES.endpointsObject + 3000 * OBJECT_BYTES.endpointsPerAddress)) / 30;
+    const listBytes =
+      (100 * (3000 * OBJECT_BYTES.pod + 100 * OBJECT_BYTES.service + 100 * OBJECT_BYTES.endpointsObject + 3000 * OBJECT_BYTES.endpointsPerAddress)) / 30;
     const naiveListLines = e.breakdown.filter((b) => b.component.includes('naive LIST'));
     expect(naiveListLines.reduce((a, b) => a + b.bytesPerSecond, 0)).toBeCloseTo(listBytes, 6);
     expect(e.explanation).toContain('without resourceVersion');

@@ -335,7 +335,9 @@ export function budgetViolations(estimate: LoadEstimate, budget: ApiLoadBudget =
     out.push(`${fmtRate(estimate.requestsPerSecond)} req/s exceeds the budget of ${budget.maxRequestsPerSecond} req/s`);
   }
   if (budget.maxBytesPerSecond !== undefined && estimate.bytesPerSecond > budget.maxBytesPerSecond) {
-    out.push(`${formatBytesPerSecond(estimate.bytesPerSecond)} of serialized responses exceeds the budget of ${formatBytesPerSecond(budget.maxBytesPerSecond)}`);
+    out.push(
+      `${formatBytesPerSecond(estimate.bytesPerSecond)} of serialized responses exceeds the budget of ${formatBytesPerSecond(budget.maxBytesPerSecond)}`,
+    );
   }
   if (budget.maxQuorumListsPerSecond !== undefined && estimate.quorumListsPerSecond > budget.maxQuorumListsPerSecond) {
     out.push(`${fmtRate(estimate.quorumListsPerSecond)} quorum LIST/s exceeds the budget of ${budget.maxQuorumListsPerSecond}/s`);

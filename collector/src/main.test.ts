@@ -60,7 +60,13 @@ describe('startAgent', () => {
           await startAgent({
             mode: 'node',
             config: { intervalSeconds: 10, metadata: { kubeletURL } },
-            identity: { nodeName: name, podName: `collector-${name}`, podNamespace: 'telemetry', revision: i === 0 ? 'rev-1' : 'rev-2', rollout: 'telemetry/agent' },
+            identity: {
+              nodeName: name,
+              podName: `collector-${name}`,
+              podNamespace: 'telemetry',
+              revision: i === 0 ? 'rev-1' : 'rev-2',
+              rollout: 'telemetry/agent',
+            },
             transport: server,
             hostRoot: n.root,
             stopFilePath: n.stopFile,
@@ -158,7 +164,13 @@ describe('startAgent', () => {
   });
 
   it('rejects an invalid config or identity before doing anything', async () => {
-    const base = { mode: 'node' as const, identity: { nodeName: 'n', podName: 'p', podNamespace: 'ns', revision: 'r' }, transport: new FakeApiServer(), metricsPort: null, logger: silent };
+    const base = {
+      mode: 'node' as const,
+      identity: { nodeName: 'n', podName: 'p', podNamespace: 'ns', revision: 'r' },
+      transport: new FakeApiServer(),
+      metricsPort: null,
+      logger: silent,
+    };
     await expect(startAgent({ ...base, config: { apiRateLimit: { qps: 0 } } })).rejects.toBeInstanceOf(ConfigError);
     await expect(startAgent({ ...base, config: {}, identity: { ...base.identity, nodeName: '' } })).rejects.toThrow('NODE_NAME');
     await expect(startAgent({ ...base, config: {}, identity: { ...base.identity, revision: '' } })).rejects.toThrow('TRO_REVISION');
@@ -167,7 +179,18 @@ describe('startAgent', () => {
   it('fails clearly when the metrics port is taken', async () => {
     const n = await fakeNode(await tmpdir(), 0);
     const mk = (port: number) =>
-      startAgent({ mode: 'node', config: { collect: { containers: false } }, identity: { nodeName: 'n', podName: 'p', podNamespace: 'ns', revision: 'r' }, transport: new FakeApiServer(), hostRoot: n.root, stopFilePath: n.stopFile, metricsPort: port, metricsHost: '127.0.0.1', logger: silent, nodeInfoRefreshSeconds: 0 });
+      startAgent({
+        mode: 'node',
+        config: { collect: { containers: false } },
+        identity: { nodeName: 'n', podName: 'p', podNamespace: 'ns', revision: 'r' },
+        transport: new FakeApiServer(),
+        hostRoot: n.root,
+        stopFilePath: n.stopFile,
+        metricsPort: port,
+        metricsHost: '127.0.0.1',
+        logger: silent,
+        nodeInfoRefreshSeconds: 0,
+      });
     const first = track(await mk(0));
     await expect(mk(first.port ?? 0)).rejects.toThrow(`127.0.0.1:${first.port}`);
   });
@@ -179,7 +202,9 @@ describe('helpers', () => {
     expect(userAgentFor('node', c, { nodeName: 'n1', podName: 'p', podNamespace: 'ns', revision: 'abc' })).toBe(
       'telemetry-collector/0.1.0 (mode=node; metadata=Naive; node=n1; revision=abc)',
     );
-    expect(userAgentFor('cluster', c, { podName: 'w-0', podNamespace: 'ns', revision: 'abc' })).toBe('telemetry-collector/0.1.0 (mode=cluster; pod=w-0; revision=abc)');
+    expect(userAgentFor('cluster', c, { podName: 'w-0', podNamespace: 'ns', revision: 'abc' })).toBe(
+      'telemetry-collector/0.1.0 (mode=cluster; pod=w-0; revision=abc)',
+    );
   });
 
   it('expandEnv fills ${VAR} from env and refuses unset variables', () => {
@@ -226,7 +251,15 @@ describe('helpers', () => {
     const d = await tmpdir();
     await writeFile(path.join(d, 'kubeconfig'), 'current-context: nope\n');
     const stopFile = path.join(d, 'stop');
-    const start = startAgent({ mode: 'node', config: {}, identity: { nodeName: 'n', podName: 'p', podNamespace: 'ns', revision: 'r' }, kubeConfig: path.join(d, 'kubeconfig'), stopFilePath: stopFile, metricsPort: null, logger: silent });
+    const start = startAgent({
+      mode: 'node',
+      config: {},
+      identity: { nodeName: 'n', podName: 'p', podNamespace: 'ns', revision: 'r' },
+      kubeConfig: path.join(d, 'kubeconfig'),
+      stopFilePath: stopFile,
+      metricsPort: null,
+      logger: silent,
+    });
     await expect(start).rejects.toBeInstanceOf(KubeConfigError);
   });
 });

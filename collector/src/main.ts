@@ -92,7 +92,10 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     ? options.logger.child(Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)))
     : createJsonLogger(config.logLevel, fields);
   const metrics = new CollectorMetrics({ processMetrics: options.processMetrics ?? false });
-  metrics.info.set({ mode, metadata_mode: mode === 'node' ? config.metadata.mode : 'ClusterWatcher', node: identity.nodeName ?? '', revision: identity.revision }, 1);
+  metrics.info.set(
+    { mode, metadata_mode: mode === 'node' ? config.metadata.mode : 'ClusterWatcher', node: identity.nodeName ?? '', revision: identity.revision },
+    1,
+  );
 
   const killSwitch = new KillSwitch({
     path: options.stopFilePath ?? config.stopFilePath,

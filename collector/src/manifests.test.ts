@@ -44,7 +44,8 @@ describe('config/collector manifests', () => {
       const c = spec.containers[0];
       expect([kind, c.securityContext]).toEqual([kind, { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } }]);
       const env = new Map<string, any>(c.env.map((e: any) => [e.name, e]));
-      for (const name of ['TRO_MODE', 'TRO_CONFIG', 'TRO_REVISION', 'TRO_ROLLOUT', 'POD_NAME', 'POD_NAMESPACE', 'HOST_IP']) expect([kind, env.has(name)]).toEqual([kind, true]);
+      for (const name of ['TRO_MODE', 'TRO_CONFIG', 'TRO_REVISION', 'TRO_ROLLOUT', 'POD_NAME', 'POD_NAMESPACE', 'HOST_IP'])
+        expect([kind, env.has(name)]).toEqual([kind, true]);
       expect(env.get('POD_NAME').valueFrom.fieldRef.fieldPath).toBe('metadata.name');
       const stopMount = c.volumeMounts.find((m: any) => m.mountPath === path.dirname(DEFAULT_CONFIG.stopFilePath));
       expect([kind, stopMount?.readOnly]).toEqual([kind, true]);

@@ -155,12 +155,7 @@ export class Reflector {
           );
     try {
       this.stats.watches++;
-      return await this.o.api.watch(
-        this.o.ref,
-        { resourceVersion: rv, allowWatchBookmarks: true, timeoutSeconds },
-        this.o.onEvent,
-        { signal: link.signal },
-      );
+      return await this.o.api.watch(this.o.ref, { resourceVersion: rv, allowWatchBookmarks: true, timeoutSeconds }, this.o.onEvent, { signal: link.signal });
     } catch (err) {
       if (relist.signal.aborted && !signal.aborted) throw new RelistDue();
       throw err;

@@ -68,7 +68,10 @@ async function fakeApiServer(
   const cert = o.cert ?? serverCert;
   server = o.plain
     ? http.createServer(onRequest)
-    : https.createServer({ cert: cert.cert, key: cert.key, ...(o.requestCert ? { requestCert: true, rejectUnauthorized: true, ca: clientCert.cert } : {}) }, onRequest);
+    : https.createServer(
+        { cert: cert.cert, key: cert.key, ...(o.requestCert ? { requestCert: true, rejectUnauthorized: true, ca: clientCert.cert } : {}) },
+        onRequest,
+      );
   server.on('connection', (_s: Socket) => connections++);
   await new Promise<void>((r) => server?.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
@@ -95,7 +98,8 @@ async function text(body: AsyncIterable<Uint8Array>): Promise<{ text: string; by
   return { text: Buffer.concat(chunks).toString('utf8'), bytes };
 }
 
-const get = (t: HttpTransport, p = '/api/v1/nodes/n', signal = new AbortController().signal): Promise<KubeResponse> => t.send({ method: 'GET', path: p, signal });
+const get = (t: HttpTransport, p = '/api/v1/nodes/n', signal = new AbortController().signal): Promise<KubeResponse> =>
+  t.send({ method: 'GET', path: p, signal });
 
 describe('HttpTransport over real HTTPS', () => {
   it('sends method, path, query, JSON body, bearer token and our User-Agent; verifies the server by the CA; streams the response', async () => {

@@ -71,7 +71,12 @@ export function childCpuMs(): number | undefined {
 /** Writes a stop file to every node through the transport (then clears it) and returns the figures. */
 export async function measureBreakGlass(opts: MeasureOptions): Promise<BreakGlassFigures> {
   const now = opts.now ?? (() => performance.now());
-  const content = encodeStopFile({ rollout: 'bench/measure', revision: opts.revision ?? 'bench000000', reason: 'benchmark', issuedAt: new Date().toISOString() });
+  const content = encodeStopFile({
+    rollout: 'bench/measure',
+    revision: opts.revision ?? 'bench000000',
+    reason: 'benchmark',
+    issuedAt: new Date().toISOString(),
+  });
   const cpu0 = childCpuMs();
   const t0 = now();
   const outcomes: NodeOutcome[] = await opts.transport.write(opts.nodes, content);
@@ -97,7 +102,10 @@ export async function measureBreakGlass(opts: MeasureOptions): Promise<BreakGlas
     nodeP99Ms: quantile(durations, 0.99),
     nodeMaxMs: durations.at(-1) ?? 0,
     nodesPerSecond: writeMs > 0 ? Math.round((opts.nodes.length / writeMs) * 1000) : 0,
-    sampleFailures: outcomes.filter((o) => o.result !== 'ok').slice(0, 3).map((o) => `${o.node}: ${o.result} ${o.message ?? ''}`),
+    sampleFailures: outcomes
+      .filter((o) => o.result !== 'ok')
+      .slice(0, 3)
+      .map((o) => `${o.node}: ${o.result} ${o.message ?? ''}`),
   };
   if (clearMs !== undefined) figures.clearMs = Math.round(clearMs);
   if (cpu0 !== undefined && cpu1 !== undefined && cpu1 > cpu0 && opts.nodes.length > 0) {

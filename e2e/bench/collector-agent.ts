@@ -53,10 +53,15 @@ export async function buildCollector(): Promise<string> {
   symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
   const tsc = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
   await new Promise<void>((resolve, reject) => {
-    execFile(process.execPath, [tsc, '-p', path.join(ROOT, 'collector/tsconfig.build.json'), '--outDir', path.join(dir, 'dist')], { cwd: ROOT }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`tsc: ${stdout}${stderr}`));
-      else resolve();
-    });
+    execFile(
+      process.execPath,
+      [tsc, '-p', path.join(ROOT, 'collector/tsconfig.build.json'), '--outDir', path.join(dir, 'dist')],
+      { cwd: ROOT },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`tsc: ${stdout}${stderr}`));
+        else resolve();
+      },
+    );
   });
   return dir;
 }
@@ -71,7 +76,15 @@ export function agentNodeFlags(): string[] {
 }
 
 /** Starts the compiled agent of `node` through its image's entry point, as user {@link AGENT_USER}. */
-async function startSingleAgent(o: { dir: string; c: ClusterHandle; rt: NodeRuntime; node: string; root: string; intervalSeconds: number; tag: string }): Promise<ChildProcess> {
+async function startSingleAgent(o: {
+  dir: string;
+  c: ClusterHandle;
+  rt: NodeRuntime;
+  node: string;
+  root: string;
+  intervalSeconds: number;
+  tag: string;
+}): Promise<ChildProcess> {
   const configFile = path.join(o.dir, `config-${o.tag}.json`);
   const config: CollectorConfigInput = {
     intervalSeconds: o.intervalSeconds,
@@ -132,7 +145,10 @@ export async function agentFootprint(o: {
   o.setRuntime(rt);
   const footprint: Array<Record<string, string | number>> = [];
   const settle = 15_000;
-  for (const [tag, interval] of [['idle (interval 3600 s)', 3600], ['interval 10 s', 10]] as const) {
+  for (const [tag, interval] of [
+    ['idle (interval 3600 s)', 3600],
+    ['interval 10 s', 10],
+  ] as const) {
     const child = await startSingleAgent({ dir: o.buildDir, c: o.c, rt, node: o.node, root, intervalSeconds: interval, tag: String(interval) });
     o.children.push(child);
     await sleep(settle);

@@ -29,11 +29,25 @@ import { startFleet, type ClusterHandle, type Fleet } from '../controlplane/flee
 import { startNodeRuntime, type AgentInfo, type NodeRuntime } from '../noderuntime/index.js';
 import { AGENT_USER, agentFootprint, agentNodeFlags, buildCollector, say, sleep, stopChild } from './collector-agent.js';
 import {
-  AuditReader, apiWindow, applyCollector, arrivals, collectorRollout, enableAuditLog, isClusterWideListOrWatch, labelNodes, nodeNames,
-  scrapeApiServer, total, type ApiRow, type ApiWindow,
+  AuditReader,
+  apiWindow,
+  applyCollector,
+  arrivals,
+  collectorRollout,
+  enableAuditLog,
+  isClusterWideListOrWatch,
+  labelNodes,
+  nodeNames,
+  scrapeApiServer,
+  total,
+  type ApiRow,
+  type ApiWindow,
 } from '../noderuntime/testing.js';
 
-const COUNTS = (process.env.TRO_BENCH_NODES ?? '50,100,200').split(',').map(Number).filter((n) => n > 0);
+const COUNTS = (process.env.TRO_BENCH_NODES ?? '50,100,200')
+  .split(',')
+  .map(Number)
+  .filter((n) => n > 0);
 const MAX_NODES = Math.max(...COUNTS);
 const WINDOW_MS = Number(process.env.TRO_BENCH_WINDOW_SECONDS ?? 60) * 1000;
 const PODS_PER_NODE = Number(process.env.TRO_BENCH_PODS_PER_NODE ?? 5);
@@ -98,8 +112,20 @@ async function deleteRevision(c: ClusterHandle, rollout: TelemetryRollout, revis
  */
 async function agentOnly(): Promise<void> {
   await withBenchFleet(1, false, async (b) => {
-    const footprint = await agentFootprint({ buildDir: await b.built, c: b.c, admin: b.admin, node: b.nodes[0] ?? '', tmp: b.tmp, children: b.children, setRuntime: b.setRuntime });
-    console.log(`\nOne node-mode agent in its own process (compiled as in the image, ${['node', ...agentNodeFlags()].join(' ')}, real API server, kubelet /pods from the runtime; goal ≤ 64 MiB RSS, ≤ 2 % of a core; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}):\n${table(footprint)}`);
+    const footprint = await agentFootprint({
+      buildDir: await b.built,
+      c: b.c,
+      admin: b.admin,
+      node: b.nodes[0] ?? '',
+      tmp: b.tmp,
+      children: b.children,
+      setRuntime: b.setRuntime,
+    });
+    console.log(
+      `\nOne node-mode agent in its own process (compiled as in the image, ${['node', ...agentNodeFlags()].join(' ')}, real API server, kubelet /pods from the runtime; goal ≤ 64 MiB RSS, ≤ 2 % of a core; load average ${loadavg()
+        .map((x) => x.toFixed(1))
+        .join(' ')}):\n${table(footprint)}`,
+    );
   });
 }
 
@@ -135,7 +161,10 @@ async function withBenchFleet(nodes: number, audited: boolean, body: (b: BenchRu
   try {
     const built = buildCollector().then((d) => (buildDir = d));
     built.catch(() => undefined);
-    fleet = await startFleet({ clusters: [{ name: 'bench', nodes, podsPerNode: PODS_PER_NODE }], extraUsers: [{ name: AGENT_USER, groups: ['system:masters'] }] });
+    fleet = await startFleet({
+      clusters: [{ name: 'bench', nodes, podsPerNode: PODS_PER_NODE }],
+      extraUsers: [{ name: AGENT_USER, groups: ['system:masters'] }],
+    });
     const c = fleet.cluster('bench');
     const admin = c.kubeConfig();
     const audit = audited ? new AuditReader(await enableAuditLog(fleet, 'bench', [AGENT_USER])) : undefined;
@@ -164,7 +193,10 @@ async function main(): Promise<void> {
       const s0 = await scrapeApiServer(c);
       await sleep(windowMs);
       const s1 = await scrapeApiServer(c);
-      const ev = arrivals(await audit.read()).filter((e) => e.userAgent.startsWith('telemetry-collector/') && Date.parse(e.requestReceivedTimestamp) >= s0.at && Date.parse(e.requestReceivedTimestamp) <= s1.at);
+      const ev = arrivals(await audit.read()).filter(
+        (e) =>
+          e.userAgent.startsWith('telemetry-collector/') && Date.parse(e.requestReceivedTimestamp) >= s0.at && Date.parse(e.requestReceivedTimestamp) <= s1.at,
+      );
       return { w: apiWindow(s0, s1), agentRequests: ev.length, agentWide: ev.filter(isClusterWideListOrWatch).length };
     };
 
@@ -186,8 +218,15 @@ async function main(): Promise<void> {
       for (const count of COUNTS) {
         await labelNodes(admin, nodes.slice(labelled, count), rev);
         labelled = count;
-        const settled = await waitAgents(runtime, `${count} ${m.mode} agents past their first requests`, (a) =>
-          a.filter((x) => x.mode === 'node' && x.revision === rev && x.apiRequests >= m.minRequests).length === count && a.filter((x) => x.mode === 'node').length === count, 240_000, true);
+        const settled = await waitAgents(
+          runtime,
+          `${count} ${m.mode} agents past their first requests`,
+          (a) =>
+            a.filter((x) => x.mode === 'node' && x.revision === rev && x.apiRequests >= m.minRequests).length === count &&
+            a.filter((x) => x.mode === 'node').length === count,
+          240_000,
+          true,
+        );
         if (!settled) unsettled.push(`${m.mode} ${count}`);
         await sleep(5000);
         say(`${m.mode} on ${count} nodes: window`);
@@ -244,20 +283,38 @@ async function main(): Promise<void> {
       };
     });
     const idleAll = total(idle.w);
-    console.log(`\n=== bench:collector (cluster of ${MAX_NODES} kwok nodes, ${PODS_PER_NODE} pause pods per node; windows ${WINDOW_MS / 1000} s; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}) ===`);
-    console.log(`\nIdle (no agents): ${r1(per(idleAll.requests, idle.w))} req/s, ${kib(per(idleAll.bytes, idle.w))} KiB/s, p99 ${r1(idle.w.p99Seconds * 1000)} ms (kwok heartbeats, controllers)`);
-    console.log(`\nAt the API server, per mode and number of nodes running the collector (frugal = metadata Kubelet + one cluster watcher; naive = the incident pattern, relist ${DEFAULT_CONFIG.metadata.naiveRelistSeconds} s):\n${table(rows)}`);
+    console.log(
+      `\n=== bench:collector (cluster of ${MAX_NODES} kwok nodes, ${PODS_PER_NODE} pause pods per node; windows ${WINDOW_MS / 1000} s; load average ${loadavg()
+        .map((x) => x.toFixed(1))
+        .join(' ')}) ===`,
+    );
+    console.log(
+      `\nIdle (no agents): ${r1(per(idleAll.requests, idle.w))} req/s, ${kib(per(idleAll.bytes, idle.w))} KiB/s, p99 ${r1(idle.w.p99Seconds * 1000)} ms (kwok heartbeats, controllers)`,
+    );
+    console.log(
+      `\nAt the API server, per mode and number of nodes running the collector (frugal = metadata Kubelet + one cluster watcher; naive = the incident pattern, relist ${DEFAULT_CONFIG.metadata.naiveRelistSeconds} s):\n${table(rows)}`,
+    );
     console.log(`\nFrugal/naive:\n${table(ratios)}`);
-    console.log(`\nOne node-mode agent in its own process (compiled as in the image, ${['node', ...agentNodeFlags()].join(' ')}, real API server, kubelet /pods from the runtime; goal ≤ 64 MiB RSS, ≤ 2 % of a core):\n${table(footprint)}`);
+    console.log(
+      `\nOne node-mode agent in its own process (compiled as in the image, ${['node', ...agentNodeFlags()].join(' ')}, real API server, kubelet /pods from the runtime; goal ≤ 64 MiB RSS, ≤ 2 % of a core):\n${table(footprint)}`,
+    );
     if (unsettled.length) console.log(`\nNot every agent had finished its first requests when these windows started (saturated): ${unsettled.join(', ')}`);
-    for (const { mode, rss } of workerRss) console.log(`Node runtime with ${MAX_NODES} ${mode} agents: worker RSS ${rss.map((b) => `${(b / 1048576).toFixed(0)} MiB`).join(', ')}`);
+    for (const { mode, rss } of workerRss)
+      console.log(`Node runtime with ${MAX_NODES} ${mode} agents: worker RSS ${rss.map((b) => `${(b / 1048576).toFixed(0)} MiB`).join(', ')}`);
     console.log(`\nWhere the bytes went (top 6 verb/resource/scope by response bytes, KiB/s, all clients):`);
     for (const st of steps) {
-      const top = [...st.w.rows].sort((a, b) => b.bytes - a.bytes).slice(0, 6).map((r) => `${r.verb} ${r.resource || '-'} ${r.scope || '-'} ${kib(r.bytes / st.w.seconds)} (${r1(r.requests / st.w.seconds)} req/s)`);
+      const top = [...st.w.rows]
+        .sort((a, b) => b.bytes - a.bytes)
+        .slice(0, 6)
+        .map((r) => `${r.verb} ${r.resource || '-'} ${r.scope || '-'} ${kib(r.bytes / st.w.seconds)} (${r1(r.requests / st.w.seconds)} req/s)`);
       console.log(`  ${st.mode} ${st.nodes}: ${top.join('; ')}`);
     }
-    console.log(`\nNote: frugal node agents GET their own Node at start and then every 300 s; a window right after they started sees only the cluster watcher's Lease renewals. Steady state adds nodes/300 GET/s: ${COUNTS.map((n) => `${n} nodes +${(n / 300).toFixed(2)}/s`).join(', ')}.`);
-    console.log(`\nColumns: "agent req/s" counts the agents' requests as the API server received them (audit log, agents' user only); "server" columns are deltas of apiserver_request_total / apiserver_response_sizes_sum over all clients; "Δ vs idle" subtracts the idle window; "agent-path KiB/s" is the response bytes of cluster-scope LIST pods/services/endpoints and GET nodes minus idle (the API server gzips large responses, so these are bytes on the wire). ${finalAgents.length} agents left at the end. Total ${Math.round((Date.now() - t0) / 1000)} s.`);
+    console.log(
+      `\nNote: frugal node agents GET their own Node at start and then every 300 s; a window right after they started sees only the cluster watcher's Lease renewals. Steady state adds nodes/300 GET/s: ${COUNTS.map((n) => `${n} nodes +${(n / 300).toFixed(2)}/s`).join(', ')}.`,
+    );
+    console.log(
+      `\nColumns: "agent req/s" counts the agents' requests as the API server received them (audit log, agents' user only); "server" columns are deltas of apiserver_request_total / apiserver_response_sizes_sum over all clients; "Δ vs idle" subtracts the idle window; "agent-path KiB/s" is the response bytes of cluster-scope LIST pods/services/endpoints and GET nodes minus idle (the API server gzips large responses, so these are bytes on the wire). ${finalAgents.length} agents left at the end. Total ${Math.round((Date.now() - t0) / 1000)} s.`,
+    );
   });
 }
 

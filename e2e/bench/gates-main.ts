@@ -104,7 +104,15 @@ async function applyRollout(manifest: Record<string, unknown>): Promise<void> {
 async function deleteRollout(target: ClusterHandle, name: string): Promise<void> {
   await kubectl(managementCluster(), ['delete', 'tro', name, '-n', OPERATOR_NAMESPACE, '--ignore-not-found', '--wait=true']);
   await kubectl(target, ['label', 'nodes', '--all', `${REVISION_LABEL}-`]);
-  await kubectl(target, ['delete', 'daemonsets,configmaps', '-n', 'telemetry-system', '-l', 'app.kubernetes.io/managed-by=telemetry-rollout', '--ignore-not-found']);
+  await kubectl(target, [
+    'delete',
+    'daemonsets,configmaps',
+    '-n',
+    'telemetry-system',
+    '-l',
+    'app.kubernetes.io/managed-by=telemetry-rollout',
+    '--ignore-not-found',
+  ]);
 }
 
 /** One induced regression's figures, seconds from the load start unless said otherwise. */
@@ -129,7 +137,9 @@ interface Run {
 /** (a): `regressions` times: healthy bake -> LIST load -> Paused by the gate -> recover -> retry. */
 async function detectionRuns(target: ClusterHandle): Promise<Run[]> {
   const name = 'bench-detect';
-  await applyRollout(gateRollout({ name, namespace: OPERATOR_NAMESPACE, target: target.name, onFailure: 'Pause', intervalSeconds: cfg.interval, bakeSeconds: 86_400 }));
+  await applyRollout(
+    gateRollout({ name, namespace: OPERATOR_NAMESPACE, target: target.name, onFailure: 'Pause', intervalSeconds: cfg.interval, bakeSeconds: 86_400 }),
+  );
   const w = new RolloutWatcher(managementCluster().kubeConfig(), OPERATOR_NAMESPACE, name).start();
   const runs: Run[] = [];
   try {
@@ -170,7 +180,11 @@ async function detectionRuns(target: ClusterHandle): Promise<Run[]> {
       if (outcome === 'missed') break; // the next runs would measure a rollout in an unknown state
       // Recover: the load is gone; once the gate passes again (it keeps evaluating while paused), retry.
       const stoppedAt = Date.now();
-      await w.waitFor('a passing evaluation after the load', (_r, ww) => ww.evaluations(target.name).some((g) => g.time.getTime() > stoppedAt && g.verdict === 'Pass'), 300_000);
+      await w.waitFor(
+        'a passing evaluation after the load',
+        (_r, ww) => ww.evaluations(target.name).some((g) => g.time.getTime() > stoppedAt && g.verdict === 'Pass'),
+        300_000,
+      );
       await kubectl(managementCluster(), ['annotate', 'tro', name, '-n', OPERATOR_NAMESPACE, `telemetry.rollout.dev/retry=bench-${run}`, '--overwrite']);
     }
   } finally {
@@ -199,7 +213,18 @@ interface Healthy {
 async function healthyRun(target: ClusterHandle, namespace: string): Promise<Healthy> {
   const name = 'bench-healthy';
   // CoreDNS is gated too here: its metrics URL is given and the benign client resolves names as pods do.
-  await applyRollout(gateRollout({ name, namespace: OPERATOR_NAMESPACE, target: target.name, onFailure: 'Pause', intervalSeconds: cfg.healthyInterval, windowSeconds: 30, bakeSeconds: 86_400, metrics: { coreDNSMetricsURL: target.coreDNSMetricsURL } }));
+  await applyRollout(
+    gateRollout({
+      name,
+      namespace: OPERATOR_NAMESPACE,
+      target: target.name,
+      onFailure: 'Pause',
+      intervalSeconds: cfg.healthyInterval,
+      windowSeconds: 30,
+      bakeSeconds: 86_400,
+      metrics: { coreDNSMetricsURL: target.coreDNSMetricsURL },
+    }),
+  );
   const w = new RolloutWatcher(managementCluster().kubeConfig(), OPERATOR_NAMESPACE, name).start();
   const benign = await startBenignLoad(target.kubeConfig(), { namespace, ratePerSecond: cfg.benignRps, durationMs: (cfg.healthySeconds + 300) * 1000 });
   const dns = { stop: false, answers: {} as Record<string, number> };
@@ -220,7 +245,9 @@ async function healthyRun(target: ClusterHandle, namespace: string): Promise<Hea
       await sleep(Math.min(60_000, end - Date.now()));
       const evs = w.evaluations(target.name).filter((g) => g.time.getTime() >= start);
       const count = (v: string) => evs.filter((g) => g.verdict === v).length;
-      log(`healthy run: ${Math.round((Date.now() - start) / 1000)}/${cfg.healthySeconds}s: ${evs.length} evaluations: Pass ${count('Pass')}, Fail ${count('Fail')}, NoData ${count('NoData')}; load average ${(loadavg()[0] ?? 0).toFixed(1)}`);
+      log(
+        `healthy run: ${Math.round((Date.now() - start) / 1000)}/${cfg.healthySeconds}s: ${evs.length} evaluations: Pass ${count('Pass')}, Fail ${count('Fail')}, NoData ${count('NoData')}; load average ${(loadavg()[0] ?? 0).toFixed(1)}`,
+      );
     }
     await w.poll();
     const evaluations = w.evaluations(target.name).filter((g) => g.time.getTime() >= start && g.time.getTime() <= end);
@@ -228,7 +255,14 @@ async function healthyRun(target: ClusterHandle, namespace: string): Promise<Hea
     const stats = await benign.stop();
     dns.stop = true;
     await resolver;
-    return { seconds: cfg.healthySeconds, start, end, evaluations, halts, benign: `${formatLoadStats(stats, 'benign client')}; DNS answers ${JSON.stringify(dns.answers)}` };
+    return {
+      seconds: cfg.healthySeconds,
+      start,
+      end,
+      evaluations,
+      halts,
+      benign: `${formatLoadStats(stats, 'benign client')}; DNS answers ${JSON.stringify(dns.answers)}`,
+    };
   } finally {
     dns.stop = true;
     await resolver;
@@ -240,9 +274,18 @@ async function healthyRun(target: ClusterHandle, namespace: string): Promise<Hea
 
 function printResults(target: ClusterHandle, runs: Run[], detectWindow: [number, number], healthy: Healthy | undefined): void {
   const out: string[] = ['', '==================== gates benchmark: results ===================='];
-  out.push(`command: npm run bench:gates  (${Object.entries(cfg).map(([k, v]) => `${k}=${v}`).join(' ')})`);
-  out.push(`target ${target.name}: ${target.nodes} nodes + ${cfg.pods} pause pods; real operator process; default thresholds (API server p99 1 s and x1.5 of the step's baseline with a 0.1 s floor, errors 1 %, APF 1/s; CoreDNS errors 1 %, p99 0.25 s), failureLimit 2`);
-  out.push('', `(a) detection latency over ${runs.length} induced regressions (${cfg.load} clients LISTing pods/services/endpoints cluster-wide without resourceVersion; gate interval ${cfg.interval}s):`);
+  out.push(
+    `command: npm run bench:gates  (${Object.entries(cfg)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ')})`,
+  );
+  out.push(
+    `target ${target.name}: ${target.nodes} nodes + ${cfg.pods} pause pods; real operator process; default thresholds (API server p99 1 s and x1.5 of the step's baseline with a 0.1 s floor, errors 1 %, APF 1/s; CoreDNS errors 1 %, p99 0.25 s), failureLimit 2`,
+  );
+  out.push(
+    '',
+    `(a) detection latency over ${runs.length} induced regressions (${cfg.load} clients LISTing pods/services/endpoints cluster-wide without resourceVersion; gate interval ${cfg.interval}s):`,
+  );
   runs.forEach((r) => out.push(`  run ${String(r.run).padStart(2)}: ${formatRun(r)}`));
   const halted = runs.filter((r) => r.outcome === 'halted');
   const pick = (f: (r: Run) => number | undefined) => halted.map(f).filter((v): v is number => v !== undefined);
@@ -286,7 +329,13 @@ export async function main(): Promise<number> {
     fleet = attachFleet(reuse);
     log(`reusing the fleet of ${reuse}`);
   } else {
-    fleet = await startFleet({ clusters: [{ name: MANAGEMENT_CLUSTER, nodes: 1 }, { name: 'bench', nodes: 50 }], extraUsers: DEFAULT_E2E_EXTRA_USERS.map((u) => ({ ...u })) });
+    fleet = await startFleet({
+      clusters: [
+        { name: MANAGEMENT_CLUSTER, nodes: 1 },
+        { name: 'bench', nodes: 50 },
+      ],
+      extraUsers: DEFAULT_E2E_EXTRA_USERS.map((u) => ({ ...u })),
+    });
     owned = true;
     process.env[FLEET_INFO_ENV] = fleet.infoFile;
   }

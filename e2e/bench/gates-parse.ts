@@ -12,9 +12,47 @@ import type * as PromText from '../../operator/src/gates/promtext.js';
 const modulePath = new URL('../../operator/src/gates/promtext.ts', import.meta.url).href;
 const { parsePrometheusText } = (await import(modulePath)) as typeof PromText;
 
-const BUCKETS = ['0.005', '0.025', '0.05', '0.1', '0.2', '0.4', '0.6', '0.8', '1', '1.25', '1.5', '2', '3', '4', '5', '6', '8', '10', '15', '20', '30', '45', '60', '+Inf'];
+const BUCKETS = [
+  '0.005',
+  '0.025',
+  '0.05',
+  '0.1',
+  '0.2',
+  '0.4',
+  '0.6',
+  '0.8',
+  '1',
+  '1.25',
+  '1.5',
+  '2',
+  '3',
+  '4',
+  '5',
+  '6',
+  '8',
+  '10',
+  '15',
+  '20',
+  '30',
+  '45',
+  '60',
+  '+Inf',
+];
 const VERBS = ['GET', 'LIST', 'WATCH', 'POST', 'PUT', 'PATCH', 'DELETE', 'APPLY'];
-const RESOURCES = ['pods', 'nodes', 'services', 'endpoints', 'endpointslices', 'configmaps', 'secrets', 'events', 'leases', 'deployments', 'replicasets', 'daemonsets'];
+const RESOURCES = [
+  'pods',
+  'nodes',
+  'services',
+  'endpoints',
+  'endpointslices',
+  'configmaps',
+  'secrets',
+  'events',
+  'leases',
+  'deployments',
+  'replicasets',
+  'daemonsets',
+];
 
 /** A synthetic page of at least `targetBytes` characters. */
 function syntheticPage(targetBytes: number): string {

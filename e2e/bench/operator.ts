@@ -96,8 +96,20 @@ async function main(): Promise<void> {
       spec: {
         collector: { image: 'registry.example/collector:bench' },
         targets: { clusters: targets.map((t) => ({ name: t.name, kubeconfigSecretRef: { name: `${t.name}-kubeconfig` } })) },
-        strategy: { stages: [{ name: 'canary', clusters: 1, nodeSteps: [1, 10, 50, 100], bakeSeconds: 0 }, { name: 'rest', percent: 100, nodeSteps: [25, 100], bakeSeconds: 0, maxConcurrentClusters: 2 }], nodeRelabelQPS: 20 },
-        gates: { intervalSeconds: 10, windowSeconds: 10, scrapeIntervalSeconds: 1, coreDNS: { cacheTTLSeconds: 0 }, apiServer: { maxP99LatencySeconds: 5, maxLatencyIncreaseRatio: 20 } },
+        strategy: {
+          stages: [
+            { name: 'canary', clusters: 1, nodeSteps: [1, 10, 50, 100], bakeSeconds: 0 },
+            { name: 'rest', percent: 100, nodeSteps: [25, 100], bakeSeconds: 0, maxConcurrentClusters: 2 },
+          ],
+          nodeRelabelQPS: 20,
+        },
+        gates: {
+          intervalSeconds: 10,
+          windowSeconds: 10,
+          scrapeIntervalSeconds: 1,
+          coreDNS: { cacheTTLSeconds: 0 },
+          apiServer: { maxP99LatencySeconds: 5, maxLatencyIncreaseRatio: 20 },
+        },
       },
     };
     const before = await requestCounts(op);
@@ -126,8 +138,12 @@ async function main(): Promise<void> {
     const sizes = targets.map((t) => `${t.name}=${t.nodes}`).join(', ');
     console.log(`\n=== bench:operator (targets ${sizes}; steady window ${STEADY}s; node flags ${operatorNodeFlags().join(' ') || '(none)'}) ===`);
     console.log(`\nRollout of ${targets.length} targets: ${Math.round(rolloutSeconds)} s`);
-    console.log(`Operator while driving the rollout: peak RSS ${during.peakRssMiB} MiB, mean RSS ${during.meanRssMiB} MiB, CPU ${during.cpuPercent}% of a core (${during.seconds} s)`);
-    console.log(`Operator idle (steady state):       peak RSS ${idle.peakRssMiB} MiB, mean RSS ${idle.meanRssMiB} MiB, CPU ${idle.cpuPercent}% of a core (${idle.seconds} s)`);
+    console.log(
+      `Operator while driving the rollout: peak RSS ${during.peakRssMiB} MiB, mean RSS ${during.meanRssMiB} MiB, CPU ${during.cpuPercent}% of a core (${during.seconds} s)`,
+    );
+    console.log(
+      `Operator idle (steady state):       peak RSS ${idle.peakRssMiB} MiB, mean RSS ${idle.meanRssMiB} MiB, CPU ${idle.cpuPercent}% of a core (${idle.seconds} s)`,
+    );
     console.log(`\nAPI requests per minute during the rollout, by cluster and verb:\n${table(perMinute(before, afterRollout, rolloutSeconds))}`);
     const steadyRows = perMinute(steadyStart, steadyEnd, idle.seconds);
     console.log(`\nAPI requests per minute in steady state, by cluster and verb:\n${table(steadyRows)}`);

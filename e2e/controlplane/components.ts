@@ -186,12 +186,16 @@ export interface StaticToken {
  */
 export function tokenFile(tokens: StaticToken[]): string {
   const bad = /[",\n]/;
-  return tokens.map((t) => {
-    for (const v of [t.token, t.user, t.uid, ...t.groups]) {
-      if (bad.test(v)) throw new Error(`static token entry for ${t.user}: value ${JSON.stringify(v)} contains a comma, quote or newline`);
-    }
-    return `${t.token},${t.user},${t.uid},"${t.groups.join(',')}"`;
-  }).join('\n') + '\n';
+  return (
+    tokens
+      .map((t) => {
+        for (const v of [t.token, t.user, t.uid, ...t.groups]) {
+          if (bad.test(v)) throw new Error(`static token entry for ${t.user}: value ${JSON.stringify(v)} contains a comma, quote or newline`);
+        }
+        return `${t.token},${t.user},${t.uid},"${t.groups.join(',')}"`;
+      })
+      .join('\n') + '\n'
+  );
 }
 
 /**

@@ -2,7 +2,17 @@ import { describe, expect, it } from '@jest/globals';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import {
-  KWOK_STAGES, POD_CIDR, SERVICE_CIDR, apiServerArgs, controllerManagerArgs, corefile, etcdArgs, kubeconfig, kwokArgs, schedulerArgs, tokenFile,
+  KWOK_STAGES,
+  POD_CIDR,
+  SERVICE_CIDR,
+  apiServerArgs,
+  controllerManagerArgs,
+  corefile,
+  etcdArgs,
+  kubeconfig,
+  kwokArgs,
+  schedulerArgs,
+  tokenFile,
   type ClusterLayout,
 } from './components.js';
 
@@ -40,11 +50,19 @@ describe('component command lines', () => {
 
   it('kube-apiserver: shared etcd with a per-cluster prefix, token auth, RBAC, our service range', () => {
     const args = apiServerArgs(layout);
-    expect(args).toEqual(expect.arrayContaining([
-      '--etcd-servers=http://127.0.0.1:2379', '--etcd-prefix=/tro/east', '--secure-port=26443', '--bind-address=127.0.0.1',
-      '--token-auth-file=/w/east/tokens.csv', '--authorization-mode=RBAC', `--service-cluster-ip-range=${SERVICE_CIDR}`,
-      '--service-account-signing-key-file=/w/pki/sa.key', '--service-account-key-file=/w/pki/sa.pub',
-    ]));
+    expect(args).toEqual(
+      expect.arrayContaining([
+        '--etcd-servers=http://127.0.0.1:2379',
+        '--etcd-prefix=/tro/east',
+        '--secure-port=26443',
+        '--bind-address=127.0.0.1',
+        '--token-auth-file=/w/east/tokens.csv',
+        '--authorization-mode=RBAC',
+        `--service-cluster-ip-range=${SERVICE_CIDR}`,
+        '--service-account-signing-key-file=/w/pki/sa.key',
+        '--service-account-key-file=/w/pki/sa.pub',
+      ]),
+    );
   });
 
   it('controller-manager and scheduler: no serving port, no leader election', () => {
@@ -76,11 +94,13 @@ describe('component command lines', () => {
 
 describe('tokenFile', () => {
   it('writes token,user,uid,"groups" lines', () => {
-    expect(tokenFile([
-      { token: 't1', user: 'admin', uid: 'admin', groups: ['system:masters'] },
-      { token: 't2', user: 'system:serviceaccount:ns:sa', uid: 'u2', groups: ['system:serviceaccounts', 'system:serviceaccounts:ns'] },
-      { token: 't3', user: 'nobody', uid: 'u3', groups: [] },
-    ])).toBe('t1,admin,admin,"system:masters"\nt2,system:serviceaccount:ns:sa,u2,"system:serviceaccounts,system:serviceaccounts:ns"\nt3,nobody,u3,""\n');
+    expect(
+      tokenFile([
+        { token: 't1', user: 'admin', uid: 'admin', groups: ['system:masters'] },
+        { token: 't2', user: 'system:serviceaccount:ns:sa', uid: 'u2', groups: ['system:serviceaccounts', 'system:serviceaccounts:ns'] },
+        { token: 't3', user: 'nobody', uid: 'u3', groups: [] },
+      ]),
+    ).toBe('t1,admin,admin,"system:masters"\nt2,system:serviceaccount:ns:sa,u2,"system:serviceaccounts,system:serviceaccounts:ns"\nt3,nobody,u3,""\n');
   });
 
   it('refuses values that would corrupt the CSV', () => {

@@ -20,7 +20,10 @@ export const DEFAULT_E2E_FLEET: readonly ClusterSpec[] = [
  * the offending item on anything else (names are checked later by startFleet).
  */
 export function parseFleetSpec(text: string): ClusterSpec[] {
-  const items = text.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const items = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   if (items.length === 0) throw new Error(`fleet spec ${JSON.stringify(text)}: no clusters`);
   return items.map((item) => {
     const m = /^([a-z0-9-]+):(\d+)(?::(\d+))?$/.exec(item);

@@ -101,7 +101,10 @@ export async function queryDNS(o: { host: string; port: number; name: string; ty
   const socket = createSocket(o.host.includes(':') ? 'udp6' : 'udp4');
   try {
     return await new Promise<DnsAnswer>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`DNS query ${o.name} to ${o.host}:${o.port}: no answer in ${o.timeoutMs ?? 2000} ms`)), o.timeoutMs ?? 2000);
+      const timer = setTimeout(
+        () => reject(new Error(`DNS query ${o.name} to ${o.host}:${o.port}: no answer in ${o.timeoutMs ?? 2000} ms`)),
+        o.timeoutMs ?? 2000,
+      );
       socket.on('error', (err) => {
         clearTimeout(timer);
         reject(new Error(`DNS query ${o.name} to ${o.host}:${o.port}`, { cause: err }));

@@ -22,17 +22,23 @@ function waitStateSync(pid: number, stopped: boolean): void {
 export async function waitApiReady(st: FleetState, c: ClusterInfo, timeoutMs = API_READY_TIMEOUT_MS): Promise<void> {
   const ca = readFileSync(c.caFile);
   const pid = () => st.record(`${c.name}/kube-apiserver`).pid;
-  await waitUntil(`${c.name}: kube-apiserver /readyz`, async () => {
-    const r = await httpGet(`${c.apiServerURL}/readyz`, { ca, token: c.adminToken, timeoutMs: 5000 });
-    return r.status === 200;
-  }, { timeoutMs, intervalMs: 300, abort: () => (isAlive(pid()) ? undefined : `kube-apiserver ${exitReason(pid()) ?? 'exited'}`) });
+  await waitUntil(
+    `${c.name}: kube-apiserver /readyz`,
+    async () => {
+      const r = await httpGet(`${c.apiServerURL}/readyz`, { ca, token: c.adminToken, timeoutMs: 5000 });
+      return r.status === 200;
+    },
+    { timeoutMs, intervalMs: 300, abort: () => (isAlive(pid()) ? undefined : `kube-apiserver ${exitReason(pid()) ?? 'exited'}`) },
+  );
 }
 
 /** Waits until `url` of the cluster's CoreDNS answers 200 (fails early when the process dies). */
 export async function waitCoreDNS(st: FleetState, c: ClusterInfo, url: string, timeoutMs: number): Promise<void> {
   const pid = () => st.record(`${c.name}/coredns`).pid;
   await waitUntil(`${c.name}: CoreDNS ${url}`, async () => (await httpGet(url, { timeoutMs: 2000 })).status === 200, {
-    timeoutMs, intervalMs: 200, abort: () => (isAlive(pid()) ? undefined : `coredns ${exitReason(pid()) ?? 'exited'}`),
+    timeoutMs,
+    intervalMs: 200,
+    abort: () => (isAlive(pid()) ? undefined : `coredns ${exitReason(pid()) ?? 'exited'}`),
   });
 }
 
@@ -51,16 +57,36 @@ class Cluster implements ClusterHandle {
     return this.kubeconfigText;
   }
 
-  get name() { return this.c.name; }
-  get kubeconfigPath() { return this.c.kubeconfigPath; }
-  get context() { return this.c.context; }
-  get apiServerURL() { return this.c.apiServerURL; }
-  get adminToken() { return this.c.adminToken; }
-  get caFile() { return this.c.caFile; }
-  get nodes() { return this.c.nodes; }
-  get dns() { return this.c.dns; }
-  get coreDNSMetricsURL() { return this.c.coreDNSMetricsURL; }
-  get users() { return this.c.users; }
+  get name() {
+    return this.c.name;
+  }
+  get kubeconfigPath() {
+    return this.c.kubeconfigPath;
+  }
+  get context() {
+    return this.c.context;
+  }
+  get apiServerURL() {
+    return this.c.apiServerURL;
+  }
+  get adminToken() {
+    return this.c.adminToken;
+  }
+  get caFile() {
+    return this.c.caFile;
+  }
+  get nodes() {
+    return this.c.nodes;
+  }
+  get dns() {
+    return this.c.dns;
+  }
+  get coreDNSMetricsURL() {
+    return this.c.coreDNSMetricsURL;
+  }
+  get users() {
+    return this.c.users;
+  }
 
   get pids(): Partial<Record<Role, number>> {
     const out: Partial<Record<Role, number>> = {};
@@ -126,10 +152,18 @@ export class RunningFleet implements Fleet {
     this.clusters = st.info.clusters.map((c) => new Cluster(st, c));
   }
 
-  get workDir() { return this.st.info.workDir; }
-  get binDir() { return this.st.info.binDir; }
-  get infoFile() { return this.st.infoFile; }
-  get startupSeconds() { return this.st.info.startupSeconds; }
+  get workDir() {
+    return this.st.info.workDir;
+  }
+  get binDir() {
+    return this.st.info.binDir;
+  }
+  get infoFile() {
+    return this.st.infoFile;
+  }
+  get startupSeconds() {
+    return this.st.info.startupSeconds;
+  }
 
   cluster(name: string): ClusterHandle {
     const c = this.clusters.find((x) => x.name === name);
@@ -147,10 +181,12 @@ export class RunningFleet implements Fleet {
   }
 
   logs(lines = 50): string {
-    return this.processes().map((p) => {
-      const state = isAlive(p.pid) ? 'running' : (exitReason(p.pid) ?? 'not running');
-      return `----- ${p.id} (pid ${p.pid}, ${state}) ${p.logFile}\n${tail(p.logFile, lines)}`;
-    }).join('\n');
+    return this.processes()
+      .map((p) => {
+        const state = isAlive(p.pid) ? 'running' : (exitReason(p.pid) ?? 'not running');
+        return `----- ${p.id} (pid ${p.pid}, ${state}) ${p.logFile}\n${tail(p.logFile, lines)}`;
+      })
+      .join('\n');
   }
 
   dumpLogs(lines = 50): void {

@@ -15,8 +15,17 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api } from '@kubernetes/client-node';
 import {
-  apiServerArgs, controllerManagerArgs, coreDNSArgs, corefile, etcdArgs, kubeconfig, kwokArgs, schedulerArgs, tokenFile,
-  type ClusterLayout, type StaticToken,
+  apiServerArgs,
+  controllerManagerArgs,
+  coreDNSArgs,
+  corefile,
+  etcdArgs,
+  kubeconfig,
+  kwokArgs,
+  schedulerArgs,
+  tokenFile,
+  type ClusterLayout,
+  type StaticToken,
 } from './components.js';
 import { freePort, httpGet, waitUntil } from './net.js';
 import { createNodes, populatePods } from './nodes.js';
@@ -134,16 +143,19 @@ export async function startFleet(opts: StartFleetOptions): Promise<Fleet> {
   chmodSync(workDir, 0o700);
   const logDir = join(workDir, 'logs');
   mkdirSync(logDir);
-  const st = new FleetState({
-    version: 1,
-    ownerPid: process.pid,
-    workDir,
-    binDir,
-    keepWorkDir: opts.keepWorkDir ?? process.env.TRO_E2E_KEEP_WORKDIR === '1',
-    createdAt: new Date().toISOString(),
-    processes: [],
-    clusters: [],
-  }, join(workDir, 'fleet.json'));
+  const st = new FleetState(
+    {
+      version: 1,
+      ownerPid: process.pid,
+      workDir,
+      binDir,
+      keepWorkDir: opts.keepWorkDir ?? process.env.TRO_E2E_KEEP_WORKDIR === '1',
+      createdAt: new Date().toISOString(),
+      processes: [],
+      clusters: [],
+    },
+    join(workDir, 'fleet.json'),
+  );
   st.save();
   owned.add(st);
   installHooks(opts.handleSignals ?? true);
@@ -158,14 +170,22 @@ export async function startFleet(opts: StartFleetOptions): Promise<Fleet> {
       const peerPort = await freePort();
       const dataDir = join(workDir, safeName(id.replace('/', '_')));
       st.start({
-        id, role: 'etcd', ...(cluster ? { cluster } : {}), command: bin('etcd'), logFile: logFile(id),
+        id,
+        role: 'etcd',
+        ...(cluster ? { cluster } : {}),
+        command: bin('etcd'),
+        logFile: logFile(id),
         args: etcdArgs({ name: 'tro-e2e', dataDir, clientPort, peerPort }),
       });
       const url = `http://127.0.0.1:${clientPort}`;
-      await waitUntil(`${id} /health`, async () => {
-        const r = await httpGet(`${url}/health`, { timeoutMs: 2000 });
-        return r.status === 200 && r.body.includes('"true"');
-      }, { timeoutMs: 30_000, abort: () => (isAlive(st.record(id).pid) ? undefined : `etcd ${exitReason(st.record(id).pid) ?? 'exited'}`) });
+      await waitUntil(
+        `${id} /health`,
+        async () => {
+          const r = await httpGet(`${url}/health`, { timeoutMs: 2000 });
+          return r.status === 200 && r.body.includes('"true"');
+        },
+        { timeoutMs: 30_000, abort: () => (isAlive(st.record(id).pid) ? undefined : `etcd ${exitReason(st.record(id).pid) ?? 'exited'}`) },
+      );
       log(`${id} ready at ${url}`);
       return url;
     };
@@ -227,12 +247,16 @@ export async function startFleet(opts: StartFleetOptions): Promise<Fleet> {
       ];
       writeFileSync(layout.files.tokenFile, tokenFile(tokens), { mode: 0o600 });
       const kubeconfigPath = join(dir, 'kubeconfig');
-      writeFileSync(kubeconfigPath, kubeconfig({ cluster: name, server, caData: ca, user: `${name}-admin`, token: adminToken, context: name }), { mode: 0o600 });
+      writeFileSync(kubeconfigPath, kubeconfig({ cluster: name, server, caData: ca, user: `${name}-admin`, token: adminToken, context: name }), {
+        mode: 0o600,
+      });
       for (const c of components) {
         writeFileSync(c.file, kubeconfig({ cluster: name, server, caData: ca, user: c.user, token: c.token, context: name }), { mode: 0o600 });
       }
       for (const u of users) {
-        writeFileSync(u.kubeconfigPath, kubeconfig({ cluster: name, server, caData: ca, user: u.context, token: u.token, context: u.context }), { mode: 0o600 });
+        writeFileSync(u.kubeconfigPath, kubeconfig({ cluster: name, server, caData: ca, user: u.context, token: u.token, context: u.context }), {
+          mode: 0o600,
+        });
       }
       writeFileSync(layout.files.corefile, corefile(layout, name));
       const info: ClusterInfo = {
@@ -253,7 +277,14 @@ export async function startFleet(opts: StartFleetOptions): Promise<Fleet> {
         users,
       };
       st.info.clusters.push(info);
-      const proc = (role: Role, args: string[]) => ({ id: `${name}/${role}`, role, cluster: name, command: bin(role), args, logFile: logFile(`${name}/${role}`) });
+      const proc = (role: Role, args: string[]) => ({
+        id: `${name}/${role}`,
+        role,
+        cluster: name,
+        command: bin(role),
+        args,
+        logFile: logFile(`${name}/${role}`),
+      });
       st.start(proc('kube-apiserver', apiServerArgs(layout)));
       await waitApiReady(st, info);
       log(`${name}: kube-apiserver ready at ${server} in ${((Date.now() - t) / 1000).toFixed(1)} s`);
@@ -264,20 +295,28 @@ export async function startFleet(opts: StartFleetOptions): Promise<Fleet> {
     }
 
     const fleet = new RunningFleet(st);
-    await Promise.all(st.info.clusters.map(async (c) => {
-      const t = Date.now();
-      const kc = fleet.cluster(c.name).kubeConfig();
-      const core = kc.makeApiClient(CoreV1Api);
-      // The service-account controller creating `default` proves kube-controller-manager works.
-      await waitUntil(`${c.name}: ServiceAccount default/default (kube-controller-manager)`, async () => {
-        await core.readNamespacedServiceAccount({ name: 'default', namespace: 'default' });
-        return true;
-      }, { timeoutMs: 90_000, intervalMs: 500 });
-      await createNodes(kc, c.name, c.index, c.nodes);
-      await waitCoreDNS(st, c, c.coreDNSReadyURL, 60_000);
-      await populatePods(kc, c.name, c.nodes, c.podsPerNode);
-      log(`${c.name}: ${c.nodes} nodes Ready${c.podsPerNode ? `, ${c.nodes * c.podsPerNode} pods` : ''}, CoreDNS ready (${((Date.now() - t) / 1000).toFixed(1)} s)`);
-    }));
+    await Promise.all(
+      st.info.clusters.map(async (c) => {
+        const t = Date.now();
+        const kc = fleet.cluster(c.name).kubeConfig();
+        const core = kc.makeApiClient(CoreV1Api);
+        // The service-account controller creating `default` proves kube-controller-manager works.
+        await waitUntil(
+          `${c.name}: ServiceAccount default/default (kube-controller-manager)`,
+          async () => {
+            await core.readNamespacedServiceAccount({ name: 'default', namespace: 'default' });
+            return true;
+          },
+          { timeoutMs: 90_000, intervalMs: 500 },
+        );
+        await createNodes(kc, c.name, c.index, c.nodes);
+        await waitCoreDNS(st, c, c.coreDNSReadyURL, 60_000);
+        await populatePods(kc, c.name, c.nodes, c.podsPerNode);
+        log(
+          `${c.name}: ${c.nodes} nodes Ready${c.podsPerNode ? `, ${c.nodes * c.podsPerNode} pods` : ''}, CoreDNS ready (${((Date.now() - t) / 1000).toFixed(1)} s)`,
+        );
+      }),
+    );
     st.info.startupSeconds = (Date.now() - t0) / 1000;
     st.save();
     log(`fleet of ${opts.clusters.length} cluster(s) up in ${st.info.startupSeconds.toFixed(1)} s; info ${st.infoFile}`);

@@ -19,7 +19,14 @@ function fakeFleet(name: string, ownerPid: number, keepWorkDir = false): { workD
   const proc = spawnLogged({ id: `${name}/kwok`, role: 'kwok', cluster: name, command: '/bin/sleep', args: ['120'], logFile: join(workDir, 'kwok.log') });
   started.push(proc);
   const info: FleetInfo = {
-    version: 1, ownerPid, workDir, binDir: '/nowhere', keepWorkDir, createdAt: new Date().toISOString(), processes: [proc], clusters: [],
+    version: 1,
+    ownerPid,
+    workDir,
+    binDir: '/nowhere',
+    keepWorkDir,
+    createdAt: new Date().toISOString(),
+    processes: [proc],
+    clusters: [],
   };
   writeFileSync(join(workDir, 'fleet.json'), JSON.stringify(info));
   return { workDir, proc };

@@ -81,9 +81,9 @@ export function httpGet(url: string, o: { ca?: string | Buffer; token?: string; 
       timedOut = true;
       r.destroy();
     });
-    r.on('error', (err) => reject(timedOut
-      ? new Error(`GET ${url}: no answer in ${o.timeoutMs ?? 5000} ms`)
-      : new Error(`GET ${url}: ${err.message}`, { cause: err })));
+    r.on('error', (err) =>
+      reject(timedOut ? new Error(`GET ${url}: no answer in ${o.timeoutMs ?? 5000} ms`) : new Error(`GET ${url}: ${err.message}`, { cause: err })),
+    );
     r.end();
   });
 }

@@ -56,21 +56,29 @@ describe('httpGet', () => {
 describe('waitUntil', () => {
   it('returns the first truthy value, treating throws as not yet', async () => {
     let n = 0;
-    const v = await waitUntil('counter', () => {
-      n++;
-      if (n < 3) throw new Error('not yet');
-      return n === 4 ? 'done' : false;
-    }, { timeoutMs: 2000, intervalMs: 5 });
+    const v = await waitUntil(
+      'counter',
+      () => {
+        n++;
+        if (n < 3) throw new Error('not yet');
+        return n === 4 ? 'done' : false;
+      },
+      { timeoutMs: 2000, intervalMs: 5 },
+    );
     expect(v).toBe('done');
     expect(n).toBe(4);
   });
 
   it('times out naming what it waited for and the last error', async () => {
-    const err = await waitUntil('the thing', () => {
-      throw new Error('still broken');
-    }, { timeoutMs: 50, intervalMs: 10 }).catch((e: unknown) => e as Error);
-    expect((err).message).toMatch(/the thing: not done after 0 s/);
-    expect(((err).cause as Error).message).toBe('still broken');
+    const err = await waitUntil(
+      'the thing',
+      () => {
+        throw new Error('still broken');
+      },
+      { timeoutMs: 50, intervalMs: 10 },
+    ).catch((e: unknown) => e as Error);
+    expect(err.message).toMatch(/the thing: not done after 0 s/);
+    expect((err.cause as Error).message).toBe('still broken');
   });
 
   it('gives up at once when abort names a reason', async () => {

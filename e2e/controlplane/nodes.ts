@@ -119,10 +119,14 @@ export async function createNodes(kc: KubeConfig, cluster: string, clusterIndex:
   } catch (cause) {
     throw new Error(`${cluster}: create ${count} nodes`, { cause });
   }
-  await waitUntil(`${cluster}: ${count} nodes Ready and untainted`, async () => {
-    const list = await core.listNode();
-    return list.items.filter(isSchedulable).length >= count;
-  }, { timeoutMs, intervalMs: 500 });
+  await waitUntil(
+    `${cluster}: ${count} nodes Ready and untainted`,
+    async () => {
+      const list = await core.listNode();
+      return list.items.filter(isSchedulable).length >= count;
+    },
+    { timeoutMs, intervalMs: 500 },
+  );
 }
 
 /**
@@ -138,10 +142,14 @@ export async function populatePods(kc: KubeConfig, cluster: string, nodes: numbe
   const apps = kc.makeApiClient(AppsV1Api);
   try {
     await core.createNamespace({ body: { metadata: { name: POPULATION_NAMESPACE } } });
-    await waitUntil(`${cluster}: default ServiceAccount in ${POPULATION_NAMESPACE}`, async () => {
-      await core.readNamespacedServiceAccount({ name: 'default', namespace: POPULATION_NAMESPACE });
-      return true;
-    }, { timeoutMs: 60_000 });
+    await waitUntil(
+      `${cluster}: default ServiceAccount in ${POPULATION_NAMESPACE}`,
+      async () => {
+        await core.readNamespacedServiceAccount({ name: 'default', namespace: POPULATION_NAMESPACE });
+        return true;
+      },
+      { timeoutMs: 60_000 },
+    );
     for (let d = 0; d < podsPerNode; d++) {
       const name = `app-${String(d).padStart(2, '0')}`;
       const labels = { app: name };
@@ -154,7 +162,9 @@ export async function populatePods(kc: KubeConfig, cluster: string, nodes: numbe
             metadata: { labels },
             spec: {
               containers: [{ name: 'app', image: PAUSE_IMAGE, resources: { requests: { cpu: '10m', memory: '16Mi' } } }],
-              topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'DoNotSchedule', labelSelector: { matchLabels: labels } }],
+              topologySpreadConstraints: [
+                { maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'DoNotSchedule', labelSelector: { matchLabels: labels } },
+              ],
             },
           },
         },
@@ -164,8 +174,12 @@ export async function populatePods(kc: KubeConfig, cluster: string, nodes: numbe
   } catch (cause) {
     throw new Error(`${cluster}: create pod population`, { cause });
   }
-  await waitUntil(`${cluster}: ${total} population pods available`, async () => {
-    const list = await apps.listNamespacedDeployment({ namespace: POPULATION_NAMESPACE });
-    return list.items.reduce((n, d) => n + (d.status?.availableReplicas ?? 0), 0) >= total;
-  }, { timeoutMs, intervalMs: 1000 });
+  await waitUntil(
+    `${cluster}: ${total} population pods available`,
+    async () => {
+      const list = await apps.listNamespacedDeployment({ namespace: POPULATION_NAMESPACE });
+      return list.items.reduce((n, d) => n + (d.status?.availableReplicas ?? 0), 0) >= total;
+    },
+    { timeoutMs, intervalMs: 1000 },
+  );
 }

@@ -6,9 +6,14 @@ describe('nodeObject', () => {
     const n = nodeObject('east', 1, 7);
     expect(n.metadata?.name).toBe('east-node-007');
     expect(n.metadata?.labels).toMatchObject({
-      'kubernetes.io/hostname': 'east-node-007', 'kubernetes.io/os': 'linux', 'topology.kubernetes.io/zone': 'east-region-1b',
+      'kubernetes.io/hostname': 'east-node-007',
+      'kubernetes.io/os': 'linux',
+      'topology.kubernetes.io/zone': 'east-region-1b',
     });
-    expect(n.status?.addresses).toEqual([{ type: 'InternalIP', address: '10.101.0.17' }, { type: 'Hostname', address: 'east-node-007' }]);
+    expect(n.status?.addresses).toEqual([
+      { type: 'InternalIP', address: '10.101.0.17' },
+      { type: 'Hostname', address: 'east-node-007' },
+    ]);
     expect(n.status?.capacity?.pods).toBe('110');
     expect(n.status?.nodeInfo?.kubeletVersion).toBe(KUBELET_VERSION);
   });

@@ -31,19 +31,76 @@ function openssl(args: string[], cwd: string): void {
 export function createPki(dir: string): Pki {
   mkdirSync(dir, { recursive: true });
   const p = (f: string) => join(dir, f);
-  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt',
-    '-subj', '/CN=telemetry-rollout-e2e-ca', '-days', '365', '-addext', 'basicConstraints=critical,CA:TRUE',
-    '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], dir);
-  openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'server.key', '-out', 'server.csr',
-    '-subj', '/CN=kube-apiserver'], dir);
-  writeFileSync(p('server.ext'), [
-    'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default.svc.cluster.local',
-    'extendedKeyUsage=serverAuth',
-    'keyUsage=critical,digitalSignature,keyEncipherment',
-    '',
-  ].join('\n'));
-  openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt',
-    '-days', '365', '-extfile', 'server.ext'], dir);
+  openssl(
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.crt',
+      '-subj',
+      '/CN=telemetry-rollout-e2e-ca',
+      '-days',
+      '365',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ],
+    dir,
+  );
+  openssl(
+    [
+      'req',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      'server.key',
+      '-out',
+      'server.csr',
+      '-subj',
+      '/CN=kube-apiserver',
+    ],
+    dir,
+  );
+  writeFileSync(
+    p('server.ext'),
+    [
+      'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default.svc.cluster.local',
+      'extendedKeyUsage=serverAuth',
+      'keyUsage=critical,digitalSignature,keyEncipherment',
+      '',
+    ].join('\n'),
+  );
+  openssl(
+    [
+      'x509',
+      '-req',
+      '-in',
+      'server.csr',
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      'server.crt',
+      '-days',
+      '365',
+      '-extfile',
+      'server.ext',
+    ],
+    dir,
+  );
   // RSA because kube-apiserver's service-account token signer and verifier take RSA or ECDSA; RSA is what clusters use.
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   writeFileSync(p('sa.key'), privateKey.export({ type: 'pkcs1', format: 'pem' }), { mode: 0o600 });

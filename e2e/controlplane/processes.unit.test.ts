@@ -13,7 +13,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('processes', () => {
   it('spawns with output in a log file and knows when it ends', async () => {
-    const rec = spawnLogged({ id: 'echo', role: 'etcd', command: '/bin/sh', args: ['-c', 'echo hello; echo oops >&2; exit 3'], logFile: join(dir, 'echo.log') });
+    const rec = spawnLogged({
+      id: 'echo',
+      role: 'etcd',
+      command: '/bin/sh',
+      args: ['-c', 'echo hello; echo oops >&2; exit 3'],
+      logFile: join(dir, 'echo.log'),
+    });
     for (let i = 0; i < 100 && exitReason(rec.pid) === undefined; i++) await sleep(20);
     expect(exitReason(rec.pid)).toBe('exited with code 3');
     expect(isAlive(rec.pid)).toBe(false);
@@ -43,7 +49,13 @@ describe('processes', () => {
   });
 
   it('SIGKILLs what ignores SIGTERM after the grace period', async () => {
-    const rec = spawnLogged({ id: 'stubborn', role: 'coredns', command: '/bin/bash', args: ['-c', 'trap "" TERM; echo armed; while :; do sleep 0.1; done'], logFile: join(dir, 's.log') });
+    const rec = spawnLogged({
+      id: 'stubborn',
+      role: 'coredns',
+      command: '/bin/bash',
+      args: ['-c', 'trap "" TERM; echo armed; while :; do sleep 0.1; done'],
+      logFile: join(dir, 's.log'),
+    });
     // The log's first line (our header) names the command too: wait for the script's own line.
     for (let i = 0; i < 100 && tail(rec.logFile, 1) !== 'armed'; i++) await sleep(20);
     expect(tail(rec.logFile, 1)).toBe('armed');
@@ -57,11 +69,14 @@ describe('processes', () => {
     // A separate Node process spawns a component and is then killed without any chance to clean up.
     const script = join(dir, 'owner.ts');
     const mod = join(dirname(fileURLToPath(import.meta.url)), 'processes.ts');
-    writeFileSync(script, `import { spawnLogged } from ${JSON.stringify(mod)};
+    writeFileSync(
+      script,
+      `import { spawnLogged } from ${JSON.stringify(mod)};
 const rec = spawnLogged({ id: 'orphan', role: 'kwok', command: '/bin/sleep', args: ['60'], logFile: ${JSON.stringify(join(dir, 'orphan.log'))} });
 console.log(rec.pid);
 setInterval(() => undefined, 1000);
-`);
+`,
+    );
     const owner = spawn(process.execPath, ['--experimental-strip-types', '--no-warnings', script], { stdio: ['ignore', 'pipe', 'inherit'] });
     const pid = await new Promise<number>((resolve) => owner.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
     for (let i = 0; i < 100 && !runs(pid, '/bin/sleep'); i++) await sleep(20);

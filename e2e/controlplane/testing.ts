@@ -80,17 +80,22 @@ export interface KubectlOptions {
 export function kubectlResult(c: ClusterHandle, args: string[], o: KubectlOptions = {}): Promise<KubectlResult> {
   const kubeconfigPath = o.user === undefined ? c.kubeconfigPath : c.user(o.user).kubeconfigPath;
   return new Promise((resolve, reject) => {
-    const child = execFile(kubectlBinary(), ['--kubeconfig', kubeconfigPath, ...args], {
-      timeout: o.timeoutMs ?? 120_000,
-      maxBuffer: 64 * 1024 * 1024,
-      env: { ...process.env, KUBECONFIG: kubeconfigPath },
-    }, (err, stdout, stderr) => {
-      if (err && typeof err.code !== 'number') {
-        reject(new Error(`kubectl ${args.join(' ')} (${c.name}): ${err.killed ? 'timed out' : err.message}`, { cause: err }));
-        return;
-      }
-      resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
-    });
+    const child = execFile(
+      kubectlBinary(),
+      ['--kubeconfig', kubeconfigPath, ...args],
+      {
+        timeout: o.timeoutMs ?? 120_000,
+        maxBuffer: 64 * 1024 * 1024,
+        env: { ...process.env, KUBECONFIG: kubeconfigPath },
+      },
+      (err, stdout, stderr) => {
+        if (err && typeof err.code !== 'number') {
+          reject(new Error(`kubectl ${args.join(' ')} (${c.name}): ${err.killed ? 'timed out' : err.message}`, { cause: err }));
+          return;
+        }
+        resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
+      },
+    );
     if (o.input !== undefined) child.stdin?.end(o.input);
     else child.stdin?.end();
   });
@@ -122,10 +127,14 @@ export async function createNamespace(c: ClusterHandle, prefix: string): Promise
   const name = `${prefix}-${randomBytes(3).toString('hex')}`.toLowerCase();
   await kubectl(c, ['create', 'namespace', name]);
   const core = c.kubeConfig().makeApiClient(CoreV1Api);
-  await waitUntil(`${c.name}: ServiceAccount ${name}/default`, async () => {
-    await core.readNamespacedServiceAccount({ name: 'default', namespace: name });
-    return true;
-  }, { timeoutMs: 60_000, intervalMs: 200 });
+  await waitUntil(
+    `${c.name}: ServiceAccount ${name}/default`,
+    async () => {
+      await core.readNamespacedServiceAccount({ name: 'default', namespace: name });
+      return true;
+    },
+    { timeoutMs: 60_000, intervalMs: 200 },
+  );
   return name;
 }
 
@@ -135,7 +144,12 @@ export async function deleteNamespace(c: ClusterHandle, name: string): Promise<v
 }
 
 /** Polls `check` until it returns a value (not undefined/false); see waitUntil. */
-export function eventually<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 120_000, intervalMs = 500): Promise<T> {
+export function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 120_000,
+  intervalMs = 500,
+): Promise<T> {
   return waitUntil(what, check, { timeoutMs, intervalMs });
 }
 

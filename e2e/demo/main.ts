@@ -117,7 +117,12 @@ export function summarize(ro: TelemetryRollout | undefined, scenario: Scenario, 
 }
 
 /** Drives the scenario's fault while the rollout runs. */
-async function injectFault(scenario: Scenario, largest: ClusterHandle, ro: TelemetryRollout | undefined, state: { done: boolean; faultAt?: Date }): Promise<void> {
+async function injectFault(
+  scenario: Scenario,
+  largest: ClusterHandle,
+  ro: TelemetryRollout | undefined,
+  state: { done: boolean; faultAt?: Date },
+): Promise<void> {
   if (state.done || !ro?.status?.clusters?.length) return;
   const canary = ro.status.clusters[0]!;
   // apiserver-down strikes once half the canary runs the new revision; dns at the first step.

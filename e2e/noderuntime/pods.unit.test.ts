@@ -8,7 +8,10 @@ const rollout = collectorRollout('r', { metadata: { mode: 'Naive' } });
 
 /** A pod as the DaemonSet (or Deployment) controller would create it from the operator's template. */
 function podFrom(kind: 'DaemonSet' | 'Deployment', over: { phase?: string; node?: string; deleting?: boolean; uid?: string } = {}): PodLike {
-  const objs = revisionObjects(rollout, 'abc123', true) as Array<{ kind: string; spec?: { template?: { metadata?: { labels?: Record<string, string> }; spec?: PodLike['spec'] } } }>;
+  const objs = revisionObjects(rollout, 'abc123', true) as Array<{
+    kind: string;
+    spec?: { template?: { metadata?: { labels?: Record<string, string> }; spec?: PodLike['spec'] } };
+  }>;
   const owner = objs.find((o) => o.kind === kind);
   const template = owner?.spec?.template;
   return {
@@ -79,7 +82,10 @@ describe('desiredAgent', () => {
 
 describe('agentConfig', () => {
   it('points the kubelet at the runtime and keeps the rest', () => {
-    const c = agentConfig(JSON.stringify({ metadata: { mode: 'Naive', kubeletURL: 'http://127.0.0.1:10255' }, intervalSeconds: 5 }), 'http://127.0.0.1:1/node/n');
+    const c = agentConfig(
+      JSON.stringify({ metadata: { mode: 'Naive', kubeletURL: 'http://127.0.0.1:10255' }, intervalSeconds: 5 }),
+      'http://127.0.0.1:1/node/n',
+    );
     expect(c).toEqual({ metadata: { mode: 'Naive', kubeletURL: 'http://127.0.0.1:1/node/n' }, intervalSeconds: 5 });
   });
 

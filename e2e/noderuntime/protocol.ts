@@ -33,11 +33,7 @@ export interface WorkerAgentInfo {
 
 /** Parent → worker. `init` comes first, once. */
 export type ToWorker =
-  | { t: 'init'; kubeconfig: string }
-  | { t: 'start'; spec: AgentSpec }
-  | { t: 'stop'; id: string }
-  | { t: 'list'; req: number }
-  | { t: 'shutdown' };
+  { t: 'init'; kubeconfig: string } | { t: 'start'; spec: AgentSpec } | { t: 'stop'; id: string } | { t: 'list'; req: number } | { t: 'shutdown' };
 
 /** Worker → parent. */
 export type FromWorker =

@@ -129,14 +129,16 @@ class Runtime implements NodeRuntime {
     return winston.createLogger({
       level: 'info',
       format: winston.format.json(),
-      transports: [new winston.transports.Stream({
-        stream: new Writable({
-          write(chunk: Buffer, _e, cb) {
-            log(`noderuntime: ${chunk.toString('utf8').trimEnd()}`);
-            cb();
-          },
+      transports: [
+        new winston.transports.Stream({
+          stream: new Writable({
+            write(chunk: Buffer, _e, cb) {
+              log(`noderuntime: ${chunk.toString('utf8').trimEnd()}`);
+              cb();
+            },
+          }),
         }),
-      })],
+      ],
     });
   }
 
@@ -273,23 +275,25 @@ class Runtime implements NodeRuntime {
       }
     }
     const toStart = [...wanted.values()].filter((d) => !this.running.has(d.id));
-    await Promise.all(toStart.map(async (d) => {
-      let spec: AgentSpec;
-      try {
-        spec = await this.specFor(d);
-      } catch (err) {
-        this.log(`noderuntime: cannot start the agent of pod ${d.namespace}/${d.pod}: ${err instanceof Error ? err.message : String(err)}`);
-        setTimeout(() => this.schedule(), 5000).unref();
-        return;
-      }
-      if (this.stopping || this.running.has(d.id)) return;
-      const live = this.workers.filter((w) => !w.exited);
-      const w = live.sort((a, b) => a.agents.size - b.agents.size)[0];
-      if (!w) throw new Error('no live worker');
-      w.agents.add(d.id);
-      this.running.set(d.id, { desired: d, worker: w, started: false });
-      this.sendTo(w, { t: 'start', spec });
-    }));
+    await Promise.all(
+      toStart.map(async (d) => {
+        let spec: AgentSpec;
+        try {
+          spec = await this.specFor(d);
+        } catch (err) {
+          this.log(`noderuntime: cannot start the agent of pod ${d.namespace}/${d.pod}: ${err instanceof Error ? err.message : String(err)}`);
+          setTimeout(() => this.schedule(), 5000).unref();
+          return;
+        }
+        if (this.stopping || this.running.has(d.id)) return;
+        const live = this.workers.filter((w) => !w.exited);
+        const w = live.sort((a, b) => a.agents.size - b.agents.size)[0];
+        if (!w) throw new Error('no live worker');
+        w.agents.add(d.id);
+        this.running.set(d.id, { desired: d, worker: w, started: false });
+        this.sendTo(w, { t: 'start', spec });
+      }),
+    );
   }
 
   private async specFor(d: DesiredAgent): Promise<AgentSpec> {
@@ -344,7 +348,10 @@ class Runtime implements NodeRuntime {
   async agents(): Promise<AgentInfo[]> {
     const replies = await Promise.all(this.workers.map((w) => this.ask(w)));
     // Only agents the runtime still wants: one being stopped is already gone from the pod's point of view.
-    return replies.flatMap((r) => r.agents).filter((a) => this.running.has(a.id)).map(toAgentInfo);
+    return replies
+      .flatMap((r) => r.agents)
+      .filter((a) => this.running.has(a.id))
+      .map(toAgentInfo);
   }
 
   async workerRss(): Promise<number[]> {
@@ -359,14 +366,16 @@ class Runtime implements NodeRuntime {
   private async doStop(): Promise<void> {
     await this.starting?.catch(() => undefined);
     await this.informer?.stop();
-    await Promise.all(this.workers.map(async (w) => {
-      if (w.exited) return;
-      const exited = new Promise<void>((resolve) => w.child.once('exit', () => resolve()));
-      this.sendTo(w, { t: 'shutdown' });
-      const timer = setTimeout(() => w.child.kill('SIGKILL'), 20_000);
-      await exited;
-      clearTimeout(timer);
-    }));
+    await Promise.all(
+      this.workers.map(async (w) => {
+        if (w.exited) return;
+        const exited = new Promise<void>((resolve) => w.child.once('exit', () => resolve()));
+        this.sendTo(w, { t: 'shutdown' });
+        const timer = setTimeout(() => w.child.kill('SIGKILL'), 20_000);
+        await exited;
+        clearTimeout(timer);
+      }),
+    );
     this.running.clear();
     await this.kubelet.stop();
   }

@@ -80,7 +80,10 @@ export async function labelNodes(kc: KubeConfig, nodes: string[], revision: stri
 /** The names of a cluster's nodes, sorted. */
 export async function nodeNames(kc: KubeConfig): Promise<string[]> {
   const list = await kc.makeApiClient(CoreV1Api).listNode();
-  return list.items.map((n) => n.metadata?.name ?? '').filter(Boolean).sort();
+  return list.items
+    .map((n) => n.metadata?.name ?? '')
+    .filter(Boolean)
+    .sort();
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -182,13 +185,16 @@ export async function enableAuditLog(fleet: Fleet, cluster: string, users: strin
   const dir = path.join(fleet.workDir, cluster);
   const policyFile = path.join(dir, 'audit-policy.yaml');
   const logFile = path.join(dir, 'audit.log');
-  writeFileSync(policyFile, stringify({
-    apiVersion: 'audit.k8s.io/v1',
-    kind: 'Policy',
-    // One event when a request arrives (its time is what the stop-file check needs) and one when it ends.
-    omitStages: ['ResponseStarted'],
-    rules: [{ level: 'Metadata', users }, { level: 'None' }],
-  }));
+  writeFileSync(
+    policyFile,
+    stringify({
+      apiVersion: 'audit.k8s.io/v1',
+      kind: 'Policy',
+      // One event when a request arrives (its time is what the stop-file check needs) and one when it ends.
+      omitStages: ['ResponseStarted'],
+      rules: [{ level: 'Metadata', users }, { level: 'None' }],
+    }),
+  );
   const info = JSON.parse(readFileSync(fleet.infoFile, 'utf8')) as FleetInfo;
   const rec = info.processes.find((p) => p.id === `${cluster}/kube-apiserver`);
   if (!rec) throw new Error(`fleet has no ${cluster}/kube-apiserver`);

@@ -60,7 +60,9 @@ async function start(spec: AgentSpec): Promise<void> {
     ...(spec.rollout ? { rollout: spec.rollout } : {}),
   };
   const real = new HttpTransport(
-    await kubeConfigFromString(spec.kubeconfig ?? kubeconfig, { source: spec.kubeconfig ? `pod ${spec.pod} ServiceAccount kubeconfig` : 'node runtime kubeconfig' }),
+    await kubeConfigFromString(spec.kubeconfig ?? kubeconfig, {
+      source: spec.kubeconfig ? `pod ${spec.pod} ServiceAccount kubeconfig` : 'node runtime kubeconfig',
+    }),
     userAgentFor(spec.mode, config, identity),
   );
   const entry: { lastRequestAt: number | undefined } = { lastRequestAt: undefined };
@@ -91,7 +93,10 @@ async function start(spec: AgentSpec): Promise<void> {
   };
   agents.set(spec.id, running);
   // The transport is ours, not the agent's: release its pooled sockets once the agent has stopped.
-  handle.done.then(() => real.close(), () => real.close());
+  handle.done.then(
+    () => real.close(),
+    () => real.close(),
+  );
   handle.done.then(
     () => {
       if (!running.stopping) {

@@ -33,7 +33,7 @@ const GOOD = {
     "const lazy = await import('./lazy.js');",
     "const computed = await import(new URL('./hook.ts', import.meta.url).href);",
     '// import { fake } from "../../testkit/operator/fakes.js";',
-    "const text = \"import('../../e2e/support/api.js')\";",
+    'const text = "import(\'../../e2e/support/api.js\')";',
     "const pattern = /import('.\\/missing.js')/;",
     'export { a, lazy, computed, text, pattern, yaml, readFileSync };',
   ].join('\n'),
@@ -116,7 +116,12 @@ describe('checkProductImports', () => {
         '#src/*.js': { source: './dist/lib/core/*.js', default: './operator/src/*.js' },
       },
     });
-    const good = outputOf({ ...GOOD, '../package.json': pkg, 'operator/src/side.js': "import '#core/clock.js'; import '#core/special.js';", 'lib/core/clock.js': '' });
+    const good = outputOf({
+      ...GOOD,
+      '../package.json': pkg,
+      'operator/src/side.js': "import '#core/clock.js'; import '#core/special.js';",
+      'lib/core/clock.js': '',
+    });
     expect(checkProductImports(good)).toEqual([]);
     const bad = outputOf({
       ...GOOD,

@@ -124,9 +124,11 @@ export class RolloutWatcher {
   start(): this {
     const tick = (): void => {
       if (this.#stopped) return;
-      this.#polling = this.poll().then(() => undefined).finally(() => {
-        if (!this.#stopped) this.#timer = setTimeout(tick, this.#intervalMs);
-      });
+      this.#polling = this.poll()
+        .then(() => undefined)
+        .finally(() => {
+          if (!this.#stopped) this.#timer = setTimeout(tick, this.#intervalMs);
+        });
     };
     tick();
     return this;
@@ -143,7 +145,13 @@ export class RolloutWatcher {
   async poll(): Promise<TelemetryRollout | undefined> {
     let ro: TelemetryRollout;
     try {
-      ro = (await this.#api.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: this.#namespace, plural: PLURAL, name: this.#name })) as TelemetryRollout;
+      ro = (await this.#api.getNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: this.#namespace,
+        plural: PLURAL,
+        name: this.#name,
+      })) as TelemetryRollout;
     } catch {
       this.#errors++;
       return undefined;
@@ -206,7 +214,9 @@ export class RolloutWatcher {
       const r = this.#latest;
       if (r && pred(r, this)) return r;
       if (Date.now() > deadline) {
-        throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${this.#namespace}/${this.#name}: ${what}\nstatus: ${JSON.stringify(r?.status, null, 1)?.slice(0, 5000)}`);
+        throw new Error(
+          `timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${this.#namespace}/${this.#name}: ${what}\nstatus: ${JSON.stringify(r?.status, null, 1)?.slice(0, 5000)}`,
+        );
       }
       await new Promise((res) => setTimeout(res, this.#intervalMs));
     }
@@ -257,19 +267,30 @@ export function formatDetection(d: Detection, intervalSeconds: number): string {
   const parts: string[] = [];
   const b = d.breach;
   if (b) {
-    parts.push(`breach at +${secs(b.time.getTime() - d.inducedAt.getTime())}: p99 ${b.measurements['apiServerP99Seconds']?.toFixed(3)}s > bound ${b.thresholds['apiServerP99Seconds']?.toFixed(3)}s (verdict ${b.verdict})`);
+    parts.push(
+      `breach at +${secs(b.time.getTime() - d.inducedAt.getTime())}: p99 ${b.measurements['apiServerP99Seconds']?.toFixed(3)}s > bound ${b.thresholds['apiServerP99Seconds']?.toFixed(3)}s (verdict ${b.verdict})`,
+    );
   } else {
     parts.push('no evaluation with p99 over its bound');
   }
-  if (d.firstFail) parts.push(`first Fail at +${secs(d.firstFail.time.getTime() - d.inducedAt.getTime())} (seen +${secs(d.firstFail.seenAt.getTime() - d.inducedAt.getTime())}; failed: ${d.firstFail.failed.join(',')})`);
+  if (d.firstFail)
+    parts.push(
+      `first Fail at +${secs(d.firstFail.time.getTime() - d.inducedAt.getTime())} (seen +${secs(d.firstFail.seenAt.getTime() - d.inducedAt.getTime())}; failed: ${d.firstFail.failed.join(',')})`,
+    );
   if (d.haltEntry?.time) {
     const halt = Date.parse(d.haltEntry.time);
     parts.push(`halt (${d.haltEntry.reason}) at +${secs(halt - d.inducedAt.getTime())}`);
-    if (b) parts.push(`breach -> halt ${secs(halt - b.time.getTime())} = ${((halt - b.time.getTime()) / 1000 / intervalSeconds).toFixed(2)} gate intervals of ${intervalSeconds}s`);
+    if (b)
+      parts.push(
+        `breach -> halt ${secs(halt - b.time.getTime())} = ${((halt - b.time.getTime()) / 1000 / intervalSeconds).toFixed(2)} gate intervals of ${intervalSeconds}s`,
+      );
   }
   if (d.haltSeenAt) {
     parts.push(`halt seen at +${secs(d.haltSeenAt.getTime() - d.inducedAt.getTime())}`);
-    if (b) parts.push(`breach -> halt seen ${secs(d.haltSeenAt.getTime() - b.time.getTime())} = ${((d.haltSeenAt.getTime() - b.time.getTime()) / 1000 / intervalSeconds).toFixed(2)} intervals`);
+    if (b)
+      parts.push(
+        `breach -> halt seen ${secs(d.haltSeenAt.getTime() - b.time.getTime())} = ${((d.haltSeenAt.getTime() - b.time.getTime()) / 1000 / intervalSeconds).toFixed(2)} intervals`,
+      );
   }
   return parts.join('; ');
 }

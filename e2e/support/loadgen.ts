@@ -111,7 +111,10 @@ export function summarizeLatency(values: number[]): LatencySummary | undefined {
 /** One line describing a run, for the test log and the benchmark. */
 export function formatLoadStats(s: ListLoadStats, what = 'LIST load'): string {
   const secs = (s.endedAt.getTime() - s.startedAt.getTime()) / 1000;
-  const errs = Object.entries(s.errors).map(([k, v]) => `${k}=${v}`).join(' ') || 'none';
+  const errs =
+    Object.entries(s.errors)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ') || 'none';
   const l = s.latency;
   const lat = l ? `latency p50 ${l.p50.toFixed(3)}s p90 ${l.p90.toFixed(3)}s p99 ${l.p99.toFixed(3)}s max ${l.max.toFixed(3)}s` : 'no answers';
   const pods = s.lastPodCount === undefined ? '' : `, ${s.lastPodCount} pods per LIST`;
@@ -339,7 +342,11 @@ export async function startBenignLoad(kc: KubeConfig, o: BenignLoadOptions): Pro
     () => r.send('GET', `/api/v1/namespaces/${ns}/configmaps?resourceVersion=0`),
     () => r.send('GET', `/api/v1/namespaces/${ns}/services?resourceVersion=0`),
     () => r.send('GET', '/api/v1/namespaces/default/services/kubernetes'),
-    (i) => r.send('PATCH', `/api/v1/namespaces/${ns}/configmaps/${name}`, { body: JSON.stringify({ data: { tick: String(i) } }), contentType: 'application/merge-patch+json' }),
+    (i) =>
+      r.send('PATCH', `/api/v1/namespaces/${ns}/configmaps/${name}`, {
+        body: JSON.stringify({ data: { tick: String(i) } }),
+        contentType: 'application/merge-patch+json',
+      }),
   ];
   const rate = o.ratePerSecond ?? 5;
   const inFlight = new Set<Promise<unknown>>();

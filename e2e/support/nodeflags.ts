@@ -29,7 +29,9 @@ export function imageNodeFlags(root: string, image: ProjectImage): string[] {
  * ENTRYPOINT has another shape, so a changed image is noticed rather than silently not measured.
  */
 export function entrypointNodeFlags(dockerfile: string, main: string): string[] {
-  const line = readFileSync(dockerfile, 'utf8').split('\n').find((l) => l.startsWith('ENTRYPOINT '));
+  const line = readFileSync(dockerfile, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('ENTRYPOINT '));
   const argv = line ? (JSON.parse(line.slice('ENTRYPOINT '.length)) as unknown) : undefined;
   if (!Array.isArray(argv) || argv[0] !== 'node' || argv[argv.length - 1] !== main) throw new Error(`${dockerfile}: unexpected ENTRYPOINT ${line ?? '(none)'}`);
   return argv.slice(1, -1).map(String);
@@ -38,7 +40,10 @@ export function entrypointNodeFlags(dockerfile: string, main: string): string[] 
 /** The NODE_OPTIONS of a container of a Deployment in a manifest file, split into flags (none when unset). */
 export function manifestNodeOptions(manifest: string, container: string): string[] {
   for (const doc of parseAllDocuments(readFileSync(manifest, 'utf8'))) {
-    const o = doc.toJS() as { kind?: string; spec?: { template?: { spec?: { containers?: Array<{ name?: string; env?: Array<{ name?: string; value?: string }> }> } } } };
+    const o = doc.toJS() as {
+      kind?: string;
+      spec?: { template?: { spec?: { containers?: Array<{ name?: string; env?: Array<{ name?: string; value?: string }> }> } } };
+    };
     if (o.kind !== 'Deployment') continue;
     const c = o.spec?.template?.spec?.containers?.find((x) => x.name === container);
     if (!c) continue;

@@ -12,7 +12,9 @@ const NODE = join(ROOT, 'node_modules', '.bin', 'node');
 /** Runs `node <flags> -e script` and resolves with its stdout (rejects with its stderr). */
 function runNode(flags: string[], script: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(NODE, [...flags, '--input-type=module', '-e', script], { cwd: ROOT, timeout: 30_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout.trim())));
+    execFile(NODE, [...flags, '--input-type=module', '-e', script], { cwd: ROOT, timeout: 30_000 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout.trim()),
+    );
   });
 }
 

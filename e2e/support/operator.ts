@@ -36,12 +36,19 @@ const NODE = join(ROOT, 'node_modules', '.bin', 'node');
 export async function prepareFleet(targets: ClusterHandle[]): Promise<void> {
   const mgmt = managementCluster();
   await installCrd();
-  await kubectl(mgmt, ['create', 'namespace', OPERATOR_NAMESPACE, '--dry-run=client', '-o', 'yaml'], {}).then((y) => kubectl(mgmt, ['apply', '-f', '-'], { input: y }));
+  await kubectl(mgmt, ['create', 'namespace', OPERATOR_NAMESPACE, '--dry-run=client', '-o', 'yaml'], {}).then((y) =>
+    kubectl(mgmt, ['apply', '-f', '-'], { input: y }),
+  );
   await kubectl(mgmt, ['apply', '-n', OPERATOR_NAMESPACE, '-k', join(ROOT, 'config', 'rbac')]);
   for (const t of targets) {
     await kubectl(t, ['apply', '-k', join(ROOT, 'config', 'target-rbac')]);
     const kubeconfig = readFileSync(t.user(TARGET_OPERATOR_USER).kubeconfigPath, 'utf8');
-    const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: `${t.name}-kubeconfig`, namespace: OPERATOR_NAMESPACE }, stringData: { value: kubeconfig } };
+    const secret = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: `${t.name}-kubeconfig`, namespace: OPERATOR_NAMESPACE },
+      stringData: { value: kubeconfig },
+    };
     await kubectl(mgmt, ['apply', '-f', '-'], { input: JSON.stringify(secret) });
   }
 }
@@ -79,7 +86,9 @@ export function operatorNodeFlags(): string[] {
  * OPERATOR_NAMESPACE; another namespace needs the Role of config/rbac bound there to that user). The
  * leader Lease lives in the watched namespace.
  */
-export async function startOperator(o: { identity: string; namespace?: string; leaderElect?: boolean; extraArgs?: string[]; env?: Record<string, string> } = { identity: 'op-1' }): Promise<OperatorProcess> {
+export async function startOperator(
+  o: { identity: string; namespace?: string; leaderElect?: boolean; extraArgs?: string[]; env?: Record<string, string> } = { identity: 'op-1' },
+): Promise<OperatorProcess> {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run npm run build first (npm test does)`);
   const mgmt = managementCluster();
   const health = await freePort();
@@ -92,11 +101,16 @@ export async function startOperator(o: { identity: string; namespace?: string; l
     // benchmarks run what is deployed; TRO_OPERATOR_NODE_FLAGS replaces them to compare (bench:operator).
     ...operatorNodeFlags(),
     MAIN,
-    '--kubeconfig', mgmt.user(MGMT_OPERATOR_USER).kubeconfigPath,
-    '--namespace', o.namespace ?? OPERATOR_NAMESPACE,
-    '--identity', o.identity,
-    '--health-port', String(health),
-    '--metrics-port', String(metricsPort),
+    '--kubeconfig',
+    mgmt.user(MGMT_OPERATOR_USER).kubeconfigPath,
+    '--namespace',
+    o.namespace ?? OPERATOR_NAMESPACE,
+    '--identity',
+    o.identity,
+    '--health-port',
+    String(health),
+    '--metrics-port',
+    String(metricsPort),
     ...(o.leaderElect === false ? [] : ['--leader-elect']),
     ...(o.extraArgs ?? []),
   ];

@@ -36,7 +36,9 @@ export async function ensurePodPopulation(kc: KubeConfig, namespace: string, o: 
         template: {
           metadata: { labels },
           spec: {
-            containers: [{ name: 'app', image: PAUSE_IMAGE, ports: [{ containerPort: 8080, name: 'http' }], resources: { requests: { cpu: '1m', memory: '4Mi' } } }],
+            containers: [
+              { name: 'app', image: PAUSE_IMAGE, ports: [{ containerPort: 8080, name: 'http' }], resources: { requests: { cpu: '1m', memory: '4Mi' } } },
+            ],
             // kwok nodes carry no taints kwok cares about; tolerate its usual ones anyway.
             tolerations: [{ key: 'kwok.x-k8s.io/node', operator: 'Exists', effect: 'NoSchedule' }],
           },
@@ -58,8 +60,12 @@ export async function ensurePodPopulation(kc: KubeConfig, namespace: string, o: 
       if ((err as { code?: number }).code !== 409) throw new Error(`create Service ${namespace}/${name}`, { cause: err });
     }
   }
-  await waitUntil(`${o.pods} pods available in ${namespace}`, async () => {
-    const list = await apps.listNamespacedDeployment({ namespace });
-    return list.items.reduce((sum, d) => sum + (d.status?.availableReplicas ?? 0), 0) >= o.pods;
-  }, { timeoutMs: o.timeoutMs ?? 300_000, intervalMs: 2000 });
+  await waitUntil(
+    `${o.pods} pods available in ${namespace}`,
+    async () => {
+      const list = await apps.listNamespacedDeployment({ namespace });
+      return list.items.reduce((sum, d) => sum + (d.status?.availableReplicas ?? 0), 0) >= o.pods;
+    },
+    { timeoutMs: o.timeoutMs ?? 300_000, intervalMs: 2000 },
+  );
 }

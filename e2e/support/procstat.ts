@@ -12,6 +12,9 @@ export function procStat(pid: number): { cpuTicks: number; rss: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const cpuTicks = Number(fields[11]) + Number(fields[12]);
-  const rssLine = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:')) ?? 'VmRSS: 0 kB';
+  const rssLine =
+    readFileSync(`/proc/${pid}/status`, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('VmRSS:')) ?? 'VmRSS: 0 kB';
   return { cpuTicks, rss: Number(rssLine.split(/\s+/)[1]) * 1024 };
 }

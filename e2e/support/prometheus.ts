@@ -144,10 +144,12 @@ export async function startPrometheus(o: StartPrometheusOptions): Promise<Promet
   if (child.pid === undefined) throw new Error(`prometheus: ${binary} could not be started`);
   const pid = child.pid;
   live.add(child);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => {
-    live.delete(child);
-    resolve();
-  }));
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      live.delete(child);
+      resolve();
+    }),
+  );
   let stopping: Promise<void> | undefined;
 
   const tail = (lines = 40): string => {
@@ -165,18 +167,26 @@ export async function startPrometheus(o: StartPrometheusOptions): Promise<Promet
     logFile,
     async query(promql) {
       const res = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(promql)}`, { signal: AbortSignal.timeout(10_000) });
-      const body = (await res.json()) as { status: string; error?: string; data?: { resultType: string; result: Array<{ metric: Record<string, string>; value: [number, string] }> } };
+      const body = (await res.json()) as {
+        status: string;
+        error?: string;
+        data?: { resultType: string; result: Array<{ metric: Record<string, string>; value: [number, string] }> };
+      };
       if (body.status !== 'success' || !body.data) throw new Error(`prometheus query ${promql}: ${body.error ?? `HTTP ${res.status}`}`);
       if (body.data.resultType !== 'vector') throw new Error(`prometheus query ${promql}: result type ${body.data.resultType}`);
       return body.data.result.map((r) => ({ metric: r.metric, value: Number(r.value[1]) }));
     },
     async waitForTargets(timeoutMs = 60_000) {
-      await waitUntil('prometheus: every scrape target up', async () => {
-        const r = await httpGet(`${url}/api/v1/targets?state=active`, { timeoutMs: 5000 });
-        if (r.status !== 200) return false;
-        const targets = (JSON.parse(r.body) as { data: { activeTargets: Array<{ health: string }> } }).data.activeTargets;
-        return targets.length > 0 && targets.every((t) => t.health === 'up');
-      }, { timeoutMs, intervalMs: 500, abort: () => (child.exitCode !== null || child.signalCode !== null ? `prometheus exited:\n${tail()}` : undefined) });
+      await waitUntil(
+        'prometheus: every scrape target up',
+        async () => {
+          const r = await httpGet(`${url}/api/v1/targets?state=active`, { timeoutMs: 5000 });
+          if (r.status !== 200) return false;
+          const targets = (JSON.parse(r.body) as { data: { activeTargets: Array<{ health: string }> } }).data.activeTargets;
+          return targets.length > 0 && targets.every((t) => t.health === 'up');
+        },
+        { timeoutMs, intervalMs: 500, abort: () => (child.exitCode !== null || child.signalCode !== null ? `prometheus exited:\n${tail()}` : undefined) },
+      );
     },
     tail,
     stop() {

@@ -37,7 +37,12 @@ export function jsonReply(status: number, value: unknown): HttpReply {
  * Listens on host:port (port 0 = ephemeral; no host = every interface) and dispatches GET requests by
  * exact pathname. Resolves once listening; rejects if the port cannot be bound (e.g. EADDRINUSE).
  */
-export async function startHttpServer(options: { host?: string | undefined; port: number; routes: Record<string, RouteHandler>; logger: Logger }): Promise<RunningServer> {
+export async function startHttpServer(options: {
+  host?: string | undefined;
+  port: number;
+  routes: Record<string, RouteHandler>;
+  logger: Logger;
+}): Promise<RunningServer> {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const handler = options.routes[url.pathname];

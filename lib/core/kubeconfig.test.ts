@@ -3,7 +3,15 @@ import { mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:
 import os from 'node:os';
 import path from 'node:path';
 import {
-  FileTokenSource, KubeConfigError, credentialPluginOf, inClusterConfig, kubeConfigFromFiles, kubeConfigFromString, loadDefaultConfig, serverUrlProblem, type ApiServerConfig,
+  FileTokenSource,
+  KubeConfigError,
+  credentialPluginOf,
+  inClusterConfig,
+  kubeConfigFromFiles,
+  kubeConfigFromString,
+  loadDefaultConfig,
+  serverUrlProblem,
+  type ApiServerConfig,
 } from './kubeconfig.js';
 import { KubeconfigSyntaxError, parseKubeconfigYaml } from './kubeconfigyaml.js';
 import { selfSignedCert, type TestCert } from '../../testkit/core/tls.js';
@@ -61,7 +69,9 @@ describe('inClusterConfig', () => {
 
   it('fails clearly without the env or the token', async () => {
     await expect(inClusterConfig({}, { dir: tmp() })).rejects.toThrow(/KUBERNETES_SERVICE_HOST/);
-    await expect(inClusterConfig({ KUBERNETES_SERVICE_HOST: 'h', KUBERNETES_SERVICE_PORT: '1' }, { dir: tmp() })).rejects.toThrow(/cannot read token file .*token: ENOENT/);
+    await expect(inClusterConfig({ KUBERNETES_SERVICE_HOST: 'h', KUBERNETES_SERVICE_PORT: '1' }, { dir: tmp() })).rejects.toThrow(
+      /cannot read token file .*token: ENOENT/,
+    );
   });
 });
 
@@ -107,7 +117,14 @@ users:
 `,
       { source: 'test.yaml' },
     );
-    expect(c).toMatchObject({ server: 'https://prod.example:6443', ca: ca.cert, cert: client.cert, key: client.key, tlsServerName: 'kubernetes', insecureSkipTLSVerify: false });
+    expect(c).toMatchObject({
+      server: 'https://prod.example:6443',
+      ca: ca.cert,
+      cert: client.cert,
+      key: client.key,
+      tlsServerName: 'kubernetes',
+      insecureSkipTLSVerify: false,
+    });
     expect(c.source).toBe('test.yaml (context "prod")');
     expect(await token(c)).toBe('prod-token');
   });
@@ -151,8 +168,14 @@ users: [{ name: u, user: { token: literal, tokenFile: tok, client-certificate: p
 
   it('merges a KUBECONFIG list: the first file to name an entry or a current-context wins; missing files are skipped', async () => {
     const d = tmp();
-    writeFileSync(path.join(d, 'a'), `current-context: one\nclusters: [{ name: k, cluster: { server: "https://a:1" } }]\nusers: [{ name: u, user: { token: ta } }]\n`);
-    writeFileSync(path.join(d, 'b'), `current-context: two\ncontexts: [{ name: one, context: { cluster: k, user: u } }]\nclusters: [{ name: k, cluster: { server: "https://b:1" } }]\n`);
+    writeFileSync(
+      path.join(d, 'a'),
+      `current-context: one\nclusters: [{ name: k, cluster: { server: "https://a:1" } }]\nusers: [{ name: u, user: { token: ta } }]\n`,
+    );
+    writeFileSync(
+      path.join(d, 'b'),
+      `current-context: two\ncontexts: [{ name: one, context: { cluster: k, user: u } }]\nclusters: [{ name: k, cluster: { server: "https://b:1" } }]\n`,
+    );
     const c = await loadDefaultConfig({ KUBECONFIG: [path.join(d, 'a'), path.join(d, 'missing'), path.join(d, 'b')].join(path.delimiter) });
     expect(c.server).toBe('https://a:1');
     expect(await token(c)).toBe('ta');
@@ -161,7 +184,11 @@ users: [{ name: u, user: { token: literal, tokenFile: tok, client-certificate: p
 
   const secret = 'sup3r-s3cret-value';
   it.each([
-    ['exec', `exec: { apiVersion: client.authentication.k8s.io/v1, command: aws, args: [eks, get-token, --token, ${secret}], env: [{ name: T, value: ${secret} }] }`, /exec credential plugin/],
+    [
+      'exec',
+      `exec: { apiVersion: client.authentication.k8s.io/v1, command: aws, args: [eks, get-token, --token, ${secret}], env: [{ name: T, value: ${secret} }] }`,
+      /exec credential plugin/,
+    ],
     ['auth-provider', `auth-provider: { name: oidc, config: { id-token: ${secret}, refresh-token: ${secret} } }`, /auth-provider plugin/],
     ['basic auth', `username: admin\n      password: ${secret}`, /basic authentication/],
   ])('refuses a user with %s, naming the user but never a credential', async (_what, userYaml, message) => {
@@ -197,10 +224,26 @@ users:
     ['a missing context', `current-context: x`, /context "x" not found/],
     ['a missing cluster', `current-context: x\ncontexts: [{ name: x, context: { cluster: k } }]`, /cluster "k" not found/],
     ['no server', `current-context: x\ncontexts: [{ name: x, context: { cluster: k } }]\nclusters: [{ name: k, cluster: {} }]`, /no server/],
-    ['a proxy', `current-context: x\ncontexts: [{ name: x, context: { cluster: k } }]\nclusters: [{ name: k, cluster: { server: "https://k", proxy-url: "http://p:3128" } }]`, /proxy-url is not supported/],
-    ['bad CA data', `current-context: x\ncontexts: [{ name: x, context: { cluster: k } }]\nclusters: [{ name: k, cluster: { server: "https://k", certificate-authority-data: bm9wZQ== } }]`, /certificate-authority-data is not base64-encoded PEM/],
-    ['a cert without key', `current-context: x\ncontexts: [{ name: x, context: { cluster: k, user: u } }]\nclusters: [{ name: k, cluster: { server: "https://k" } }]\nusers: [{ name: u, user: { client-certificate-data: ${b64('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n')} } }]`, /needs both/],
-    ['a missing user', `current-context: x\ncontexts: [{ name: x, context: { cluster: k, user: u } }]\nclusters: [{ name: k, cluster: { server: "https://k" } }]`, /user "u" not found/],
+    [
+      'a proxy',
+      `current-context: x\ncontexts: [{ name: x, context: { cluster: k } }]\nclusters: [{ name: k, cluster: { server: "https://k", proxy-url: "http://p:3128" } }]`,
+      /proxy-url is not supported/,
+    ],
+    [
+      'bad CA data',
+      `current-context: x\ncontexts: [{ name: x, context: { cluster: k } }]\nclusters: [{ name: k, cluster: { server: "https://k", certificate-authority-data: bm9wZQ== } }]`,
+      /certificate-authority-data is not base64-encoded PEM/,
+    ],
+    [
+      'a cert without key',
+      `current-context: x\ncontexts: [{ name: x, context: { cluster: k, user: u } }]\nclusters: [{ name: k, cluster: { server: "https://k" } }]\nusers: [{ name: u, user: { client-certificate-data: ${b64('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n')} } }]`,
+      /needs both/,
+    ],
+    [
+      'a missing user',
+      `current-context: x\ncontexts: [{ name: x, context: { cluster: k, user: u } }]\nclusters: [{ name: k, cluster: { server: "https://k" } }]`,
+      /user "u" not found/,
+    ],
   ])('fails clearly on %s', async (_what, text, message) => {
     await expect(kubeConfigFromString(text)).rejects.toThrow(message);
   });
@@ -209,7 +252,8 @@ users:
 describe('loadDefaultConfig', () => {
   it('takes KUBECONFIG, else ~/.kube/config, else the in-cluster service account, else fails', async () => {
     const d = tmp();
-    const kc = (server: string) => `current-context: c\ncontexts: [{ name: c, context: { cluster: k } }]\nclusters: [{ name: k, cluster: { server: "${server}" } }]\n`;
+    const kc = (server: string) =>
+      `current-context: c\ncontexts: [{ name: c, context: { cluster: k } }]\nclusters: [{ name: k, cluster: { server: "${server}" } }]\n`;
     writeFileSync(path.join(d, 'explicit'), kc('https://explicit:1'));
     const home = path.join(d, 'home');
     mkdirSync(path.join(home, '.kube'), { recursive: true });

@@ -23,14 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { FileTokenSource, KubeConfigError, StaticTokenSource, type TokenSource } from './tokensource.js';
 
-export {
-  FileTokenSource,
-  KubeConfigError,
-  StaticTokenSource,
-  TOKEN_REFRESH_MS,
-  type FileTokenSourceOptions,
-  type TokenSource,
-} from './tokensource.js';
+export { FileTokenSource, KubeConfigError, StaticTokenSource, TOKEN_REFRESH_MS, type FileTokenSourceOptions, type TokenSource } from './tokensource.js';
 
 /** The service account directory the kubelet mounts into every pod that automounts a token. */
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -84,10 +77,7 @@ async function readText(file: string, what: string): Promise<string> {
  * service account's ca.crt, and its token file re-read every `tokenRefreshMs` (bound tokens rotate).
  * The token is read once here so a pod without one fails at startup, not at its first request.
  */
-export async function inClusterConfig(
-  env: NodeJS.ProcessEnv = process.env,
-  options: LoadOptions & { dir?: string } = {},
-): Promise<ApiServerConfig> {
+export async function inClusterConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOptions & { dir?: string } = {}): Promise<ApiServerConfig> {
   const host = env.KUBERNETES_SERVICE_HOST;
   const port = env.KUBERNETES_SERVICE_PORT;
   if (!host || !port) throw new KubeConfigError('in-cluster config needs KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT');
@@ -272,7 +262,9 @@ async function resolveMerged(m: Merged, o: LoadOptions & { context?: string }): 
   for (const [field, what] of REFUSED_USER_FIELDS) {
     const v = user.value[field];
     if (v !== undefined && v !== null && v !== '') {
-      throw new KubeConfigError(`${uw} authenticates with ${what}, which the collector does not support; give it a token, tokenFile or client certificate instead`);
+      throw new KubeConfigError(
+        `${uw} authenticates with ${what}, which the collector does not support; give it a token, tokenFile or client certificate instead`,
+      );
     }
   }
   const cert = await pem(user, uw, 'client-certificate-data', 'client-certificate');

@@ -17,13 +17,7 @@ const NAME = 'telemetry-rollout-leader';
 /** A timeline of callbacks across electors, with the fake time they happened at. */
 type Timeline = Array<{ t: number; who: string; what: string }>;
 
-function candidate(
-  who: string,
-  clock: FakeClock,
-  store: FakeLeaseStore,
-  timeline: Timeline,
-  extra: Partial<LeaderElectorOptions> = {},
-) {
+function candidate(who: string, clock: FakeClock, store: FakeLeaseStore, timeline: Timeline, extra: Partial<LeaderElectorOptions> = {}) {
   const client = new FakeLeaseClient(store);
   const { logger, entries } = memoryLogger();
   const state: { signal?: AbortSignal } = {};
@@ -292,7 +286,6 @@ describe('LeaderElector', () => {
   });
 });
 
-
 describe('LeaderElector options the collector uses', () => {
   it('renews with a GET and a PUT when renewFromLastWrite is false', async () => {
     const { clock, store, timeline } = world();
@@ -363,7 +356,8 @@ describe('LeaderElector options the collector uses', () => {
       leaseClient: new FakeLeaseClient(store),
       logger,
       callbacks: {
-        onStartedLeading: (signal) => new Promise<void>((_resolve, reject) => signal.addEventListener('abort', () => reject(new Error('watch aborted')), { once: true })),
+        onStartedLeading: (signal) =>
+          new Promise<void>((_resolve, reject) => signal.addEventListener('abort', () => reject(new Error('watch aborted')), { once: true })),
         onStoppedLeading: () => undefined,
       },
     });

@@ -343,11 +343,7 @@ export class LeaderElector {
       const now = this.o.clock.now();
       try {
         const released = await this.withTimeout(
-          (s) =>
-            this.o.leaseClient.replace(
-              { ...current, holderIdentity: '', leaseDurationSeconds: 1, acquireTime: now, renewTime: now },
-              s,
-            ),
+          (s) => this.o.leaseClient.replace({ ...current, holderIdentity: '', leaseDurationSeconds: 1, acquireTime: now, renewTime: now }, s),
           timeoutMs,
         );
         this.setObserved(released);

@@ -13,7 +13,14 @@ describe('JsonLogger', () => {
     const { logger, lines, parsed } = capture('info', { node: 'n1', revision: 'r' });
     logger.info('collector agent started', { port: 9464 });
     expect(lines[0]?.endsWith('}\n')).toBe(true);
-    expect(parsed()[0]).toEqual({ level: 'info', message: 'collector agent started', node: 'n1', revision: 'r', port: 9464, timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\dT.*Z$/) });
+    expect(parsed()[0]).toEqual({
+      level: 'info',
+      message: 'collector agent started',
+      node: 'n1',
+      revision: 'r',
+      port: 9464,
+      timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\dT.*Z$/),
+    });
   });
 
   it('drops levels below its own', () => {

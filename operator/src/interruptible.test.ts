@@ -145,7 +145,7 @@ describe('interruptible collaborators', () => {
     await expect(pass.run(ac.signal, () => clusters.resolveTargets(rollout))).rejects.toThrow('shutting down');
   });
 
-  it('give gate measurements the pass signal with the caller\'s own, and keep an absent project absent', async () => {
+  it("give gate measurements the pass signal with the caller's own, and keep an absent project absent", async () => {
     const pass = new PassSignal();
     const seen: Array<AbortSignal | undefined> = [];
     const noData: GateEvaluation = { verdict: 'NoData', message: 'scrape aborted' };

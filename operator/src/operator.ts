@@ -93,7 +93,10 @@ class DirectRolloutReader implements RolloutReader {
       const timeout = AbortSignal.timeout(this.timeoutMs);
       return await this.pass.guard(
         async (signal) =>
-          (await this.api.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name }, requestOptions(signal ?? timeout))) as TelemetryRollout,
+          (await this.api.getNamespacedCustomObject(
+            { group: GROUP, version: VERSION, namespace, plural: PLURAL, name },
+            requestOptions(signal ?? timeout),
+          )) as TelemetryRollout,
         timeout,
       );
     } catch (err) {
@@ -120,7 +123,13 @@ export function buildOperator(o: OperatorOptions): Operator {
     logger,
     resyncSeconds: o.resyncSeconds ?? 600,
   });
-  const secrets = new Informer<V1Secret>({ name: 'secrets', newSource: secretSource(o.kubeConfig, scope), clock, logger, resyncSeconds: o.resyncSeconds ?? 600 });
+  const secrets = new Informer<V1Secret>({
+    name: 'secrets',
+    newSource: secretSource(o.kubeConfig, scope),
+    clock,
+    logger,
+    resyncSeconds: o.resyncSeconds ?? 600,
+  });
   const queue = new WorkQueue({ clock, name: 'telemetryrollouts' });
   metrics.trackQueue(queue);
 
@@ -164,9 +173,7 @@ export function buildOperator(o: OperatorOptions): Operator {
     logger,
     clock,
     metrics,
-    ...(o.leaderElection
-      ? { leaderElection: { name: LEADER_LEASE_NAME, leaseClient: new KubeLeaseClient(o.kubeConfig), ...o.leaderElection } }
-      : {}),
+    ...(o.leaderElection ? { leaderElection: { name: LEADER_LEASE_NAME, leaseClient: new KubeLeaseClient(o.kubeConfig), ...o.leaderElection } } : {}),
     ...(o.healthPort !== undefined ? { healthPort: o.healthPort } : {}),
     ...(o.metricsPort !== undefined ? { metricsPort: o.metricsPort } : {}),
     ...(o.host ? { host: o.host } : {}),

@@ -40,7 +40,12 @@ export class FakeKubelet {
 }
 
 /** A Pod object as the kubelet returns it. */
-export function kubeletPod(ns: string, name: string, node: string, opts: { phase?: string; restarts?: number; ready?: boolean; containers?: string[] } = {}): unknown {
+export function kubeletPod(
+  ns: string,
+  name: string,
+  node: string,
+  opts: { phase?: string; restarts?: number; ready?: boolean; containers?: string[] } = {},
+): unknown {
   const containers = opts.containers ?? ['app'];
   return {
     metadata: { namespace: ns, name, uid: `uid-${ns}-${name}` },

@@ -44,7 +44,13 @@ export class SwitchableTransport implements KubeTransport {
   async send(req: KubeRequest): Promise<KubeResponse> {
     if (this.failWith !== undefined) {
       const body = JSON.stringify({ kind: 'Status', code: this.failWith, message: 'injected' });
-      return { status: this.failWith, headers: {}, body: (async function* () { yield Buffer.from(body); })() };
+      return {
+        status: this.failWith,
+        headers: {},
+        body: (async function* () {
+          yield Buffer.from(body);
+        })(),
+      };
     }
     return this.inner.send(req);
   }

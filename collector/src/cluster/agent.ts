@@ -125,12 +125,14 @@ export class ClusterAgent {
   /** HTTP routes of the metadata service. */
   routes(): Record<string, RouteHandler> {
     const notLeader = () => jsonReply(503, { leader: false, holder: this.elector.holder() ?? null });
-    const serve = (resource: WatchedResource, items: () => unknown[]): RouteHandler => () => {
-      if (!this.elector.isLeader()) return notLeader();
-      if (!this.resources.includes(resource)) return jsonReply(404, { error: `${resource} are not watched (clusterWatcher.resources)` });
-      if (!this.cache.isSynced(resource)) return jsonReply(503, { leader: true, synced: false });
-      return jsonReply(200, { resourceVersion: this.cache.resourceVersion(resource) ?? null, items: items() });
-    };
+    const serve =
+      (resource: WatchedResource, items: () => unknown[]): RouteHandler =>
+      () => {
+        if (!this.elector.isLeader()) return notLeader();
+        if (!this.resources.includes(resource)) return jsonReply(404, { error: `${resource} are not watched (clusterWatcher.resources)` });
+        if (!this.cache.isSynced(resource)) return jsonReply(503, { leader: true, synced: false });
+        return jsonReply(200, { resourceVersion: this.cache.resourceVersion(resource) ?? null, items: items() });
+      };
     return {
       '/metadata/pods': (url) => {
         const node = url.searchParams.get('node') ?? undefined;

@@ -148,7 +148,16 @@ describe('LeaderElector', () => {
     server.put(LEASES, { metadata: { namespace: 'telemetry', name: 'collector-leader' }, spec: { holderIdentity: '', leaseDurationSeconds: 1 } });
     const mk = (id: string) => {
       const rig = makeRig({ server, clock });
-      return new LeaderElector({ api: rig.client, killSwitch: rig.killSwitch, clock, logger: rig.logger, namespace: 'telemetry', name: 'collector-leader', identity: id, onStartedLeading: async () => undefined });
+      return new LeaderElector({
+        api: rig.client,
+        killSwitch: rig.killSwitch,
+        clock,
+        logger: rig.logger,
+        namespace: 'telemetry',
+        name: 'collector-leader',
+        identity: id,
+        onStartedLeading: async () => undefined,
+      });
     };
     const signal = new AbortController().signal;
     const results = await Promise.all([mk('pod-a').tryAcquireOrRenew(signal), mk('pod-b').tryAcquireOrRenew(signal)]);
@@ -163,7 +172,14 @@ describe('LeaderElector', () => {
     rig.killSwitch.start();
     let starts = 0;
     const elector = new LeaderElector({
-      api: rig.client, killSwitch: rig.killSwitch, clock, logger: rig.logger, namespace: 'telemetry', name: 'collector-leader', identity: 'pod-a', random: () => 0,
+      api: rig.client,
+      killSwitch: rig.killSwitch,
+      clock,
+      logger: rig.logger,
+      namespace: 'telemetry',
+      name: 'collector-leader',
+      identity: 'pod-a',
+      random: () => 0,
       onStartedLeading: async (signal) => {
         if (++starts === 1) throw new Error('cannot list pods');
         await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
@@ -189,7 +205,18 @@ describe('LeaderElector', () => {
     const rig = makeRig();
     expect(
       () =>
-        new LeaderElector({ api: rig.client, killSwitch: rig.killSwitch, clock: rig.clock, logger: rig.logger, namespace: 'n', name: 'l', identity: 'i', leaseDurationMs: 5000, renewDeadlineMs: 10_000, onStartedLeading: async () => undefined }),
+        new LeaderElector({
+          api: rig.client,
+          killSwitch: rig.killSwitch,
+          clock: rig.clock,
+          logger: rig.logger,
+          namespace: 'n',
+          name: 'l',
+          identity: 'i',
+          leaseDurationMs: 5000,
+          renewDeadlineMs: 10_000,
+          onStartedLeading: async () => undefined,
+        }),
     ).toThrow(RangeError);
   });
 });

@@ -104,7 +104,12 @@ export class ApiLeaseStore implements LeaseStore {
   }
 
   async create(lease: LeaseRecord, signal?: AbortSignal): Promise<LeaseRecord> {
-    const body: Lease = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: lease.name, namespace: lease.namespace }, spec: toSpec(lease) };
+    const body: Lease = {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name: lease.name, namespace: lease.namespace },
+      spec: toSpec(lease),
+    };
     return this.remember(await this.api.create<Lease>(RESOURCES.leases, lease.namespace, body, { signal, retries: 0 }));
   }
 

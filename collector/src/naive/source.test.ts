@@ -71,7 +71,12 @@ describe('NaivePodSource (the incident pattern)', () => {
     agent(rig, 'node-0');
     await flushAsync();
     const t0 = rig.clock.nowMs();
-    expect(rig.server.requests.filter((r) => r.at === t0).map((r) => r.verb).sort()).toEqual(['list', 'list', 'list', 'watch', 'watch', 'watch']);
+    expect(
+      rig.server.requests
+        .filter((r) => r.at === t0)
+        .map((r) => r.verb)
+        .sort(),
+    ).toEqual(['list', 'list', 'list', 'watch', 'watch', 'watch']);
   });
 
   it('still obeys the kill switch: every watch is aborted and nothing is sent while stopped', async () => {

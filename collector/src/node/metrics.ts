@@ -32,21 +32,66 @@ export class NodeMetrics {
 
   constructor(registry: Registry) {
     const registers = [registry];
-    this.cpuSeconds = new Gauge({ name: 'collector_node_cpu_seconds', help: 'Cumulative CPU time of all CPUs by mode (from /proc/stat).', labelNames: ['mode'], registers });
+    this.cpuSeconds = new Gauge({
+      name: 'collector_node_cpu_seconds',
+      help: 'Cumulative CPU time of all CPUs by mode (from /proc/stat).',
+      labelNames: ['mode'],
+      registers,
+    });
     this.cpuUsage = new Gauge({ name: 'collector_node_cpu_usage_ratio', help: 'Busy fraction of all CPUs between the last two collections.', registers });
     this.cpus = new Gauge({ name: 'collector_node_cpus', help: 'Number of CPUs (from /proc/stat).', registers });
     this.memory = new Gauge({ name: 'collector_node_memory_bytes', help: 'Memory by kind (from /proc/meminfo).', labelNames: ['kind'], registers });
-    this.fsBytes = new Gauge({ name: 'collector_node_filesystem_bytes', help: 'Filesystem size, free and available bytes (statfs).', labelNames: ['mountpoint', 'kind'], registers });
-    this.fsFiles = new Gauge({ name: 'collector_node_filesystem_files', help: 'Filesystem inodes, total and free (statfs).', labelNames: ['mountpoint', 'kind'], registers });
-    this.netBytes = new Gauge({ name: 'collector_node_network_bytes', help: 'Cumulative bytes per interface and direction (from /proc/net/dev).', labelNames: ['device', 'direction'], registers });
-    this.netPackets = new Gauge({ name: 'collector_node_network_packets', help: 'Cumulative packets per interface and direction.', labelNames: ['device', 'direction'], registers });
-    this.netErrors = new Gauge({ name: 'collector_node_network_errors', help: 'Cumulative errors per interface and direction.', labelNames: ['device', 'direction'], registers });
+    this.fsBytes = new Gauge({
+      name: 'collector_node_filesystem_bytes',
+      help: 'Filesystem size, free and available bytes (statfs).',
+      labelNames: ['mountpoint', 'kind'],
+      registers,
+    });
+    this.fsFiles = new Gauge({
+      name: 'collector_node_filesystem_files',
+      help: 'Filesystem inodes, total and free (statfs).',
+      labelNames: ['mountpoint', 'kind'],
+      registers,
+    });
+    this.netBytes = new Gauge({
+      name: 'collector_node_network_bytes',
+      help: 'Cumulative bytes per interface and direction (from /proc/net/dev).',
+      labelNames: ['device', 'direction'],
+      registers,
+    });
+    this.netPackets = new Gauge({
+      name: 'collector_node_network_packets',
+      help: 'Cumulative packets per interface and direction.',
+      labelNames: ['device', 'direction'],
+      registers,
+    });
+    this.netErrors = new Gauge({
+      name: 'collector_node_network_errors',
+      help: 'Cumulative errors per interface and direction.',
+      labelNames: ['device', 'direction'],
+      registers,
+    });
     this.netUp = new Gauge({ name: 'collector_node_network_up', help: 'Interface operstate is up (from /sys/class/net).', labelNames: ['device'], registers });
     this.pods = new Gauge({ name: 'collector_pods', help: 'Pods on this node by phase.', labelNames: ['phase'], registers });
     this.containers = new Gauge({ name: 'collector_containers', help: 'Containers on this node by state.', labelNames: ['state'], registers });
-    this.containerRestarts = new Gauge({ name: 'collector_container_restarts', help: 'Restart count per container.', labelNames: ['namespace', 'pod', 'container'], registers });
-    this.containerReady = new Gauge({ name: 'collector_container_ready', help: '1 if the container is ready.', labelNames: ['namespace', 'pod', 'container'], registers });
-    this.nodeInfo = new Gauge({ name: 'collector_node_info', help: 'Node facts from its Node object (value always 1).', labelNames: ['node', 'kubelet_version', 'os_image', 'zone', 'instance_type'], registers });
+    this.containerRestarts = new Gauge({
+      name: 'collector_container_restarts',
+      help: 'Restart count per container.',
+      labelNames: ['namespace', 'pod', 'container'],
+      registers,
+    });
+    this.containerReady = new Gauge({
+      name: 'collector_container_ready',
+      help: '1 if the container is ready.',
+      labelNames: ['namespace', 'pod', 'container'],
+      registers,
+    });
+    this.nodeInfo = new Gauge({
+      name: 'collector_node_info',
+      help: 'Node facts from its Node object (value always 1).',
+      labelNames: ['node', 'kubelet_version', 'os_image', 'zone', 'instance_type'],
+      registers,
+    });
     this.collectErrors = new Counter({ name: 'collector_collect_errors_total', help: 'Failed collections by source.', labelNames: ['source'], registers });
     this.collections = new Counter({ name: 'collector_collections_total', help: 'Completed collection cycles.', registers });
     this.lastCollect = new Gauge({ name: 'collector_last_collect_timestamp_seconds', help: 'Unix time of the last completed collection.', registers });

@@ -174,9 +174,7 @@ export class NodeCollector {
   private prevCpu: CpuTimes | undefined;
   private readonly fs: NodeFs;
   private readonly paths: NodePaths;
-  constructor(
-    fs: NodeFs,
-    paths: NodePaths) {
+  constructor(fs: NodeFs, paths: NodePaths) {
     this.fs = fs;
     this.paths = paths;
   }

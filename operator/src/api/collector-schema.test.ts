@@ -6,7 +6,8 @@ import { rolloutSchema, type SchemaNode } from './crd.js';
 function shape(n: SchemaNode | undefined): unknown {
   if (!n) return undefined;
   const out: Record<string, unknown> = { type: n.type };
-  for (const k of ['enum', 'minimum', 'maximum', 'exclusiveMinimum', 'minItems', 'maxItems', 'pattern', 'maxLength'] as const) if (n[k] !== undefined) out[k] = n[k];
+  for (const k of ['enum', 'minimum', 'maximum', 'exclusiveMinimum', 'minItems', 'maxItems', 'pattern', 'maxLength'] as const)
+    if (n[k] !== undefined) out[k] = n[k];
   if (n.properties) out.properties = Object.fromEntries(Object.entries(n.properties).map(([k, v]) => [k, shape(v)]));
   if (n.items) out.items = shape(n.items);
   return out;

@@ -12,10 +12,32 @@ function walk(n: SchemaNode, path: string, fn: (n: SchemaNode, path: string) => 
 }
 
 const ALLOWED_KEYS = new Set([
-  'type', 'description', 'format', 'properties', 'additionalProperties', 'items', 'required', 'enum', 'default',
-  'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'minLength', 'maxLength', 'pattern', 'minItems',
-  'maxItems', 'nullable', 'anyOf', 'x-kubernetes-int-or-string', 'x-kubernetes-preserve-unknown-fields',
-  'x-kubernetes-list-type', 'x-kubernetes-list-map-keys', 'x-kubernetes-validations', 'x-kubernetes-embedded-resource',
+  'type',
+  'description',
+  'format',
+  'properties',
+  'additionalProperties',
+  'items',
+  'required',
+  'enum',
+  'default',
+  'minimum',
+  'maximum',
+  'exclusiveMinimum',
+  'exclusiveMaximum',
+  'minLength',
+  'maxLength',
+  'pattern',
+  'minItems',
+  'maxItems',
+  'nullable',
+  'anyOf',
+  'x-kubernetes-int-or-string',
+  'x-kubernetes-preserve-unknown-fields',
+  'x-kubernetes-list-type',
+  'x-kubernetes-list-map-keys',
+  'x-kubernetes-validations',
+  'x-kubernetes-embedded-resource',
 ]);
 
 describe('the CRD', () => {
@@ -31,7 +53,15 @@ describe('the CRD', () => {
     expect(v.name).toBe('v1alpha1');
     expect((v as unknown as { subresources: unknown }).subresources).toEqual({ status: {} });
     const cols = (v.additionalPrinterColumns ?? []).map((c) => [c.name.toUpperCase(), c.priority ?? 0]);
-    expect(cols).toEqual([['PHASE', 0], ['STAGE', 0], ['PROGRESS', 0], ['HEALTH', 0], ['AGE', 0], ['REVISION', 1], ['MESSAGE', 1]]);
+    expect(cols).toEqual([
+      ['PHASE', 0],
+      ['STAGE', 0],
+      ['PROGRESS', 0],
+      ['HEALTH', 0],
+      ['AGE', 0],
+      ['REVISION', 1],
+      ['MESSAGE', 1],
+    ]);
   });
 
   it('is structural: every node typed, no additionalProperties beside properties, no $ref, only allowed keys', () => {

@@ -165,7 +165,16 @@ function mdEscape(s: string): string {
 }
 
 /** Emits the API reference: one table per object, fields with type, default, bounds and rules. */
-function generateDocs(crd: { spec: { names: Record<string, unknown>; versions: Array<{ name: string; schema: { openAPIV3Schema: Node }; additionalPrinterColumns?: Array<{ name: string; jsonPath: string; priority?: number }> }> } }): string {
+function generateDocs(crd: {
+  spec: {
+    names: Record<string, unknown>;
+    versions: Array<{
+      name: string;
+      schema: { openAPIV3Schema: Node };
+      additionalPrinterColumns?: Array<{ name: string; jsonPath: string; priority?: number }>;
+    }>;
+  };
+}): string {
   const v = crd.spec.versions[0]!;
   const root = v.schema.openAPIV3Schema;
   const out: string[] = [
@@ -178,9 +187,7 @@ function generateDocs(crd: { spec: { names: Record<string, unknown>; versions: A
     `Short name \`tro\`, category \`telemetry\`, namespaced, with a \`status\` subresource. ` +
       '`kubectl explain telemetryrollout.spec` prints the same descriptions.',
     '',
-    '`kubectl get tro` columns: ' +
-      (v.additionalPrinterColumns ?? []).map((c) => `${c.name.toUpperCase()}${c.priority ? ' (-o wide)' : ''}`).join(', ') +
-      '.',
+    '`kubectl get tro` columns: ' + (v.additionalPrinterColumns ?? []).map((c) => `${c.name.toUpperCase()}${c.priority ? ' (-o wide)' : ''}`).join(', ') + '.',
     '',
   ];
   function section(n: Node, path: string): void {

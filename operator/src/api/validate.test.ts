@@ -29,7 +29,13 @@ describe('offline validation: defaults', () => {
     expect(spec.strategy.stages.map((s) => s.name)).toEqual(['canary', 'fleet']);
     expect(spec.strategy.stages[0]).toMatchObject({ clusters: 1, nodeSteps: [1, 5, 25, 100], maxConcurrentClusters: 1 });
     expect(spec.gates).toMatchObject({ failureLimit: 2, onFailure: 'Rollback', onNoData: 'Pause' });
-    expect(spec.gates.apiServer).toEqual({ maxP99LatencySeconds: 1, maxLatencyIncreaseRatio: 1.5, minLatencyIncreaseSeconds: 0.1, maxErrorRatio: 0.01, maxAPFRejectionsPerSecond: 1 });
+    expect(spec.gates.apiServer).toEqual({
+      maxP99LatencySeconds: 1,
+      maxLatencyIncreaseRatio: 1.5,
+      minLatencyIncreaseSeconds: 0.1,
+      maxErrorRatio: 0.01,
+      maxAPFRejectionsPerSecond: 1,
+    });
     expect(spec.breakGlass).toMatchObject({ unreachableAfterSeconds: 60, action: 'Auto' });
     expect(spec.targets.clusters?.[0]?.kubeconfigSecretRef.key).toBe('value');
     expect(spec.collector.namespace).toBe('telemetry-system');
@@ -53,7 +59,7 @@ describe('offline validation: defaults', () => {
     expect(r.errors).toEqual([{ path: 'spec.pausd', message: 'field not declared in schema' }]);
   });
   it('rejects a wrong apiVersion and kind and a missing name', () => {
-    const r = validateRollout({ apiVersion: 'v1', kind: 'ConfigMap', metadata: {}, spec: (validBase().spec) });
+    const r = validateRollout({ apiVersion: 'v1', kind: 'ConfigMap', metadata: {}, spec: validBase().spec });
     expect(r.errors.map((e) => e.path)).toEqual(['apiVersion', 'kind', 'metadata.name']);
   });
 });

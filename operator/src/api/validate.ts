@@ -119,9 +119,7 @@ export function validateNode(schema: SchemaNode, value: unknown, path: string, e
   }
   const t = schema.type;
   const actual = typeName(value);
-  const typeOk =
-    t === undefined ||
-    (t === 'number' ? actual === 'number' || actual === 'integer' : actual === t);
+  const typeOk = t === undefined || (t === 'number' ? actual === 'number' || actual === 'integer' : actual === t);
   if (!typeOk) {
     errors.push({ path: p, message: `Invalid value: "${actual}": ${p} in body must be of type ${t}: "${actual}"` });
     return;
@@ -135,11 +133,19 @@ export function validateNode(schema: SchemaNode, value: unknown, path: string, e
   if (typeof value === 'number') {
     if (schema.minimum !== undefined) {
       const bad = schema.exclusiveMinimum ? value <= schema.minimum : value < schema.minimum;
-      if (bad) errors.push({ path: p, message: `Invalid value: ${value}: ${p} in body should be greater than ${schema.exclusiveMinimum ? '' : 'or equal to '}${schema.minimum}` });
+      if (bad)
+        errors.push({
+          path: p,
+          message: `Invalid value: ${value}: ${p} in body should be greater than ${schema.exclusiveMinimum ? '' : 'or equal to '}${schema.minimum}`,
+        });
     }
     if (schema.maximum !== undefined) {
       const bad = schema.exclusiveMaximum ? value >= schema.maximum : value > schema.maximum;
-      if (bad) errors.push({ path: p, message: `Invalid value: ${value}: ${p} in body should be less than ${schema.exclusiveMaximum ? '' : 'or equal to '}${schema.maximum}` });
+      if (bad)
+        errors.push({
+          path: p,
+          message: `Invalid value: ${value}: ${p} in body should be less than ${schema.exclusiveMaximum ? '' : 'or equal to '}${schema.maximum}`,
+        });
     }
   }
   if (typeof value === 'string') {
@@ -164,7 +170,8 @@ export function validateNode(schema: SchemaNode, value: unknown, path: string, e
     const listType = schema['x-kubernetes-list-type'];
     if (listType === 'set') {
       value.forEach((v, i) => {
-        if (value.findIndex((w) => JSON.stringify(w) === JSON.stringify(v)) < i) errors.push({ path: `${p}[${i}]`, message: `Duplicate value: ${describeValue(v)}` });
+        if (value.findIndex((w) => JSON.stringify(w) === JSON.stringify(v)) < i)
+          errors.push({ path: `${p}[${i}]`, message: `Duplicate value: ${describeValue(v)}` });
       });
     } else if (listType === 'map') {
       const keys = schema['x-kubernetes-list-map-keys'] ?? [];
@@ -172,7 +179,8 @@ export function validateNode(schema: SchemaNode, value: unknown, path: string, e
       value.forEach((v, i) => {
         if (!isPlainObject(v)) return;
         const k = JSON.stringify(keys.map((key) => v[key]));
-        if (seen.has(k)) errors.push({ path: `${p}[${i}]`, message: `Duplicate value: ${JSON.stringify(Object.fromEntries(keys.map((key) => [key, v[key]])))}` });
+        if (seen.has(k))
+          errors.push({ path: `${p}[${i}]`, message: `Duplicate value: ${JSON.stringify(Object.fromEntries(keys.map((key) => [key, v[key]])))}` });
         seen.add(k);
       });
     }
@@ -208,7 +216,10 @@ export function validateNode(schema: SchemaNode, value: unknown, path: string, e
       }
       if (ok !== true) {
         const at = rule.fieldPath ? `${p}${rule.fieldPath}` : p;
-        errors.push({ path: at, message: `Invalid value: "${typeName(value) === 'integer' ? 'integer' : typeName(value)}": ${rule.message ?? `failed rule: ${rule.rule}`}` });
+        errors.push({
+          path: at,
+          message: `Invalid value: "${typeName(value) === 'integer' ? 'integer' : typeName(value)}": ${rule.message ?? `failed rule: ${rule.rule}`}`,
+        });
       }
     }
   }
@@ -224,13 +235,17 @@ export function validateRollout(obj: unknown): ValidationResult {
     return { valid: false, errors: [{ path: '<root>', message: 'a TelemetryRollout must be an object' }], defaulted: {} };
   }
   const defaulted = clone(obj);
-  if (defaulted.apiVersion !== API_VERSION) errors.push({ path: 'apiVersion', message: `Unsupported value: ${describeValue(defaulted.apiVersion)}: supported values: "${API_VERSION}"` });
+  if (defaulted.apiVersion !== API_VERSION)
+    errors.push({ path: 'apiVersion', message: `Unsupported value: ${describeValue(defaulted.apiVersion)}: supported values: "${API_VERSION}"` });
   if (defaulted.kind !== KIND) errors.push({ path: 'kind', message: `Unsupported value: ${describeValue(defaulted.kind)}: supported values: "${KIND}"` });
   const meta = defaulted.metadata;
   const name = isPlainObject(meta) ? meta.name : undefined;
   if (typeof name !== 'string' || name === '') errors.push({ path: 'metadata.name', message: 'Required value: name is required' });
   else if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(name) || name.length > 253) {
-    errors.push({ path: 'metadata.name', message: `Invalid value: ${JSON.stringify(name)}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'` });
+    errors.push({
+      path: 'metadata.name',
+      message: `Invalid value: ${JSON.stringify(name)}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'`,
+    });
   }
   const schema = rolloutSchema();
   applyDefaults(schema, defaulted);

@@ -40,10 +40,7 @@ export class TransportBreakGlass implements BreakGlassActuator, InventoryRecorde
   private readonly backends: BreakGlassBackends;
   private readonly clock: Clock;
   private readonly logger?: Logger;
-  constructor(
-    backends: BreakGlassBackends,
-    clock: Clock,
-    logger?: Logger) {
+  constructor(backends: BreakGlassBackends, clock: Clock, logger?: Logger) {
     this.backends = backends;
     this.clock = clock;
     this.logger = logger;
@@ -71,7 +68,15 @@ export class TransportBreakGlass implements BreakGlassActuator, InventoryRecorde
       if (!inv) return { issuedAt, revision, nodesTargeted: 0, nodesStopped: 0, nodesFailed: 0, nodesTimedOut: 0, message: `no node inventory of ${cluster}` };
       const transport = await transportFromSpec(spec, { secrets: this.backends.secrets(ns), clock: this.clock });
       try {
-        const res = await issueBreakGlass({ transport, nodes: inv.nodes, rollout: rolloutName(rollout), revision, reason, clock: this.clock, ...(this.logger ? { logger: this.logger } : {}) });
+        const res = await issueBreakGlass({
+          transport,
+          nodes: inv.nodes,
+          rollout: rolloutName(rollout),
+          revision,
+          reason,
+          clock: this.clock,
+          ...(this.logger ? { logger: this.logger } : {}),
+        });
         return breakGlassStatus(res);
       } finally {
         await transport.close();

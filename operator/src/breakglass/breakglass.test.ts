@@ -7,15 +7,7 @@ import { REVISION_LABEL, type NodeInfo } from '../rollout/interfaces.js';
 import { FakeClock } from '../../../testkit/core/fakeclock.js';
 import { TerminalError } from '../util/errors.js';
 import { memoryLogger } from '../../../testkit/operator/util/logging.js';
-import {
-  breakGlassStatus,
-  clearBreakGlass,
-  issueBreakGlass,
-  KubeSecretReader,
-  selectTargets,
-  transportFromSpec,
-  type SecretKeyReader,
-} from './breakglass.js';
+import { breakGlassStatus, clearBreakGlass, issueBreakGlass, KubeSecretReader, selectTargets, transportFromSpec, type SecretKeyReader } from './breakglass.js';
 import { ExecTransport } from './exec.js';
 import { LocalTransport } from './local.js';
 import { SshTransport } from './ssh.js';
@@ -59,7 +51,11 @@ const fleet: NodeInfo[] = [node('a1', 'bad1234567'), node('a2', 'old7654321'), n
 describe('selectTargets (revision scoping)', () => {
   test.each([
     ['only the nodes labelled with the revision', { revision: 'bad1234567', scope: 'revision' as const }, ['a1', 'a4']],
-    ['the stable revision also covers unlabelled nodes', { revision: 'old7654321', scope: 'revision' as const, stableRevision: 'old7654321' }, ['a2', 'a3', 'a5']],
+    [
+      'the stable revision also covers unlabelled nodes',
+      { revision: 'old7654321', scope: 'revision' as const, stableRevision: 'old7654321' },
+      ['a2', 'a3', 'a5'],
+    ],
     ['a non-stable revision never takes unlabelled nodes', { revision: 'bad1234567', scope: 'revision' as const, stableRevision: 'old7654321' }, ['a1', 'a4']],
     ['"*" means every node', { revision: '*', scope: 'revision' as const }, ['a1', 'a2', 'a3', 'a4', 'a5']],
     ['scope all means every node', { revision: 'bad1234567', scope: 'all' as const }, ['a1', 'a2', 'a3', 'a4', 'a5']],
@@ -73,7 +69,14 @@ describe('issueBreakGlass', () => {
   test('writes the revision-scoped stop file to exactly the nodes running that revision, and counts outcomes', async () => {
     const clock = new FakeClock(Date.parse('2026-11-25T10:00:00Z'));
     const transport = new RecordingTransport({ a4: { result: 'timedOut', message: 'no result within 10s' } });
-    const r = await issueBreakGlass({ transport, nodes: fleet, rollout: 'tro-system/agent', revision: 'bad1234567', reason: 'API server unreachable for 60s', clock });
+    const r = await issueBreakGlass({
+      transport,
+      nodes: fleet,
+      rollout: 'tro-system/agent',
+      revision: 'bad1234567',
+      reason: 'API server unreachable for 60s',
+      clock,
+    });
     expect(transport.writes).toHaveLength(1);
     expect(transport.writes[0]?.nodes).toEqual(['a1', 'a4']);
     expect(parseStopFile(transport.writes[0]!.content)).toEqual({
@@ -119,7 +122,9 @@ describe('issueBreakGlass', () => {
 
   test('an invalid revision is refused before anything is written', async () => {
     const transport = new RecordingTransport();
-    await expect(issueBreakGlass({ transport, nodes: fleet, rollout: 'ns/x', revision: 'a b', reason: '', clock: new FakeClock() })).rejects.toThrow(/invalid revision/);
+    await expect(issueBreakGlass({ transport, nodes: fleet, rollout: 'ns/x', revision: 'a b', reason: '', clock: new FakeClock() })).rejects.toThrow(
+      /invalid revision/,
+    );
     expect(transport.writes).toHaveLength(0);
   });
 
@@ -127,7 +132,9 @@ describe('issueBreakGlass', () => {
     const { logger, entries } = memoryLogger();
     const nodes = Array.from({ length: 30 }, (_, i) => node(`n${i}`, 'bad1234567'));
     const pem = '-----BEGIN OPENSSH PRIVATE KEY-----\nAAAAB3NzaC1yc2EAAAADAQABAAABAQC7\n-----END OPENSSH PRIVATE KEY-----';
-    const answers = Object.fromEntries(nodes.slice(0, 25).map((n) => [n.name, { result: 'failed' as const, message: `Load key ${pem}: bad permissions token=s3cr3t` }]));
+    const answers = Object.fromEntries(
+      nodes.slice(0, 25).map((n) => [n.name, { result: 'failed' as const, message: `Load key ${pem}: bad permissions token=s3cr3t` }]),
+    );
     const clock = new FakeClock();
     await issueBreakGlass({ transport: new RecordingTransport(answers), nodes, rollout: 'ns/x', revision: 'bad1234567', reason: 'r', clock, logger });
     await clock.flush();
@@ -207,7 +214,9 @@ describe('transportFromSpec', () => {
       { sshCredentialFiles: { privateKeyPath: '/keys/id', knownHostsPath: '/keys/known_hosts' } },
     );
     expect(ssh).toBeInstanceOf(SshTransport);
-    expect((ssh as SshTransport).sshArgs('10.0.0.1', 'c')).toEqual(expect.arrayContaining(['-p', '22', '-i', '/keys/id', 'UserKnownHostsFile=/keys/known_hosts']));
+    expect((ssh as SshTransport).sshArgs('10.0.0.1', 'c')).toEqual(
+      expect.arrayContaining(['-p', '22', '-i', '/keys/id', 'UserKnownHostsFile=/keys/known_hosts']),
+    );
   });
 
   test.each([
@@ -248,7 +257,9 @@ describe('transportFromSpec', () => {
 });
 
 describe('KubeSecretReader', () => {
-  const secret: V1Secret = { data: { id: Buffer.from('-----BEGIN OPENSSH PRIVATE KEY-----\nsecretbody\n-----END OPENSSH PRIVATE KEY-----\n').toString('base64') } };
+  const secret: V1Secret = {
+    data: { id: Buffer.from('-----BEGIN OPENSSH PRIVATE KEY-----\nsecretbody\n-----END OPENSSH PRIVATE KEY-----\n').toString('base64') },
+  };
   const api = {
     readNamespacedSecret: async (p: { name: string; namespace: string }): Promise<V1Secret> => {
       if (p.name === 'bg') return secret;

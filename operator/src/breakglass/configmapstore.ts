@@ -12,7 +12,16 @@
 import { CoreV1Api, KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
 import { isConflict, isNotFound, requestOptions } from '../controller/kube.js';
 import { errorMessage } from '../util/errors.js';
-import { clusterKey, decodeInventory, encodeInventory, InventoryFormatError, inventoryHash, type InventoryStore, type NodeInventory, type SaveResult } from './inventory.js';
+import {
+  clusterKey,
+  decodeInventory,
+  encodeInventory,
+  InventoryFormatError,
+  inventoryHash,
+  type InventoryStore,
+  type NodeInventory,
+  type SaveResult,
+} from './inventory.js';
 
 /** Default name prefix of the inventory ConfigMaps. */
 export const INVENTORY_NAME_PREFIX = 'tro-inventory';

@@ -83,13 +83,17 @@ describe('ExecTransport', () => {
   });
 
   test('clear: empty stdin, action "clear", and the revision filter in TRO_IF_REVISION', async () => {
-    const t = new ExecTransport({ command: ['sh', '-c', 'printf "%s|%s|%s" "$1" "$TRO_IF_REVISION" "$(cat)" > "$2"', 'sh', '{{action}}', `${dir}/{{node}}.out`] });
+    const t = new ExecTransport({
+      command: ['sh', '-c', 'printf "%s|%s|%s" "$1" "$TRO_IF_REVISION" "$(cat)" > "$2"', 'sh', '{{action}}', `${dir}/{{node}}.out`],
+    });
     expect((await t.clear([node('n1')], { ifRevision: 'abc123' }))[0]).toMatchObject({ result: 'ok' });
     expect(await readFile(join(dir, 'n1.out'), 'utf8')).toBe('clear|abc123|');
   });
 
   test('exit code decides: non-zero fails the node with the tail of stderr; a missing program fails with a clear message', async () => {
-    const t = new ExecTransport({ command: ['sh', '-c', 'if [ "$1" = bad ]; then echo "run-command: instance not found" >&2; exit 3; fi; cat >/dev/null', 'sh', '{{node}}'] });
+    const t = new ExecTransport({
+      command: ['sh', '-c', 'if [ "$1" = bad ]; then echo "run-command: instance not found" >&2; exit 3; fi; cat >/dev/null', 'sh', '{{node}}'],
+    });
     const outcomes = await t.write([node('good'), node('bad'), node('good2')], content);
     expect(outcomes.map((o) => [o.node, o.result, o.message])).toEqual([
       ['good', 'ok', undefined],
@@ -105,7 +109,13 @@ describe('ExecTransport', () => {
     const t = new ExecTransport({ command: ['sh', '-c', 'printf %s "$1" > "$2"', 'sh', '{{address}}', `${dir}/{{node}}`], addressType: 'ExternalIP' });
     const outcomes = await t.write(
       [
-        { name: 'ext', addresses: [{ type: 'InternalIP', address: '10.0.0.1' }, { type: 'ExternalIP', address: '203.0.113.9' }] },
+        {
+          name: 'ext',
+          addresses: [
+            { type: 'InternalIP', address: '10.0.0.1' },
+            { type: 'ExternalIP', address: '203.0.113.9' },
+          ],
+        },
         { name: 'int', addresses: [{ type: 'InternalIP', address: '10.0.0.2' }] },
         { name: 'none', addresses: [] },
       ],
@@ -158,7 +168,8 @@ describe('ExecTransport', () => {
   });
 
   test('key material a command prints never reaches the outcome', async () => {
-    const pem = '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n-----END OPENSSH PRIVATE KEY-----';
+    const pem =
+      '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n-----END OPENSSH PRIVATE KEY-----';
     const keyFile = join(dir, 'key');
     await writeFile(keyFile, pem);
     const t = new ExecTransport({ command: ['sh', '-c', 'cat "$1" >&2; echo "Authorization: Bearer abcdef123456" >&2; exit 1', 'sh', keyFile] });

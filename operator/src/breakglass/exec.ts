@@ -99,36 +99,38 @@ export class ExecTransport implements BreakGlassTransport {
     return undefined;
   }
 
-  private run(nodes: readonly NodeTarget[], action: 'write' | 'clear', input: string, signal: AbortSignal | undefined, ifRevision: string | undefined): Promise<NodeOutcome[]> {
-    return runPerNode(
-      nodes,
-      perNodeOptions(this.common, signal),
-      async (node, nodeSignal): Promise<NodeOpResult> => {
-        const address = this.addressFor(node);
-        if (address === undefined && this.usesAddress) return { ok: false, message: 'node has no address' };
-        const values: TemplateValues = { node: node.name, address: address ?? '', path: this.stopFilePath, action };
-        const [file, ...args] = expandTemplate(this.opts.command, values) as [string, ...string[]];
-        const env: NodeJS.ProcessEnv = {
-          ...process.env,
-          ...this.opts.env,
-          TRO_ACTION: action,
-          TRO_NODE: values.node,
-          TRO_ADDRESS: values.address,
-          TRO_PATH: values.path,
-        };
-        if (ifRevision !== undefined) env.TRO_IF_REVISION = ifRevision;
-        const r = await runChild(file, args, { input, signal: nodeSignal, env });
-        if (r.spawnError) return { ok: false, message: `cannot run ${file}: ${r.spawnError.message}` };
-        if (r.exitCode === 0) {
-          if (action === 'clear' && r.stdout.includes(LEFT_IN_PLACE_MARKER)) return { ok: true, message: 'left in place: the stop file names another revision' };
-          return { ok: true };
-        }
-        const stderr = r.stderr.trim();
-        // Killed by our timer or the caller: runPerNode words the outcome; only the command's own words are added.
-        if (r.killed) return stderr === '' ? { ok: false } : { ok: false, message: stderr };
-        const how = r.exitCode !== null ? `exit ${r.exitCode}` : `signal ${r.exitSignal ?? '?'}`;
-        return { ok: false, message: `${file} failed (${how})${stderr ? `: ${stderr}` : ''}` };
-      },
-    );
+  private run(
+    nodes: readonly NodeTarget[],
+    action: 'write' | 'clear',
+    input: string,
+    signal: AbortSignal | undefined,
+    ifRevision: string | undefined,
+  ): Promise<NodeOutcome[]> {
+    return runPerNode(nodes, perNodeOptions(this.common, signal), async (node, nodeSignal): Promise<NodeOpResult> => {
+      const address = this.addressFor(node);
+      if (address === undefined && this.usesAddress) return { ok: false, message: 'node has no address' };
+      const values: TemplateValues = { node: node.name, address: address ?? '', path: this.stopFilePath, action };
+      const [file, ...args] = expandTemplate(this.opts.command, values) as [string, ...string[]];
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        ...this.opts.env,
+        TRO_ACTION: action,
+        TRO_NODE: values.node,
+        TRO_ADDRESS: values.address,
+        TRO_PATH: values.path,
+      };
+      if (ifRevision !== undefined) env.TRO_IF_REVISION = ifRevision;
+      const r = await runChild(file, args, { input, signal: nodeSignal, env });
+      if (r.spawnError) return { ok: false, message: `cannot run ${file}: ${r.spawnError.message}` };
+      if (r.exitCode === 0) {
+        if (action === 'clear' && r.stdout.includes(LEFT_IN_PLACE_MARKER)) return { ok: true, message: 'left in place: the stop file names another revision' };
+        return { ok: true };
+      }
+      const stderr = r.stderr.trim();
+      // Killed by our timer or the caller: runPerNode words the outcome; only the command's own words are added.
+      if (r.killed) return stderr === '' ? { ok: false } : { ok: false, message: stderr };
+      const how = r.exitCode !== null ? `exit ${r.exitCode}` : `signal ${r.exitSignal ?? '?'}`;
+      return { ok: false, message: `${file} failed (${how})${stderr ? `: ${stderr}` : ''}` };
+    });
   }
 }

@@ -103,7 +103,10 @@ class FakeConfigMaps implements ConfigMapApi {
 
   async listNamespacedConfigMap(p: { namespace: string; labelSelector?: string }): Promise<V1ConfigMapList> {
     this.calls.list++;
-    const want = (p.labelSelector ?? '').split(',').filter((s) => s !== '').map((s) => s.split('=') as [string, string]);
+    const want = (p.labelSelector ?? '')
+      .split(',')
+      .filter((s) => s !== '')
+      .map((s) => s.split('=') as [string, string]);
     const items = [...this.objects.values()].filter((cm) => want.every(([k, v]) => cm.metadata?.labels?.[k] === v));
     return { items: structuredClone(items) };
   }
@@ -165,7 +168,8 @@ describe('MemoryInventoryStore', () => {
     const store = new MemoryInventoryStore();
     const inv = makeInventory('c1', fleetNodes(10), clock);
     expect(await store.save(inv)).toMatchObject({ written: true });
-    for (let i = 0; i < 5; i++) expect(await store.save({ ...inv, capturedAt: new Date(Date.UTC(2026, 10, 25, 11, i)).toISOString() })).toMatchObject({ written: false });
+    for (let i = 0; i < 5; i++)
+      expect(await store.save({ ...inv, capturedAt: new Date(Date.UTC(2026, 10, 25, 11, i)).toISOString() })).toMatchObject({ written: false });
     expect(store.writes).toBe(1);
     expect(await store.load('c1')).toEqual(inv);
     expect(await store.load('nope')).toBeUndefined();
@@ -198,7 +202,11 @@ describe('ConfigMapInventoryStore', () => {
     for (let i = 0; i < 50; i++) {
       await clock.advance(60_000);
       // Readiness flapping and a new capture time are not changes worth a write.
-      const again = makeInventory('c1', nodes.map((n) => ({ ...n, ready: i % 2 === 0 })), clock);
+      const again = makeInventory(
+        'c1',
+        nodes.map((n) => ({ ...n, ready: i % 2 === 0 })),
+        clock,
+      );
       expect(await store.save(again)).toMatchObject({ written: false });
     }
     expect(api.calls).toEqual(afterFirst);
@@ -228,7 +236,9 @@ describe('ConfigMapInventoryStore', () => {
       api.afterGet = undefined;
       await other.save(makeInventory('c1', fleetNodes(11), clock));
     };
-    await expect(stale.save(makeInventory('c1', fleetNodes(12), clock))).rejects.toThrow(/save inventory of cluster c1 .*replace ConfigMap ns\/tro-inventory-c1/);
+    await expect(stale.save(makeInventory('c1', fleetNodes(12), clock))).rejects.toThrow(
+      /save inventory of cluster c1 .*replace ConfigMap ns\/tro-inventory-c1/,
+    );
     expect((await stale.load('c1'))?.nodes).toHaveLength(11);
     // Its next attempt (the reconciler retries) reads the new head and succeeds.
     expect(await stale.save(makeInventory('c1', fleetNodes(12), clock))).toMatchObject({ written: true });

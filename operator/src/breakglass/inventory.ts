@@ -62,7 +62,9 @@ export function inventoryHash(inv: Pick<NodeInventory, 'cluster' | 'nodes'>): st
   const nodes = [...inv.nodes]
     .map((n) => ({ name: n.name, labels: n.labels, addresses: n.addresses }))
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return createHash('sha256').update(canonicalJson({ cluster: inv.cluster, nodes })).digest('hex');
+  return createHash('sha256')
+    .update(canonicalJson({ cluster: inv.cluster, nodes }))
+    .digest('hex');
 }
 
 /** An inventory whose shape is wrong (a hand-edited file, a corrupt ConfigMap). */
@@ -162,7 +164,12 @@ export interface InventoryStore {
 export function clusterKey(cluster: string): string {
   if (/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(cluster) && cluster.length <= 40) return cluster;
   const h = createHash('sha256').update(cluster).digest('hex').slice(0, 8);
-  const slug = cluster.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+/, '').slice(0, 30).replace(/-+$/, '');
+  const slug = cluster
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+/, '')
+    .slice(0, 30)
+    .replace(/-+$/, '');
   return slug === '' ? `c-${h}` : `${slug}-${h}`;
 }
 

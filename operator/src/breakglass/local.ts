@@ -92,10 +92,7 @@ export class LocalTransport implements BreakGlassTransport {
     return runPerNode(nodes, perNodeOptions(this.common, signal), (node, nodeSignal) =>
       // Filesystem calls cannot be cancelled; on timeout the node is reported at once and the call ends
       // in the background.
-      raceAbort(
-        (async () => op(this.pathFor(node.name)))(),
-        nodeSignal,
-      ),
+      raceAbort((async () => op(this.pathFor(node.name)))(), nodeSignal),
     );
   }
 }

@@ -26,7 +26,9 @@ afterEach(async () => {
 /** Runs a command string the way sshd does: the login shell's `-c`, with `input` on stdin. */
 function asSshdWould(command: string, input = ''): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = execFile('/bin/sh', ['-c', command], { cwd: dir }, (err, stdout, stderr) => (err ? reject(new Error(`sh failed: ${stderr}`, { cause: err })) : resolve({ stdout, stderr })));
+    const child = execFile('/bin/sh', ['-c', command], { cwd: dir }, (err, stdout, stderr) =>
+      err ? reject(new Error(`sh failed: ${stderr}`, { cause: err })) : resolve({ stdout, stderr }),
+    );
     child.stdin?.end(input);
   });
 }
@@ -139,11 +141,14 @@ describe('ssh argv', () => {
     expect(args[args.indexOf('-p') + 1]).toBe('2222');
   });
 
-  test.each(['-oProxyCommand=touch /tmp/pwned', '10.0.0.1 -v', 'host;id', '$(id)', ''])('address %j is refused (a node failure, nothing run)', async (address) => {
-    expect(() => t.sshArgs(address, 'CMD')).toThrow(/invalid node address/);
-    const outcomes = await t.write([{ name: 'evil', addresses: [{ type: 'InternalIP', address }] }], 'x');
-    expect(outcomes[0]?.result).toBe('failed');
-  });
+  test.each(['-oProxyCommand=touch /tmp/pwned', '10.0.0.1 -v', 'host;id', '$(id)', ''])(
+    'address %j is refused (a node failure, nothing run)',
+    async (address) => {
+      expect(() => t.sshArgs(address, 'CMD')).toThrow(/invalid node address/);
+      const outcomes = await t.write([{ name: 'evil', addresses: [{ type: 'InternalIP', address }] }], 'x');
+      expect(outcomes[0]?.result).toBe('failed');
+    },
+  );
 
   test('invalid settings are configuration errors', () => {
     const base = { user: 'core', privateKeyPath: '/k', knownHostsPath: '/h' };

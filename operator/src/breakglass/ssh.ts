@@ -146,23 +146,39 @@ export class SshTransport implements BreakGlassTransport {
     if (!HOST_RE.test(address) || address.startsWith('-')) throw new Error(`invalid node address ${JSON.stringify(address)}`);
     const connectTimeout = Math.max(1, Math.ceil(this.common.timeoutSeconds));
     return [
-      '-F', '/dev/null',
+      '-F',
+      '/dev/null',
       '-T',
-      '-o', 'BatchMode=yes',
-      '-o', 'StrictHostKeyChecking=yes',
-      '-o', `UserKnownHostsFile=${this.opts.knownHostsPath}`,
-      '-o', 'GlobalKnownHostsFile=/dev/null',
-      '-o', 'UpdateHostKeys=no',
-      '-o', 'IdentitiesOnly=yes',
-      '-o', 'IdentityAgent=none',
-      '-o', 'ClearAllForwardings=yes',
-      '-o', 'ConnectionAttempts=1',
-      '-o', `ConnectTimeout=${connectTimeout}`,
-      '-o', 'LogLevel=ERROR',
-      '-i', this.opts.privateKeyPath,
-      '-p', String(this.opts.port ?? 22),
-      '-l', this.opts.user,
-      '--', address,
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'StrictHostKeyChecking=yes',
+      '-o',
+      `UserKnownHostsFile=${this.opts.knownHostsPath}`,
+      '-o',
+      'GlobalKnownHostsFile=/dev/null',
+      '-o',
+      'UpdateHostKeys=no',
+      '-o',
+      'IdentitiesOnly=yes',
+      '-o',
+      'IdentityAgent=none',
+      '-o',
+      'ClearAllForwardings=yes',
+      '-o',
+      'ConnectionAttempts=1',
+      '-o',
+      `ConnectTimeout=${connectTimeout}`,
+      '-o',
+      'LogLevel=ERROR',
+      '-i',
+      this.opts.privateKeyPath,
+      '-p',
+      String(this.opts.port ?? 22),
+      '-l',
+      this.opts.user,
+      '--',
+      address,
       command,
     ];
   }
@@ -194,18 +210,14 @@ export class SshTransport implements BreakGlassTransport {
     // Its credential files are gone: a programming error, rejected rather than failed per node.
     if (this.closed) return Promise.reject(new Error('ssh transport is closed'));
     const addressType = this.opts.addressType ?? 'InternalIP';
-    return runPerNode(
-      nodes,
-      perNodeOptions(this.common, signal),
-      async (node, nodeSignal): Promise<NodeOpResult> => {
-        const address = addressOf(node, addressType);
-        if (address === undefined) return { ok: false, message: `node has no ${addressType} address` };
-        const path = this.opts.remotePathFor?.(node) ?? this.stopFilePath;
-        const args = this.sshArgs(address, remoteCommand(path, what, this.opts.sudo ?? false));
-        const r = await runChild(this.opts.sshBinary ?? 'ssh', args, { input, signal: nodeSignal });
-        return sshResult(r, address);
-      },
-    );
+    return runPerNode(nodes, perNodeOptions(this.common, signal), async (node, nodeSignal): Promise<NodeOpResult> => {
+      const address = addressOf(node, addressType);
+      if (address === undefined) return { ok: false, message: `node has no ${addressType} address` };
+      const path = this.opts.remotePathFor?.(node) ?? this.stopFilePath;
+      const args = this.sshArgs(address, remoteCommand(path, what, this.opts.sudo ?? false));
+      const r = await runChild(this.opts.sshBinary ?? 'ssh', args, { input, signal: nodeSignal });
+      return sshResult(r, address);
+    });
   }
 }
 

@@ -3,16 +3,7 @@ import { mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/p
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decide, parseStopFile as collectorParseStopFile } from '#collector/killswitch.js';
-import {
-  encodeStopFile,
-  isValidRevision,
-  parseStopFile,
-  removeFile,
-  StopFileError,
-  validateStopFilePath,
-  writeFileAtomic,
-  type StopFile,
-} from './stopfile.js';
+import { encodeStopFile, isValidRevision, parseStopFile, removeFile, StopFileError, validateStopFilePath, writeFileAtomic, type StopFile } from './stopfile.js';
 import { TransportConfigError } from './transport.js';
 
 const valid: StopFile = { rollout: 'tro-system/agent', revision: 'a1b2c3d4e5', reason: 'API server unreachable for 60s', issuedAt: '2026-11-25T10:00:00.000Z' };
@@ -29,7 +20,9 @@ async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
 describe('stop file encoding', () => {
   test('round-trips, compact with a fixed key order and a trailing newline', () => {
     const text = encodeStopFile(valid);
-    expect(text).toBe('{"rollout":"tro-system/agent","revision":"a1b2c3d4e5","reason":"API server unreachable for 60s","issuedAt":"2026-11-25T10:00:00.000Z"}\n');
+    expect(text).toBe(
+      '{"rollout":"tro-system/agent","revision":"a1b2c3d4e5","reason":"API server unreachable for 60s","issuedAt":"2026-11-25T10:00:00.000Z"}\n',
+    );
     expect(parseStopFile(text)).toEqual(valid);
   });
 

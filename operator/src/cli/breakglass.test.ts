@@ -13,11 +13,22 @@ const dir = mkdtempSync(join(tmpdir(), 'tro-cli-bg-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const REV = '5d2c9a1f';
-const node = (name: string, revision?: string) => ({ name, labels: revision ? { 'telemetry.rollout.dev/revision': revision } : {}, addresses: [{ type: 'InternalIP', address: '10.0.0.1' }], ready: true });
+const node = (name: string, revision?: string) => ({
+  name,
+  labels: revision ? { 'telemetry.rollout.dev/revision': revision } : {},
+  addresses: [{ type: 'InternalIP', address: '10.0.0.1' }],
+  ready: true,
+});
 const inventoryFile = join(dir, 'east.yaml');
 writeFileSync(
   inventoryFile,
-  stringify({ apiVersion: 'telemetry.rollout.dev/v1alpha1', kind: 'NodeInventory', cluster: 'prod-east-1', capturedAt: '2026-11-25T09:00:00Z', nodes: [node('n1', REV), node('n2', REV), node('n3', 'old')] }),
+  stringify({
+    apiVersion: 'telemetry.rollout.dev/v1alpha1',
+    kind: 'NodeInventory',
+    cluster: 'prod-east-1',
+    capturedAt: '2026-11-25T09:00:00Z',
+    nodes: [node('n1', REV), node('n2', REV), node('n3', 'old')],
+  }),
 );
 const stopFile = (root: string, n: string) => join(root, n, 'var/run/telemetry-rollout/stop');
 const env = () => ({ clock: new FakeClock(FIXTURE_NOW), signal: new AbortController().signal });
@@ -35,10 +46,19 @@ async function usageError(o: BreakGlassOptions, cluster = 'prod-east-1'): Promis
 describe('runBreakGlass with the local transport', () => {
   it('writes the stop file on the nodes of the revision, then clears it', async () => {
     const root = join(dir, 'nodes-1');
-    const issued = await runBreakGlass('prod-east-1', { inventory: inventoryFile, localRoot: root, revision: REV, reason: 'API server down', rollout: 'fleet/collector-v2' }, env());
+    const issued = await runBreakGlass(
+      'prod-east-1',
+      { inventory: inventoryFile, localRoot: root, revision: REV, reason: 'API server down', rollout: 'fleet/collector-v2' },
+      env(),
+    );
     expect(breakGlassExitCode(issued)).toBe(0);
     expect(renderBreakGlass(issued)).toBe(`cluster prod-east-1: stop file for revision ${REV} written to 2/2 nodes via local\n`);
-    expect(parseStopFile(readFileSync(stopFile(root, 'n1'), 'utf8'))).toEqual({ rollout: 'fleet/collector-v2', revision: REV, reason: 'API server down', issuedAt: FIXTURE_NOW.toISOString() });
+    expect(parseStopFile(readFileSync(stopFile(root, 'n1'), 'utf8'))).toEqual({
+      rollout: 'fleet/collector-v2',
+      revision: REV,
+      reason: 'API server down',
+      issuedAt: FIXTURE_NOW.toISOString(),
+    });
     expect(existsSync(stopFile(root, 'n2'))).toBe(true);
     expect(existsSync(stopFile(root, 'n3'))).toBe(false);
 
@@ -85,13 +105,19 @@ describe('input checks (usage errors, exit 2)', () => {
     ['--force without --clear', { inventory: inventoryFile, localRoot: dir, revision: REV, reason: 'r', force: true }, /--force only applies to --clear/],
     ['a bad revision', { inventory: inventoryFile, localRoot: dir, revision: 'not a label!', reason: 'r' }, /is not a revision/],
     ['a missing inventory', { inventory: join(dir, 'nope.yaml'), localRoot: dir, revision: REV, reason: 'r' }, /read inventory file .*nope\.yaml: ENOENT/],
-    ['half the ssh credentials', { inventory: inventoryFile, localRoot: dir, revision: REV, reason: 'r', sshKey: 'k' }, /--ssh-key and --known-hosts go together/],
+    [
+      'half the ssh credentials',
+      { inventory: inventoryFile, localRoot: dir, revision: REV, reason: 'r', sshKey: 'k' },
+      /--ssh-key and --known-hosts go together/,
+    ],
   ])('%s', async (_t, o, want) => {
     expect(await usageError(o)).toMatch(want);
   });
 
   it('refuses an inventory of another cluster', async () => {
-    expect(await usageError({ inventory: inventoryFile, localRoot: dir, revision: REV, reason: 'r' }, 'prod-west-1')).toBe(`${inventoryFile} is the inventory of cluster prod-east-1, not prod-west-1`);
+    expect(await usageError({ inventory: inventoryFile, localRoot: dir, revision: REV, reason: 'r' }, 'prod-west-1')).toBe(
+      `${inventoryFile} is the inventory of cluster prod-east-1, not prod-west-1`,
+    );
   });
 
   it('needs credential files for an ssh transport, and reports an invalid transport', async () => {
@@ -100,7 +126,9 @@ describe('input checks (usage errors, exit 2)', () => {
     expect(await usageError({ inventory: inventoryFile, filename: ssh, revision: REV, reason: 'r' })).toMatch(/needs --ssh-key FILE and --known-hosts FILE/);
     const bad = join(dir, 'exec.yaml');
     writeFileSync(bad, stringify({ type: 'exec', exec: {} }));
-    expect(await usageError({ inventory: inventoryFile, filename: bad, revision: REV, reason: 'r' })).toBe('spec.breakGlass.transport: type exec needs exec.command');
+    expect(await usageError({ inventory: inventoryFile, filename: bad, revision: REV, reason: 'r' })).toBe(
+      'spec.breakGlass.transport: type exec needs exec.command',
+    );
   });
 });
 
@@ -112,7 +140,9 @@ describe('transportFromFile', () => {
   });
 
   it('says what is missing', () => {
-    expect(() => transportFromFile('f', stringify({ kind: 'TelemetryRollout', metadata: { name: 'r' }, spec: {} }))).toThrow('f: the TelemetryRollout r has no spec.breakGlass.transport');
+    expect(() => transportFromFile('f', stringify({ kind: 'TelemetryRollout', metadata: { name: 'r' }, spec: {} }))).toThrow(
+      'f: the TelemetryRollout r has no spec.breakGlass.transport',
+    );
     expect(() => transportFromFile('f', 'a: [')).toThrow(/^f: not valid YAML: /);
     expect(() => transportFromFile('f', 'kind: ConfigMap\n')).toThrow(/neither a TelemetryRollout/);
   });

@@ -74,13 +74,18 @@ export function transportFromFile(path: string, text: string): { spec: Transport
  * writes (or with `clear`, removes) the stop files, or with `dryRun` only lists the nodes it would
  * reach. Node failures are in the outcome, not thrown.
  */
-export async function runBreakGlass(cluster: string, o: BreakGlassOptions, env: { clock: Clock; signal: AbortSignal; readFile?: (path: string) => string }): Promise<BreakGlassOutcome> {
+export async function runBreakGlass(
+  cluster: string,
+  o: BreakGlassOptions,
+  env: { clock: Clock; signal: AbortSignal; readFile?: (path: string) => string },
+): Promise<BreakGlassOutcome> {
   const read = env.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
   if (!o.inventory) throw usage('break-glass needs --inventory FILE (written earlier by `kubectl tro inventory export`)');
   if (!o.revision) throw usage("break-glass needs --revision REV (the collector revision to stop, or '*' for every revision)");
   if (!o.clear && !o.dryRun && !o.reason) throw usage('break-glass needs --reason TEXT (it is written into the stop file)');
   if (o.force && !o.clear) throw usage('--force only applies to --clear');
-  if (!o.filename === !o.localRoot) throw usage('break-glass needs exactly one of -f FILE (a rollout manifest with spec.breakGlass.transport, or a transport spec) and --local-root DIR');
+  if (!o.filename === !o.localRoot)
+    throw usage('break-glass needs exactly one of -f FILE (a rollout manifest with spec.breakGlass.transport, or a transport spec) and --local-root DIR');
   if (!o.sshKey !== !o.knownHosts) throw usage('--ssh-key and --known-hosts go together');
 
   const bg = await import('../breakglass/breakglass.js');
@@ -112,7 +117,8 @@ export async function runBreakGlass(cluster: string, o: BreakGlassOptions, env: 
     spec = fromFile.spec;
     rollout ??= fromFile.rollout;
   }
-  if (spec.type === 'ssh' && !o.sshKey) throw usage('an ssh transport needs --ssh-key FILE and --known-hosts FILE (the Secrets the operator uses are not reachable offline)');
+  if (spec.type === 'ssh' && !o.sshKey)
+    throw usage('an ssh transport needs --ssh-key FILE and --known-hosts FILE (the Secrets the operator uses are not reachable offline)');
   const credentials = o.sshKey && o.knownHosts ? { sshCredentialFiles: { privateKeyPath: o.sshKey, knownHostsPath: o.knownHosts } } : {};
 
   let transport;
@@ -130,7 +136,16 @@ export async function runBreakGlass(cluster: string, o: BreakGlassOptions, env: 
       return { action: 'dry-run', cluster, revision, scope, transport: transport.kind, nodes };
     }
     if (o.clear) {
-      const result = await bg.clearBreakGlass({ transport, nodes: inventory.nodes, revision, clock: env.clock, signal: env.signal, force: o.force === true, ...(o.scope ? { scope: o.scope } : {}), ...stable });
+      const result = await bg.clearBreakGlass({
+        transport,
+        nodes: inventory.nodes,
+        revision,
+        clock: env.clock,
+        signal: env.signal,
+        force: o.force === true,
+        ...(o.scope ? { scope: o.scope } : {}),
+        ...stable,
+      });
       return { action: 'clear', cluster, result };
     }
     const result = await bg.issueBreakGlass({
@@ -151,7 +166,9 @@ export async function runBreakGlass(cluster: string, o: BreakGlassOptions, env: 
 }
 
 function outcomeLines(outcomes: readonly NodeOutcome[]): string[] {
-  return outcomes.filter((x) => x.result !== 'ok').map((x) => `  ${x.node}: ${x.result === 'timedOut' ? 'timed out' : 'failed'}${x.message ? `: ${x.message}` : ''}`);
+  return outcomes
+    .filter((x) => x.result !== 'ok')
+    .map((x) => `  ${x.node}: ${x.result === 'timedOut' ? 'timed out' : 'failed'}${x.message ? `: ${x.message}` : ''}`);
 }
 
 /** The text report of a break-glass run. */
@@ -161,7 +178,8 @@ export function renderBreakGlass(out: BreakGlassOutcome): string {
     return `${[head, ...out.nodes.map((n) => `  ${n}`)].join('\n')}\n`;
   }
   const lines = [`cluster ${out.cluster}: ${out.result.message}`, ...outcomeLines(out.result.outcomes)];
-  if (out.action === 'issue' && out.result.nodesTargeted === 0) lines.push('no node matched: if the inventory predates the last relabelling, retry with --scope all');
+  if (out.action === 'issue' && out.result.nodesTargeted === 0)
+    lines.push('no node matched: if the inventory predates the last relabelling, retry with --scope all');
   return `${lines.join('\n')}\n`;
 }
 

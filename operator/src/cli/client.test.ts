@@ -57,9 +57,15 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('loadKubeConfig', () => {
   it('is a usage error for a missing file, a bad context or no current context', () => {
-    expect(failure(() => loadKubeConfig({ kubeconfig: join(dir, 'nope') }))).toMatchObject({ exitCode: EXIT.usage, message: `cannot load kubeconfig ${join(dir, 'nope')}: no such file` });
+    expect(failure(() => loadKubeConfig({ kubeconfig: join(dir, 'nope') }))).toMatchObject({
+      exitCode: EXIT.usage,
+      message: `cannot load kubeconfig ${join(dir, 'nope')}: no such file`,
+    });
     const kc = kubeconfig('ctx.yaml', 'http://127.0.0.1:1');
-    expect(failure(() => loadKubeConfig({ kubeconfig: kc, context: 'missing' }))).toMatchObject({ exitCode: EXIT.usage, message: 'context "missing" not found in the kubeconfig' });
+    expect(failure(() => loadKubeConfig({ kubeconfig: kc, context: 'missing' }))).toMatchObject({
+      exitCode: EXIT.usage,
+      message: 'context "missing" not found in the kubeconfig',
+    });
     const none = kubeconfig('none.yaml', 'http://127.0.0.1:1', { current: '' });
     expect(failure(() => loadKubeConfig({ kubeconfig: none })).message).toMatch(/has no current context with a cluster; pass --context/);
   });
@@ -92,7 +98,15 @@ describe('KubeRolloutApi against a fake API server', () => {
     res.writeHead(code, { 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json' });
     res.end(typeof body === 'string' ? body : JSON.stringify(body));
   };
-  const status = (code: number, reason: string, message: string, details?: object) => ({ kind: 'Status', apiVersion: 'v1', status: 'Failure', code, reason, message, details });
+  const status = (code: number, reason: string, message: string, details?: object) => ({
+    kind: 'Status',
+    apiVersion: 'v1',
+    status: 'Failure',
+    code,
+    reason,
+    message,
+    details,
+  });
 
   beforeAll(async () => {
     server = http.createServer((req, res) => {
@@ -105,8 +119,18 @@ describe('KubeRolloutApi against a fake API server', () => {
         if (url === `${p}/namespaces/ns/telemetryrollouts/r1`) return send(res, 200, body ? { ...ro, ...(JSON.parse(body) as object) } : ro);
         if (url === `${p}/namespaces/ns/telemetryrollouts`) return send(res, 200, { kind: 'TelemetryRolloutList', items: [ro] });
         if (url === `${p}/telemetryrollouts`) return send(res, 200, { kind: 'TelemetryRolloutList', items: [ro, ro] });
-        if (url === `${p}/namespaces/ns/telemetryrollouts/missing`) return send(res, 404, status(404, 'NotFound', 'telemetryrollouts.telemetry.rollout.dev "missing" not found', { name: 'missing', kind: 'telemetryrollouts' }));
-        if (url === `${p}/namespaces/denied/telemetryrollouts/r1`) return send(res, 403, status(403, 'Forbidden', 'telemetryrollouts.telemetry.rollout.dev "r1" is forbidden: User "u" cannot get resource "telemetryrollouts"'));
+        if (url === `${p}/namespaces/ns/telemetryrollouts/missing`)
+          return send(
+            res,
+            404,
+            status(404, 'NotFound', 'telemetryrollouts.telemetry.rollout.dev "missing" not found', { name: 'missing', kind: 'telemetryrollouts' }),
+          );
+        if (url === `${p}/namespaces/denied/telemetryrollouts/r1`)
+          return send(
+            res,
+            403,
+            status(403, 'Forbidden', 'telemetryrollouts.telemetry.rollout.dev "r1" is forbidden: User "u" cannot get resource "telemetryrollouts"'),
+          );
         if (url === `${p}/namespaces/hang/telemetryrollouts/r1`) return; // never answers
         send(res, 404, '404 page not found\n');
       });
@@ -141,8 +165,15 @@ describe('KubeRolloutApi against a fake API server', () => {
     ].map((e) => ({ code: e.exitCode, message: e.message }));
     expect(results).toEqual([
       { code: EXIT.notFound, message: 'telemetryrollout "missing" not found in namespace "ns"' },
-      { code: EXIT.notFound, message: 'get telemetryrollout "r1" in namespace "nocrd": the server does not serve telemetryrollouts.telemetry.rollout.dev (is the CRD installed?)' },
-      { code: EXIT.forbidden, message: 'get telemetryrollout "r1" in namespace "denied": telemetryrollouts.telemetry.rollout.dev "r1" is forbidden: User "u" cannot get resource "telemetryrollouts"' },
+      {
+        code: EXIT.notFound,
+        message: 'get telemetryrollout "r1" in namespace "nocrd": the server does not serve telemetryrollouts.telemetry.rollout.dev (is the CRD installed?)',
+      },
+      {
+        code: EXIT.forbidden,
+        message:
+          'get telemetryrollout "r1" in namespace "denied": telemetryrollouts.telemetry.rollout.dev "r1" is forbidden: User "u" cannot get resource "telemetryrollouts"',
+      },
       { code: EXIT.unreachable, message: `get telemetryrollout "r1" in namespace "hang": cannot reach ${base}: no answer within 0.3s (--request-timeout)` },
     ]);
 
@@ -153,7 +184,10 @@ describe('KubeRolloutApi against a fake API server', () => {
     await new Promise((resolve) => probe.close(resolve));
     const refused = connect({ kubeconfig: kubeconfig('refused.yaml', closed), requestTimeoutSeconds: 5 });
     const e = await rejection(refused.api.list('ns'));
-    expect({ code: e.exitCode, message: e.message }).toEqual({ code: EXIT.unreachable, message: `list telemetryrollouts in namespace "ns": cannot reach ${closed}: ECONNREFUSED` });
+    expect({ code: e.exitCode, message: e.message }).toEqual({
+      code: EXIT.unreachable,
+      message: `list telemetryrollouts in namespace "ns": cannot reach ${closed}: ECONNREFUSED`,
+    });
     expect(JSON.stringify(results) + e.message).not.toContain(TOKEN);
   });
 });

@@ -6,7 +6,15 @@
  * The commands see only the {@link RolloutApi} interface, so they are unit-tested with a fake.
  * Nothing here prints or embeds kubeconfig content: load errors name the file and the reason only.
  */
-import { CustomObjectsApi, KubeConfig, Observable, type ConfigurationOptions, type ObservableMiddleware, type RequestContext as HttpRequestContext, type ResponseContext } from '@kubernetes/client-node';
+import {
+  CustomObjectsApi,
+  KubeConfig,
+  Observable,
+  type ConfigurationOptions,
+  type ObservableMiddleware,
+  type RequestContext as HttpRequestContext,
+  type ResponseContext,
+} from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION } from '../api/crd.js';
 import type { TelemetryRollout } from '../api/types.generated.js';
 import { CliError, classifyError, EXIT, safeServerUrl } from './errors.js';

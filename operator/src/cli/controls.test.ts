@@ -26,7 +26,12 @@ describe('control requests', () => {
 describe('expectedEffect follows the reconciler’s rules', () => {
   const rb = gateFailureStatus();
   it.each<[string, Parameters<typeof expectedEffect>[0], TelemetryRolloutStatus, RegExp]>([
-    ['abort while rolling out', 'abort', { phase: 'Progressing', previousRevision: 'old1' }, /^halt every cluster and roll back newest-first to revision old1$/],
+    [
+      'abort while rolling out',
+      'abort',
+      { phase: 'Progressing', previousRevision: 'old1' },
+      /^halt every cluster and roll back newest-first to revision old1$/,
+    ],
     ['abort without a previous revision', 'abort', { phase: 'Progressing' }, /removing the new revision/],
     ['abort while rolling back', 'abort', rb, /already rolling back/],
     ['abort after RolledBack', 'abort', { phase: 'RolledBack' }, /already RolledBack; the request is recorded and ignored/],
@@ -35,7 +40,19 @@ describe('expectedEffect follows the reconciler’s rules', () => {
     ['retry after a gate pause', 'retry', { phase: 'Paused', reason: 'GateFailed' }, /reset the gate failure counts/],
     ['retry while paused by the user', 'retry', { phase: 'Paused', reason: 'PausedByUser' }, /kubectl tro resume/],
     ['retry while progressing', 'retry', { phase: 'Progressing' }, /only acts on a Failed, RolledBack or gate-paused rollout/],
-    ['promote while baking', 'promote', { phase: 'Progressing', clusters: [{ name: 'a', phase: 'Baking' }, { name: 'b', phase: 'Pending' }, { name: 'c', phase: 'Baking' }] }, /^end the bake now on a, c;/],
+    [
+      'promote while baking',
+      'promote',
+      {
+        phase: 'Progressing',
+        clusters: [
+          { name: 'a', phase: 'Baking' },
+          { name: 'b', phase: 'Pending' },
+          { name: 'c', phase: 'Baking' },
+        ],
+      },
+      /^end the bake now on a, c;/,
+    ],
     ['promote with nothing baking', 'promote', { phase: 'Progressing', clusters: [{ name: 'a', phase: 'Progressing' }] }, /no cluster is baking/],
     ['pause while progressing', 'pause', { phase: 'Progressing' }, /stop before the next node step/],
     ['pause when already paused by the user', 'pause', { phase: 'Paused', reason: 'PausedByUser' }, /already paused/],

@@ -76,7 +76,8 @@ export function expectedEffect(kind: RequestKind | 'pause' | 'resume', ro: Telem
     }
     case 'pause':
       if (phase === 'Progressing') return 'stop before the next node step or cluster (running agents stay as they are)';
-      if (phase === 'Paused') return pausedByUser ? 'nothing new: already paused by spec.paused' : 'keep the rollout paused; it will then need `resume` as well as a retry';
+      if (phase === 'Paused')
+        return pausedByUser ? 'nothing new: already paused by spec.paused' : 'keep the rollout paused; it will then need `resume` as well as a retry';
       return `nothing now (phase is ${phase}); the rollout will not progress while spec.paused is true`;
     case 'resume':
       if (pausedByUser) return 'continue from where the rollout was paused';

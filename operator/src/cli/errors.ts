@@ -162,7 +162,9 @@ export function classifyError(err: unknown, ctx: RequestContext): CliError {
           const what = ctx.name !== undefined ? `telemetryrollout "${ctx.name}" not found in namespace "${ctx.namespace ?? ''}"` : msg('not found');
           return new CliError(what, EXIT.notFound, { cause: err });
         }
-        return new CliError(`${ctx.what}: the server does not serve telemetryrollouts.telemetry.rollout.dev (is the CRD installed?)`, EXIT.notFound, { cause: err });
+        return new CliError(`${ctx.what}: the server does not serve telemetryrollouts.telemetry.rollout.dev (is the CRD installed?)`, EXIT.notFound, {
+          cause: err,
+        });
       case 401:
         return new CliError(msg('unauthorized: the credentials of the kubeconfig were not accepted'), EXIT.forbidden, { cause: err });
       case 403:

@@ -18,9 +18,7 @@ class FakeApi implements RolloutApi {
   gets = 0;
   public script: Array<TelemetryRollout | CliError>;
   private readonly items: TelemetryRollout[];
-  constructor(
-    script: Array<TelemetryRollout | CliError>,
-    items: TelemetryRollout[] = []) {
+  constructor(script: Array<TelemetryRollout | CliError>, items: TelemetryRollout[] = []) {
     this.script = script;
     this.items = items;
   }
@@ -222,7 +220,9 @@ describe('controls', () => {
   it('pauses and resumes with a merge patch of spec.paused', async () => {
     const pause = await cli(['pause', 'collector-v2']);
     expect(pause.api.patches).toEqual([{ namespace: 'fleet', name: 'collector-v2', patch: { spec: { paused: true } } }]);
-    expect(pause.out).toBe('telemetryrollout "collector-v2" in namespace "fleet": spec.paused set to true\nthe operator will: nothing now (phase is RollingBack); the rollout will not progress while spec.paused is true\n');
+    expect(pause.out).toBe(
+      'telemetryrollout "collector-v2" in namespace "fleet": spec.paused set to true\nthe operator will: nothing now (phase is RollingBack); the rollout will not progress while spec.paused is true\n',
+    );
     const resume = await cli(['resume', 'collector-v2', '-o', 'json']);
     expect(resume.api.patches[0]?.patch).toEqual({ spec: { paused: false } });
     expect((JSON.parse(resume.out) as TelemetryRollout).spec.paused).toBe(false);
@@ -336,12 +336,21 @@ describe('inventory export', () => {
   it('exits 3 when no inventory is stored, and classifies store failures', async () => {
     const { inventories } = await withStore();
     const missing = await cli(['inventory', 'export', 'prod-west-1'], { inventories });
-    expect(missing).toMatchObject({ code: EXIT.notFound, err: 'error: no node inventory of cluster prod-west-1 in namespace telemetry-rollout-system (the operator records it while the cluster is healthy)\n' });
+    expect(missing).toMatchObject({
+      code: EXIT.notFound,
+      err: 'error: no node inventory of cluster prod-west-1 in namespace telemetry-rollout-system (the operator records it while the cluster is healthy)\n',
+    });
     const forbidden: CliDeps['inventories'] = async () => ({
-      store: { load: async () => Promise.reject(Object.assign(new Error('HTTP-Code: 403'), { code: 403, body: { kind: 'Status', message: 'configmaps is forbidden' } })) },
+      store: {
+        load: async () =>
+          Promise.reject(Object.assign(new Error('HTTP-Code: 403'), { code: 403, body: { kind: 'Status', message: 'configmaps is forbidden' } })),
+      },
       server: 'https://127.0.0.1:6443',
     });
     const denied = await cli(['inventory', 'export', 'prod-east-1'], { inventories: forbidden });
-    expect(denied).toMatchObject({ code: EXIT.forbidden, err: 'error: read the node inventory of cluster prod-east-1 in namespace telemetry-rollout-system: configmaps is forbidden\n' });
+    expect(denied).toMatchObject({
+      code: EXIT.forbidden,
+      err: 'error: read the node inventory of cluster prod-east-1 in namespace telemetry-rollout-system: configmaps is forbidden\n',
+    });
   });
 });

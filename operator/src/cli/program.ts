@@ -13,7 +13,17 @@ import { breakGlassExitCode, renderBreakGlass, runBreakGlass, type BreakGlassOpt
 import type { Connection, ConnectOptions } from './client.js';
 import { abortValue, expectedEffect, isDone, pausePatch, REQUEST_ANNOTATIONS, requestId, requestPatch, type RequestKind } from './controls.js';
 import { CliError, classifyError, EXIT, oneLine } from './errors.js';
-import { DEFAULT_INVENTORY_NAMESPACE, HELP_AFTER, OUTPUT_FORMATS, packageVersion, positiveSeconds, serialize, withoutManagedFields, withTimeout, type GlobalOptions } from './options.js';
+import {
+  DEFAULT_INVENTORY_NAMESPACE,
+  HELP_AFTER,
+  OUTPUT_FORMATS,
+  packageVersion,
+  positiveSeconds,
+  serialize,
+  withoutManagedFields,
+  withTimeout,
+  type GlobalOptions,
+} from './options.js';
 import { redactString } from '../util/logging.js';
 import { renderHistory, renderList, renderRollout, stripAnsi, useColor } from './render.js';
 import { renderValidation, validateFiles } from './validatefiles.js';
@@ -176,7 +186,9 @@ export function buildProgram(deps: CliDeps): BuiltProgram {
   ] as const) {
     program
       .command(verb)
-      .description(paused ? 'pause the rollout (spec.paused=true): no further node step or cluster starts' : 'resume a rollout paused with pause (spec.paused=false)')
+      .description(
+        paused ? 'pause the rollout (spec.paused=true): no further node step or cluster starts' : 'resume a rollout paused with pause (spec.paused=false)',
+      )
       .argument('<name>', 'the TelemetryRollout')
       .action(async (name: string, _o: unknown, cmd: Command) => {
         const g = globals(cmd);
@@ -257,7 +269,12 @@ export function buildProgram(deps: CliDeps): BuiltProgram {
     .option('--ssh-key <file>', 'private key for an ssh transport (offline, the Secrets are not reachable)')
     .option('--known-hosts <file>', 'known_hosts for an ssh transport')
     .option('--rollout <namespace/name>', 'recorded in the stop file (default: from -f)')
-    .addOption(new Option('--scope <scope>', 'revision: nodes labelled with the revision; all: every node of the inventory (default: revision; all with --clear)').choices(['revision', 'all']))
+    .addOption(
+      new Option(
+        '--scope <scope>',
+        'revision: nodes labelled with the revision; all: every node of the inventory (default: revision; all with --clear)',
+      ).choices(['revision', 'all']),
+    )
     .option('--stable-revision <hash>', 'the stable revision, whose DaemonSet also covers unlabelled nodes')
     .option('--clear', 'remove the stop files of the revision instead (only once no agent of it runs any more)')
     .option('--force', 'with --clear: remove stop files whatever revision they name')
@@ -291,7 +308,10 @@ export function buildProgram(deps: CliDeps): BuiltProgram {
         throw classifyError(err, { what: `read the node inventory of cluster ${cluster} in namespace ${namespace}`, server, timeoutSeconds: g.requestTimeout });
       }
       if (!inventory) {
-        throw new CliError(`no node inventory of cluster ${cluster} in namespace ${namespace} (the operator records it while the cluster is healthy)`, EXIT.notFound);
+        throw new CliError(
+          `no node inventory of cluster ${cluster} in namespace ${namespace} (the operator records it while the cluster is healthy)`,
+          EXIT.notFound,
+        );
       }
       const doc = { apiVersion: 'telemetry.rollout.dev/v1alpha1', kind: 'NodeInventory', ...inventory };
       if (o.file === undefined) {

@@ -1,6 +1,18 @@
 import { describe, expect, it } from '@jest/globals';
 import { breakGlassStatus, FIXTURE_NOW, fixtureRollout, gateFailureStatus } from '../../../testkit/operator/cli/fixtures.js';
-import { formatAge, formatNumber, formatSignal, paint, renderHistory, renderList, renderRollout, renderTable, renderTree, stripAnsi, useColor } from './render.js';
+import {
+  formatAge,
+  formatNumber,
+  formatSignal,
+  paint,
+  renderHistory,
+  renderList,
+  renderRollout,
+  renderTable,
+  renderTree,
+  stripAnsi,
+  useColor,
+} from './render.js';
 
 const plain = { color: false, now: FIXTURE_NOW };
 const tty = { color: true, now: FIXTURE_NOW };
@@ -57,10 +69,25 @@ describe('formatting', () => {
   });
 
   it('draws trees and aligned tables', () => {
-    expect(renderTree({ line: 'root', notes: ['note'], children: [{ line: 'a', children: [{ line: 'a1' }] }, { line: 'b', notes: ['b note'] }] })).toBe(
-      ['root', '│ note', '├── a', '│   └── a1', '└── b', '      b note', ''].join('\n'),
-    );
-    expect(renderTable(['A', 'BB'], [['xxx', 'y'], [paint(true, 'red', 'z'), '']])).toBe(['A     BB', 'xxx   y', `${paint(true, 'red', 'z')}`, ''].join('\n'));
+    expect(
+      renderTree({
+        line: 'root',
+        notes: ['note'],
+        children: [
+          { line: 'a', children: [{ line: 'a1' }] },
+          { line: 'b', notes: ['b note'] },
+        ],
+      }),
+    ).toBe(['root', '│ note', '├── a', '│   └── a1', '└── b', '      b note', ''].join('\n'));
+    expect(
+      renderTable(
+        ['A', 'BB'],
+        [
+          ['xxx', 'y'],
+          [paint(true, 'red', 'z'), ''],
+        ],
+      ),
+    ).toBe(['A     BB', 'xxx   y', `${paint(true, 'red', 'z')}`, ''].join('\n'));
   });
 });
 
@@ -115,7 +142,14 @@ describe('renderRollout', () => {
     const fresh = fixtureRollout({});
     delete fresh.status;
     expect(renderRollout(fresh, plain)).toBe(
-      ['collector-v2 (fleet)  Pending  health Unknown  age 22m', '├── stage canary', '│     not planned yet', '└── stage rest', '      not planned yet', ''].join('\n'),
+      [
+        'collector-v2 (fleet)  Pending  health Unknown  age 22m',
+        '├── stage canary',
+        '│     not planned yet',
+        '└── stage rest',
+        '      not planned yet',
+        '',
+      ].join('\n'),
     );
     const ro = fixtureRollout({ ...gateFailureStatus(), handledRequests: { abort: 'old' } });
     ro.metadata = { ...ro.metadata, generation: 2, annotations: { 'telemetry.rollout.dev/abort': 'new', 'telemetry.rollout.dev/retry': 'r1' } };

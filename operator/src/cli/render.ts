@@ -210,7 +210,9 @@ function clusterNode(c: ClusterStatus, stepsOfStage: number | undefined, o: Rend
   const bg = c.breakGlass;
   if (bg) {
     const counts = `${bg.nodesStopped ?? 0} stopped, ${bg.nodesFailed ?? 0} failed, ${bg.nodesTimedOut ?? 0} timed out${bg.nodesTargeted !== undefined ? ` of ${bg.nodesTargeted}` : ''}`;
-    const when = [bg.issuedAt ? `issued ${formatAge(bg.issuedAt, o.now)} ago` : '', bg.clearedAt ? `cleared ${formatAge(bg.clearedAt, o.now)} ago` : ''].filter(Boolean).join(', ');
+    const when = [bg.issuedAt ? `issued ${formatAge(bg.issuedAt, o.now)} ago` : '', bg.clearedAt ? `cleared ${formatAge(bg.clearedAt, o.now)} ago` : '']
+      .filter(Boolean)
+      .join(', ');
     children.push({
       line: `${paint(o.color, 'red', 'break-glass')}  ${counts}${bg.revision ? `  revision ${bg.revision}` : ''}${when ? `  (${when})` : ''}`,
       notes: bg.message ? [paint(o.color, 'dim', bg.message)] : [],

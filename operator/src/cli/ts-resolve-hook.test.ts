@@ -61,7 +61,7 @@ describe('resolveTsFallback', () => {
     expect(() => resolveTsFallback('./x.js', ctx('file:///src/cli/main.ts'), broken)).toThrow('bad specifier');
   });
 
-  it('resolves the package\'s #imports from a .ts file under the `source` condition, and only from one', () => {
+  it("resolves the package's #imports from a .ts file under the `source` condition, and only from one", () => {
     const seen: string[][] = [];
     const next: NextResolve = (specifier, context) => {
       seen.push([...(context?.conditions ?? [])]);
@@ -69,6 +69,9 @@ describe('resolveTsFallback', () => {
     };
     expect(resolveTsFallback('#core/clock.js', ctx('file:///src/cli/main.ts'), next).url).toBe('file:///core/clock.js');
     resolveTsFallback('#core/clock.js', ctx('file:///dist/cli/main.js'), next);
-    expect(seen).toEqual([['node', 'import', 'source'], ['node', 'import']]);
+    expect(seen).toEqual([
+      ['node', 'import', 'source'],
+      ['node', 'import'],
+    ]);
   });
 });

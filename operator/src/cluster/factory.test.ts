@@ -210,14 +210,53 @@ describe('SecretClusterClientFactory.client', () => {
   describe('failures name the cluster and the Secret, never its content', () => {
     const cases: Array<[string, (r: MemorySecrets) => void, string, RegExp]> = [
       ['missing Secret', () => undefined, 'SecretNotFound', /cluster east: kubeconfig Secret fleet\/east-kubeconfig not found/],
-      ['missing key', (r) => r.put('fleet', 'east-kubeconfig', { config: kubeconfig('https://e.example') }), 'SecretKeyMissing', /Secret fleet\/east-kubeconfig has no key "value" \(it has "config"\)/],
+      [
+        'missing key',
+        (r) => r.put('fleet', 'east-kubeconfig', { config: kubeconfig('https://e.example') }),
+        'SecretKeyMissing',
+        /Secret fleet\/east-kubeconfig has no key "value" \(it has "config"\)/,
+      ],
       ['empty Secret', (r) => r.put('fleet', 'east-kubeconfig', {}), 'SecretKeyMissing', /has no key "value" \(it has no data\)/],
-      ['invalid YAML', (r) => r.put('fleet', 'east-kubeconfig', { value: `clusters: [ {token: ${FAKE_TOKEN}` }), 'InvalidKubeconfig', /kubeconfig in Secret fleet\/east-kubeconfig key "value" is not valid YAML/],
+      [
+        'invalid YAML',
+        (r) => r.put('fleet', 'east-kubeconfig', { value: `clusters: [ {token: ${FAKE_TOKEN}` }),
+        'InvalidKubeconfig',
+        /kubeconfig in Secret fleet\/east-kubeconfig key "value" is not valid YAML/,
+      ],
       ['no server', (r) => r.put('fleet', 'east-kubeconfig', { value: kubeconfig('') }), 'InvalidKubeconfig', /has no server/],
-      ['exec plugin', (r) => r.put('fleet', 'east-kubeconfig', { value: kubeconfig('https://e.example', { exec: { command: 'get-token', args: [FAKE_TOKEN] } }) }), 'UnsupportedKubeconfig', /exec credential plugin/],
-      ['auth-provider', (r) => r.put('fleet', 'east-kubeconfig', { value: kubeconfig('https://e.example', { 'auth-provider': { name: 'gcp', config: { 'access-token': FAKE_TOKEN } } }) }), 'UnsupportedKubeconfig', /auth-provider/],
-      ['token file', (r) => r.put('fleet', 'east-kubeconfig', { value: kubeconfig('https://e.example', { 'token-file': '/var/run/secrets/kubernetes.io/serviceaccount/token', token: FAKE_TOKEN }) }), 'UnsupportedKubeconfig', /token-file/],
-      ['client certificate file', (r) => r.put('fleet', 'east-kubeconfig', { value: kubeconfig('https://e.example', { 'client-certificate': '/c.pem', 'client-key': '/k.pem', token: FAKE_TOKEN }) }), 'UnsupportedKubeconfig', /client-certificate/],
+      [
+        'exec plugin',
+        (r) => r.put('fleet', 'east-kubeconfig', { value: kubeconfig('https://e.example', { exec: { command: 'get-token', args: [FAKE_TOKEN] } }) }),
+        'UnsupportedKubeconfig',
+        /exec credential plugin/,
+      ],
+      [
+        'auth-provider',
+        (r) =>
+          r.put('fleet', 'east-kubeconfig', {
+            value: kubeconfig('https://e.example', { 'auth-provider': { name: 'gcp', config: { 'access-token': FAKE_TOKEN } } }),
+          }),
+        'UnsupportedKubeconfig',
+        /auth-provider/,
+      ],
+      [
+        'token file',
+        (r) =>
+          r.put('fleet', 'east-kubeconfig', {
+            value: kubeconfig('https://e.example', { 'token-file': '/var/run/secrets/kubernetes.io/serviceaccount/token', token: FAKE_TOKEN }),
+          }),
+        'UnsupportedKubeconfig',
+        /token-file/,
+      ],
+      [
+        'client certificate file',
+        (r) =>
+          r.put('fleet', 'east-kubeconfig', {
+            value: kubeconfig('https://e.example', { 'client-certificate': '/c.pem', 'client-key': '/k.pem', token: FAKE_TOKEN }),
+          }),
+        'UnsupportedKubeconfig',
+        /client-certificate/,
+      ],
     ];
 
     it.each(cases)('%s', async (_name, setup, reason, message) => {

@@ -169,7 +169,12 @@ export class SecretClusterClientFactory implements ClusterClientFactory {
       return unavailable(ClusterUnavailableReason.InvalidKubeconfig, `kubeconfig in ${where} key ${JSON.stringify(key)} could not be read`);
     }
     const client = this.build(target.name, kc);
-    this.cache.set(cacheKey, { client, digest, resourceVersion: secret.metadata?.resourceVersion, users: new Set([...(cached?.users ?? []), rolloutKey(rollout)]) });
+    this.cache.set(cacheKey, {
+      client,
+      digest,
+      resourceVersion: secret.metadata?.resourceVersion,
+      users: new Set([...(cached?.users ?? []), rolloutKey(rollout)]),
+    });
     if (cached) await cached.client.close();
     return client;
   }

@@ -95,7 +95,7 @@ describe('clusterRequestCounter', () => {
     expect(await registry.metrics()).toContain(`${CLUSTER_API_REQUESTS_METRIC}{cluster="east",verb="list",resource="nodes",code="200"} 1`);
   });
 
-  it('returns the counter the manager\'s ControllerMetrics registered, so client requests show on its /metrics', async () => {
+  it("returns the counter the manager's ControllerMetrics registered, so client requests show on its /metrics", async () => {
     const metrics = new ControllerMetrics();
     clusterRequestCounter(metrics.registry).inc({ cluster: 'east', verb: 'watch', resource: 'nodes', code: '200' });
     expect(await metrics.registry.metrics()).toContain(`${CLUSTER_API_REQUESTS_METRIC}{cluster="east",verb="watch",resource="nodes",code="200"} 1`);

@@ -27,14 +27,21 @@ describe('collectorDaemonSetOf', () => {
   it('maps labels and status', () => {
     expect(
       collectorDaemonSetOf({
-        metadata: { name: 'telemetry-collector-abc', generation: 3, labels: { 'telemetry.rollout.dev/collector-revision': 'abc', 'telemetry.rollout.dev/stable': 'true' } },
+        metadata: {
+          name: 'telemetry-collector-abc',
+          generation: 3,
+          labels: { 'telemetry.rollout.dev/collector-revision': 'abc', 'telemetry.rollout.dev/stable': 'true' },
+        },
         status: { desiredNumberScheduled: 5, numberReady: 4, observedGeneration: 3, currentNumberScheduled: 5, numberMisscheduled: 0 },
       }),
     ).toEqual({ name: 'telemetry-collector-abc', revision: 'abc', stable: true, desiredNumberScheduled: 5, numberReady: 4, observed: true });
   });
 
   it('is not observed before the controller caught up, and not stable without the label', () => {
-    const ds = collectorDaemonSetOf({ metadata: { name: 'x', generation: 4, labels: { 'telemetry.rollout.dev/collector-revision': 'r' } }, status: { observedGeneration: 3 } as never });
+    const ds = collectorDaemonSetOf({
+      metadata: { name: 'x', generation: 4, labels: { 'telemetry.rollout.dev/collector-revision': 'r' } },
+      status: { observedGeneration: 3 } as never,
+    });
     expect(ds).toMatchObject({ observed: false, stable: false, desiredNumberScheduled: 0, numberReady: 0 });
     expect(collectorDaemonSetOf({ metadata: { name: 'x', generation: 1, labels: { 'telemetry.rollout.dev/collector-revision': 'r' } } })?.observed).toBe(false);
   });
@@ -148,7 +155,11 @@ describe('KubeClusterClient against a scripted API server', () => {
   it('apply: server-side apply with the operator field manager and force', async () => {
     server.handle((req, res) => {
       if (req.method === 'GET' && req.path === '/apis/apps/v1') {
-        json(res, 200, { kind: 'APIResourceList', groupVersion: 'apps/v1', resources: [{ name: 'daemonsets', kind: 'DaemonSet', namespaced: true, singularName: 'daemonset', verbs: ['patch'] }] });
+        json(res, 200, {
+          kind: 'APIResourceList',
+          groupVersion: 'apps/v1',
+          resources: [{ name: 'daemonsets', kind: 'DaemonSet', namespaced: true, singularName: 'daemonset', verbs: ['patch'] }],
+        });
       } else if (req.method === 'PATCH') json(res, 200, JSON.parse(req.body));
       else json(res, 404, status(404, 'no'));
     });
@@ -169,15 +180,24 @@ describe('KubeClusterClient against a scripted API server', () => {
   it('delete: Background propagation; 404 is success; other failures name cluster and object', async () => {
     let answer = 200;
     server.handle((req, res) => {
-      if (req.method === 'GET') json(res, 200, { kind: 'APIResourceList', groupVersion: 'v1', resources: [{ name: 'configmaps', kind: 'ConfigMap', namespaced: true, singularName: 'configmap', verbs: ['delete'] }] });
-      else json(res, answer, answer === 200 ? { kind: 'Status', status: 'Success' } : status(answer, answer === 404 ? 'configmaps "c" not found' : 'etcd is sad'));
+      if (req.method === 'GET')
+        json(res, 200, {
+          kind: 'APIResourceList',
+          groupVersion: 'v1',
+          resources: [{ name: 'configmaps', kind: 'ConfigMap', namespaced: true, singularName: 'configmap', verbs: ['delete'] }],
+        });
+      else
+        json(res, answer, answer === 200 ? { kind: 'Status', status: 'Success' } : status(answer, answer === 404 ? 'configmaps "c" not found' : 'etcd is sad'));
     });
     const ref = { apiVersion: 'v1', kind: 'ConfigMap', name: 'c', namespace: 'ns' };
     await client.delete(ref);
     answer = 404;
     await client.delete(ref);
     answer = 500;
-    const err = await client.delete(ref).then(() => undefined, (e: unknown) => e);
+    const err = await client.delete(ref).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(ClusterRequestError);
     expect((err as Error).message).toBe('cluster east: delete ConfigMap ns/c: HTTP 500: etcd is sad');
     expect(isRetryable(err)).toBe(true);
@@ -194,8 +214,18 @@ describe('KubeClusterClient against a scripted API server', () => {
         apiVersion: 'apps/v1',
         metadata: {},
         items: [
-          { metadata: { name: 'telemetry-collector-b', generation: 1, labels: { 'telemetry.rollout.dev/collector-revision': 'b' } }, status: { observedGeneration: 1, desiredNumberScheduled: 2, numberReady: 1, currentNumberScheduled: 2, numberMisscheduled: 0 } },
-          { metadata: { name: 'telemetry-collector-a', generation: 2, labels: { 'telemetry.rollout.dev/collector-revision': 'a', 'telemetry.rollout.dev/stable': 'true' } }, status: { observedGeneration: 2, desiredNumberScheduled: 3, numberReady: 3, currentNumberScheduled: 3, numberMisscheduled: 0 } },
+          {
+            metadata: { name: 'telemetry-collector-b', generation: 1, labels: { 'telemetry.rollout.dev/collector-revision': 'b' } },
+            status: { observedGeneration: 1, desiredNumberScheduled: 2, numberReady: 1, currentNumberScheduled: 2, numberMisscheduled: 0 },
+          },
+          {
+            metadata: {
+              name: 'telemetry-collector-a',
+              generation: 2,
+              labels: { 'telemetry.rollout.dev/collector-revision': 'a', 'telemetry.rollout.dev/stable': 'true' },
+            },
+            status: { observedGeneration: 2, desiredNumberScheduled: 3, numberReady: 3, currentNumberScheduled: 3, numberMisscheduled: 0 },
+          },
           { metadata: { name: 'unrelated', labels: {} } },
         ],
       });
@@ -210,7 +240,10 @@ describe('KubeClusterClient against a scripted API server', () => {
 
   it('a request that gets no answer fails after the timeout, naming cluster and operation, counted as <error>', async () => {
     server.handle((_req, res) => hanging.push(res));
-    const err = await client.setNodeRevision('n1', 'r').then(() => undefined, (e: unknown) => e);
+    const err = await client.setNodeRevision('n1', 'r').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect((err as Error).message).toBe(`cluster east: set label ${REVISION_LABEL}=r on Node n1: timed out after 300 ms`);
     expect(isRetryable(err)).toBe(true);
     noToken(err);
@@ -227,7 +260,10 @@ describe('KubeClusterClient against a scripted API server', () => {
 
   it('HTTP errors keep their status for isNotFound/isConflict', async () => {
     server.handle((_req, res) => json(res, 409, status(409, 'the object has been modified', 'Conflict')));
-    const err = await client.setNodeRevision('n1', 'r').then(() => undefined, (e: unknown) => e);
+    const err = await client.setNodeRevision('n1', 'r').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(isConflict(err)).toBe(true);
     expect(isNotFound(err)).toBe(false);
   });
@@ -241,7 +277,10 @@ describe('KubeClusterClient against a scripted API server', () => {
       }
     });
     expect(await client.getRaw('/metrics')).toContain('apiserver_request_total');
-    const err = await client.getRaw('/debug/pprof').then(() => undefined, (e: unknown) => e);
+    const err = await client.getRaw('/debug/pprof').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect((err as Error).message).toBe('cluster east: GET /debug/pprof: HTTP 403');
     expect(isRetryable(err)).toBe(false);
     expect(await counts(counter)).toEqual({ 'get /metrics 200': 1, 'get /debug/pprof 403': 1 });
@@ -263,7 +302,12 @@ describe('KubeClusterClient node cache against a scripted API server', () => {
         res.flushHeaders();
         watchers.push({ req, res });
       } else {
-        json(res, 200, { kind: 'NodeList', apiVersion: 'v1', metadata: { resourceVersion: '100' }, items: [node('b', '90'), node('a', '91', { 'topology.kubernetes.io/zone': 'z1' })] });
+        json(res, 200, {
+          kind: 'NodeList',
+          apiVersion: 'v1',
+          metadata: { resourceVersion: '100' },
+          items: [node('b', '90'), node('a', '91', { 'topology.kubernetes.io/zone': 'z1' })],
+        });
       }
     });
     const counter = clusterRequestCounter(new Registry());
@@ -272,7 +316,12 @@ describe('KubeClusterClient node cache against a scripted API server', () => {
       const [first, second] = await Promise.all([client.listNodes(), client.listNodes()]);
       expect(first).toEqual(second);
       expect(first).toEqual([
-        { name: 'a', labels: { 'kubernetes.io/hostname': 'a', 'topology.kubernetes.io/zone': 'z1' }, addresses: [{ type: 'InternalIP', address: '10.0.0.1' }], ready: true },
+        {
+          name: 'a',
+          labels: { 'kubernetes.io/hostname': 'a', 'topology.kubernetes.io/zone': 'z1' },
+          addresses: [{ type: 'InternalIP', address: '10.0.0.1' }],
+          ready: true,
+        },
         { name: 'b', labels: { 'kubernetes.io/hostname': 'b' }, addresses: [{ type: 'InternalIP', address: '10.0.0.1' }], ready: true },
       ]);
       expect(client.nodeCacheSynced).toBe(true);

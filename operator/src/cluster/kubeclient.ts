@@ -3,14 +3,7 @@
  * with another cluster's). Every request has a timeout, is counted in `tro_cluster_api_requests_total`
  * and fails with an error naming the cluster and the operation (never a credential).
  */
-import {
-  PatchStrategy,
-  setHeaderOptions,
-  type KubeConfig,
-  type KubernetesObject,
-  type V1DaemonSet,
-  type V1Node,
-} from '@kubernetes/client-node';
+import { PatchStrategy, setHeaderOptions, type KubeConfig, type KubernetesObject, type V1DaemonSet, type V1Node } from '@kubernetes/client-node';
 import { rawGet, RawGetError } from '../controller/kube.js';
 import {
   FIELD_MANAGER,
@@ -79,7 +72,6 @@ export function failingChecks(body: string): string {
   return text.length > 300 ? `${text.slice(0, 300)}…` : text;
 }
 
-
 /** See the file comment. Call {@link KubeClusterClient.close} when done: it stops the node watch. */
 export class KubeClusterClient implements ClusterClient {
   readonly name: string;
@@ -116,7 +108,7 @@ export class KubeClusterClient implements ClusterClient {
       this.apis.count(kind, String(res.statusCode));
       if (res.statusCode === 200) return { reachable: true, message: 'readyz ok' };
       const checks = failingChecks(res.body);
-      const why = res.statusCode === 401 || res.statusCode === 403 ? ' (the kubeconfig\'s credentials were rejected)' : '';
+      const why = res.statusCode === 401 || res.statusCode === 403 ? " (the kubeconfig's credentials were rejected)" : '';
       return { reachable: false, message: `GET /readyz answered HTTP ${res.statusCode}${why}${checks ? `: ${checks}` : ''}` };
     } catch (err) {
       this.apis.count(kind, NO_RESPONSE_CODE);
@@ -156,7 +148,11 @@ export class KubeClusterClient implements ClusterClient {
 
   async delete(ref: ObjectRef, signal?: AbortSignal): Promise<void> {
     const what = `delete ${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ''}${ref.name}`;
-    const spec: KubernetesObject = { apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, ...(ref.namespace ? { namespace: ref.namespace } : {}) } };
+    const spec: KubernetesObject = {
+      apiVersion: ref.apiVersion,
+      kind: ref.kind,
+      metadata: { name: ref.name, ...(ref.namespace ? { namespace: ref.namespace } : {}) },
+    };
     try {
       // Background: the object goes at once and the garbage collector removes its pods afterwards.
       await this.apis.call(what, () => this.apis.objects.delete(spec, undefined, undefined, undefined, undefined, 'Background'), signal);
@@ -227,15 +223,20 @@ export class KubeClusterClient implements ClusterClient {
           // Like client-go: the server ends each watch after 5-10 min, spreading reconnects of many clients.
           const timeoutSeconds = String(300 + Math.floor(Math.random() * 300));
           try {
-            await watchPath(this.kc, '/api/v1/nodes', { resourceVersion, allowWatchBookmarks: 'true', timeoutSeconds }, {
-              signal,
-              idleTimeoutMs: this.watchIdleTimeoutMs,
-              onEvent,
-              onResponse: (status) => {
-                answered = true;
-                this.apis.count(watchKind, String(status));
+            await watchPath(
+              this.kc,
+              '/api/v1/nodes',
+              { resourceVersion, allowWatchBookmarks: 'true', timeoutSeconds },
+              {
+                signal,
+                idleTimeoutMs: this.watchIdleTimeoutMs,
+                onEvent,
+                onResponse: (status) => {
+                  answered = true;
+                  this.apis.count(watchKind, String(status));
+                },
               },
-            });
+            );
           } catch (err) {
             if (!answered) this.apis.count(watchKind, NO_RESPONSE_CODE);
             throw err;

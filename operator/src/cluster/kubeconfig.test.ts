@@ -32,17 +32,21 @@ function failure(text: string): KubeconfigError {
 describe('parseKubeconfig', () => {
   it('loads an embedded-token kubeconfig with only its current context, cluster and user', () => {
     const kc = parseKubeconfig(
-      kubeconfig({ token: FAKE_TOKEN }, {}, {
-        contexts: [
-          { name: 'ctx', context: { cluster: 'east', user: 'admin' } },
-          { name: 'other', context: { cluster: 'east', user: 'other' } },
-        ],
-        users: [
-          { name: 'admin', user: { token: FAKE_TOKEN } },
-          // Another user pointing at a file: it is not the current one, so it is dropped and the file never read.
-          { name: 'other', user: { 'token-file': '/nonexistent/token' } },
-        ],
-      }),
+      kubeconfig(
+        { token: FAKE_TOKEN },
+        {},
+        {
+          contexts: [
+            { name: 'ctx', context: { cluster: 'east', user: 'admin' } },
+            { name: 'other', context: { cluster: 'east', user: 'other' } },
+          ],
+          users: [
+            { name: 'admin', user: { token: FAKE_TOKEN } },
+            // Another user pointing at a file: it is not the current one, so it is dropped and the file never read.
+            { name: 'other', user: { 'token-file': '/nonexistent/token' } },
+          ],
+        },
+      ),
     );
     expect(kc.getCurrentCluster()?.server).toBe('https://east.example:6443');
     expect(kc.getCurrentUser()?.token).toBe(FAKE_TOKEN);
@@ -65,20 +69,70 @@ describe('parseKubeconfig', () => {
     ['empty', '', 'InvalidKubeconfig', /is empty/],
     ['not YAML', `users: [ {token: ${FAKE_TOKEN}`, 'InvalidKubeconfig', /not valid YAML \(line \d+, column \d+\)/],
     ['not a mapping', `- ${FAKE_TOKEN}`, 'InvalidKubeconfig', /not a mapping/],
-    ['no context to choose', kubeconfig({ token: FAKE_TOKEN }, {}, { 'current-context': '', contexts: [{ name: 'a', context: { cluster: 'east' } }, { name: 'b', context: { cluster: 'east' } }] }), 'InvalidKubeconfig', /no current-context/],
+    [
+      'no context to choose',
+      kubeconfig(
+        { token: FAKE_TOKEN },
+        {},
+        {
+          'current-context': '',
+          contexts: [
+            { name: 'a', context: { cluster: 'east' } },
+            { name: 'b', context: { cluster: 'east' } },
+          ],
+        },
+      ),
+      'InvalidKubeconfig',
+      /no current-context/,
+    ],
     ['current context missing', kubeconfig({ token: FAKE_TOKEN }, {}, { 'current-context': 'nope' }), 'InvalidKubeconfig', /no entry named "nope" in contexts/],
     ['user missing', kubeconfig({ token: FAKE_TOKEN }, {}, { users: [] }), 'InvalidKubeconfig', /no entry named "admin" in users/],
     ['no server', kubeconfig({ token: FAKE_TOKEN }, { server: '' }), 'InvalidKubeconfig', /has no server/],
     ['server not a URL', kubeconfig({ token: FAKE_TOKEN }, { server: 'not a url' }), 'InvalidKubeconfig', /not a URL/],
-    ['server with credentials', kubeconfig({ token: FAKE_TOKEN }, { server: `https://u:${FAKE_TOKEN}@east.example` }), 'UnsupportedKubeconfig', /server URL carries credentials/],
-    ['bad CA data', kubeconfig({ token: FAKE_TOKEN }, { 'certificate-authority-data': `${FAKE_TOKEN}!` }), 'InvalidKubeconfig', /certificate-authority-data is not base64/],
+    [
+      'server with credentials',
+      kubeconfig({ token: FAKE_TOKEN }, { server: `https://u:${FAKE_TOKEN}@east.example` }),
+      'UnsupportedKubeconfig',
+      /server URL carries credentials/,
+    ],
+    [
+      'bad CA data',
+      kubeconfig({ token: FAKE_TOKEN }, { 'certificate-authority-data': `${FAKE_TOKEN}!` }),
+      'InvalidKubeconfig',
+      /certificate-authority-data is not base64/,
+    ],
     ['certificate and no key', kubeconfig({ 'client-certificate-data': CA }), 'InvalidKubeconfig', /only in part/],
-    ['exec plugin', kubeconfig({ exec: { command: 'aws', args: ['eks', 'get-token', FAKE_TOKEN], apiVersion: 'client.authentication.k8s.io/v1' } }), 'UnsupportedKubeconfig', /exec credential plugin/],
+    [
+      'exec plugin',
+      kubeconfig({ exec: { command: 'aws', args: ['eks', 'get-token', FAKE_TOKEN], apiVersion: 'client.authentication.k8s.io/v1' } }),
+      'UnsupportedKubeconfig',
+      /exec credential plugin/,
+    ],
     ['auth-provider', kubeconfig({ 'auth-provider': { name: 'oidc', config: { 'id-token': FAKE_TOKEN } } }), 'UnsupportedKubeconfig', /auth-provider/],
-    ['token-file', kubeconfig({ 'token-file': '/var/run/secrets/kubernetes.io/serviceaccount/token' }), 'UnsupportedKubeconfig', /refers to a file \(token-file\).*embed it as token/],
-    ['client-certificate file', kubeconfig({ 'client-certificate': '/home/me/cert.pem', 'client-key-data': CA }), 'UnsupportedKubeconfig', /refers to a file \(client-certificate\)/],
-    ['client-key file', kubeconfig({ 'client-certificate-data': CA, 'client-key': '/home/me/key.pem' }), 'UnsupportedKubeconfig', /refers to a file \(client-key\)/],
-    ['certificate-authority file', kubeconfig({ token: FAKE_TOKEN }, { 'certificate-authority': '/etc/ca.pem' }), 'UnsupportedKubeconfig', /refers to a file \(certificate-authority\).*certificate-authority-data/],
+    [
+      'token-file',
+      kubeconfig({ 'token-file': '/var/run/secrets/kubernetes.io/serviceaccount/token' }),
+      'UnsupportedKubeconfig',
+      /refers to a file \(token-file\).*embed it as token/,
+    ],
+    [
+      'client-certificate file',
+      kubeconfig({ 'client-certificate': '/home/me/cert.pem', 'client-key-data': CA }),
+      'UnsupportedKubeconfig',
+      /refers to a file \(client-certificate\)/,
+    ],
+    [
+      'client-key file',
+      kubeconfig({ 'client-certificate-data': CA, 'client-key': '/home/me/key.pem' }),
+      'UnsupportedKubeconfig',
+      /refers to a file \(client-key\)/,
+    ],
+    [
+      'certificate-authority file',
+      kubeconfig({ token: FAKE_TOKEN }, { 'certificate-authority': '/etc/ca.pem' }),
+      'UnsupportedKubeconfig',
+      /refers to a file \(certificate-authority\).*certificate-authority-data/,
+    ],
   ])('rejects %s', (_name, text, reason, message) => {
     const err = failure(text);
     expect(err.reason).toBe(reason);

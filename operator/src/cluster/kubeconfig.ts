@@ -111,9 +111,7 @@ export function parseKubeconfig(text: string): KubeConfig {
   if (urlProblem === 'Credentials') throw unsupported(`cluster ${shown(clusterName)} server URL carries credentials; put them in the user section`);
   for (const f of FILE_FIELDS_CLUSTER) {
     if (cluster[f] !== undefined && cluster[f] !== null && cluster[f] !== '') {
-      throw unsupported(
-        `cluster ${shown(clusterName)} refers to a file (${f}); files do not exist inside the operator's pod: embed it as ${f}-data`,
-      );
+      throw unsupported(`cluster ${shown(clusterName)} refers to a file (${f}); files do not exist inside the operator's pod: embed it as ${f}-data`);
     }
   }
   checkData(cluster, DATA_FIELDS.cluster, `cluster ${shown(clusterName)}`);
@@ -142,7 +140,8 @@ export function parseKubeconfig(text: string): KubeConfig {
     const hasCert = typeof user['client-certificate-data'] === 'string';
     const hasKey = typeof user['client-key-data'] === 'string';
     if (hasCert !== hasKey) throw invalid(`user ${shown(userName)} has client-certificate-data and client-key-data only in part`);
-    if (user.token !== undefined && (typeof user.token !== 'string' || user.token === '')) throw invalid(`user ${shown(userName)} has an empty or non-string token`);
+    if (user.token !== undefined && (typeof user.token !== 'string' || user.token === ''))
+      throw invalid(`user ${shown(userName)} has an empty or non-string token`);
   }
 
   // Only the fields client-node understands and we checked; everything else (extensions, other users) stays behind.
@@ -152,8 +151,13 @@ export function parseKubeconfig(text: string): KubeConfig {
     kind: 'Config',
     'current-context': contextName,
     contexts: [{ name: contextName, context: { cluster: clusterName, ...(userName !== undefined ? { user: userName } : {}) } }],
-    clusters: [{ name: clusterName, cluster: pick(cluster, ['server', 'certificate-authority-data', 'insecure-skip-tls-verify', 'tls-server-name', 'proxy-url']) }],
-    users: userName !== undefined ? [{ name: userName, user: pick(user, ['token', 'client-certificate-data', 'client-key-data', 'username', 'password', 'as']) }] : [],
+    clusters: [
+      { name: clusterName, cluster: pick(cluster, ['server', 'certificate-authority-data', 'insecure-skip-tls-verify', 'tls-server-name', 'proxy-url']) },
+    ],
+    users:
+      userName !== undefined
+        ? [{ name: userName, user: pick(user, ['token', 'client-certificate-data', 'client-key-data', 'username', 'password', 'as']) }]
+        : [],
   };
   const kc = new KubeConfig();
   try {

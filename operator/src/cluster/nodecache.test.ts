@@ -27,15 +27,29 @@ describe('nodeInfoOf', () => {
           },
         },
         status: {
-          addresses: [{ type: 'InternalIP', address: '10.1.0.1' }, { type: 'Hostname', address: 'n1' }],
-          conditions: [{ type: 'MemoryPressure', status: 'False' }, { type: 'Ready', status: 'False' }],
+          addresses: [
+            { type: 'InternalIP', address: '10.1.0.1' },
+            { type: 'Hostname', address: 'n1' },
+          ],
+          conditions: [
+            { type: 'MemoryPressure', status: 'False' },
+            { type: 'Ready', status: 'False' },
+          ],
           images: [{ names: ['huge'], sizeBytes: 1 }],
         },
       }),
     ).toEqual({
       name: 'n1',
-      labels: { [REVISION_LABEL]: 'abc', 'kubernetes.io/hostname': 'n1', 'topology.kubernetes.io/zone': 'eu-1a', 'node.kubernetes.io/instance-type': 'm6i.2xlarge' },
-      addresses: [{ type: 'InternalIP', address: '10.1.0.1' }, { type: 'Hostname', address: 'n1' }],
+      labels: {
+        [REVISION_LABEL]: 'abc',
+        'kubernetes.io/hostname': 'n1',
+        'topology.kubernetes.io/zone': 'eu-1a',
+        'node.kubernetes.io/instance-type': 'm6i.2xlarge',
+      },
+      addresses: [
+        { type: 'InternalIP', address: '10.1.0.1' },
+        { type: 'Hostname', address: 'n1' },
+      ],
       ready: false,
     });
     expect(nodeInfoOf({ metadata: { name: 'bare' } })).toEqual({ name: 'bare', labels: {}, addresses: [], ready: false });

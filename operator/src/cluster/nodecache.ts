@@ -78,8 +78,7 @@ export interface NodeCacheOptions {
   random?: () => number;
 }
 
-const isGone = (err: unknown): boolean =>
-  (err as { statusCode?: unknown } | null)?.statusCode === 410 || (err as { code?: unknown } | null)?.code === 410;
+const isGone = (err: unknown): boolean => (err as { statusCode?: unknown } | null)?.statusCode === 410 || (err as { code?: unknown } | null)?.code === 410;
 
 interface Entry {
   info: NodeInfo;

@@ -22,7 +22,13 @@ describe('matchesSelector', () => {
     ['DoesNotExist present', { matchExpressions: [{ key: 'tier', operator: 'DoesNotExist' }] }, labels, false],
     [
       'all requirements are ANDed',
-      { matchLabels: { env: 'prod' }, matchExpressions: [{ key: 'tier', operator: 'Exists' }, { key: 'region', operator: 'In', values: ['us'] }] },
+      {
+        matchLabels: { env: 'prod' },
+        matchExpressions: [
+          { key: 'tier', operator: 'Exists' },
+          { key: 'region', operator: 'In', values: ['us'] },
+        ],
+      },
       labels,
       false,
     ],

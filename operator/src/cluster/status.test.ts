@@ -46,7 +46,10 @@ describe('KubeStatusWriter', () => {
 
   it('lets a 409 Conflict through as an error isConflict() recognises', async () => {
     server.handle((_req, res) => json(res, 409, status(409, 'Operation cannot be fulfilled: the object has been modified', 'Conflict')));
-    const err = await new KubeStatusWriter(server.kubeConfig(TOKEN)).writeStatus(rollout('41'), { phase: 'Succeeded' }).then(() => undefined, (e: unknown) => e);
+    const err = await new KubeStatusWriter(server.kubeConfig(TOKEN)).writeStatus(rollout('41'), { phase: 'Succeeded' }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(isConflict(err)).toBe(true);
     expect((err as Error).message).toMatch(/^cluster management: write status of TelemetryRollout fleet\/ro: HTTP 409/);
   });

@@ -186,7 +186,11 @@ export class KubeEventRecorder implements EventRecorder {
     const namespace = rollout.metadata?.namespace ?? 'default';
     if (!name) throw new Error('event on a rollout without a name');
     let note = redactString(message);
-    if (Buffer.byteLength(note, 'utf8') > MAX_NOTE) note = `${Buffer.from(note, 'utf8').subarray(0, MAX_NOTE - 3).toString('utf8').replace(/\uFFFD$/, '')}...`;
+    if (Buffer.byteLength(note, 'utf8') > MAX_NOTE)
+      note = `${Buffer.from(note, 'utf8')
+        .subarray(0, MAX_NOTE - 3)
+        .toString('utf8')
+        .replace(/\uFFFD$/, '')}...`;
     const now = this.clock.now();
     const nowMs = now.getTime();
     this.prune(nowMs);
@@ -238,7 +242,9 @@ export class KubeEventRecorder implements EventRecorder {
     const run = this.sink.create(namespace, body).catch((err: unknown) => {
       // Not created: a repeat must create it rather than patch a missing Event.
       if (this.seen.get(key) === entry) this.seen.delete(key);
-      throw err instanceof ClusterRequestError ? err : new Error(`create Event on TelemetryRollout ${namespace}/${rolloutName}: ${errorMessage(err)}`, { cause: err });
+      throw err instanceof ClusterRequestError
+        ? err
+        : new Error(`create Event on TelemetryRollout ${namespace}/${rolloutName}: ${errorMessage(err)}`, { cause: err });
     });
     entry.chain = run.catch(() => undefined);
     this.seen.set(key, entry);

@@ -33,9 +33,7 @@ export class EventLoopMonitor {
   private readonly histogram: DelayHistogram;
 
   private readonly thresholdMs;
-  constructor(
-    thresholdMs = 5000,
-    histogram?: DelayHistogram) {
+  constructor(thresholdMs = 5000, histogram?: DelayHistogram) {
     this.thresholdMs = thresholdMs;
     this.histogram = histogram ?? monitorEventLoopDelay({ resolution: 20 });
   }

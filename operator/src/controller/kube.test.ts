@@ -5,21 +5,9 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { ApiException, CoordinationV1Api, KubeConfig } from '@kubernetes/client-node';
 import { FakeClock } from '../../../testkit/core/fakeclock.js';
-import {
-  RawGetError,
-  isConflict,
-  isGone,
-  isNotFound,
-  isRetryable,
-  rawGet,
-  requestOptions,
-  retryAfterMs,
-  statusCode,
-  withRetry,
-} from './kube.js';
+import { RawGetError, isConflict, isGone, isNotFound, isRetryable, rawGet, requestOptions, retryAfterMs, statusCode, withRetry } from './kube.js';
 
-const api = (code: number, headers: Record<string, string> = {}, body: unknown = {}): ApiException<unknown> =>
-  new ApiException(code, 'message', body, headers);
+const api = (code: number, headers: Record<string, string> = {}, body: unknown = {}): ApiException<unknown> => new ApiException(code, 'message', body, headers);
 
 describe('error classification', () => {
   it('reads status codes from ApiException and numeric code/statusCode fields', () => {
@@ -112,10 +100,13 @@ describe('withRetry', () => {
     const clock = new FakeClock(0);
     let calls = 0;
     await expect(
-      withRetry(async () => {
-        calls++;
-        throw api(403);
-      }, { clock }),
+      withRetry(
+        async () => {
+          calls++;
+          throw api(403);
+        },
+        { clock },
+      ),
     ).rejects.toMatchObject({ code: 403 });
     expect(calls).toBe(1);
 
@@ -157,13 +148,23 @@ describe('requestOptions with a real typed API call', () => {
     server = http.createServer((req, res) => {
       if (req.url?.startsWith('/apis/coordination.k8s.io/v1/namespaces/ns/leases/ok')) {
         res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'ok', namespace: 'ns', resourceVersion: '5' }, spec: { holderIdentity: 'a' } }));
+        res.end(
+          JSON.stringify({
+            apiVersion: 'coordination.k8s.io/v1',
+            kind: 'Lease',
+            metadata: { name: 'ok', namespace: 'ns', resourceVersion: '5' },
+            spec: { holderIdentity: 'a' },
+          }),
+        );
       }
       // Anything else hangs: only the signal can end the call.
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     kc = new KubeConfig();
-    kc.loadFromClusterAndUser({ name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true }, { name: 'u', token: 't' });
+    kc.loadFromClusterAndUser(
+      { name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true },
+      { name: 'u', token: 't' },
+    );
   });
 
   afterAll(async () => {

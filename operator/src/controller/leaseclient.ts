@@ -54,10 +54,7 @@ export class KubeLeaseClient implements LeaseClient {
   async replace(lease: LeaseRecord, signal?: AbortSignal): Promise<LeaseRecord> {
     try {
       return fromV1Lease(
-        await this.api.replaceNamespacedLease(
-          { name: lease.name, namespace: lease.namespace, body: toV1Lease(lease) },
-          signal && requestOptions(signal),
-        ),
+        await this.api.replaceNamespacedLease({ name: lease.name, namespace: lease.namespace, body: toV1Lease(lease) }, signal && requestOptions(signal)),
       );
     } catch (err) {
       throw new Error(`replace Lease ${lease.namespace}/${lease.name}`, { cause: err });

@@ -39,12 +39,7 @@ class ControlledInformer implements ManagedInformer {
 
 const LEASE = { namespace: 'operators', name: 'tro-leader' };
 
-function replica(
-  id: string,
-  clock: FakeClock,
-  reconcile: ReconcileFn,
-  extra: Partial<ManagerOptions> & { store?: FakeLeaseStore } = {},
-) {
+function replica(id: string, clock: FakeClock, reconcile: ReconcileFn, extra: Partial<ManagerOptions> & { store?: FakeLeaseStore } = {}) {
   const { logger, entries } = memoryLogger();
   const informer = new ControlledInformer();
   const queue = new WorkQueue({ clock, name: 'things' });

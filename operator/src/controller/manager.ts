@@ -27,7 +27,6 @@ import { runWorkers, type ReconcileFn, type WorkQueue } from './workqueue.js';
 export { EventLoopMonitor, type DelayHistogram, type HealthResult } from './endpoints.js';
 export { runUntilStopped, type ProcessLike } from './process.js';
 
-
 /** What the manager needs of an informer (see `Informer`). */
 export interface ManagedInformer {
   readonly name: string;
@@ -82,7 +81,6 @@ export interface ManagerExit {
   code: number;
   reason: string;
 }
-
 
 /** See the module comment. */
 export class Manager {

@@ -49,9 +49,7 @@ describe('ControllerMetrics', () => {
     await expect(m.instrumentClusterCall(labels, async () => 'ok')).resolves.toBe('ok');
     const conflict = apiError(409, 'Conflict');
     await expect(m.instrumentClusterCall({ ...labels, verb: 'patch' }, () => Promise.reject(conflict))).rejects.toBe(conflict);
-    await expect(
-      m.instrumentClusterCall(labels, () => Promise.reject(Object.assign(new Error('x'), { code: 'ECONNREFUSED' }))),
-    ).rejects.toThrow('x');
+    await expect(m.instrumentClusterCall(labels, () => Promise.reject(Object.assign(new Error('x'), { code: 'ECONNREFUSED' })))).rejects.toThrow('x');
     m.recordClusterApiRequest({ cluster: 'prod-east-1', verb: 'watch', resource: 'nodes', code: '200' });
     const text = await m.metrics();
     expect(text).toContain('tro_cluster_api_requests_total{cluster="prod-east-1",verb="list",resource="nodes",code="200"} 1');

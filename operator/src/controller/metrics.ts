@@ -21,16 +21,7 @@ import type { ReconcileOutcome } from './workqueue.js';
 export type RolloutPhase = NonNullable<TelemetryRolloutStatus['phase']>;
 
 /** Every phase, so `tro_rollout_phase` reports 0 for the phases a rollout is not in (kube-state-metrics style). */
-export const ROLLOUT_PHASES: readonly RolloutPhase[] = [
-  'Pending',
-  'Progressing',
-  'Paused',
-  'RollingBack',
-  'RolledBack',
-  'Succeeded',
-  'Failed',
-  'BreakGlass',
-];
+export const ROLLOUT_PHASES: readonly RolloutPhase[] = ['Pending', 'Progressing', 'Paused', 'RollingBack', 'RolledBack', 'Succeeded', 'Failed', 'BreakGlass'];
 
 /** Labels of one API request the operator made to a target cluster. */
 export interface ClusterApiRequest {
@@ -138,11 +129,7 @@ export class ControllerMetrics {
    * resolves, the HTTP status of the error when it has one, else `<error>`. The error is rethrown
    * unchanged.
    */
-  async instrumentClusterCall<T>(
-    labels: Omit<ClusterApiRequest, 'code'>,
-    call: () => Promise<T>,
-    successCode = '200',
-  ): Promise<T> {
+  async instrumentClusterCall<T>(labels: Omit<ClusterApiRequest, 'code'>, call: () => Promise<T>, successCode = '200'): Promise<T> {
     try {
       const result = await call();
       this.recordClusterApiRequest({ ...labels, code: successCode });

@@ -6,7 +6,18 @@ import { FakeCluster, FakeClusterFactory, FakeEvents, FakeRolloutStore } from '.
 import type { GateContext } from '../rollout/interfaces.js';
 import { RolloutReconciler } from '../rollout/reconciler.js';
 import { FakeClock } from '../../../testkit/core/fakeclock.js';
-import { BASELINE_WARMUP_SECONDS, ControlPlaneGateEvaluator, MIN_SAMPLES, RELATIVE_FLOOR_SECONDS, baselineWarmupSeconds, judge, latencyFloorSeconds, reliableValues, thresholdsFor, type SourceFactory } from './evaluator.js';
+import {
+  BASELINE_WARMUP_SECONDS,
+  ControlPlaneGateEvaluator,
+  MIN_SAMPLES,
+  RELATIVE_FLOOR_SECONDS,
+  baselineWarmupSeconds,
+  judge,
+  latencyFloorSeconds,
+  reliableValues,
+  thresholdsFor,
+  type SourceFactory,
+} from './evaluator.js';
 import type { Measurement, MetricSource } from './sources.js';
 import type { SignalValues } from './signals.js';
 
@@ -48,7 +59,12 @@ describe('judge', () => {
 
   it('explains a failure with the measured value, the bound and where the bound comes from', () => {
     const r = judge(ok({ apiServerP99Seconds: 0.45 }), g, baseline);
-    expect(r).toMatchObject({ verdict: 'Fail', failed: ['apiServerP99Seconds'], measurements: { apiServerP99Seconds: 0.45 }, thresholds: { apiServerP99Seconds: 0.3 } });
+    expect(r).toMatchObject({
+      verdict: 'Fail',
+      failed: ['apiServerP99Seconds'],
+      measurements: { apiServerP99Seconds: 0.45 },
+      thresholds: { apiServerP99Seconds: 0.3 },
+    });
     expect(r.message).toBe('apiServerP99Seconds 0.45 > 0.3 (baseline 0.2s x 1.5)');
   });
 
@@ -141,7 +157,9 @@ describe('ControlPlaneGateEvaluator.captureBaseline', () => {
     const source: MetricSource = {
       measure: async () => {
         calls.push(clock.now().getTime());
-        return calls.length === 1 ? { kind: 'nodata', at: clock.now(), message: 'warming up: first scrape' } : { ...ok({ apiServerP99Seconds: 0.05 }), at: clock.now() };
+        return calls.length === 1
+          ? { kind: 'nodata', at: clock.now(), message: 'warming up: first scrape' }
+          : { ...ok({ apiServerP99Seconds: 0.05 }), at: clock.now() };
       },
     };
     const evaluator = new ControlPlaneGateEvaluator({ clock, sources: { source: () => source } });
@@ -174,7 +192,10 @@ describe('ControlPlaneGateEvaluator.captureBaseline', () => {
 
   it('leaves ratios and quantiles of too few events out of baselines (rates stay)', async () => {
     const clock = new FakeClock();
-    const m = ok({ apiServerP99Seconds: 0.93, apiServerErrorRatio: 0, apiServerRequestRate: 2.2, coreDNSErrorRatio: 0 }, { apiServerP99Seconds: 11, apiServerErrorRatio: 11, apiServerRequestRate: 11, coreDNSErrorRatio: MIN_SAMPLES }) as Extract<Measurement, { kind: 'ok' }>;
+    const m = ok(
+      { apiServerP99Seconds: 0.93, apiServerErrorRatio: 0, apiServerRequestRate: 2.2, coreDNSErrorRatio: 0 },
+      { apiServerP99Seconds: 11, apiServerErrorRatio: 11, apiServerRequestRate: 11, coreDNSErrorRatio: MIN_SAMPLES },
+    ) as Extract<Measurement, { kind: 'ok' }>;
     expect(reliableValues(m)).toEqual({ apiServerRequestRate: 2.2, coreDNSErrorRatio: 0 });
     const evaluator = new ControlPlaneGateEvaluator({ clock, sources: { source: () => ({ measure: async () => m }) } });
     expect((await evaluator.captureBaseline(ctxOf())).baseline?.values).toEqual({ apiServerRequestRate: 2.2, coreDNSErrorRatio: 0 });
@@ -227,7 +248,12 @@ describe('ControlPlaneGateEvaluator in the reconciler', () => {
     const w = run((f) => ok({ apiServerP99Seconds: f >= 0.5 ? 0.4 : 0.2 }));
     await w.drive((ro) => ro.status?.phase === 'RolledBack');
     const c = w.store.current().status?.clusters?.[0];
-    expect(c?.lastGate).toMatchObject({ verdict: 'Fail', consecutiveFailures: 2, measurements: { apiServerP99Seconds: 0.4 }, thresholds: { apiServerP99Seconds: 0.3 } });
+    expect(c?.lastGate).toMatchObject({
+      verdict: 'Fail',
+      consecutiveFailures: 2,
+      measurements: { apiServerP99Seconds: 0.4 },
+      thresholds: { apiServerP99Seconds: 0.3 },
+    });
     expect(c?.baseline?.values?.apiServerP99Seconds).toBe(0.2);
     const metrics = await w.registry.metrics();
     expect(metrics).toMatch(/tro_gate_evaluations_total\{namespace="default",name="r",cluster="a",verdict="Fail"\} 2/);

@@ -185,7 +185,13 @@ export function judge(m: Measurement, gates: GatesSpec, baseline?: Baseline): Ga
     }
   }
   if (failed.length) return { verdict: 'Fail', failed, measurements, thresholds, message: notes.join('; ') };
-  if (judged === 0) return { verdict: 'NoData', measurements, thresholds, message: `no signal had enough data${m.message ? `: ${m.message}` : ''}${notes.length ? ` (${notes.join('; ')})` : ''}` };
+  if (judged === 0)
+    return {
+      verdict: 'NoData',
+      measurements,
+      thresholds,
+      message: `no signal had enough data${m.message ? `: ${m.message}` : ''}${notes.length ? ` (${notes.join('; ')})` : ''}`,
+    };
   return { verdict: 'Pass', measurements, thresholds, message: `${judged} signals within bounds${notes.length ? `; ${notes.join('; ')}` : ''}` };
 }
 
@@ -216,8 +222,18 @@ export class ControlPlaneGateEvaluator implements GateEvaluator {
     if (o.registry) {
       const labelNames = ['namespace', 'name', 'cluster', 'signal'] as const;
       this.measured = new Gauge({ name: 'tro_gate_measurement', help: 'Latest measured value of a gate signal', labelNames, registers: [o.registry] });
-      this.bounds = new Gauge({ name: 'tro_gate_threshold', help: 'Bound a gate signal is held to in the latest evaluation', labelNames, registers: [o.registry] });
-      this.verdicts = new Counter({ name: 'tro_gate_evaluations_total', help: 'Gate evaluations by verdict', labelNames: ['namespace', 'name', 'cluster', 'verdict'], registers: [o.registry] });
+      this.bounds = new Gauge({
+        name: 'tro_gate_threshold',
+        help: 'Bound a gate signal is held to in the latest evaluation',
+        labelNames,
+        registers: [o.registry],
+      });
+      this.verdicts = new Counter({
+        name: 'tro_gate_evaluations_total',
+        help: 'Gate evaluations by verdict',
+        labelNames: ['namespace', 'name', 'cluster', 'verdict'],
+        registers: [o.registry],
+      });
     }
   }
 
@@ -293,10 +309,16 @@ export class ControlPlaneGateEvaluator implements GateEvaluator {
     const rate = projectTrend(curve('requestRate'), 0);
     const bound = g.prediction.maxProjectedP99LatencySeconds ?? g.apiServer.maxP99LatencySeconds;
     const base: Projection = { time: this.clock.now().toISOString(), points: trimmed };
-    if (p99 === undefined) return { ...base, verdict: 'NoData', message: `need measurements at two node fractions to project (have ${curve('p99Seconds').length})` };
+    if (p99 === undefined)
+      return { ...base, verdict: 'NoData', message: `need measurements at two node fractions to project (have ${curve('p99Seconds').length})` };
     const proj: Projection = { ...base, projectedP99Seconds: p99, verdict: p99 > bound ? 'Fail' : 'Pass' };
     if (rate !== undefined) proj.projectedRequestRate = rate;
-    const from = trimmed.map((p) => `${Math.round(p.fraction * 1000) / 10}%: p99 ${p.p99Seconds === undefined ? '?' : fmt(p.p99Seconds)}s${p.requestRate === undefined ? '' : `, ${fmt(p.requestRate)} req/s`}`).join('; ');
+    const from = trimmed
+      .map(
+        (p) =>
+          `${Math.round(p.fraction * 1000) / 10}%: p99 ${p.p99Seconds === undefined ? '?' : fmt(p.p99Seconds)}s${p.requestRate === undefined ? '' : `, ${fmt(p.requestRate)} req/s`}`,
+      )
+      .join('; ');
     proj.message = `projected at 100% of nodes: p99 ${fmt(p99)}s (bound ${fmt(bound)}s)${rate === undefined ? '' : `, ${fmt(rate)} req/s`}; fitted to ${from}`;
     return proj;
   }

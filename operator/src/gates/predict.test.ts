@@ -4,7 +4,12 @@ import { projectAt, projectTrend } from './predict.js';
 describe('projectAt', () => {
   it('is exact on a linear load curve from two small batches', () => {
     const rate = (f: number) => 50 + 900 * f; // 50 req/s base, +9 req/s per percent of nodes
-    expect(projectAt([{ fraction: 0.01, value: rate(0.01) }, { fraction: 0.05, value: rate(0.05) }])).toBeCloseTo(950, 9);
+    expect(
+      projectAt([
+        { fraction: 0.01, value: rate(0.01) },
+        { fraction: 0.05, value: rate(0.05) },
+      ]),
+    ).toBeCloseTo(950, 9);
   });
   it('is exact on a quadratic curve from three batches', () => {
     const p99 = (f: number) => 0.05 + 0.2 * f + 3 * f * f;
@@ -17,7 +22,12 @@ describe('projectAt', () => {
   });
   it('needs two distinct fractions', () => {
     expect(projectAt([])).toBeUndefined();
-    expect(projectAt([{ fraction: 0.1, value: 1 }, { fraction: 0.1, value: 2 }])).toBeUndefined();
+    expect(
+      projectAt([
+        { fraction: 0.1, value: 1 },
+        { fraction: 0.1, value: 2 },
+      ]),
+    ).toBeUndefined();
   });
 });
 
@@ -34,7 +44,12 @@ describe('projectTrend', () => {
     expect(projectTrend(noisy, 0.1)).toBeCloseTo(0.05, 9);
   });
   it('projects the latest value when the curve does not rise', () => {
-    expect(projectTrend(pts([0, 0.1, 0.2], (_f, i) => [0.9, 0.6, 0.4][i] as number), 0.1)).toBeCloseTo(0.4, 9);
+    expect(
+      projectTrend(
+        pts([0, 0.1, 0.2], (_f, i) => [0.9, 0.6, 0.4][i] as number),
+        0.1,
+      ),
+    ).toBeCloseTo(0.4, 9);
   });
   it('takes the straight line when the fit bends down (concave)', () => {
     const concave = pts([0, 0.1, 0.2], (_f, i) => [0.1, 0.5, 0.6][i] as number);
@@ -45,7 +60,12 @@ describe('projectTrend', () => {
     expect(trend).toBeCloseTo(0.1 + 2.5 * 1 + (0.4 - 0.1 - 2.5 * 0.1), 9);
   });
   it('never projects below the highest value seen, and needs two fractions', () => {
-    expect(projectTrend(pts([0, 0.5], (f) => 0.2 + f), 0)).toBeCloseTo(1.2, 9);
+    expect(
+      projectTrend(
+        pts([0, 0.5], (f) => 0.2 + f),
+        0,
+      ),
+    ).toBeCloseTo(1.2, 9);
     expect(projectTrend([{ fraction: 0.1, value: 1 }], 0.1)).toBeUndefined();
   });
 });

@@ -34,7 +34,10 @@ describe('PrometheusSource (fake Prometheus HTTP API)', () => {
     answers.set(renderQuery(DEFAULT_PROMQL.apiServerRequestRate, 60), vector('812.5'));
     answers.set(renderQuery(DEFAULT_PROMQL.apfRejectionsPerSecond, 60), vector('0'));
     answers.set(renderQuery(DEFAULT_PROMQL.coreDNSErrorRatio, 60), vector('NaN')); // no DNS traffic: 0/0
-    answers.set(renderQuery(DEFAULT_PROMQL.coreDNSP99Seconds, 60), { status: 200, body: { status: 'success', data: { resultType: 'scalar', result: [ts, '0.0031'] } } });
+    answers.set(renderQuery(DEFAULT_PROMQL.coreDNSP99Seconds, 60), {
+      status: 200,
+      body: { status: 'success', data: { resultType: 'scalar', result: [ts, '0.0031'] } },
+    });
     const clock = new ManualClock();
     const s = new PrometheusSource({ url: `${prom.url}/prom/`, windowSeconds: 60, clock, headers: { Authorization: 'Bearer prom-token' } });
     const m = await s.measure();
@@ -92,7 +95,9 @@ describe('PrometheusSource (fake Prometheus HTTP API)', () => {
     const s = new PrometheusSource({ url: `http://admin:pw@127.0.0.1:${port}`, windowSeconds: 30 });
     const m = await s.measure();
     expect(m.kind).toBe('nodata');
-    expect(m.kind === 'nodata' && m.message).toMatch(new RegExp(`^Prometheus at http://127\\.0\\.0\\.1:${port}/: .*ECONNREFUSED.*\\(and 7 more failed queries\\)$`));
+    expect(m.kind === 'nodata' && m.message).toMatch(
+      new RegExp(`^Prometheus at http://127\\.0\\.0\\.1:${port}/: .*ECONNREFUSED.*\\(and 7 more failed queries\\)$`),
+    );
     expect(JSON.stringify(m)).not.toContain('pw');
   });
 
@@ -104,4 +109,3 @@ describe('PrometheusSource (fake Prometheus HTTP API)', () => {
     expect(() => new PrometheusSource({ url: 'http://127.0.0.1:9090', windowSeconds: 0 })).toThrow(RangeError);
   });
 });
-

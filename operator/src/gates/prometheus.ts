@@ -131,7 +131,11 @@ export class PrometheusSource implements MetricSource {
     });
     if (aborted) return { kind: 'nodata', at, message: 'measurement aborted' };
     if (this.#queries.length > 0 && failures.length === this.#queries.length) {
-      return { kind: 'nodata', at, message: `Prometheus at ${this.#shownUrl}: ${failures[0] ?? ''}${failures.length > 1 ? ` (and ${failures.length - 1} more failed queries)` : ''}` };
+      return {
+        kind: 'nodata',
+        at,
+        message: `Prometheus at ${this.#shownUrl}: ${failures[0] ?? ''}${failures.length > 1 ? ` (and ${failures.length - 1} more failed queries)` : ''}`,
+      };
     }
     const messages = [...(failures.length > 0 ? [`failed queries: ${failures.join('; ')}`] : []), ...notes];
     return {

@@ -215,9 +215,7 @@ describe('parsePromFloat', () => {
 
 describe('samplesNamed', () => {
   it('finds samples through their family, for histogram parts and plain families', () => {
-    const parsed = parsePrometheusText(
-      ['# TYPE h histogram', 'h_bucket{le="1"} 1', 'h_bucket{le="+Inf"} 2', 'h_sum 3', 'h_count 2', 'other 5'].join('\n'),
-    );
+    const parsed = parsePrometheusText(['# TYPE h histogram', 'h_bucket{le="1"} 1', 'h_bucket{le="+Inf"} 2', 'h_sum 3', 'h_count 2', 'other 5'].join('\n'));
     expect(samplesNamed(parsed, 'h_bucket').map((s) => s.value)).toEqual([1, 2]);
     expect(samplesNamed(parsed, 'h_count').map((s) => s.value)).toEqual([2]);
     expect(samplesNamed(parsed, 'other').map((s) => s.value)).toEqual([5]);
@@ -227,9 +225,7 @@ describe('samplesNamed', () => {
 
 describe('selectFamilies', () => {
   it('keeps only the named families and their samples, in page order', () => {
-    const parsed = parsePrometheusText(
-      ['# TYPE h histogram', 'h_bucket{le="+Inf"} 2', 'h_count 2', 'a 1', '# TYPE c counter', 'c_total 3', 'b 4'].join('\n'),
-    );
+    const parsed = parsePrometheusText(['# TYPE h histogram', 'h_bucket{le="+Inf"} 2', 'h_count 2', 'a 1', '# TYPE c counter', 'c_total 3', 'b 4'].join('\n'));
     const view = selectFamilies(parsed, ['h', 'b', 'missing']);
     expect([...view.families.keys()]).toEqual(['h', 'b']);
     expect(view.samples.map((s) => s.name)).toEqual(['h_bucket', 'h_count', 'b']);

@@ -11,7 +11,26 @@
  *
  * This file uses only erasable TypeScript syntax so that Node can run it directly (the benchmark does).
  */
-import { BACKSLASH, CLOSE_BRACE, COMMA, CR, DOT, EQUALS, HASH, MINUS, OPEN_BRACE, PLUS, QUOTE, isBlank, isDigit, isLetterOrUnderscore, isMetricNameChar, isMetricNameStart, parseTimestamp, unescapeHelp } from './promlex.js';
+import {
+  BACKSLASH,
+  CLOSE_BRACE,
+  COMMA,
+  CR,
+  DOT,
+  EQUALS,
+  HASH,
+  MINUS,
+  OPEN_BRACE,
+  PLUS,
+  QUOTE,
+  isBlank,
+  isDigit,
+  isLetterOrUnderscore,
+  isMetricNameChar,
+  isMetricNameStart,
+  parseTimestamp,
+  unescapeHelp,
+} from './promlex.js';
 
 /** The metric types of the 0.0.4 format; a family without a `# TYPE` line is `untyped`. */
 export type MetricType = 'counter' | 'gauge' | 'histogram' | 'summary' | 'untyped';

@@ -160,9 +160,7 @@ describe('sum by le and histogramIncrease (Prometheus aggregation values)', () =
   });
 
   it('sumByLe adds counts per bound across series', () => {
-    expect(sumByLe([b([1, 2], [Infinity, 3]), b([1, 5], [Infinity, 7]), b([0.5, 1], [Infinity, 1])])).toEqual(
-      b([0.5, 1], [1, 7], [Infinity, 11]),
-    );
+    expect(sumByLe([b([1, 2], [Infinity, 3]), b([1, 5], [Infinity, 7]), b([0.5, 1], [Infinity, 1])])).toEqual(b([0.5, 1], [1, 7], [Infinity, 11]));
   });
 });
 

@@ -239,11 +239,7 @@ export interface HistogramIncrease {
  * {@link bucketDeltas} (series only in the previous scrape are dropped; series only in the current one
  * count from 0), then {@link sumByLe}.
  */
-export function histogramIncrease(
-  prevBucketSamples: readonly Sample[],
-  curBucketSamples: readonly Sample[],
-  filter?: LabelFilter,
-): HistogramIncrease {
+export function histogramIncrease(prevBucketSamples: readonly Sample[], curBucketSamples: readonly Sample[], filter?: LabelFilter): HistogramIncrease {
   const prev = collectHistogramSeries(prevBucketSamples, filter);
   const cur = collectHistogramSeries(curBucketSamples, filter);
   const deltas: Bucket[][] = [];

@@ -3,7 +3,21 @@ import { ClusterRequestError } from '../cluster/kubeapi.js';
 import { RawGetError } from '../controller/kube.js';
 import { ApiServerMetricsSource, TextEndpointSource, type RawGetter } from './scrape.js';
 import type { Measurement, MetricSource } from './sources.js';
-import { API1, API2, DNS1, DNS2, otherProcess, API_VALUES, DNS_VALUES, expectValues, ManualClock, PageServer, closedPort, kubeconfigFor, clusterClient } from '../../../testkit/operator/gates/sources.js';
+import {
+  API1,
+  API2,
+  DNS1,
+  DNS2,
+  otherProcess,
+  API_VALUES,
+  DNS_VALUES,
+  expectValues,
+  ManualClock,
+  PageServer,
+  closedPort,
+  kubeconfigFor,
+  clusterClient,
+} from '../../../testkit/operator/gates/sources.js';
 
 describe('ApiServerMetricsSource (through the cluster client and a local server)', () => {
   const api = new PageServer();
@@ -157,14 +171,12 @@ describe('ApiServerMetricsSource with fake getters', () => {
         new Error('boom'),
         new RawGetError('GET https://x/metrics: request failed: DEPTH_ZERO_SELF_SIGNED_CERT', 'DEPTH_ZERO_SELF_SIGNED_CERT'),
         new RawGetError('GET https://x/metrics: response failed: ECONNRESET', 'ECONNRESET'),
-      ].map(
-        async (err) => (await new ApiServerMetricsSource(failing(err), { clock }).measure()).kind,
-      ),
+      ].map(async (err) => (await new ApiServerMetricsSource(failing(err), { clock }).measure()).kind),
     );
     expect(kinds).toEqual(['nodata', 'nodata', 'unreachable']);
   });
 
-  it('recognises the production cluster client\'s failures: timeout and refusal are unreachable, HTTP errors and aborts are not', async () => {
+  it("recognises the production cluster client's failures: timeout and refusal are unreachable, HTTP errors and aborts are not", async () => {
     // KubeClusterClient.getRaw throws a ClusterRequestError whose cause is the controller's raw-GET error
     // (found on the real control plane: a SIGSTOPped API server was reported as "no data", not unreachable).
     const failing = (err: unknown): RawGetter => ({
@@ -172,7 +184,8 @@ describe('ApiServerMetricsSource with fake getters', () => {
         throw err;
       },
     });
-    const wrap = (cause: unknown, code?: number) => new ClusterRequestError('east', 'GET /metrics', cause instanceof Error ? cause.message : `HTTP ${code}`, code, cause);
+    const wrap = (cause: unknown, code?: number) =>
+      new ClusterRequestError('east', 'GET /metrics', cause instanceof Error ? cause.message : `HTTP ${code}`, code, cause);
     const cases: Array<[string, unknown, Measurement['kind']]> = [
       ['timeout', wrap(new RawGetError('GET https://x/metrics: timed out after 10000 ms', 'ETIMEDOUT', 'TimeoutError')), 'unreachable'],
       ['refused', wrap(new RawGetError('GET https://x/metrics: request failed: ECONNREFUSED', 'ECONNREFUSED')), 'unreachable'],
@@ -282,4 +295,3 @@ describe('TextEndpointSource (CoreDNS over HTTP)', () => {
     expect(JSON.stringify(m)).not.toContain('s3cret');
   });
 });
-

@@ -27,7 +27,6 @@ export interface ScrapeOptions {
   minWindowSeconds?: number;
 }
 
-
 interface Scrape {
   readonly at: Date;
   readonly metrics: ParsedMetrics;
@@ -99,11 +98,19 @@ class DeltaScraper {
 
     const windowSeconds = (at.getTime() - prev.at.getTime()) / 1000;
     if (windowSeconds < this.#minWindowSeconds) {
-      return { kind: 'nodata', at, message: `only ${windowSeconds} s since the previous scrape of ${this.#target} (minimum ${this.#minWindowSeconds} s); keeping the baseline` };
+      return {
+        kind: 'nodata',
+        at,
+        message: `only ${windowSeconds} s since the previous scrape of ${this.#target} (minimum ${this.#minWindowSeconds} s); keeping the baseline`,
+      };
     }
     this.#remember(key, cur);
     if (windowSeconds > this.#maxWindowSeconds) {
-      return { kind: 'nodata', at, message: `the previous scrape of ${this.#target} is ${windowSeconds} s old (maximum ${this.#maxWindowSeconds} s); new baseline` };
+      return {
+        kind: 'nodata',
+        at,
+        message: `the previous scrape of ${this.#target} is ${windowSeconds} s old (maximum ${this.#maxWindowSeconds} s); new baseline`,
+      };
     }
 
     let result: SignalResult;
@@ -216,8 +223,19 @@ export class ApiServerMetricsSource implements MetricSource {
 
 /** System error codes of a request that never got an answer: the server is down, hung or unroutable. */
 const UNREACHABLE_CODES = new Set([
-  'ETIMEDOUT', 'ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN',
-  'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_SOCKET',
+  'ETIMEDOUT',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_SOCKET',
 ]);
 
 /**

@@ -108,7 +108,8 @@ export const isGatedApiRequest: LabelFilter = (labels) => {
 /** A server error or "too many requests" (APF / max-inflight rejection). */
 function isErrorCode(code: string | undefined): boolean {
   if (code === undefined) return false;
-  return code === '429' || (code.length === 3 && code.charCodeAt(0) === 53 /* '5' */);
+  // 53 is the character code of '5': any 5xx.
+  return code === '429' || (code.length === 3 && code.charCodeAt(0) === 53);
 }
 
 /**

@@ -2,7 +2,19 @@ import { describe, expect, it } from '@jest/globals';
 import { ApiServerMetricsSource, TextEndpointSource } from './scrape.js';
 import type { Measurement, MetricSource } from './sources.js';
 import { CompositeSource } from './sources.js';
-import { API1, API2, DNS1, DNS2, API_VALUES, DNS_VALUES, expectValues, ManualClock, PageServer, kubeconfigFor, clusterClient } from '../../../testkit/operator/gates/sources.js';
+import {
+  API1,
+  API2,
+  DNS1,
+  DNS2,
+  API_VALUES,
+  DNS_VALUES,
+  expectValues,
+  ManualClock,
+  PageServer,
+  kubeconfigFor,
+  clusterClient,
+} from '../../../testkit/operator/gates/sources.js';
 
 describe('CompositeSource', () => {
   const at = (s: number): Date => new Date(Date.parse('2026-11-25T10:00:00Z') + s * 1000);
@@ -10,7 +22,10 @@ describe('CompositeSource', () => {
 
   it('merges the values of ok parts, with the longest window', async () => {
     const m = await new CompositeSource([
-      { name: 'apiserver', source: fixed({ kind: 'ok', at: at(1), windowSeconds: 10, values: { apiServerP99Seconds: 0.3 }, sampleCounts: { apiServerP99Seconds: 400 } }) },
+      {
+        name: 'apiserver',
+        source: fixed({ kind: 'ok', at: at(1), windowSeconds: 10, values: { apiServerP99Seconds: 0.3 }, sampleCounts: { apiServerP99Seconds: 400 } }),
+      },
       { name: 'coredns', source: fixed({ kind: 'ok', at: at(2), windowSeconds: 12, values: { coreDNSErrorRatio: 0.001 } }) },
     ]).measure();
     expect(m).toEqual({
@@ -27,7 +42,13 @@ describe('CompositeSource', () => {
       { name: 'apiserver', source: fixed({ kind: 'ok', at: at(1), windowSeconds: 10, values: { apiServerErrorRatio: 0 } }) },
       { name: 'coredns', source: fixed({ kind: 'nodata', at: at(1), message: 'cannot scrape CoreDNS: HTTP 500' }) },
     ]).measure();
-    expect(m).toEqual({ kind: 'ok', at: at(1), windowSeconds: 10, values: { apiServerErrorRatio: 0 }, message: 'coredns: no data: cannot scrape CoreDNS: HTTP 500' });
+    expect(m).toEqual({
+      kind: 'ok',
+      at: at(1),
+      windowSeconds: 10,
+      values: { apiServerErrorRatio: 0 },
+      message: 'coredns: no data: cannot scrape CoreDNS: HTTP 500',
+    });
   });
 
   it('unreachable wins over everything', async () => {

@@ -57,7 +57,11 @@ export function handleControls(p: Pass): void {
     const baking = (s.clusters ?? []).filter((c) => c.phase === 'Baking');
     // Backdating the bake start ends the bake now; a passing gate evaluation is still required.
     for (const c of baking) c.bakeStartedAt = new Date(p.now.getTime() - bakeSeconds(p, c) * 1000).toISOString();
-    p.record('Normal', REASON.Promoted, baking.length ? `skipping the rest of the bake on ${baking.map((c) => c.name).join(', ')}` : 'promote requested; no cluster is baking');
+    p.record(
+      'Normal',
+      REASON.Promoted,
+      baking.length ? `skipping the rest of the bake on ${baking.map((c) => c.name).join(', ')}` : 'promote requested; no cluster is baking',
+    );
   }
 
   const paused = p.rollout.spec.paused;

@@ -6,8 +6,14 @@ import { findRepoRoot } from '../api/crd.js';
 import type { TelemetryRollout } from '../api/types.generated.js';
 import { validateRollout } from '../api/validate.js';
 import {
-  COLLECTOR_CLUSTER_ROLES, COLLECTOR_NODE_SERVICE_ACCOUNT, COLLECTOR_WATCHER_SERVICE_ACCOUNT, STOP_DIR, naiveBindingName, revisionObjects,
-  revisionRefs, sharedObjects,
+  COLLECTOR_CLUSTER_ROLES,
+  COLLECTOR_NODE_SERVICE_ACCOUNT,
+  COLLECTOR_WATCHER_SERVICE_ACCOUNT,
+  STOP_DIR,
+  naiveBindingName,
+  revisionObjects,
+  revisionRefs,
+  sharedObjects,
 } from './desired.js';
 import type { KubeObject } from './interfaces.js';
 
@@ -28,15 +34,28 @@ interface PodSpecLike {
 const podSpec = (o: KubeObject | undefined): PodSpecLike => (o as unknown as { spec: { template: { spec: PodSpecLike } } }).spec.template.spec;
 const byKind = (objs: KubeObject[], kind: string) => objs.filter((o) => o.kind === kind);
 
-interface Rule { apiGroups?: string[]; resources?: string[]; verbs: string[]; resourceNames?: string[] }
-interface RbacDoc { kind: string; metadata: { name: string }; rules?: Rule[] }
+interface Rule {
+  apiGroups?: string[];
+  resources?: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
+interface RbacDoc {
+  kind: string;
+  metadata: { name: string };
+  rules?: Rule[];
+}
 const targetRbac = (): RbacDoc[] =>
   parseAllDocuments(readFileSync(join(findRepoRoot(), 'config', 'target-rbac', 'target-role.yaml'), 'utf8')).map((d) => d.toJS() as RbacDoc);
 
 describe('desired collector objects', () => {
   it('runs node agents and the cluster watcher under separate ServiceAccounts, each bound to its own fixed role', () => {
     const shared = sharedObjects(rollout());
-    expect(byKind(shared, 'ServiceAccount').map((o) => o.metadata.name).sort()).toEqual([COLLECTOR_NODE_SERVICE_ACCOUNT, COLLECTOR_WATCHER_SERVICE_ACCOUNT].sort());
+    expect(
+      byKind(shared, 'ServiceAccount')
+        .map((o) => o.metadata.name)
+        .sort(),
+    ).toEqual([COLLECTOR_NODE_SERVICE_ACCOUNT, COLLECTOR_WATCHER_SERVICE_ACCOUNT].sort());
     const bindings = byKind(shared, 'ClusterRoleBinding') as unknown as { roleRef: { name: string }; subjects: { name: string }[] }[];
     expect(bindings.map((b) => [b.roleRef.name, b.subjects.map((s) => s.name)])).toEqual([
       [COLLECTOR_CLUSTER_ROLES.node, [COLLECTOR_NODE_SERVICE_ACCOUNT]],
@@ -65,12 +84,18 @@ describe('desired collector objects', () => {
   it('grants cluster-wide lists to node agents only for a Naive revision, with a binding deleted with the revision', () => {
     expect(byKind(revisionObjects(rollout('Kubelet'), 'abc', false), 'ClusterRoleBinding')).toEqual([]);
     const naive = byKind(revisionObjects(rollout('Naive'), 'abc', false), 'ClusterRoleBinding') as unknown as {
-      metadata: { name: string }; roleRef: { name: string }; subjects: { name: string }[];
+      metadata: { name: string };
+      roleRef: { name: string };
+      subjects: { name: string }[];
     }[];
     expect(naive.map((b) => [b.metadata.name, b.roleRef.name, b.subjects.map((s) => s.name)])).toEqual([
       [naiveBindingName('abc'), COLLECTOR_CLUSTER_ROLES.naive, [COLLECTOR_NODE_SERVICE_ACCOUNT]],
     ]);
-    expect(revisionRefs('telemetry-system', 'abc')).toContainEqual({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', name: naiveBindingName('abc') });
+    expect(revisionRefs('telemetry-system', 'abc')).toContainEqual({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      name: naiveBindingName('abc'),
+    });
   });
 
   it('is a pure function of the spec and the revision', () => {

@@ -187,12 +187,7 @@ export function revisionObjects(rollout: TelemetryRollout, revision: string, sta
                 ],
               },
             ],
-            volumes: [
-              configVolume,
-              stopVolume,
-              { name: 'proc', hostPath: { path: '/proc' } },
-              { name: 'sys', hostPath: { path: '/sys' } },
-            ],
+            volumes: [configVolume, stopVolume, { name: 'proc', hostPath: { path: '/proc' } }, { name: 'sys', hostPath: { path: '/sys' } }],
           },
         },
       },

@@ -3,15 +3,7 @@
  * rollout and of a cluster, and the per-phase capability table. `npm run generate` writes them into
  * docs/concepts.md between markers; a unit test fails when the document is stale.
  */
-import {
-  CLUSTER_MACHINE,
-  CLUSTER_PHASES,
-  CONTROL_EVENTS,
-  ROLLOUT_MACHINE,
-  ROLLOUT_PHASES,
-  type Edge,
-  type RolloutCapabilities,
-} from './machine.js';
+import { CLUSTER_MACHINE, CLUSTER_PHASES, CONTROL_EVENTS, ROLLOUT_MACHINE, ROLLOUT_PHASES, type Edge, type RolloutCapabilities } from './machine.js';
 
 /** The marker lines between which docs/concepts.md holds the generated section. */
 export const DIAGRAM_BEGIN = '<!-- BEGIN GENERATED: phase machine (npm run generate; from operator/src/rollout/machine.ts) -->';
@@ -70,7 +62,11 @@ export function capabilityTable(): string {
   const rows = ROLLOUT_PHASES.map((phase) => {
     const st = ROLLOUT_MACHINE[phase];
     const c = st.capabilities;
-    const conds = Object.entries(c.conditions).filter(([, v]) => v).map(([k]) => k).join(', ') || '—';
+    const conds =
+      Object.entries(c.conditions)
+        .filter(([, v]) => v)
+        .map(([k]) => k)
+        .join(', ') || '—';
     return `| ${phase} | ${CAPABILITY_COLUMNS.map(([k]) => yes(c[k])).join(' | ')} | ${conds} | ${st.ignores.join(', ')} |`;
   });
   return [head, sep, ...rows].join('\n');

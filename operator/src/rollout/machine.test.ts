@@ -67,7 +67,8 @@ describe('the phase machine table', () => {
     expect(terminal.sort()).toEqual(['Failed', 'RolledBack', 'Succeeded']);
     for (const phase of terminal) {
       for (const [event, edge] of Object.entries(ROLLOUT_MACHINE[phase].on)) {
-        if (edge && targets(edge).some((t) => t !== phase)) expect({ phase, event, control: CONTROL_EVENTS.has(event as never) }).toEqual({ phase, event, control: true });
+        if (edge && targets(edge).some((t) => t !== phase))
+          expect({ phase, event, control: CONTROL_EVENTS.has(event as never) }).toEqual({ phase, event, control: true });
       }
     }
   });
@@ -122,7 +123,12 @@ async function inPhase(phase: RolloutPhase, opts: { reachable: boolean }) {
   const factory = new FakeClusterFactory();
   const cluster = new FakeCluster('a', 10);
   factory.add(cluster);
-  const store = new FakeRolloutStore({ apiVersion: 'telemetry.rollout.dev/v1alpha1', kind: 'TelemetryRollout', metadata: { name: 'r', namespace: 'default' }, spec: SPEC });
+  const store = new FakeRolloutStore({
+    apiVersion: 'telemetry.rollout.dev/v1alpha1',
+    kind: 'TelemetryRollout',
+    metadata: { name: 'r', namespace: 'default' },
+    spec: SPEC,
+  });
   const rev = revisionOf(store.current().spec.collector);
   const nodes = [...cluster.nodes.keys()].sort().slice(0, 5);
   for (const n of nodes) await cluster.setNodeRevision(n, rev);
@@ -153,7 +159,16 @@ async function inPhase(phase: RolloutPhase, opts: { reachable: boolean }) {
   cluster.reachable = opts.reachable;
   const gates = new ScriptedGates();
   const bg = new FakeBreakGlass(factory);
-  const r = new RolloutReconciler({ rollouts: store, clusters: factory, gates, status: store, events: new FakeEvents(), clock, breakGlass: bg, options: { pollMs: 1000 } });
+  const r = new RolloutReconciler({
+    rollouts: store,
+    clusters: factory,
+    gates,
+    status: store,
+    events: new FakeEvents(),
+    clock,
+    breakGlass: bg,
+    options: { pollMs: 1000 },
+  });
   return { r, gates, bg, cluster, store };
 }
 
@@ -204,7 +219,11 @@ describe('random interleavings of faults and controls', () => {
       const rnd = prng(seed);
       const clock = new FakeClock();
       const factory = new FakeClusterFactory();
-      for (const [n, size] of [['a', 12], ['b', 6]] as const) factory.add(new FakeCluster(n, size));
+      for (const [n, size] of [
+        ['a', 12],
+        ['b', 6],
+      ] as const)
+        factory.add(new FakeCluster(n, size));
       const store = new FakeRolloutStore({
         apiVersion: 'telemetry.rollout.dev/v1alpha1',
         kind: 'TelemetryRollout',
@@ -214,12 +233,23 @@ describe('random interleavings of faults and controls', () => {
           targets: { clusters: ['a', 'b'].map((name) => ({ name, kubeconfigSecretRef: { name: `${name}-kc` } })) },
           // Both clusters move at once, so one pass observes two clusters (two faults can meet in it).
           strategy: { stages: [{ name: 's', clusters: 2, nodeSteps: [50, 100], bakeSeconds: 30, maxConcurrentClusters: 2 }] },
-          gates: { ...SPEC.gates, failureLimit: rnd() < 0.5 ? 1 : 2, onFailure: rnd() < 0.5 ? 'Rollback' : 'Pause' } },
+          gates: { ...SPEC.gates, failureLimit: rnd() < 0.5 ? 1 : 2, onFailure: rnd() < 0.5 ? 'Rollback' : 'Pause' },
+        },
       });
       let failing = false;
       const gates = new ScriptedGates(() => (failing ? (rnd() < 0.8 ? 'Fail' : 'NoData') : 'Pass'));
       const bg = new FakeBreakGlass(factory);
-      const make = () => new RolloutReconciler({ rollouts: store, clusters: factory, gates, status: store, events: new FakeEvents(), clock, breakGlass: bg, options: { pollMs: 1000 } });
+      const make = () =>
+        new RolloutReconciler({
+          rollouts: store,
+          clusters: factory,
+          gates,
+          status: store,
+          events: new FakeEvents(),
+          clock,
+          breakGlass: bg,
+          options: { pollMs: 1000 },
+        });
       let r = make();
       const phases = new Set<string>();
       for (let i = 0; i < 600; i++) {

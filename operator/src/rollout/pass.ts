@@ -35,7 +35,12 @@ export interface ReconcileLogger {
  * A preflight check run before a cluster starts (for example the collector's projected API load). It
  * returns a refusal message, or undefined to go on.
  */
-export type PreflightCheck = (rollout: TelemetryRollout, target: ResolvedTarget, nodes: NodeInfo[], client: ClusterClient) => Promise<string | undefined> | string | undefined;
+export type PreflightCheck = (
+  rollout: TelemetryRollout,
+  target: ResolvedTarget,
+  nodes: NodeInfo[],
+  client: ClusterClient,
+) => Promise<string | undefined> | string | undefined;
 
 /** Tunables with safe defaults. */
 export interface ReconcilerOptions {

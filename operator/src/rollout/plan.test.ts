@@ -36,7 +36,12 @@ describe('nodesForStep', () => {
 });
 
 describe('orderClusters', () => {
-  const cs = [{ name: 'b', nodes: 20 }, { name: 'a', nodes: 150 }, { name: 'c', nodes: 60 }, { name: 'd', nodes: 60 }];
+  const cs = [
+    { name: 'b', nodes: 20 },
+    { name: 'a', nodes: 150 },
+    { name: 'c', nodes: 60 },
+    { name: 'd', nodes: 60 },
+  ];
   it('LargestFirst puts the biggest first, ties by name', () => {
     expect(orderClusters(cs, 'LargestFirst').map((c) => c.name)).toEqual(['a', 'c', 'd', 'b']);
   });

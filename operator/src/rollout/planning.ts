@@ -73,6 +73,9 @@ export async function plan(p: Pass): Promise<void> {
     clusters.map((c): ClusterStatus => ({ name: c.name, stage: stage.name, phase: 'Pending', nodesTotal: c.nodes, nodesUpdated: 0, revision: p.revision })),
   );
   p.rolloutEvent('Planned');
-  s.message = `planned ${s.clusters.length} clusters: ${stages.filter((x) => x.clusters.length).map((x) => `${x.stage.name}=[${x.clusters.map((c) => c.name).join(',')}]`).join(' ')}`;
+  s.message = `planned ${s.clusters.length} clusters: ${stages
+    .filter((x) => x.clusters.length)
+    .map((x) => `${x.stage.name}=[${x.clusters.map((c) => c.name).join(',')}]`)
+    .join(' ')}`;
   p.record('Normal', REASON.Planning, s.message);
 }

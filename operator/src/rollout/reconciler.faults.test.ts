@@ -70,7 +70,10 @@ describe('RolloutReconciler: break-glass', () => {
     expect(bg!.calls).toHaveLength(1);
     w.cluster('a').reachable = true;
     await drive(w, () => phase(w) === 'RolledBack');
-    expect(bg!.calls.map((c) => [c.op, c.agentsRunning])).toEqual([['issue', 5], ['clear', 0]]);
+    expect(bg!.calls.map((c) => [c.op, c.agentsRunning])).toEqual([
+      ['issue', 5],
+      ['clear', 0],
+    ]);
     const reasons = (w.store.current().status?.history ?? []).map((h) => h.reason);
     expect(reasons.indexOf('BreakGlass')).toBeLessThan(reasons.indexOf('RollingBack'));
     expect(reasons.indexOf('ClusterRolledBack')).toBeGreaterThan(reasons.lastIndexOf('BreakGlass'));
@@ -81,7 +84,13 @@ describe('RolloutReconciler: break-glass', () => {
 
   it('Manual (or no transport): reports the command to run and writes nothing', async () => {
     let bg: FakeBreakGlass | undefined;
-    const w = world({ a: 10 }, { ...spec, breakGlass: { unreachableAfterSeconds: 60, action: 'Manual' } }, new ScriptedGates(), {}, (f) => (bg = new FakeBreakGlass(f)));
+    const w = world(
+      { a: 10 },
+      { ...spec, breakGlass: { unreachableAfterSeconds: 60, action: 'Manual' } },
+      new ScriptedGates(),
+      {},
+      (f) => (bg = new FakeBreakGlass(f)),
+    );
     await drive(w, (ro) => ro.status?.clusters?.[0]?.phase === 'Baking');
     w.cluster('a').reachable = false;
     await drive(w, (ro) => (ro.status?.clusters?.[0]?.message ?? '').includes('break-glass needed'));

@@ -7,9 +7,17 @@ import { revisionOf } from './revision.js';
 
 describe('RolloutReconciler: a healthy rollout', () => {
   it('plans LargestFirst, runs stages in order, and ends Succeeded with Ready=True', async () => {
-    const w = world({ small: 20, big: 150, mid: 60 }, {
-      strategy: { stages: [{ name: 'canary', clusters: 1, nodeSteps: [1, 10, 100], bakeSeconds: 30 }, { name: 'rest', percent: 100, nodeSteps: [50, 100], bakeSeconds: 30, maxConcurrentClusters: 2 }] },
-    });
+    const w = world(
+      { small: 20, big: 150, mid: 60 },
+      {
+        strategy: {
+          stages: [
+            { name: 'canary', clusters: 1, nodeSteps: [1, 10, 100], bakeSeconds: 30 },
+            { name: 'rest', percent: 100, nodeSteps: [50, 100], bakeSeconds: 30, maxConcurrentClusters: 2 },
+          ],
+        },
+      },
+    );
     await drive(w, (ro) => ro.status?.phase === 'Succeeded');
     const st = w.store.current().status!;
     expect(st.clusters?.map((c) => [c.name, c.stage, c.phase])).toEqual([
@@ -56,7 +64,10 @@ describe('RolloutReconciler: a healthy rollout', () => {
   });
 
   it('never runs more than maxConcurrentClusters clusters of a stage at once', async () => {
-    const w = world({ a: 5, b: 5, c: 5, d: 5, e: 5 }, { strategy: { order: 'AsListed', stages: [{ name: 'all', percent: 100, nodeSteps: [50, 100], bakeSeconds: 10, maxConcurrentClusters: 2 }] } });
+    const w = world(
+      { a: 5, b: 5, c: 5, d: 5, e: 5 },
+      { strategy: { order: 'AsListed', stages: [{ name: 'all', percent: 100, nodeSteps: [50, 100], bakeSeconds: 10, maxConcurrentClusters: 2 }] } },
+    );
     let maxActive = 0;
     await drive(w, (ro) => ro.status?.phase === 'Succeeded', {
       onPass: () => {
@@ -78,7 +89,13 @@ describe('RolloutReconciler: a healthy rollout', () => {
   });
 
   it('keeps the bake at least as long as the signal lag', async () => {
-    const w = world({ a: 2 }, { strategy: { stages: [{ name: 's', clusters: 1, nodeSteps: [100], bakeSeconds: 0 }] }, gates: { intervalSeconds: 5, windowSeconds: 30, scrapeIntervalSeconds: 15, coreDNS: { cacheTTLSeconds: 30 } } });
+    const w = world(
+      { a: 2 },
+      {
+        strategy: { stages: [{ name: 's', clusters: 1, nodeSteps: [100], bakeSeconds: 0 }] },
+        gates: { intervalSeconds: 5, windowSeconds: 30, scrapeIntervalSeconds: 15, coreDNS: { cacheTTLSeconds: 30 } },
+      },
+    );
     let bakeStart = 0;
     await drive(w, (ro) => ro.status?.phase === 'Succeeded', {
       onPass: () => {
@@ -92,13 +109,26 @@ describe('RolloutReconciler: a healthy rollout', () => {
 
 describe('RolloutReconciler: restarts', () => {
   it('a restart at every pass (every step boundary) neither skips nor repeats a step', async () => {
-    const spec = { strategy: { stages: [{ name: 'c', clusters: 1, nodeSteps: [5, 25, 100], bakeSeconds: 10 }, { name: 'r', percent: 100, nodeSteps: [50, 100], bakeSeconds: 10 }] } };
+    const spec = {
+      strategy: {
+        stages: [
+          { name: 'c', clusters: 1, nodeSteps: [5, 25, 100], bakeSeconds: 10 },
+          { name: 'r', percent: 100, nodeSteps: [50, 100], bakeSeconds: 10 },
+        ],
+      },
+    };
     const ref = world({ a: 40, b: 10 }, spec);
     await drive(ref, (ro) => ro.status?.phase === 'Succeeded');
     const w = world({ a: 40, b: 10 }, spec);
     await drive(w, (ro) => ro.status?.phase === 'Succeeded', { fresh: true });
     expect(stepStarts(w)).toEqual(stepStarts(ref));
-    expect(stepStarts(w)).toEqual(['a: step 1/3 (5% of nodes)', 'a: step 2/3 (25% of nodes)', 'a: step 3/3 (100% of nodes)', 'b: step 1/2 (50% of nodes)', 'b: step 2/2 (100% of nodes)']);
+    expect(stepStarts(w)).toEqual([
+      'a: step 1/3 (5% of nodes)',
+      'a: step 2/3 (25% of nodes)',
+      'a: step 3/3 (100% of nodes)',
+      'b: step 1/2 (50% of nodes)',
+      'b: step 2/2 (100% of nodes)',
+    ]);
     // Each node was labelled exactly once: no relabel was repeated or undone.
     for (const n of ['a', 'b']) expect(w.cluster(n).relabels).toHaveLength(w.cluster(n).nodes.size);
   });
@@ -157,7 +187,10 @@ describe('RolloutReconciler: controls', () => {
   });
 
   it('abort rolls every touched cluster back, newest first, and removes a collector that had no predecessor', async () => {
-    const w = world({ a: 10, b: 10, c: 10 }, { strategy: { order: 'AsListed', stages: [{ name: 's', percent: 100, nodeSteps: [50, 100], bakeSeconds: 60, maxConcurrentClusters: 2 }] } });
+    const w = world(
+      { a: 10, b: 10, c: 10 },
+      { strategy: { order: 'AsListed', stages: [{ name: 's', percent: 100, nodeSteps: [50, 100], bakeSeconds: 60, maxConcurrentClusters: 2 }] } },
+    );
     await drive(w, (ro) => (ro.status?.clusters ?? []).filter((c) => c.phase === 'Baking').length === 2);
     w.store.annotate(ABORT_ANNOTATION, 'stop-it');
     await drive(w, () => phase(w) === 'RolledBack');
@@ -216,7 +249,13 @@ describe('RolloutReconciler: controls', () => {
 
 describe('RolloutReconciler: gates and failures', () => {
   const spec = (onFailure: string) => ({
-    strategy: { order: 'AsListed', stages: [{ name: 'c', clusters: 1, nodeSteps: [10, 50, 100], bakeSeconds: 30 }, { name: 'r', percent: 100, nodeSteps: [100], bakeSeconds: 30 }] },
+    strategy: {
+      order: 'AsListed',
+      stages: [
+        { name: 'c', clusters: 1, nodeSteps: [10, 50, 100], bakeSeconds: 30 },
+        { name: 'r', percent: 100, nodeSteps: [100], bakeSeconds: 30 },
+      ],
+    },
     gates: { intervalSeconds: 5, windowSeconds: 5, scrapeIntervalSeconds: 1, coreDNS: { cacheTTLSeconds: 0 }, failureLimit: 2, onFailure },
   });
 

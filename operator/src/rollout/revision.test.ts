@@ -2,12 +2,22 @@ import { describe, expect, it } from '@jest/globals';
 import type { CollectorSpec } from '../api/types.generated.js';
 import { canonicalJson, revisionOf, rolloutLabelValue } from './revision.js';
 
-const base: CollectorSpec = { image: 'c:1', imagePullPolicy: 'IfNotPresent', namespace: 'telemetry-system', config: { intervalSeconds: 10, logLevel: 'info' } } as CollectorSpec;
+const base: CollectorSpec = {
+  image: 'c:1',
+  imagePullPolicy: 'IfNotPresent',
+  namespace: 'telemetry-system',
+  config: { intervalSeconds: 10, logLevel: 'info' },
+} as CollectorSpec;
 
 describe('revision', () => {
   it('is independent of key order', () => {
     expect(canonicalJson({ b: 1, a: { d: [1, { y: 2, x: 1 }], c: null } })).toBe('{"a":{"c":null,"d":[1,{"x":1,"y":2}]},"b":1}');
-    const reordered = { config: { logLevel: 'info', intervalSeconds: 10 }, namespace: 'telemetry-system', imagePullPolicy: 'IfNotPresent', image: 'c:1' } as CollectorSpec;
+    const reordered = {
+      config: { logLevel: 'info', intervalSeconds: 10 },
+      namespace: 'telemetry-system',
+      imagePullPolicy: 'IfNotPresent',
+      image: 'c:1',
+    } as CollectorSpec;
     expect(revisionOf(reordered)).toBe(revisionOf(base));
   });
   it('changes with image and config, and is a 10-hex label value', () => {

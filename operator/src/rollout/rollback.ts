@@ -95,7 +95,9 @@ export async function rollBack(p: Pass): Promise<void> {
     if (!c.previousRevision) {
       // There was no collector before this rollout: remove what it added, except the namespace,
       // which config/target-rbac owns (the operator's own ServiceAccount in the target lives there).
-      for (const obj of sharedObjects(p.rollout).reverse().filter((o) => o.kind !== 'Namespace')) {
+      for (const obj of sharedObjects(p.rollout)
+        .reverse()
+        .filter((o) => o.kind !== 'Namespace')) {
         await client.delete({ apiVersion: obj.apiVersion, kind: obj.kind, name: obj.metadata.name, namespace: obj.metadata.namespace });
       }
     }

@@ -55,7 +55,12 @@ function conditions(p: Pass, s: TelemetryRolloutStatus, gen: number | undefined)
   const why = s.reason ?? '';
   const message = s.message ?? phase;
   mark(CONDITION.Ready, declared.Ready, declared.Ready ? REASON.Succeeded : phase, message);
-  mark(CONDITION.Progressing, declared.Progressing, declared.Progressing ? (phase === 'RollingBack' ? REASON.RollingBack : REASON.Progressing) : phase, message);
+  mark(
+    CONDITION.Progressing,
+    declared.Progressing,
+    declared.Progressing ? (phase === 'RollingBack' ? REASON.RollingBack : REASON.Progressing) : phase,
+    message,
+  );
   mark(CONDITION.Paused, declared.Paused, declared.Paused ? why : REASON.Progressing, declared.Paused ? (s.message ?? 'paused') : 'not paused');
 
   const clusters = s.clusters ?? [];
@@ -77,6 +82,11 @@ function conditions(p: Pass, s: TelemetryRolloutStatus, gen: number | undefined)
           : phase === 'Failed'
             ? REASON.Failed
             : why || phase;
-  mark(CONDITION.Degraded, degradedWhy.length > 0, degradedWhy.length ? degradedReason : REASON.Healthy, degradedWhy.length ? degradedWhy.join('; ') : 'all targets healthy');
+  mark(
+    CONDITION.Degraded,
+    degradedWhy.length > 0,
+    degradedWhy.length ? degradedReason : REASON.Healthy,
+    degradedWhy.length ? degradedWhy.join('; ') : 'all targets healthy',
+  );
   return conds;
 }

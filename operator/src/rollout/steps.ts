@@ -107,7 +107,15 @@ export async function bake(p: Pass, c: ClusterStatus, client: ClusterClient, sta
   const project = p.ctx.d.gates.project?.bind(p.ctx.d.gates);
   const target = p.target(c.name);
   if (g.prediction.enabled && project && target) {
-    const proj = await project({ rollout: p.rollout, target, client, baseline: c.baseline, fraction: p.fraction(c), consecutiveFailures: 0, projection: c.projection });
+    const proj = await project({
+      rollout: p.rollout,
+      target,
+      client,
+      baseline: c.baseline,
+      fraction: p.fraction(c),
+      consecutiveFailures: 0,
+      projection: c.projection,
+    });
     if (proj) {
       c.projection = proj;
       if (proj.verdict === 'Fail') {

@@ -1,18 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
 import { Writable } from 'node:stream';
-import {
-  REDACTED,
-  createLogger,
-  isSensitiveKey,
-  redactString,
-  redactValue,
-  resolveLogLevel,
-  withContext,
-} from './logging.js';
+import { REDACTED, createLogger, isSensitiveKey, redactString, redactValue, resolveLogLevel, withContext } from './logging.js';
 import { memoryLogger } from '../../../testkit/operator/util/logging.js';
 
-const JWT =
-  'eyJhbGciOiJSUzI1NiIsImtpZCI6ImFiYyJ9.eyJpc3MiOiJrdWJlcm5ldGVzL3NlcnZpY2VhY2NvdW50In0.c2lnbmF0dXJlLXNpZ25hdHVyZQ';
+const JWT = 'eyJhbGciOiJSUzI1NiIsImtpZCI6ImFiYyJ9.eyJpc3MiOiJrdWJlcm5ldGVzL3NlcnZpY2VhY2NvdW50In0.c2lnbmF0dXJlLXNpZ25hdHVyZQ';
 const PEM = '-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7\nabcdef==\n-----END RSA PRIVATE KEY-----';
 const B64_PEM = Buffer.from(PEM).toString('base64');
 
@@ -95,7 +86,12 @@ describe('createLogger', () => {
     const lines: string[] = [];
     const stream = new Writable({
       write(chunk: Buffer, _enc, cb) {
-        lines.push(...chunk.toString().split('\n').filter((l) => l !== ''));
+        lines.push(
+          ...chunk
+            .toString()
+            .split('\n')
+            .filter((l) => l !== ''),
+        );
         cb();
       },
     });

@@ -162,12 +162,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
     level,
     levels: winston.config.npm.levels,
     defaultMeta: opts.defaultMeta,
-    format: winston.format.combine(
-      winston.format.errors({ stack: true }),
-      winston.format.timestamp(),
-      redactFormat(),
-      winston.format.json(),
-    ),
+    format: winston.format.combine(winston.format.errors({ stack: true }), winston.format.timestamp(), redactFormat(), winston.format.json()),
     transports: [new winston.transports.Stream({ stream: opts.stream ?? process.stdout })],
   });
 }

@@ -172,8 +172,7 @@ export const INVALID_CASES: InvalidCase[] = [
   },
   {
     name: 'ssh settings without known hosts',
-    mutate: (s) =>
-      set(s, 'breakGlass.transport', { type: 'ssh', ssh: { user: 'u', privateKeySecretRef: { name: 'k', key: 'id' } } }),
+    mutate: (s) => set(s, 'breakGlass.transport', { type: 'ssh', ssh: { user: 'u', privateKeySecretRef: { name: 'k', key: 'id' } } }),
     field: 'spec.breakGlass.transport.ssh.knownHostsSecretRef',
   },
   { name: 'unknown transport type', mutate: (s) => set(s, 'breakGlass.transport', { type: 'carrier-pigeon' }), field: 'spec.breakGlass.transport.type' },

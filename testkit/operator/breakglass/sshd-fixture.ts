@@ -67,7 +67,9 @@ export async function startLoopbackSshd(opts: { maxStartups?: number } = {}): Pr
   try {
     await access(SSHD_PATH, constants.X_OK);
   } catch {
-    throw new Error(`${SSHD_PATH} not found: install Debian's openssh-server (apt-get update && apt-get install -y openssh-server) to run the ssh transport tests`);
+    throw new Error(
+      `${SSHD_PATH} not found: install Debian's openssh-server (apt-get update && apt-get install -y openssh-server) to run the ssh transport tests`,
+    );
   }
   const dir = await mkdtemp(join(tmpdir(), 'tro-sshd-'));
   let child: ChildProcess | undefined;

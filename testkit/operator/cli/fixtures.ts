@@ -94,7 +94,14 @@ export function gateFailureStatus(): TelemetryRolloutStatus {
     ],
     conditions: [
       { type: 'Ready', status: 'False', reason: 'GateFailed', message: 'rolling back', lastTransitionTime: '2026-11-25T09:59:48Z', observedGeneration: 1 },
-      { type: 'Degraded', status: 'True', reason: 'GateFailed', message: 'gate failed on prod-east-1', lastTransitionTime: '2026-11-25T09:59:48Z', observedGeneration: 1 },
+      {
+        type: 'Degraded',
+        status: 'True',
+        reason: 'GateFailed',
+        message: 'gate failed on prod-east-1',
+        lastTransitionTime: '2026-11-25T09:59:48Z',
+        observedGeneration: 1,
+      },
     ],
   };
 }
@@ -122,7 +129,15 @@ export function breakGlassStatus(): TelemetryRolloutStatus {
         step: 2,
         stepPercent: 25,
         lastGate: { time: '2026-11-25T09:58:10Z', verdict: 'NoData', consecutiveFailures: 1, message: 'API server unreachable: timed out' },
-        breakGlass: { issuedAt: '2026-11-25T09:59:00Z', revision: '5d2c9a1f', nodesTargeted: 38, nodesStopped: 36, nodesFailed: 1, nodesTimedOut: 1, message: 'stop files written over ssh' },
+        breakGlass: {
+          issuedAt: '2026-11-25T09:59:00Z',
+          revision: '5d2c9a1f',
+          nodesTargeted: 38,
+          nodesStopped: 36,
+          nodesFailed: 1,
+          nodesTimedOut: 1,
+          message: 'stop files written over ssh',
+        },
       },
     ],
   };

@@ -42,9 +42,7 @@ export class FakeListWatch<T extends KubernetesObject> implements ListWatchSourc
    */
   private readonly items: T[];
   private readonly behaviour: 'ok' | 'fail' | 'hang' | 'manual';
-  constructor(
-    items: T[],
-    behaviour: 'ok' | 'fail' | 'hang' | 'manual' = 'ok') {
+  constructor(items: T[], behaviour: 'ok' | 'fail' | 'hang' | 'manual' = 'ok') {
     this.items = items;
     this.behaviour = behaviour;
   }

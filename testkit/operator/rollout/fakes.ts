@@ -40,9 +40,7 @@ export class FakeCluster implements ClusterClient {
   readonly relabels: Array<[string, string | null]> = [];
 
   readonly name: string;
-  constructor(
-    name: string,
-    nodeCount: number) {
+  constructor(name: string, nodeCount: number) {
     this.name = name;
     for (let i = 0; i < nodeCount; i++) {
       const n = `${name}-node-${String(i).padStart(4, '0')}`;
@@ -92,7 +90,14 @@ export class FakeCluster implements ClusterClient {
         const revision = o.metadata.labels?.[OBJECT_REVISION_LABEL] ?? '';
         const stable = o.metadata.labels?.[STABLE_LABEL] === 'true';
         const matching = this.nodesRunning(revision, stable).length;
-        return { name: o.metadata.name, revision, stable, desiredNumberScheduled: matching, numberReady: this.notReady.has(revision) ? 0 : matching, observed: true };
+        return {
+          name: o.metadata.name,
+          revision,
+          stable,
+          desiredNumberScheduled: matching,
+          numberReady: this.notReady.has(revision) ? 0 : matching,
+          observed: true,
+        };
       });
   }
 
@@ -137,7 +142,9 @@ export class FakeCluster implements ClusterClient {
   }
 
   private isStable(revision: string): boolean {
-    return [...this.objects.values()].some((o) => o.kind === 'DaemonSet' && o.metadata.labels?.[OBJECT_REVISION_LABEL] === revision && o.metadata.labels?.[STABLE_LABEL] === 'true');
+    return [...this.objects.values()].some(
+      (o) => o.kind === 'DaemonSet' && o.metadata.labels?.[OBJECT_REVISION_LABEL] === revision && o.metadata.labels?.[STABLE_LABEL] === 'true',
+    );
   }
 }
 
@@ -240,7 +247,12 @@ export class ScriptedGates implements GateEvaluator {
   async evaluate(ctx: { target: ResolvedTarget; fraction: number }): Promise<GateEvaluation> {
     const verdict = this.verdict(ctx.target.name, ctx.fraction);
     this.evaluations.push({ cluster: ctx.target.name, fraction: ctx.fraction, verdict });
-    return { verdict, message: `scripted ${verdict}`, measurements: { apiServerP99Seconds: verdict === 'Fail' ? 2 : 0.1 }, thresholds: { apiServerP99Seconds: 1 } };
+    return {
+      verdict,
+      message: `scripted ${verdict}`,
+      measurements: { apiServerP99Seconds: verdict === 'Fail' ? 2 : 0.1 },
+      thresholds: { apiServerP99Seconds: 1 },
+    };
   }
 }
 
@@ -249,9 +261,7 @@ export class FakeBreakGlass implements BreakGlassActuator {
   readonly calls: Array<{ op: 'issue' | 'clear'; cluster: string; revision: string; agentsRunning: number }> = [];
   private readonly factory: FakeClusterFactory;
   private readonly configured;
-  constructor(
-    factory: FakeClusterFactory,
-    configured = true) {
+  constructor(factory: FakeClusterFactory, configured = true) {
     this.factory = factory;
     this.configured = configured;
   }

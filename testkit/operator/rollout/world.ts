@@ -39,14 +39,30 @@ export interface World {
 }
 
 /** A world of fake clusters of the given sizes (names are the keys), with an optional break-glass fake. */
-export function world(sizes: Record<string, number>, spec: Spec = {}, gates: GateEvaluator = new ScriptedGates(), options: ReconcilerOptions = {}, breakGlass?: (f: FakeClusterFactory) => FakeBreakGlass): World {
+export function world(
+  sizes: Record<string, number>,
+  spec: Spec = {},
+  gates: GateEvaluator = new ScriptedGates(),
+  options: ReconcilerOptions = {},
+  breakGlass?: (f: FakeClusterFactory) => FakeBreakGlass,
+): World {
   const clock = new FakeClock();
   const factory = new FakeClusterFactory();
   for (const [n, size] of Object.entries(sizes)) factory.add(new FakeCluster(n, size));
   const store = new FakeRolloutStore(manifest(Object.keys(sizes), spec));
   const events = new FakeEvents();
   const bg = breakGlass?.(factory);
-  const make = () => new RolloutReconciler({ rollouts: store, clusters: factory, gates, status: store, events, clock, options: { pollMs: 1000, ...options }, ...(bg ? { breakGlass: bg } : {}) });
+  const make = () =>
+    new RolloutReconciler({
+      rollouts: store,
+      clusters: factory,
+      gates,
+      status: store,
+      events,
+      clock,
+      options: { pollMs: 1000, ...options },
+      ...(bg ? { breakGlass: bg } : {}),
+    });
   return { clock, store, factory, events, gates, make, cluster: (n) => factory.clusters.get(n) as FakeCluster };
 }
 
@@ -54,7 +70,11 @@ export function world(sizes: Record<string, number>, spec: Spec = {}, gates: Gat
  * Runs passes until `until` holds, advancing the fake clock by each requeue. `fresh` makes a new
  * reconciler for every pass: a restart (or leader change) at every step boundary.
  */
-export async function drive(w: World, until: (ro: TelemetryRollout) => boolean, opts: { fresh?: boolean; maxPasses?: number; onPass?: (i: number) => void | Promise<void> } = {}): Promise<number> {
+export async function drive(
+  w: World,
+  until: (ro: TelemetryRollout) => boolean,
+  opts: { fresh?: boolean; maxPasses?: number; onPass?: (i: number) => void | Promise<void> } = {},
+): Promise<number> {
   let r = w.make();
   const max = opts.maxPasses ?? 5000;
   for (let i = 0; i < max; i++) {
@@ -78,4 +98,3 @@ export const phase = (w: World) => w.store.current().status?.phase;
 export const cond = (w: World, type: string) => w.store.current().status?.conditions?.find((c) => c.type === type);
 /** The (cluster, step) sequence in which steps started, from status.history. */
 export const stepStarts = (w: World) => (w.store.current().status?.history ?? []).filter((h) => h.reason === 'StepStarted').map((h) => h.message);
-
