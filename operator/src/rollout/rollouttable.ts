@@ -1,0 +1,227 @@
+/**
+ * The rollout's phase table: for each phase, what it allows (capabilities) and its edges; every event
+ * is an edge or explicitly ignored. The types and the one function that applies it are in machine.ts.
+ */
+import type { Edge, RolloutCapabilities, RolloutPhase, RolloutState } from './machine.js';
+
+const caps = (c: Partial<Omit<RolloutCapabilities, 'conditions'>> & { conditions?: Partial<RolloutCapabilities['conditions']> }): RolloutCapabilities => ({
+  probesReachability: false,
+  breakGlassArmed: false,
+  gatesEvaluated: false,
+  gatesAct: false,
+  relabelsForward: false,
+  relabelsBack: false,
+  candidateMayRun: true,
+  terminal: false,
+  ...c,
+  conditions: { Ready: false, Progressing: false, Paused: false, ...c.conditions },
+});
+
+/** A spec edit (a new revision) restarts from Pending in every phase. */
+const specChanged: Edge<RolloutPhase> = { to: 'Pending', actions: ['supersedeRevision'] };
+/** Promote ends the bake of the baking clusters; the rollout's phase stays. */
+const promote = (p: RolloutPhase): Edge<RolloutPhase> => ({ to: p, actions: ['endBake'] });
+const rollback = (action: string): Edge<RolloutPhase> => ({ to: 'RollingBack', actions: [action] });
+
+/** The rollout's phase machine. */
+export const ROLLOUT_MACHINE: Readonly<Record<RolloutPhase, RolloutState>> = {
+  Pending: {
+    capabilities: caps({ candidateMayRun: false, conditions: { Progressing: true } }),
+    on: {
+      SpecChanged: specChanged,
+      Planned: { to: 'Progressing', actions: ['assignStages'] },
+      Abort: rollback('haltFleet'),
+      Promote: promote('Pending'),
+    },
+    ignores: [
+      'Pause',
+      'Resume',
+      'Retry',
+      'GateFailed',
+      'GateNoData',
+      'ProjectionExceedsSLO',
+      'ProgressDeadlineExceeded',
+      'PreflightRefused',
+      'Unreachable',
+      'BreakGlassIssued',
+      'Reachable',
+      'AllClustersSucceeded',
+      'AllClustersRolledBack',
+    ],
+  },
+  Progressing: {
+    capabilities: caps({
+      probesReachability: true,
+      breakGlassArmed: true,
+      gatesEvaluated: true,
+      gatesAct: true,
+      relabelsForward: true,
+      conditions: { Progressing: true },
+    }),
+    on: {
+      SpecChanged: specChanged,
+      // A retried rollout that never had a plan (aborted while waiting for its targets) plans now.
+      Planned: { to: 'Progressing', actions: ['assignStages'] },
+      Pause: { to: 'Paused' },
+      Abort: rollback('haltFleet'),
+      Promote: promote('Progressing'),
+      GateFailed: { to: { Rollback: 'RollingBack', Pause: 'Paused' }, actions: ['haltFleet'] },
+      GateNoData: { to: { Rollback: 'RollingBack', Pause: 'Paused' }, actions: ['haltFleet'] },
+      ProjectionExceedsSLO: { to: 'Paused', actions: ['haltFleet'] },
+      ProgressDeadlineExceeded: rollback('haltFleet'),
+      PreflightRefused: { to: 'Failed' },
+      Unreachable: { to: 'Progressing', actions: ['recordUnreachable'] },
+      BreakGlassIssued: { to: 'BreakGlass', actions: ['haltFleet', 'writeStopFiles'] },
+      Reachable: rollback('rollBackBreakGlassCluster'),
+      AllClustersSucceeded: { to: 'Succeeded', actions: ['markStable', 'deleteOldRevisions'] },
+    },
+    ignores: ['Resume', 'Retry', 'AllClustersRolledBack'],
+  },
+  Paused: {
+    capabilities: caps({ probesReachability: true, breakGlassArmed: true, gatesEvaluated: true, conditions: { Paused: true } }),
+    on: {
+      SpecChanged: specChanged,
+      Resume: { to: 'Progressing' },
+      Retry: { to: 'Progressing', actions: ['resetFailureCounts', 'resumeClusters'] },
+      Abort: rollback('haltFleet'),
+      Promote: promote('Paused'),
+      Unreachable: { to: 'Paused', actions: ['recordUnreachable'] },
+      BreakGlassIssued: { to: 'BreakGlass', actions: ['haltFleet', 'writeStopFiles'] },
+      Reachable: rollback('rollBackBreakGlassCluster'),
+    },
+    ignores: [
+      'Planned',
+      'Pause',
+      'GateFailed',
+      'GateNoData',
+      'ProjectionExceedsSLO',
+      'ProgressDeadlineExceeded',
+      'PreflightRefused',
+      'AllClustersSucceeded',
+      'AllClustersRolledBack',
+    ],
+  },
+  BreakGlass: {
+    capabilities: caps({ probesReachability: true, breakGlassArmed: true }),
+    on: {
+      SpecChanged: specChanged,
+      Abort: rollback('haltFleet'),
+      Promote: promote('BreakGlass'),
+      Unreachable: { to: 'BreakGlass', actions: ['recordUnreachable'] },
+      BreakGlassIssued: { to: 'BreakGlass', actions: ['haltFleet', 'writeStopFiles'] },
+      Reachable: rollback('rollBackBreakGlassCluster'),
+    },
+    ignores: [
+      'Planned',
+      'Pause',
+      'Resume',
+      'Retry',
+      'GateFailed',
+      'GateNoData',
+      'ProjectionExceedsSLO',
+      'ProgressDeadlineExceeded',
+      'PreflightRefused',
+      'AllClustersSucceeded',
+      'AllClustersRolledBack',
+    ],
+  },
+  RollingBack: {
+    capabilities: caps({ relabelsBack: true, conditions: { Progressing: true } }),
+    on: {
+      SpecChanged: specChanged,
+      Promote: promote('RollingBack'),
+      // Observed in the same pass that started the rollback (the observation loop goes on over the
+      // remaining clusters): a second cluster's API server back after its break-glass, a cluster
+      // whose break-glass comes due, or one whose API server stops answering.
+      Reachable: rollback('rollBackBreakGlassCluster'),
+      BreakGlassIssued: { to: 'BreakGlass', actions: ['haltFleet', 'writeStopFiles'] },
+      Unreachable: { to: 'RollingBack', actions: ['recordUnreachable'] },
+      AllClustersRolledBack: { to: 'RolledBack', actions: ['clearStopFiles'] },
+    },
+    ignores: [
+      'Planned',
+      'Pause',
+      'Resume',
+      'Abort',
+      'Retry',
+      'GateFailed',
+      'GateNoData',
+      'ProjectionExceedsSLO',
+      'ProgressDeadlineExceeded',
+      'PreflightRefused',
+      'AllClustersSucceeded',
+    ],
+  },
+  RolledBack: {
+    capabilities: caps({ candidateMayRun: false, terminal: true }),
+    on: {
+      SpecChanged: specChanged,
+      Retry: { to: 'Progressing', actions: ['resetClusters'] },
+      Promote: promote('RolledBack'),
+    },
+    ignores: [
+      'Planned',
+      'Pause',
+      'Resume',
+      'Abort',
+      'GateFailed',
+      'GateNoData',
+      'ProjectionExceedsSLO',
+      'ProgressDeadlineExceeded',
+      'PreflightRefused',
+      'Unreachable',
+      'BreakGlassIssued',
+      'Reachable',
+      'AllClustersSucceeded',
+      'AllClustersRolledBack',
+    ],
+  },
+  Succeeded: {
+    capabilities: caps({ terminal: true, conditions: { Ready: true } }),
+    on: {
+      SpecChanged: specChanged,
+      Promote: promote('Succeeded'),
+    },
+    ignores: [
+      'Planned',
+      'Pause',
+      'Resume',
+      'Abort',
+      'Retry',
+      'GateFailed',
+      'GateNoData',
+      'ProjectionExceedsSLO',
+      'ProgressDeadlineExceeded',
+      'PreflightRefused',
+      'Unreachable',
+      'BreakGlassIssued',
+      'Reachable',
+      'AllClustersSucceeded',
+      'AllClustersRolledBack',
+    ],
+  },
+  Failed: {
+    capabilities: caps({ terminal: true }),
+    on: {
+      SpecChanged: specChanged,
+      Retry: { to: 'Progressing', actions: ['resetClusters'] },
+      Promote: promote('Failed'),
+    },
+    ignores: [
+      'Planned',
+      'Pause',
+      'Resume',
+      'Abort',
+      'GateFailed',
+      'GateNoData',
+      'ProjectionExceedsSLO',
+      'ProgressDeadlineExceeded',
+      'PreflightRefused',
+      'Unreachable',
+      'BreakGlassIssued',
+      'Reachable',
+      'AllClustersSucceeded',
+      'AllClustersRolledBack',
+    ],
+  },
+};
