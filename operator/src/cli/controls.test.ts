@@ -36,6 +36,7 @@ describe('expectedEffect follows the reconciler’s rules', () => {
     ['abort while rolling back', 'abort', rb, /already rolling back/],
     ['abort after RolledBack', 'abort', { phase: 'RolledBack' }, /already RolledBack; the request is recorded and ignored/],
     ['abort after success', 'abort', { phase: 'Succeeded' }, /has succeeded/],
+    ['abort after a failure rolls back what the rollout left', 'abort', { phase: 'Failed' }, /halt every cluster and roll back newest-first/],
     ['retry after RolledBack', 'retry', { phase: 'RolledBack', revision: 'abc' }, /start revision abc again from the first node step/],
     ['retry after a gate pause', 'retry', { phase: 'Paused', reason: 'GateFailed' }, /reset the gate failure counts/],
     ['retry while paused by the user', 'retry', { phase: 'Paused', reason: 'PausedByUser' }, /kubectl tro resume/],

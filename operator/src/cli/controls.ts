@@ -60,7 +60,7 @@ export function expectedEffect(kind: RequestKind | 'pause' | 'resume', ro: Telem
   const pausedByUser = phase === 'Paused' && s.reason === REASON.PausedByUser;
   switch (kind) {
     case 'abort':
-      if (terminal) return `nothing: the rollout is already ${phase}; the request is recorded and ignored`;
+      if (phase === 'RolledBack') return `nothing: the rollout is already ${phase}; the request is recorded and ignored`;
       if (phase === 'Succeeded') return 'nothing: the rollout has succeeded; to go back, roll out the previous collector revision';
       if (phase === 'RollingBack') return 'nothing new: the rollout is already rolling back';
       return `halt every cluster and roll back newest-first${s.previousRevision ? ` to revision ${s.previousRevision}` : ' (removing the new revision)'}`;

@@ -110,7 +110,8 @@ export const CLUSTER_MACHINE: Readonly<Record<ClusterPhase, ClusterState>> = {
   RollingBack: {
     active: false,
     touched: true,
-    on: { RolledBack: { to: 'RolledBack', actions: ['deleteCandidate', 'clearStopFiles'] }, Reset: reset },
+    // Its API server may die while its nodes are relabelled back: the stop files need none.
+    on: { RolledBack: { to: 'RolledBack', actions: ['deleteCandidate', 'clearStopFiles'] }, BreakGlassIssued: breakGlass, Reset: reset },
     ignores: [
       'Start',
       'StepBegan',
@@ -122,7 +123,6 @@ export const CLUSTER_MACHINE: Readonly<Record<ClusterPhase, ClusterState>> = {
       'Resume',
       'ResumeBake',
       'ResumePreflight',
-      'BreakGlassIssued',
       'RollBack',
     ],
   },

@@ -11,6 +11,7 @@ import {
   CLUSTER_MACHINE,
   CLUSTER_PHASES,
   CONTROL_EVENTS,
+  SAFETY_EVENTS,
   IllegalTransitionError,
   ROLLOUT_EVENTS,
   ROLLOUT_MACHINE,
@@ -62,15 +63,21 @@ describe('the phase machine table', () => {
     expect([...reachable('Pending', CLUSTER_MACHINE)].sort()).toEqual([...CLUSTER_PHASES].sort());
   });
 
-  it('leaves a terminal phase only by a named control', () => {
+  it('leaves a terminal phase only by a named control, or by break-glass', () => {
     const terminal = ROLLOUT_PHASES.filter((p) => ROLLOUT_MACHINE[p].capabilities.terminal);
     expect(terminal.sort()).toEqual(['Failed', 'RolledBack', 'Succeeded']);
     for (const phase of terminal) {
       for (const [event, edge] of Object.entries(ROLLOUT_MACHINE[phase].on)) {
-        if (edge && targets(edge).some((t) => t !== phase))
-          expect({ phase, event, control: CONTROL_EVENTS.has(event as never) }).toEqual({ phase, event, control: true });
+        const allowed = CONTROL_EVENTS.has(event as never) || SAFETY_EVENTS.has(event as never);
+        if (edge && targets(edge).some((t) => t !== phase)) expect({ phase, event, allowed }).toEqual({ phase, event, allowed: true });
       }
     }
+  });
+
+  it('arms break-glass in every phase in which the candidate may run, except after success (a policy of its own)', () => {
+    const caps = (p: RolloutPhase) => ROLLOUT_MACHINE[p].capabilities;
+    expect(ROLLOUT_PHASES.filter((p) => caps(p).candidateMayRun && !caps(p).breakGlassArmed)).toEqual(['Succeeded']);
+    for (const p of ROLLOUT_PHASES) if (caps(p).breakGlassArmed) expect({ p, probes: caps(p).probesReachability }).toEqual({ p, probes: true });
   });
 
   it('leads a spec change to Pending from every phase', () => {

@@ -49,6 +49,7 @@ export const ROLLOUT_EVENTS = [
   'ProjectionExceedsSLO',
   'ProgressDeadlineExceeded',
   'PreflightRefused',
+  'PreflightRefusedMidRollout',
   'Unreachable',
   'BreakGlassIssued',
   'Reachable',
@@ -58,8 +59,14 @@ export const ROLLOUT_EVENTS = [
 /** A rollout event. */
 export type RolloutEvent = (typeof ROLLOUT_EVENTS)[number];
 
-/** The events that are a person's requests; only these may leave a terminal phase. */
+/** The events that are a person's requests; with break-glass, the only ones that may leave a terminal phase. */
 export const CONTROL_EVENTS: ReadonlySet<RolloutEvent> = new Set<RolloutEvent>(['SpecChanged', 'Pause', 'Resume', 'Abort', 'Retry', 'Promote']);
+
+/**
+ * The one observation that may leave a terminal phase: stopping the candidate's agents on a target whose
+ * API server is gone. A final verdict on the rollout does not make the agents it left harmless.
+ */
+export const SAFETY_EVENTS: ReadonlySet<RolloutEvent> = new Set<RolloutEvent>(['BreakGlassIssued']);
 
 /** Events that move one cluster. */
 export const CLUSTER_EVENTS = [

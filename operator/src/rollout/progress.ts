@@ -10,6 +10,8 @@ import { revisionObjects, revisionRefs, sharedObjects } from './desired.js';
 import { REVISION_LABEL, type ClusterClient } from './interfaces.js';
 import { isActive, resumeEvent } from './machine.js';
 import { iso, type Pass } from './pass.js';
+import { runsCandidate } from './observe.js';
+import { haltFleet, startRollback } from './rollback.js';
 import { bake, beginStep, relabelStep } from './steps.js';
 
 /** Moves the rollout forward: the first unfinished stage, up to maxConcurrentClusters at a time. */
@@ -74,22 +76,31 @@ async function preflight(p: Pass, c: ClusterStatus, client: ClusterClient, stage
   const nodes = await client.listNodes();
   c.nodesTotal = nodes.length;
   await p.ctx.d.inventory?.record(p.rollout, c.name, nodes);
+  // The stable revision first: a rollback that visits this cluster later (an abort, or a refusal
+  // below) must know what to return to, and must not take a stable collector's shared objects away.
+  const owned = await client.listCollectorDaemonSets(ns, p.rolloutLabel);
+  const stable = owned.find((d) => d.stable && d.revision !== p.revision);
+  c.previousRevision = stable?.revision ?? '';
   const target = p.target(c.name);
   for (const check of p.ctx.d.options?.preflight ?? []) {
     const refusal = target ? await check(ro, target, nodes, client) : undefined;
     if (refusal) {
       p.clusterEvent(c, 'PreflightRefused');
       c.message = `preflight refused: ${refusal}`;
+      p.record('Warning', REASON.PreflightFailed, c.message, c.name);
+      const onCandidate = (p.status.clusters ?? []).filter((x) => runsCandidate(x)).map((x) => x.name);
+      if (onCandidate.length) {
+        // Earlier clusters run the candidate the rollout cannot finish: they go back to the stable revision.
+        haltFleet(p, c.name);
+        startRollback(p, 'PreflightRefusedMidRollout', REASON.PreflightFailed, `${c.name}: ${c.message}; rolling back ${onCandidate.join(', ')}`);
+        return;
+      }
       p.rolloutEvent('PreflightRefused', REASON.PreflightFailed);
       p.status.message = `${c.name}: ${c.message}`;
       p.status.completedAt = iso(p.now);
-      p.record('Warning', REASON.PreflightFailed, c.message, c.name);
       return;
     }
   }
-  const owned = await client.listCollectorDaemonSets(ns, p.rolloutLabel);
-  const stable = owned.find((d) => d.stable && d.revision !== p.revision);
-  c.previousRevision = stable?.revision ?? '';
   // A revision that is neither stable nor current was superseded mid-rollout: hand its nodes back.
   let busy = false;
   for (const n of nodes) {

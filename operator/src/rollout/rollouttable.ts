@@ -42,6 +42,7 @@ export const ROLLOUT_MACHINE: Readonly<Record<RolloutPhase, RolloutState>> = {
       'ProjectionExceedsSLO',
       'ProgressDeadlineExceeded',
       'PreflightRefused',
+      'PreflightRefusedMidRollout',
       'Unreachable',
       'BreakGlassIssued',
       'Reachable',
@@ -70,6 +71,8 @@ export const ROLLOUT_MACHINE: Readonly<Record<RolloutPhase, RolloutState>> = {
       ProjectionExceedsSLO: { to: 'Paused', actions: ['haltFleet'] },
       ProgressDeadlineExceeded: rollback('haltFleet'),
       PreflightRefused: { to: 'Failed' },
+      // A later cluster refused while earlier ones run the candidate: they are rolled back.
+      PreflightRefusedMidRollout: rollback('haltFleet'),
       Unreachable: { to: 'Progressing', actions: ['recordUnreachable'] },
       BreakGlassIssued: { to: 'BreakGlass', actions: ['haltFleet', 'writeStopFiles'] },
       Reachable: rollback('rollBackBreakGlassCluster'),
@@ -97,6 +100,7 @@ export const ROLLOUT_MACHINE: Readonly<Record<RolloutPhase, RolloutState>> = {
       'ProjectionExceedsSLO',
       'ProgressDeadlineExceeded',
       'PreflightRefused',
+      'PreflightRefusedMidRollout',
       'AllClustersSucceeded',
       'AllClustersRolledBack',
     ],
@@ -121,18 +125,19 @@ export const ROLLOUT_MACHINE: Readonly<Record<RolloutPhase, RolloutState>> = {
       'ProjectionExceedsSLO',
       'ProgressDeadlineExceeded',
       'PreflightRefused',
+      'PreflightRefusedMidRollout',
       'AllClustersSucceeded',
       'AllClustersRolledBack',
     ],
   },
   RollingBack: {
-    capabilities: caps({ relabelsBack: true, conditions: { Progressing: true } }),
+    // Armed: a rollback starts because the candidate hurts a control plane, which may then die; the
+    // relabels of the rollback need that API server, the stop files do not.
+    capabilities: caps({ probesReachability: true, breakGlassArmed: true, relabelsBack: true, conditions: { Progressing: true } }),
     on: {
       SpecChanged: specChanged,
       Promote: promote('RollingBack'),
-      // Observed in the same pass that started the rollback (the observation loop goes on over the
-      // remaining clusters): a second cluster's API server back after its break-glass, a cluster
-      // whose break-glass comes due, or one whose API server stops answering.
+      // A cluster's API server back after its break-glass: the rollback goes on through it.
       Reachable: rollback('rollBackBreakGlassCluster'),
       BreakGlassIssued: { to: 'BreakGlass', actions: ['haltFleet', 'writeStopFiles'] },
       Unreachable: { to: 'RollingBack', actions: ['recordUnreachable'] },
@@ -149,6 +154,7 @@ export const ROLLOUT_MACHINE: Readonly<Record<RolloutPhase, RolloutState>> = {
       'ProjectionExceedsSLO',
       'ProgressDeadlineExceeded',
       'PreflightRefused',
+      'PreflightRefusedMidRollout',
       'AllClustersSucceeded',
     ],
   },
@@ -169,6 +175,7 @@ export const ROLLOUT_MACHINE: Readonly<Record<RolloutPhase, RolloutState>> = {
       'ProjectionExceedsSLO',
       'ProgressDeadlineExceeded',
       'PreflightRefused',
+      'PreflightRefusedMidRollout',
       'Unreachable',
       'BreakGlassIssued',
       'Reachable',
@@ -193,6 +200,7 @@ export const ROLLOUT_MACHINE: Readonly<Record<RolloutPhase, RolloutState>> = {
       'ProjectionExceedsSLO',
       'ProgressDeadlineExceeded',
       'PreflightRefused',
+      'PreflightRefusedMidRollout',
       'Unreachable',
       'BreakGlassIssued',
       'Reachable',
@@ -201,24 +209,27 @@ export const ROLLOUT_MACHINE: Readonly<Record<RolloutPhase, RolloutState>> = {
     ],
   },
   Failed: {
-    capabilities: caps({ terminal: true }),
+    // Armed: a failed rollout may leave the candidate on clusters, and only a person's retry or
+    // abort ends it, which may come after the control plane has gone.
+    capabilities: caps({ probesReachability: true, breakGlassArmed: true, terminal: true }),
     on: {
       SpecChanged: specChanged,
       Retry: { to: 'Progressing', actions: ['resetClusters'] },
+      Abort: rollback('haltFleet'),
       Promote: promote('Failed'),
+      Unreachable: { to: 'Failed', actions: ['recordUnreachable'] },
+      BreakGlassIssued: { to: 'BreakGlass', actions: ['haltFleet', 'writeStopFiles'] },
     },
     ignores: [
       'Planned',
       'Pause',
       'Resume',
-      'Abort',
       'GateFailed',
       'GateNoData',
       'ProjectionExceedsSLO',
       'ProgressDeadlineExceeded',
       'PreflightRefused',
-      'Unreachable',
-      'BreakGlassIssued',
+      'PreflightRefusedMidRollout',
       'Reachable',
       'AllClustersSucceeded',
       'AllClustersRolledBack',

@@ -1,0 +1,92 @@
+import { describe, expect, it } from '@jest/globals';
+import { FakeBreakGlass, ScriptedGates } from '../../../testkit/operator/rollout/fakes.js';
+import { drive, phase, world } from '../../../testkit/operator/rollout/world.js';
+import { ABORT_ANNOTATION } from './reconciler.js';
+
+/** The reasons in status.history, in order. */
+const reasons = (w: ReturnType<typeof world>) => (w.store.current().status?.history ?? []).map((h) => h.reason);
+
+describe('RolloutReconciler: the incident path', () => {
+  it('a gate trips, the rollback is under way, then the API server dies: the agents are stopped; once it is back the rollback completes and the stop files go last', async () => {
+    let failing = false;
+    let bg: FakeBreakGlass | undefined;
+    const w = world(
+      { a: 40 },
+      {
+        // Slow relabelling, so the rollback is still under way when the API server goes.
+        strategy: { nodeRelabelQPS: 0.5, stages: [{ name: 's', clusters: 1, nodeSteps: [50, 100], bakeSeconds: 60 }] },
+        gates: { intervalSeconds: 5, windowSeconds: 5, scrapeIntervalSeconds: 1, coreDNS: { cacheTTLSeconds: 0 }, failureLimit: 1, onFailure: 'Rollback' },
+        breakGlass: { unreachableAfterSeconds: 60 },
+      },
+      new ScriptedGates(() => (failing ? 'Fail' : 'Pass')),
+      {},
+      (f) => (bg = new FakeBreakGlass(f)),
+    );
+    await drive(w, (ro) => ro.status?.clusters?.[0]?.phase === 'Baking');
+    failing = true;
+    await drive(w, (ro) => ro.status?.phase === 'RollingBack' && (ro.status.clusters?.[0]?.nodesUpdated ?? 0) < 20);
+    const rev = w.store.current().status!.revision!;
+    const stillOn = w.cluster('a').labelCounts()[rev] ?? 0;
+    expect(stillOn).toBeGreaterThan(0);
+    // The API server dies in the middle of the rollback.
+    w.cluster('a').reachable = false;
+    await drive(w, () => phase(w) === 'BreakGlass');
+    expect(bg!.calls).toEqual([{ op: 'issue', cluster: 'a', revision: rev, agentsRunning: w.cluster('a').labelCounts()[rev] ?? 0 }]);
+    expect(bg!.calls[0]!.agentsRunning).toBeGreaterThan(0);
+    expect(reasons(w).indexOf('RollingBack')).toBeLessThan(reasons(w).lastIndexOf('BreakGlass'));
+    // Back: the rollback goes on through the API server, and the stop files are cleared only after the
+    // candidate's last agent is gone.
+    w.cluster('a').reachable = true;
+    await drive(w, () => phase(w) === 'RolledBack');
+    expect(bg!.calls.map((c) => [c.op, c.agentsRunning])).toEqual([
+      ['issue', bg!.calls[0]!.agentsRunning],
+      ['clear', 0],
+    ]);
+    expect(w.cluster('a').labelCounts()).toEqual({ '': 40 });
+    expect(w.store.current().status?.clusters?.[0]?.breakGlass?.clearedAt).toBeDefined();
+  });
+
+  it('a later cluster refused by its preflight rolls back the clusters already on the candidate', async () => {
+    const w = world(
+      { big: 8, small: 4 },
+      {
+        strategy: {
+          stages: [
+            { name: 'canary', clusters: 1, nodeSteps: [100], bakeSeconds: 10 },
+            { name: 'rest', percent: 100, nodeSteps: [100], bakeSeconds: 10 },
+          ],
+        },
+      },
+      new ScriptedGates(),
+      { preflight: [(_ro, target) => (target.name === 'small' ? 'projected load exceeds the budget' : undefined)] },
+    );
+    await drive(w, () => phase(w) === 'RolledBack' || phase(w) === 'Failed');
+    const st = w.store.current().status!;
+    expect(st.phase).toBe('RolledBack');
+    expect(st.reason).toBe('PreflightFailed');
+    expect(st.clusters?.map((c) => [c.name, c.phase])).toEqual([
+      ['big', 'RolledBack'],
+      ['small', 'RolledBack'],
+    ]);
+    expect(w.cluster('big').labelCounts()).toEqual({ '': 8 });
+    expect(w.cluster('small').relabels).toHaveLength(0);
+    expect(reasons(w).indexOf('PreflightFailed')).toBeLessThan(reasons(w).indexOf('RollingBack'));
+  });
+
+  it('a refusal before any node moved fails the rollout; an abort then rolls it back and leaves the stable collector as it was', async () => {
+    const w = world({ a: 6 }, { strategy: { stages: [{ name: 's', clusters: 1, nodeSteps: [100], bakeSeconds: 10 }] } }, new ScriptedGates(), {
+      preflight: [(ro) => (ro.spec.collector.image === 'collector:2' ? 'collector:2 is refused' : undefined)],
+    });
+    await drive(w, () => phase(w) === 'Succeeded');
+    const stable = w.store.current().status!.revision!;
+    const objectsBefore = [...w.cluster('a').objects.keys()].sort();
+    w.store.updateSpec((s) => (s.collector.image = 'collector:2'));
+    await drive(w, () => phase(w) === 'Failed');
+    expect(w.store.current().status?.clusters?.[0]).toMatchObject({ phase: 'Failed', previousRevision: stable });
+    w.store.annotate(ABORT_ANNOTATION, 'undo');
+    await drive(w, () => phase(w) === 'RolledBack');
+    expect(w.cluster('a').labelCounts()).toEqual({ [stable]: 6 });
+    // Nothing of the stable collector was taken away (its DaemonSet, ConfigMap, ServiceAccount, RBAC).
+    expect([...w.cluster('a').objects.keys()].sort()).toEqual(objectsBefore);
+  });
+});
