@@ -178,6 +178,10 @@ export interface ClusterStatus {
    */
   unreachableSince?: string;
   /**
+   * While the cluster still counts as unreachable, since when every probe of its API server has succeeded (it counts as reachable after breakGlass.reachableAfterSeconds).
+   */
+  reachableSince?: string;
+  /**
    * Nodes in the cluster at the latest inventory.
    */
   nodesTotal?: number;
@@ -430,6 +434,12 @@ export interface BreakGlassSpec {
    * Default: `60`. Minimum: 10. Maximum: 3600.
    */
   unreachableAfterSeconds: number;
+  /**
+   * How long every probe of a target's API server must succeed, after it was unreachable, before it counts as reachable again (hysteresis, so a flapping API server does not start a recovery); a failed probe starts the count again.
+   *
+   * Default: `30`. Minimum: 0. Maximum: 3600.
+   */
+  reachableAfterSeconds: number;
   /**
    * Auto writes the stop files by itself; Manual only reports and leaves it to a person (kubectl tro break-glass).
    *

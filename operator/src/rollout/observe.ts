@@ -10,7 +10,7 @@ import { REASON } from './conditions.js';
 import { evaluateGates } from './gating.js';
 import { ClusterUnavailableError } from './interfaces.js';
 import { isActive, rolloutCapabilities } from './machine.js';
-import { iso, type Pass } from './pass.js';
+import { iso, since, type Pass } from './pass.js';
 import { startRollback } from './rollback.js';
 
 /** Resolves targets and gets a client for each; an unavailable cluster is recorded, never fatal. */
@@ -58,12 +58,14 @@ export async function observeClusters(p: Pass): Promise<void> {
     if (!probe.reachable) {
       if (c.reachable !== false) markUnreachable(p, c, probe.message);
       c.reachable = false;
+      // A failed probe ends a run of answers: reachable again needs a whole new one.
+      delete c.reachableSince;
       c.message = `API server unreachable since ${c.unreachableSince ?? iso(p.now)}: ${probe.message ?? ''}`.trim();
       p.requeue(Math.min(5000, gates.intervalSeconds * 1000));
       if (runsRevision && entry.breakGlassArmed) await maybeBreakGlass(p, c);
       continue;
     }
-    if (c.reachable === false) p.record('Normal', REASON.Healthy, 'API server reachable again', c.name);
+    if (c.reachable === false && !answeredLongEnough(p, c)) continue;
     c.reachable = true;
     delete c.unreachableSince;
     if (c.phase === 'BreakGlass') {
@@ -82,6 +84,26 @@ export async function observeClusters(p: Pass): Promise<void> {
       p.requeue(Math.min(5000, gates.intervalSeconds * 1000));
     }
   }
+}
+
+/**
+ * Hysteresis on the way back: an API server that was unreachable counts as reachable only once every
+ * probe has answered for breakGlass.reachableAfterSeconds, so one answer from a flapping server does
+ * not start a recovery (or stop a break-glass that is due). Returns true when that time is up (the
+ * Reachable event is recorded), false while the cluster still counts as unreachable.
+ */
+function answeredLongEnough(p: Pass, c: ClusterStatus): boolean {
+  const need = p.rollout.spec.breakGlass.reachableAfterSeconds;
+  c.reachableSince ??= iso(p.now);
+  const answered = since(p.now, c.reachableSince);
+  if (answered < need) {
+    c.message = `API server answering again for ${Math.floor(answered)}s of ${need}s (unreachable since ${c.unreachableSince ?? '?'})`;
+    p.requeue(Math.min(5000, (need - answered) * 1000));
+    return false;
+  }
+  delete c.reachableSince;
+  p.record('Normal', REASON.Healthy, `API server reachable again (answered every probe for ${Math.floor(answered)}s)`, c.name);
+  return true;
 }
 
 /** The Unreachable event: the moment a cluster's API server stopped answering. */

@@ -90,3 +90,53 @@ describe('RolloutReconciler: the incident path', () => {
     expect([...w.cluster('a').objects.keys()].sort()).toEqual(objectsBefore);
   });
 });
+
+describe('RolloutReconciler: reachability hysteresis', () => {
+  const spec = {
+    strategy: { stages: [{ name: 's', clusters: 1, nodeSteps: [50, 100], bakeSeconds: 300 }] },
+    breakGlass: { unreachableAfterSeconds: 60, reachableAfterSeconds: 30 },
+  };
+
+  it('a brief answer during an outage neither resets the break-glass timer nor counts as reachable', async () => {
+    let bg: FakeBreakGlass | undefined;
+    const w = world({ a: 10 }, spec, new ScriptedGates(), {}, (f) => (bg = new FakeBreakGlass(f)));
+    await drive(w, (ro) => ro.status?.clusters?.[0]?.phase === 'Baking');
+    w.cluster('a').reachable = false;
+    const down = w.clock.nowMs();
+    await drive(w, () => w.clock.nowMs() - down >= 40_000);
+    // 10 s of answers, then down again: the server never became stable.
+    w.cluster('a').reachable = true;
+    const flap = w.clock.nowMs();
+    await drive(w, () => w.clock.nowMs() - flap >= 10_000);
+    expect(w.store.current().status?.clusters?.[0]).toMatchObject({ reachable: false });
+    expect(w.store.current().status?.clusters?.[0]?.reachableSince).toBeDefined();
+    w.cluster('a').reachable = false;
+    await drive(w, () => phase(w) === 'BreakGlass');
+    // Break-glass came at the threshold counted from the first failure, not from the last one.
+    expect((w.clock.nowMs() - down) / 1000).toBeLessThan(70);
+    expect(bg!.calls.map((c) => c.op)).toEqual(['issue']);
+    expect(reasons(w).filter((r) => r === 'Healthy')).toEqual([]);
+  });
+
+  it('recovery from break-glass starts only after the API server has answered every probe for reachableAfterSeconds', async () => {
+    let bg: FakeBreakGlass | undefined;
+    const w = world({ a: 10 }, spec, new ScriptedGates(), {}, (f) => (bg = new FakeBreakGlass(f)));
+    await drive(w, (ro) => ro.status?.clusters?.[0]?.phase === 'Baking');
+    w.cluster('a').reachable = false;
+    await drive(w, () => phase(w) === 'BreakGlass');
+    // Flapping: answers for 20 s (less than 30), then down again, then answers for good.
+    w.cluster('a').reachable = true;
+    let t = w.clock.nowMs();
+    await drive(w, () => w.clock.nowMs() - t >= 20_000);
+    expect(phase(w)).toBe('BreakGlass');
+    w.cluster('a').reachable = false;
+    await drive(w, () => w.store.current().status?.clusters?.[0]?.reachableSince === undefined);
+    w.cluster('a').reachable = true;
+    t = w.clock.nowMs();
+    await drive(w, () => phase(w) === 'RollingBack');
+    expect((w.clock.nowMs() - t) / 1000).toBeGreaterThanOrEqual(30);
+    await drive(w, () => phase(w) === 'RolledBack');
+    expect(bg!.calls.map((c) => c.op)).toEqual(['issue', 'clear']);
+    expect(reasons(w).filter((r) => r === 'Healthy')).toHaveLength(1);
+  });
+});

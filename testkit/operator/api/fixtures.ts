@@ -182,6 +182,11 @@ export const INVALID_CASES: InvalidCase[] = [
     field: 'spec.breakGlass.unreachableAfterSeconds',
   },
   {
+    name: 'reachableAfterSeconds negative',
+    mutate: (s) => set(s, 'breakGlass.reachableAfterSeconds', -1),
+    field: 'spec.breakGlass.reachableAfterSeconds',
+  },
+  {
     name: 'unknown collector metadata mode',
     mutate: (s) => set(s, 'collector.config', { metadata: { mode: 'Chatty' } }),
     field: 'spec.collector.config.metadata.mode',
