@@ -178,6 +178,10 @@ export interface ClusterStatus {
    */
   unreachableSince?: string;
   /**
+   * When the cluster's API server started refusing the kubeconfig's credentials (HTTP 401/403, or its certificate failed verification); the cluster holds where it is until they are accepted again, with no break-glass and no gate verdicts.
+   */
+  credentialsInvalidSince?: string;
+  /**
    * While the cluster still counts as unreachable, since when every probe of its API server has succeeded (it counts as reachable after breakGlass.reachableAfterSeconds).
    */
   reachableSince?: string;

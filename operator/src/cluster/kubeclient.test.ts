@@ -107,6 +107,20 @@ describe('KubeClusterClient against a scripted API server', () => {
     expect(await counts(counter)).toEqual({ 'get /readyz 200': 1, 'get /readyz 500': 1, 'get /readyz 401': 1 });
   });
 
+  it('probe: an API server that refuses the credentials (401 or 403) is reachable, with credentialsRejected, never unreachable', async () => {
+    for (const code of [401, 403]) {
+      server.handle((_req, res) => {
+        res.writeHead(code);
+        res.end('Forbidden');
+      });
+      expect(await client.probe()).toEqual({
+        reachable: true,
+        credentialsRejected: true,
+        message: `GET /readyz answered HTTP ${code} (the kubeconfig's credentials were rejected)`,
+      });
+    }
+  });
+
   it('probe: an API server that does not answer is unreachable after the probe timeout, and probe does not throw', async () => {
     server.handle((_req, res) => hanging.push(res));
     const r = await client.probe();

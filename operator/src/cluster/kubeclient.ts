@@ -16,8 +16,10 @@ import {
   type KubeObject,
   type NodeInfo,
   type ObjectRef,
+  type ProbeResult,
 } from '../rollout/interfaces.js';
 import { SystemClock, type Clock } from '#core/clock.js';
+import { isTlsVerificationCode } from '../util/errors.js';
 import { createLogger, type Logger } from '../util/logging.js';
 import { ClusterRequestError, DEFAULT_REQUEST_TIMEOUT_MS, KubeApis, describeRequest } from './kubeapi.js';
 import { NO_RESPONSE_CODE, unregisteredRequestCounter, type RequestCounter } from './metrics.js';
@@ -101,19 +103,28 @@ export class KubeClusterClient implements ClusterClient {
     return this.nodeCache?.synced ?? false;
   }
 
-  async probe(signal?: AbortSignal): Promise<{ reachable: boolean; message?: string }> {
+  async probe(signal?: AbortSignal): Promise<ProbeResult> {
     const kind = { verb: 'get', resource: '/readyz' };
     try {
       const res = await rawGet(this.kc, '/readyz', { timeoutMs: this.probeTimeoutMs, ...(signal ? { signal } : {}) });
       this.apis.count(kind, String(res.statusCode));
       if (res.statusCode === 200) return { reachable: true, message: 'readyz ok' };
+      if (res.statusCode === 401 || res.statusCode === 403) {
+        // It answered: the server is up, the Secret is not (expired, rotated or stripped of its rights).
+        return {
+          reachable: true,
+          credentialsRejected: true,
+          message: `GET /readyz answered HTTP ${res.statusCode} (the kubeconfig's credentials were rejected)`,
+        };
+      }
       const checks = failingChecks(res.body);
-      const why = res.statusCode === 401 || res.statusCode === 403 ? " (the kubeconfig's credentials were rejected)" : '';
-      return { reachable: false, message: `GET /readyz answered HTTP ${res.statusCode}${why}${checks ? `: ${checks}` : ''}` };
+      return { reachable: false, message: `GET /readyz answered HTTP ${res.statusCode}${checks ? `: ${checks}` : ''}` };
     } catch (err) {
       this.apis.count(kind, NO_RESPONSE_CODE);
       // RawGetError messages name the server URL and the failure (timed out, ECONNREFUSED), never credentials.
       const message = err instanceof RawGetError ? err.message : `GET /readyz failed: ${err instanceof Error ? err.name : 'error'}`;
+      // A certificate that fails verification is the kubeconfig's CA (or the server's certificate), not an outage.
+      if (err instanceof RawGetError && isTlsVerificationCode(err.code)) return { reachable: true, credentialsRejected: true, message };
       return { reachable: false, message };
     }
   }

@@ -5,7 +5,13 @@
 import type { Condition } from '../api/types.generated.js';
 
 /** Condition types the rollout reports. `kubectl wait --for=condition=Ready` waits for success. */
-export const CONDITION = { Ready: 'Ready', Progressing: 'Progressing', Paused: 'Paused', Degraded: 'Degraded' } as const;
+export const CONDITION = {
+  Ready: 'Ready',
+  Progressing: 'Progressing',
+  Paused: 'Paused',
+  Degraded: 'Degraded',
+  CredentialsInvalid: 'CredentialsInvalid',
+} as const;
 
 /** Every reason the operator writes into conditions, events and history. */
 export const REASON = {
@@ -14,6 +20,8 @@ export const REASON = {
   Planning: 'Planning',
   ClusterUnavailable: 'ClusterUnavailable',
   ClusterUnreachable: 'ClusterUnreachable',
+  CredentialsInvalid: 'CredentialsInvalid',
+  CredentialsAccepted: 'CredentialsAccepted',
   PausedByUser: 'PausedByUser',
   Resumed: 'Resumed',
   GateFailed: 'GateFailed',

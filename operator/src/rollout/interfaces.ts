@@ -52,6 +52,14 @@ export interface ObjectRef {
   namespace?: string;
 }
 
+/** What a probe of a target's API server found. */
+export interface ProbeResult {
+  reachable: boolean;
+  /** The API server answered but refused the kubeconfig's credentials (or failed TLS verification). */
+  credentialsRejected?: boolean;
+  message?: string;
+}
+
 /**
  * One target cluster, as the reconciler sees it. Implementations must be safe to call repeatedly
  * (every call is idempotent) and must never put credentials in errors.
@@ -59,8 +67,12 @@ export interface ObjectRef {
 export interface ClusterClient {
   /** The cluster's name in the rollout. */
   readonly name: string;
-  /** Probes the API server (/readyz with a short timeout). Never throws. */
-  probe(signal?: AbortSignal): Promise<{ reachable: boolean; message?: string }>;
+  /**
+   * Probes the API server (/readyz with a short timeout). Never throws. An API server that answers
+   * but rejects the kubeconfig (HTTP 401/403, or its certificate fails verification) is reachable
+   * with `credentialsRejected`: that is a broken Secret, not an outage.
+   */
+  probe(signal?: AbortSignal): Promise<ProbeResult>;
   /** Every node, with the labels and addresses that matter. */
   listNodes(signal?: AbortSignal): Promise<NodeInfo[]>;
   /** Sets (revision) or removes (null) the revision label of one node. */

@@ -51,6 +51,8 @@ export const ROLLOUT_EVENTS = [
   'PreflightRefused',
   'PreflightRefusedMidRollout',
   'Unreachable',
+  'CredentialsInvalid',
+  'CredentialsAccepted',
   'BreakGlassIssued',
   'Reachable',
   'AllClustersSucceeded',

@@ -7,6 +7,7 @@ import type { ClusterStatus } from '../api/types.generated.js';
 import { errorMessage } from '../util/errors.js';
 import { maybeBreakGlass } from './breakglass.js';
 import { REASON } from './conditions.js';
+import { checkAccess, markCredentialsInvalid } from './credentials.js';
 import { evaluateGates } from './gating.js';
 import { ClusterUnavailableError } from './interfaces.js';
 import { isActive, rolloutCapabilities } from './machine.js';
@@ -68,6 +69,19 @@ export async function observeClusters(p: Pass): Promise<void> {
     if (c.reachable === false && !answeredLongEnough(p, c)) continue;
     c.reachable = true;
     delete c.unreachableSince;
+    if (probe.credentialsRejected) {
+      // Answered, but refused the kubeconfig: a broken Secret, not an outage (no break-glass, no gates).
+      markCredentialsInvalid(p, c, probe.message ?? 'refused');
+      p.requeue(gates.intervalSeconds * 1000);
+      continue;
+    }
+    // /readyz answers even a token with no rights: while marked, and before each gate evaluation, a
+    // resource call decides (a refused gate scrape must not count as NoData towards the breaker).
+    const gatesNow = c.phase !== 'Preflight' && rolloutCapabilities(s.phase).gatesEvaluated && since(p.now, c.lastGate?.time) >= gates.intervalSeconds;
+    if ((c.credentialsInvalidSince || gatesNow) && !(await checkAccess(p, c, client))) {
+      p.requeue(gates.intervalSeconds * 1000);
+      continue;
+    }
     if (c.phase === 'BreakGlass') {
       // Recovery: the API server is back, so the bad revision is rolled back through it; the stop
       // files are cleared only after its last agent is gone (see rollBack).

@@ -6,6 +6,7 @@
 import type { ClusterStatus, StageSpec } from '../api/types.generated.js';
 import { errorMessage } from '../util/errors.js';
 import { REASON } from './conditions.js';
+import { isCredentialError, markCredentialsInvalid } from './credentials.js';
 import { revisionObjects, revisionRefs, sharedObjects } from './desired.js';
 import { REVISION_LABEL, type ClusterClient } from './interfaces.js';
 import { isActive, resumeEvent } from './machine.js';
@@ -52,7 +53,8 @@ export async function progress(p: Pass): Promise<void> {
 /** Moves one cluster at most one state forward. */
 async function advanceCluster(p: Pass, c: ClusterStatus, stage: StageSpec): Promise<void> {
   const client = p.clients.get(c.name);
-  if (!client || c.reachable === false) {
+  // Unreachable, or refusing our credentials: the cluster holds where it is (its message says why).
+  if (!client || c.reachable === false || c.credentialsInvalidSince) {
     c.message = client ? c.message : `cluster unavailable: ${p.unavailable.get(c.name) ?? 'unknown'}`;
     p.requeue(5000);
     return;
@@ -62,6 +64,11 @@ async function advanceCluster(p: Pass, c: ClusterStatus, stage: StageSpec): Prom
     else if (c.phase === 'Progressing') await relabelStep(p, c, client);
     else if (c.phase === 'Baking') await bake(p, c, client, stage);
   } catch (err) {
+    if (isCredentialError(err)) {
+      markCredentialsInvalid(p, c, errorMessage(err));
+      p.requeue(5000);
+      return;
+    }
     // A transient API error: keep the state, say what happened, try again soon.
     c.message = `${c.phase ?? ''} error: ${errorMessage(err)}`;
     p.ctx.d.logger?.warn('cluster step failed', { cluster: c.name, phase: c.phase, error: errorMessage(err) });

@@ -140,3 +140,46 @@ describe('RolloutReconciler: reachability hysteresis', () => {
     expect(reasons(w).filter((r) => r === 'Healthy')).toHaveLength(1);
   });
 });
+
+describe('RolloutReconciler: credentials refused', () => {
+  const spec = {
+    strategy: { stages: [{ name: 's', clusters: 2, nodeSteps: [50, 100], bakeSeconds: 60, maxConcurrentClusters: 2 }] },
+    gates: { intervalSeconds: 5, windowSeconds: 5, scrapeIntervalSeconds: 1, coreDNS: { cacheTTLSeconds: 0 }, failureLimit: 1, onNoData: 'Rollback' },
+    breakGlass: { unreachableAfterSeconds: 60 },
+  };
+  const cond = (w: ReturnType<typeof world>) => w.store.current().status?.conditions?.find((c) => c.type === 'CredentialsInvalid');
+
+  for (const kind of ['no-rights', 'expired'] as const) {
+    it(`a token ${kind === 'expired' ? 'that expired' : 'stripped of its rights'} mid-rollout: the cluster holds, the condition names it and its Secret, no break-glass, no fleet breaker; the other cluster goes on; mended, it resumes`, async () => {
+      let bg: FakeBreakGlass | undefined;
+      // As the real scrape would: /metrics refused means no data (and onNoData: Rollback, limit 1).
+      const refused = new Set<string>();
+      const gates = new ScriptedGates((cluster) => (refused.has(cluster) ? 'NoData' : 'Pass'));
+      const w = world({ a: 8, b: 6 }, spec, gates, {}, (f) => (bg = new FakeBreakGlass(f)));
+      await drive(w, (ro) => (ro.status?.clusters ?? []).every((c) => c.phase === 'Baking'));
+      w.cluster('a').credentials = kind;
+      refused.add('a');
+      // Long past unreachableAfterSeconds, and past many gate intervals.
+      const t0 = w.clock.nowMs();
+      await drive(w, (ro) => ro.status?.clusters?.find((c) => c.name === 'b')?.phase === 'Succeeded' && w.clock.nowMs() - t0 > 120_000);
+      const st = w.store.current().status!;
+      expect(st.phase).toBe('Progressing');
+      expect(st.clusters?.find((c) => c.name === 'a')).toMatchObject({ phase: 'Baking', reachable: true });
+      expect(st.clusters?.find((c) => c.name === 'a')?.credentialsInvalidSince).toBeDefined();
+      expect(cond(w)).toMatchObject({ status: 'True', reason: 'CredentialsInvalid' });
+      expect(cond(w)?.message).toContain('Secret default/a-kc');
+      expect(w.store.current().status?.conditions?.find((c) => c.type === 'Degraded')).toMatchObject({ status: 'True', reason: 'CredentialsInvalid' });
+      expect(bg!.calls).toEqual([]);
+      expect(reasons(w)).not.toContain('ClusterUnreachable');
+      expect(reasons(w)).not.toContain('RollingBack');
+      expect(reasons(w).filter((r) => r === 'CredentialsInvalid')).toHaveLength(1);
+      // The Secret is mended: the cluster goes on by itself, and the rollout finishes.
+      w.cluster('a').credentials = 'valid';
+      refused.delete('a');
+      await drive(w, () => phase(w) === 'Succeeded');
+      expect(cond(w)).toMatchObject({ status: 'False', reason: 'CredentialsAccepted' });
+      expect(reasons(w)).toContain('CredentialsAccepted');
+      expect(w.cluster('a').labelCounts()).toEqual({ [w.store.current().status!.revision!]: 8 });
+    });
+  }
+});

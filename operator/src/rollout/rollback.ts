@@ -5,6 +5,7 @@
 import type { ClusterStatus } from '../api/types.generated.js';
 import { errorMessage } from '../util/errors.js';
 import { REASON } from './conditions.js';
+import { isCredentialError, markCredentialsInvalid } from './credentials.js';
 import { revisionRefs, sharedObjects } from './desired.js';
 import { REVISION_LABEL } from './interfaces.js';
 import { isActive, isTouched, type RolloutEvent } from './machine.js';
@@ -106,7 +107,8 @@ export async function rollBack(p: Pass): Promise<void> {
     p.record('Normal', REASON.ClusterRolledBack, `${c.name}: ${c.message}`, c.name);
     p.requeue(0);
   } catch (err) {
-    c.message = `rollback error: ${errorMessage(err)}`;
+    if (isCredentialError(err)) markCredentialsInvalid(p, c, errorMessage(err));
+    else c.message = `rollback error: ${errorMessage(err)}`;
     p.requeue(5000);
   }
 }

@@ -64,12 +64,20 @@ function conditions(p: Pass, s: TelemetryRolloutStatus, gen: number | undefined)
   mark(CONDITION.Paused, declared.Paused, declared.Paused ? why : REASON.Progressing, declared.Paused ? (s.message ?? 'paused') : 'not paused');
 
   const clusters = s.clusters ?? [];
+  const refused = clusters.filter((c) => c.credentialsInvalidSince);
+  mark(
+    CONDITION.CredentialsInvalid,
+    refused.length > 0,
+    refused.length ? REASON.CredentialsInvalid : REASON.CredentialsAccepted,
+    refused.length ? refused.map((c) => `${c.name}: ${c.message ?? 'credentials refused'}`).join('; ') : 'every target accepts its credentials',
+  );
   const unreachable = clusters.filter((c) => c.reachable === false).map((c) => c.name);
   const unavailable = [...p.unavailable.keys()];
   const degradedWhy: string[] = [];
   if (unavailable.length) degradedWhy.push(`unavailable: ${unavailable.map((n) => `${n} (${p.unavailable.get(n) ?? ''})`).join(', ')}`);
   if (p.targetsError) degradedWhy.push(p.targetsError);
   if (unreachable.length) degradedWhy.push(`unreachable: ${unreachable.join(', ')}`);
+  if (refused.length) degradedWhy.push(`credentials refused: ${refused.map((c) => c.name).join(', ')}`);
   if (phase === 'RolledBack' || phase === 'RollingBack' || phase === 'Failed' || phase === 'BreakGlass') degradedWhy.push(message);
   if (s.health === 'Fail') degradedWhy.push('a health gate is failing');
   const degradedReason =
@@ -77,11 +85,13 @@ function conditions(p: Pass, s: TelemetryRolloutStatus, gen: number | undefined)
       ? REASON.ClusterUnavailable
       : unreachable.length
         ? REASON.ClusterUnreachable
-        : s.health === 'Fail' && declared.Progressing
-          ? REASON.GateFailed
-          : phase === 'Failed'
-            ? REASON.Failed
-            : why || phase;
+        : refused.length
+          ? REASON.CredentialsInvalid
+          : s.health === 'Fail' && declared.Progressing
+            ? REASON.GateFailed
+            : phase === 'Failed'
+              ? REASON.Failed
+              : why || phase;
   mark(
     CONDITION.Degraded,
     degradedWhy.length > 0,

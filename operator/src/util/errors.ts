@@ -21,3 +21,30 @@ export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
 }
+
+/** Node's codes for a server certificate that fails verification. */
+const TLS_CODES = new Set([
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/**
+ * Whether an error (or one of its causes) is the API server refusing the credentials: HTTP 401 or 403
+ * as a numeric `code`/`statusCode`, or a TLS verification failure as a string `code`.
+ */
+export function isCredentialError(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const { code, statusCode } = e as { code?: unknown; statusCode?: unknown };
+    if (code === 401 || code === 403 || statusCode === 401 || statusCode === 403) return true;
+    if (typeof code === 'string' && TLS_CODES.has(code)) return true;
+  }
+  return false;
+}
+
+/** Whether the string code of a transport error is a TLS verification failure (for probes). */
+export const isTlsVerificationCode = (code: string): boolean => TLS_CODES.has(code);

@@ -22,6 +22,7 @@ import {
   type KubeObject,
   type NodeInfo,
   type ObjectRef,
+  type ProbeResult,
   type ResolvedTarget,
   type StatusWriter,
 } from '../../../operator/src/rollout/interfaces.js';
@@ -32,6 +33,11 @@ export class FakeCluster implements ClusterClient {
   readonly nodes = new Map<string, NodeInfo>();
   readonly objects = new Map<string, KubeObject>();
   reachable = true;
+  /**
+   * The kubeconfig's credentials as the API server judges them: `expired` (every request, /readyz
+   * included, gets 401) or `no-rights` (/readyz still answers, every resource call gets 403).
+   */
+  credentials: 'valid' | 'expired' | 'no-rights' = 'valid';
   /** Counts of calls, by operation, to check pacing and idempotence. */
   readonly calls: Record<string, number> = {};
   /** When set, pods of these revisions never become ready (a crash-looping collector). */
@@ -51,11 +57,18 @@ export class FakeCluster implements ClusterClient {
   private count(op: string): void {
     this.calls[op] = (this.calls[op] ?? 0) + 1;
     if (!this.reachable) throw new Error(`${this.name}: connect ECONNREFUSED`);
+    if (this.credentials !== 'valid') {
+      const code = this.credentials === 'expired' ? 401 : 403;
+      throw Object.assign(new Error(`cluster ${this.name}: ${op}: HTTP ${code}`), { code });
+    }
   }
 
-  async probe(): Promise<{ reachable: boolean; message?: string }> {
+  async probe(): Promise<ProbeResult> {
     this.calls.probe = (this.calls.probe ?? 0) + 1;
-    return this.reachable ? { reachable: true } : { reachable: false, message: 'timeout after 3s' };
+    if (!this.reachable) return { reachable: false, message: 'timeout after 3s' };
+    if (this.credentials === 'expired')
+      return { reachable: true, credentialsRejected: true, message: "GET /readyz answered HTTP 401 (the kubeconfig's credentials were rejected)" };
+    return { reachable: true };
   }
 
   async listNodes(): Promise<NodeInfo[]> {
