@@ -477,7 +477,7 @@ export interface BreakGlassTransportSpec {
    */
   timeoutSeconds: number;
   /**
-   * The stop file's path on each node's host filesystem.
+   * The stop file's path on each node's host filesystem; it must lie in /var/run/telemetry-rollout/, the directory the agent's DaemonSet mounts.
    *
    * Default: `"/var/run/telemetry-rollout/stop"`.
    */
@@ -978,7 +978,7 @@ export interface CollectorConfig {
    */
   collect?: CollectorConfigCollect;
   /**
-   * The node-local break-glass stop file the agents obey (mounted read-only).
+   * The node-local break-glass stop file the agents obey; it must lie in /var/run/telemetry-rollout/, the directory the agent's DaemonSet mounts (read-only) from the node.
    *
    * Default: `"/var/run/telemetry-rollout/stop"`.
    */

@@ -182,6 +182,16 @@ export const INVALID_CASES: InvalidCase[] = [
     field: 'spec.breakGlass.unreachableAfterSeconds',
   },
   {
+    name: 'break-glass stop file outside the directory the agents mount',
+    mutate: (s) => set(s, 'breakGlass.transport', { type: 'local', stopFilePath: '/tmp/stop', local: { rootDir: '/nodes' } }),
+    field: 'spec.breakGlass.transport.stopFilePath',
+  },
+  {
+    name: "the agents' stop file outside the directory they mount",
+    mutate: (s) => set(s, 'collector.config.stopFilePath', '/var/run/telemetry-rollout/../../etc/stop'),
+    field: 'spec.collector.config.stopFilePath',
+  },
+  {
     name: 'reachableAfterSeconds negative',
     mutate: (s) => set(s, 'breakGlass.reachableAfterSeconds', -1),
     field: 'spec.breakGlass.reachableAfterSeconds',
