@@ -244,13 +244,21 @@ export interface ClusterStatus {
  */
 export interface BreakGlassStatus {
   /**
-   * When the stop files were written.
+   * When the stop files were first written for this revision.
    */
   issuedAt?: string;
   /**
    * The revision the stop files name.
    */
   revision?: string;
+  /**
+   * When the stop files were last sent; an attempt with failed or timed-out nodes is repeated, with backoff, until every node confirms.
+   */
+  lastAttemptAt?: string;
+  /**
+   * How many times the stop files were sent for this revision.
+   */
+  attempts?: number;
   /**
    * Nodes the stop file was sent to.
    */

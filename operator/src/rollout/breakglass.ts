@@ -3,9 +3,9 @@
  * unreachableAfterSeconds, Auto writes the stop files (once per revision) through the actuator; Manual,
  * or no transport, only reports what a person should run.
  */
-import type { ClusterStatus } from '../api/types.generated.js';
+import type { BreakGlassStatus, ClusterStatus } from '../api/types.generated.js';
 import { REASON } from './conditions.js';
-import { since, type Pass } from './pass.js';
+import { iso, since, type Pass } from './pass.js';
 import { haltFleet } from './rollback.js';
 
 /** Issues break-glass for an unreachable cluster running the candidate, when it is due. */
@@ -16,7 +16,16 @@ export async function maybeBreakGlass(p: Pass, c: ClusterStatus): Promise<void> 
     p.requeue((bg.unreachableAfterSeconds - down) * 1000);
     return;
   }
-  if (c.breakGlass?.revision === p.revision && c.breakGlass.issuedAt && !c.breakGlass.clearedAt) return;
+  const prev = c.breakGlass?.revision === p.revision && c.breakGlass.issuedAt && !c.breakGlass.clearedAt ? c.breakGlass : undefined;
+  if (prev && confirmed(prev)) return;
+  if (prev) {
+    // Some node did not confirm (failed, timed out, or the whole attempt failed): send again, backing off.
+    const wait = retryDelaySeconds(prev.attempts ?? 1) - since(p.now, prev.lastAttemptAt ?? prev.issuedAt);
+    if (wait > 0) {
+      p.requeue(wait * 1000);
+      return;
+    }
+  }
   const actuator = p.ctx.d.breakGlass;
   if (bg.action !== 'Auto' || !actuator?.available(p.rollout)) {
     const how = `kubectl tro break-glass ${p.rollout.metadata?.name ?? ''} --cluster ${c.name}`;
@@ -27,11 +36,31 @@ export async function maybeBreakGlass(p: Pass, c: ClusterStatus): Promise<void> 
   }
   haltFleet(p, c.name);
   const result = await actuator.issue(p.rollout, c.name, p.revision, `API server unreachable for ${Math.floor(down)}s`);
-  c.breakGlass = { ...result, revision: p.revision };
+  const attempts = (prev?.attempts ?? 0) + 1;
+  c.breakGlass = { ...result, revision: p.revision, issuedAt: prev?.issuedAt ?? result.issuedAt ?? iso(p.now), lastAttemptAt: iso(p.now), attempts };
   p.clusterEvent(c, 'BreakGlassIssued');
-  c.message = `break-glass: stop files on ${result.nodesStopped ?? 0}/${result.nodesTargeted ?? 0} nodes (${result.nodesFailed ?? 0} failed, ${result.nodesTimedOut ?? 0} timed out)`;
+  const ok = confirmed(c.breakGlass);
+  c.message = `break-glass: stop files on ${result.nodesStopped ?? 0}/${result.nodesTargeted ?? 0} nodes (${result.nodesFailed ?? 0} failed, ${result.nodesTimedOut ?? 0} timed out)${attempts > 1 ? `, attempt ${attempts}` : ''}${ok ? '' : `; retrying in ${retryDelaySeconds(attempts)}s`}${result.message && !ok ? `: ${result.message}` : ''}`;
   p.rolloutEvent('BreakGlassIssued', REASON.BreakGlass);
   p.status.reason = REASON.BreakGlass;
   p.status.message = `${c.name}: ${c.message}`;
-  p.record('Warning', REASON.BreakGlass, c.message, c.name);
+  if (!ok) p.requeue(retryDelaySeconds(attempts) * 1000);
+  // The first attempt, and any that changes how many nodes confirmed, goes into history (a long outage
+  // must not flush it with identical retries).
+  if (!prev || prev.nodesStopped !== result.nodesStopped || ok) p.record('Warning', REASON.BreakGlass, c.message, c.name);
+}
+
+/** Whether every node a break-glass attempt targeted confirmed its stop file. */
+function confirmed(b: BreakGlassStatus): boolean {
+  return (
+    (b.nodesFailed ?? 0) === 0 &&
+    (b.nodesTimedOut ?? 0) === 0 &&
+    (b.nodesStopped ?? 0) >= (b.nodesTargeted ?? 0) &&
+    !(b.message ?? '').startsWith('break-glass failed')
+  );
+}
+
+/** Backoff between attempts: 5 s, 10 s, 20 s, 40 s, then every 60 s for as long as the outage lasts. */
+export function retryDelaySeconds(attempts: number): number {
+  return Math.min(60, 5 * 2 ** Math.max(0, attempts - 1));
 }

@@ -183,3 +183,30 @@ describe('RolloutReconciler: credentials refused', () => {
     });
   }
 });
+
+describe('RolloutReconciler: break-glass retried until confirmed', () => {
+  it('an attempt in which nodes fail is sent again with backoff until every node confirms, then never again', async () => {
+    let bg: FakeBreakGlass | undefined;
+    const w = world(
+      { a: 10 },
+      { strategy: { stages: [{ name: 's', clusters: 1, nodeSteps: [50, 100], bakeSeconds: 300 }] }, breakGlass: { unreachableAfterSeconds: 60 } },
+      new ScriptedGates(),
+      {},
+      (f) => (bg = new FakeBreakGlass(f)),
+    );
+    await drive(w, (ro) => ro.status?.clusters?.[0]?.phase === 'Baking');
+    bg!.failingAttempts = 3;
+    w.cluster('a').reachable = false;
+    await drive(w, () => phase(w) === 'BreakGlass');
+    const first = Date.parse(w.store.current().status!.clusters![0]!.breakGlass!.lastAttemptAt!);
+    expect(w.store.current().status!.clusters![0]!.breakGlass).toMatchObject({ attempts: 1, nodesFailed: 2 });
+    await drive(w, (ro) => (ro.status?.clusters?.[0]?.breakGlass?.attempts ?? 0) >= 4);
+    const b = w.store.current().status!.clusters![0]!.breakGlass!;
+    expect(b).toMatchObject({ attempts: 4, nodesStopped: 5, nodesFailed: 0 });
+    // Backoff 5 + 10 + 20 s between the four attempts.
+    expect((Date.parse(b.lastAttemptAt!) - first) / 1000).toBeGreaterThanOrEqual(35);
+    // Confirmed: still down, but no more attempts.
+    await drive(w, () => false, { maxPasses: 30 }).catch(() => undefined);
+    expect(bg!.calls.filter((c) => c.op === 'issue')).toHaveLength(4);
+  });
+});

@@ -281,11 +281,16 @@ export class FakeBreakGlass implements BreakGlassActuator {
   available(): boolean {
     return this.configured;
   }
+  /** The next this many attempts fail on two nodes (a transport that cannot reach them yet). */
+  failingAttempts = 0;
+
   async issue(_r: TelemetryRollout, cluster: string, revision: string): Promise<BreakGlassStatus> {
     const c = this.factory.clusters.get(cluster);
     const running = c ? c.nodesRunning(revision, false).length : 0;
     this.calls.push({ op: 'issue', cluster, revision, agentsRunning: running });
-    return { issuedAt: new Date(0).toISOString(), nodesTargeted: running, nodesStopped: running, nodesFailed: 0, nodesTimedOut: 0 };
+    const failed = this.failingAttempts > 0 ? Math.min(2, running) : 0;
+    if (this.failingAttempts > 0) this.failingAttempts--;
+    return { issuedAt: new Date(0).toISOString(), nodesTargeted: running, nodesStopped: running - failed, nodesFailed: failed, nodesTimedOut: 0 };
   }
   async clear(_r: TelemetryRollout, cluster: string, revision: string): Promise<{ ok: boolean; message: string }> {
     const c = this.factory.clusters.get(cluster);
