@@ -17,7 +17,7 @@ export async function maybeBreakGlass(p: Pass, c: ClusterStatus): Promise<void> 
     return;
   }
   const prev = c.breakGlass?.revision === p.revision && c.breakGlass.issuedAt && !c.breakGlass.clearedAt ? c.breakGlass : undefined;
-  if (prev && confirmed(prev)) return;
+  if (prev && confirmed(prev, c)) return;
   if (prev) {
     // Some node did not confirm (failed, timed out, or the whole attempt failed): send again, backing off.
     const wait = retryDelaySeconds(prev.attempts ?? 1) - since(p.now, prev.lastAttemptAt ?? prev.issuedAt);
@@ -39,19 +39,29 @@ export async function maybeBreakGlass(p: Pass, c: ClusterStatus): Promise<void> 
   const attempts = (prev?.attempts ?? 0) + 1;
   c.breakGlass = { ...result, revision: p.revision, issuedAt: prev?.issuedAt ?? result.issuedAt ?? iso(p.now), lastAttemptAt: iso(p.now), attempts };
   p.clusterEvent(c, 'BreakGlassIssued');
-  const ok = confirmed(c.breakGlass);
+  const ok = confirmed(c.breakGlass, c);
   c.message = `break-glass: stop files on ${result.nodesStopped ?? 0}/${result.nodesTargeted ?? 0} nodes (${result.nodesFailed ?? 0} failed, ${result.nodesTimedOut ?? 0} timed out)${attempts > 1 ? `, attempt ${attempts}` : ''}${ok ? '' : `; retrying in ${retryDelaySeconds(attempts)}s`}${result.message && !ok ? `: ${result.message}` : ''}`;
+  const before = p.status.phase;
   p.rolloutEvent('BreakGlassIssued', REASON.BreakGlass);
-  p.status.reason = REASON.BreakGlass;
-  p.status.message = `${c.name}: ${c.message}`;
+  if (p.status.phase === 'BreakGlass') {
+    p.status.reason = REASON.BreakGlass;
+    p.status.message = `${c.name}: ${c.message}`;
+  } else if (before === 'RollingBack' && !prev) {
+    // The rollback goes on for the clusters it can reach; its reason stays the one that started it.
+    p.status.message = `${p.status.message ?? 'rolling back'}; ${c.name}: ${c.message}`;
+  }
   if (!ok) p.requeue(retryDelaySeconds(attempts) * 1000);
   // The first attempt, and any that changes how many nodes confirmed, goes into history (a long outage
   // must not flush it with identical retries).
   if (!prev || prev.nodesStopped !== result.nodesStopped || ok) p.record('Warning', REASON.BreakGlass, c.message, c.name);
 }
 
-/** Whether every node a break-glass attempt targeted confirmed its stop file. */
-function confirmed(b: BreakGlassStatus): boolean {
+/**
+ * Whether every node a break-glass attempt targeted confirmed its stop file. An attempt that reached no
+ * node while the cluster runs the candidate (an inventory that missed the latest batch) confirms nothing.
+ */
+function confirmed(b: BreakGlassStatus, c: ClusterStatus): boolean {
+  if ((b.nodesTargeted ?? 0) === 0 && (c.nodesUpdated ?? 0) > 0) return false;
   return (
     (b.nodesFailed ?? 0) === 0 &&
     (b.nodesTimedOut ?? 0) === 0 &&

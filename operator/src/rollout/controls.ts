@@ -8,7 +8,7 @@ import { REASON } from './conditions.js';
 import { nextRolloutPhase } from './machine.js';
 import type { Pass } from './pass.js';
 import { effectiveBakeSeconds } from './plan.js';
-import { startRollback } from './rollback.js';
+import { clearObservations, startRollback } from './rollback.js';
 
 /** Annotation requesting an abort (rolls back). Its value identifies the request; any new value acts once. */
 export const ABORT_ANNOTATION = 'telemetry.rollout.dev/abort';
@@ -96,5 +96,6 @@ function resetCluster(p: Pass, c: ClusterStatus): void {
   delete c.lastGate;
   delete c.baseline;
   delete c.projection;
+  clearObservations(c);
   c.message = 'retrying';
 }

@@ -4,8 +4,9 @@
  * its gates must not count as NoData towards the fleet-wide breaker. The cluster holds where it is, a
  * CredentialsInvalid condition names it and its Secret (never the Secret's content), and it goes on by
  * itself once a call is accepted again. /readyz answers even a token with no rights, so credentials are
- * also judged on resource calls: the cheap DaemonSet LIST the reconciler makes anyway, run when a gate
- * evaluation is due and while the credentials are marked bad.
+ * also judged on a resource call: the cheap DaemonSet LIST the reconciler makes anyway, run when a gate
+ * evaluation is due and while the credentials are marked bad; it alone judges a 403 (a write can get one
+ * from a quota or an admission webhook too), while any call's 401 or TLS failure marks the cluster.
  */
 import type { ClusterStatus } from '../api/types.generated.js';
 import { isCredentialError } from '../util/errors.js';

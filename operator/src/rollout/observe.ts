@@ -49,7 +49,8 @@ export async function observeClusters(p: Pass): Promise<void> {
   const gates = p.rollout.spec.gates;
   for (const c of s.clusters ?? []) {
     const runsRevision = runsCandidate(c);
-    if (!isActive(c.phase) && !runsRevision) continue;
+    // A cluster still marked unreachable is probed too, so the mark cannot go stale (rollback waits on it).
+    if (!isActive(c.phase) && !runsRevision && c.reachable !== false) continue;
     const client = p.clients.get(c.name);
     if (!client) {
       c.message = `cluster unavailable: ${p.unavailable.get(c.name) ?? 'unknown'}`;
@@ -84,8 +85,9 @@ export async function observeClusters(p: Pass): Promise<void> {
     }
     if (c.phase === 'BreakGlass') {
       // Recovery: the API server is back, so the bad revision is rolled back through it; the stop
-      // files are cleared only after its last agent is gone (see rollBack).
-      startRollback(p, 'Reachable', REASON.BreakGlass, `${c.name}: API server back after break-glass; rolling back`);
+      // files are cleared only after its last agent is gone (see rollBack). A rollout already rolling
+      // back takes the cluster in its turn.
+      if (s.phase !== 'RollingBack') startRollback(p, 'Reachable', REASON.BreakGlass, `${c.name}: API server back after break-glass; rolling back`);
       continue;
     }
     if (c.phase === 'Preflight' || !rolloutCapabilities(s.phase).gatesEvaluated) continue;

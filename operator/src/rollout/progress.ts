@@ -6,7 +6,8 @@
 import type { ClusterStatus, StageSpec } from '../api/types.generated.js';
 import { errorMessage } from '../util/errors.js';
 import { REASON } from './conditions.js';
-import { isCredentialError, markCredentialsInvalid } from './credentials.js';
+import { isAuthenticationError } from '../util/errors.js';
+import { markCredentialsInvalid } from './credentials.js';
 import { revisionObjects, revisionRefs, sharedObjects } from './desired.js';
 import { REVISION_LABEL, type ClusterClient } from './interfaces.js';
 import { isActive, resumeEvent } from './machine.js';
@@ -64,7 +65,7 @@ async function advanceCluster(p: Pass, c: ClusterStatus, stage: StageSpec): Prom
     else if (c.phase === 'Progressing') await relabelStep(p, c, client);
     else if (c.phase === 'Baking') await bake(p, c, client, stage);
   } catch (err) {
-    if (isCredentialError(err)) {
+    if (isAuthenticationError(err)) {
       markCredentialsInvalid(p, c, errorMessage(err));
       p.requeue(5000);
       return;

@@ -5,7 +5,8 @@
 import type { ClusterStatus } from '../api/types.generated.js';
 import { errorMessage } from '../util/errors.js';
 import { REASON } from './conditions.js';
-import { isCredentialError, markCredentialsInvalid } from './credentials.js';
+import { isAuthenticationError } from '../util/errors.js';
+import { markCredentialsInvalid } from './credentials.js';
 import { revisionRefs, sharedObjects } from './desired.js';
 import { REVISION_LABEL } from './interfaces.js';
 import { isActive, isTouched, type RolloutEvent } from './machine.js';
@@ -42,7 +43,15 @@ const needsRollback = (c: ClusterStatus): boolean => isTouched(c.phase) || (c.no
 export async function rollBack(p: Pass): Promise<void> {
   const s = p.status;
   const ns = p.rollout.spec.collector.namespace;
-  const c = [...(s.clusters ?? [])].reverse().find((x) => needsRollback(x) && x.phase !== 'RolledBack');
+  const remaining = [...(s.clusters ?? [])].reverse().filter((x) => needsRollback(x) && x.phase !== 'RolledBack');
+  // Newest first among the clusters that can be acted on: one whose API server is down (or refuses our
+  // credentials) waits, with its agents stopped by break-glass, without holding up the others.
+  const c = remaining.find((x) => x.reachable !== false && !x.credentialsInvalidSince) ?? remaining[0];
+  if (c && (c.reachable === false || c.credentialsInvalidSince)) {
+    // Nothing left that can be acted on: wait (observe keeps probing it, and says why on the cluster).
+    p.requeue(5000);
+    return;
+  }
   if (!c) {
     p.rolloutEvent('AllClustersRolledBack', s.reason);
     s.completedAt = iso(p.now);
@@ -60,6 +69,13 @@ export async function rollBack(p: Pass): Promise<void> {
     p.record('Warning', REASON.ClusterRollingBack, `${c.name}: rolling back to ${c.previousRevision || 'no collector'}`, c.name);
   }
   try {
+    if (c.previousRevision === undefined) {
+      // Never learned (its preflight did not get that far, or a status from an older operator): learn
+      // it now. Relabelling and, above all, deleting the shared objects depend on it: "no collector
+      // before" must never be assumed of a cluster that runs a stable one.
+      const owned = await client.listCollectorDaemonSets(ns, p.rolloutLabel);
+      c.previousRevision = owned.find((d) => d.stable && d.revision !== p.revision)?.revision ?? '';
+    }
     const nodes = await client.listNodes();
     let left = nodes.filter((n) => n.labels[REVISION_LABEL] === p.revision).length;
     for (const n of nodes) {
@@ -103,12 +119,24 @@ export async function rollBack(p: Pass): Promise<void> {
       }
     }
     p.clusterEvent(c, 'RolledBack');
+    clearObservations(c);
     c.message = `rolled back to ${c.previousRevision || 'no collector'}`;
     p.record('Normal', REASON.ClusterRolledBack, `${c.name}: ${c.message}`, c.name);
     p.requeue(0);
   } catch (err) {
-    if (isCredentialError(err)) markCredentialsInvalid(p, c, errorMessage(err));
+    if (isAuthenticationError(err)) markCredentialsInvalid(p, c, errorMessage(err));
     else c.message = `rollback error: ${errorMessage(err)}`;
     p.requeue(5000);
   }
+}
+
+/**
+ * Forgets what was observed of a cluster that no longer runs the candidate (rolled back, or reset for a
+ * retry): it is not probed any more, so a mark left behind would stay for good (Degraded forever).
+ */
+export function clearObservations(c: ClusterStatus): void {
+  delete c.reachable;
+  delete c.unreachableSince;
+  delete c.reachableSince;
+  delete c.credentialsInvalidSince;
 }

@@ -145,9 +145,10 @@ export const ROLLOUT_MACHINE: Readonly<Record<RolloutPhase, RolloutState>> = {
     on: {
       SpecChanged: specChanged,
       Promote: promote('RollingBack'),
-      // A cluster's API server back after its break-glass: the rollback goes on through it.
-      Reachable: rollback('rollBackBreakGlassCluster'),
-      BreakGlassIssued: { to: 'BreakGlass', actions: ['haltFleet', 'writeStopFiles'] },
+      // The rollout stays RollingBack: the stopped cluster waits for its API server while the
+      // reachable ones go on being rolled back (a cluster back after its break-glass is simply
+      // rolled back in its turn).
+      BreakGlassIssued: { to: 'RollingBack', actions: ['writeStopFiles'] },
       Unreachable: { to: 'RollingBack', actions: ['recordUnreachable'] },
       CredentialsInvalid: { to: 'RollingBack', actions: ['holdCluster'] },
       CredentialsAccepted: { to: 'RollingBack', actions: ['resumeCluster'] },
@@ -165,6 +166,7 @@ export const ROLLOUT_MACHINE: Readonly<Record<RolloutPhase, RolloutState>> = {
       'ProgressDeadlineExceeded',
       'PreflightRefused',
       'PreflightRefusedMidRollout',
+      'Reachable',
       'AllClustersSucceeded',
     ],
   },

@@ -22,7 +22,9 @@ export function migrateStatus(p: Pass): void {
       c.stepStartedAt = old.stepBeganAt;
       delete old.stepBeganAt;
     }
-    if (c.phase === 'Progressing') c.stepStartedAt ??= p.now.toISOString();
+    // A cluster halted mid-step (Paused) had begun its step too: without a start it would resume into
+    // its preflight and begin step 1 again.
+    if (c.phase === 'Progressing' || (c.phase === 'Paused' && (c.nodesUpdated ?? 0) > 0)) c.stepStartedAt ??= p.now.toISOString();
     if (c.phase === 'Baking') c.bakeStartedAt ??= p.now.toISOString();
   }
 }

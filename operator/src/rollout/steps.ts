@@ -39,15 +39,23 @@ export async function beginStep(p: Pass, c: ClusterStatus, client: ClusterClient
 export async function relabelStep(p: Pass, c: ClusterStatus, client: ClusterClient): Promise<void> {
   const nodes = [...(await client.listNodes())].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   c.nodesTotal = nodes.length;
-  await p.ctx.d.inventory?.record(p.rollout, c.name, nodes);
   const want = nodesForStep(c.stepPercent ?? 0, nodes.length);
   let labelled = nodes.filter((n) => n.labels[REVISION_LABEL] === p.revision).length;
-  for (const n of nodes) {
-    if (labelled >= want) break;
-    if (n.labels[REVISION_LABEL] === p.revision) continue;
-    if (!p.takeRelabelToken(c.name)) break;
-    await client.setNodeRevision(n.name, p.revision);
-    labelled++;
+  const justLabelled = new Set<string>();
+  try {
+    for (const n of nodes) {
+      if (labelled >= want) break;
+      if (n.labels[REVISION_LABEL] === p.revision) continue;
+      if (!p.takeRelabelToken(c.name)) break;
+      await client.setNodeRevision(n.name, p.revision);
+      justLabelled.add(n.name);
+      labelled++;
+    }
+  } finally {
+    // The inventory break-glass works from includes the batch just labelled (even when a relabel in
+    // it failed): the API server that may go next is exactly the one this batch loads.
+    const seen = nodes.map((n) => (justLabelled.has(n.name) ? { ...n, labels: { ...n.labels, [REVISION_LABEL]: p.revision } } : n));
+    await p.ctx.d.inventory?.record(p.rollout, c.name, seen);
   }
   c.nodesUpdated = labelled;
   const step = (c.step ?? 0) + 1;

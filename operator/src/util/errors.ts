@@ -48,3 +48,17 @@ export function isCredentialError(err: unknown): boolean {
 
 /** Whether the string code of a transport error is a TLS verification failure (for probes). */
 export const isTlsVerificationCode = (code: string): boolean => TLS_CODES.has(code);
+
+/**
+ * Whether an error (or a cause) is an authentication failure: HTTP 401, or a TLS verification failure.
+ * Unlike a 403, which a write can also get from a quota or an admission webhook, it always means the
+ * kubeconfig itself is refused.
+ */
+export function isAuthenticationError(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const { code, statusCode } = e as { code?: unknown; statusCode?: unknown };
+    if (code === 401 || statusCode === 401) return true;
+    if (typeof code === 'string' && TLS_CODES.has(code)) return true;
+  }
+  return false;
+}

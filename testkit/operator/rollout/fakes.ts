@@ -38,6 +38,8 @@ export class FakeCluster implements ClusterClient {
    * included, gets 401) or `no-rights` (/readyz still answers, every resource call gets 403).
    */
   credentials: 'valid' | 'expired' | 'no-rights' = 'valid';
+  /** Operations answered with 403 although the credentials are fine (a lost verb, a quota, a webhook). */
+  readonly forbidden = new Set<string>();
   /** Counts of calls, by operation, to check pacing and idempotence. */
   readonly calls: Record<string, number> = {};
   /** When set, pods of these revisions never become ready (a crash-looping collector). */
@@ -57,6 +59,7 @@ export class FakeCluster implements ClusterClient {
   private count(op: string): void {
     this.calls[op] = (this.calls[op] ?? 0) + 1;
     if (!this.reachable) throw new Error(`${this.name}: connect ECONNREFUSED`);
+    if (this.forbidden.has(op)) throw Object.assign(new Error(`cluster ${this.name}: ${op}: HTTP 403`), { code: 403 });
     if (this.credentials !== 'valid') {
       const code = this.credentials === 'expired' ? 401 : 403;
       throw Object.assign(new Error(`cluster ${this.name}: ${op}: HTTP ${code}`), { code });
@@ -283,10 +286,14 @@ export class FakeBreakGlass implements BreakGlassActuator {
   }
   /** The next this many attempts fail on two nodes (a transport that cannot reach them yet). */
   failingAttempts = 0;
+  /** The next this many attempts reach no node (an inventory that missed the latest batch). */
+  emptyAttempts = 0;
 
   async issue(_r: TelemetryRollout, cluster: string, revision: string): Promise<BreakGlassStatus> {
     const c = this.factory.clusters.get(cluster);
-    const running = c ? c.nodesRunning(revision, false).length : 0;
+    const empty = this.emptyAttempts > 0;
+    if (empty) this.emptyAttempts--;
+    const running = c && !empty ? c.nodesRunning(revision, false).length : 0;
     this.calls.push({ op: 'issue', cluster, revision, agentsRunning: running });
     const failed = this.failingAttempts > 0 ? Math.min(2, running) : 0;
     if (this.failingAttempts > 0) this.failingAttempts--;
