@@ -34,7 +34,7 @@ export async function maybeBreakGlass(p: Pass, c: ClusterStatus): Promise<void> 
     c.message = msg;
     return;
   }
-  haltFleet(p, c.name);
+  haltFleet(p, `break-glass on ${c.name}`);
   const result = await actuator.issue(p.rollout, c.name, p.revision, `API server unreachable for ${Math.floor(down)}s`);
   const attempts = (prev?.attempts ?? 0) + 1;
   c.breakGlass = { ...result, revision: p.revision, issuedAt: prev?.issuedAt ?? result.issuedAt ?? iso(p.now), lastAttemptAt: iso(p.now), attempts };
@@ -44,6 +44,7 @@ export async function maybeBreakGlass(p: Pass, c: ClusterStatus): Promise<void> 
   const before = p.status.phase;
   p.rolloutEvent('BreakGlassIssued', REASON.BreakGlass);
   if (p.status.phase === 'BreakGlass') {
+    delete p.status.completedAt;
     p.status.reason = REASON.BreakGlass;
     p.status.message = `${c.name}: ${c.message}`;
   } else if (before === 'RollingBack' && !prev) {

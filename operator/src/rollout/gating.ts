@@ -56,7 +56,7 @@ function recordGate(p: Pass, c: ClusterStatus, ev: GateEvaluation): void {
   const what = `${fail ? 'gate failed' : 'no gate data'} on ${c.name} ${consecutive} times in a row: ${ev.message ?? ''}`.trim();
   const policy = fail ? gates.onFailure : gates.onNoData;
   const reason = fail ? REASON.GateFailed : REASON.GateNoData;
-  haltFleet(p, c.name);
+  haltFleet(p, `gate breach on ${c.name}`);
   if (policy === 'Rollback') startRollback(p, fail ? 'GateFailed' : 'GateNoData', reason, what);
   else {
     p.rolloutEvent(fail ? 'GateFailed' : 'GateNoData', reason, 'Pause');

@@ -99,7 +99,7 @@ async function preflight(p: Pass, c: ClusterStatus, client: ClusterClient, stage
       const onCandidate = (p.status.clusters ?? []).filter((x) => runsCandidate(x)).map((x) => x.name);
       if (onCandidate.length) {
         // Earlier clusters run the candidate the rollout cannot finish: they go back to the stable revision.
-        haltFleet(p, c.name);
+        haltFleet(p, `preflight refused on ${c.name}`);
         startRollback(p, 'PreflightRefusedMidRollout', REASON.PreflightFailed, `${c.name}: ${c.message}; rolling back ${onCandidate.join(', ')}`);
         return;
       }

@@ -72,8 +72,14 @@ describe('RolloutReconciler: overlapping faults during a rollback', () => {
     const st = w.store.current().status!;
     delete st.clusters![0]!.previousRevision;
     await w.store.writeStatus(w.store.current(), st);
+    expect(w.store.current().status?.completedAt).toBeDefined();
     w.store.annotate(ABORT_ANNOTATION, 'undo');
+    await w.make().reconcile('default/r');
+    // Rolling back is not final: completedAt comes back with RolledBack.
+    expect(phase(w)).toBe('RollingBack');
+    expect(w.store.current().status?.completedAt).toBeUndefined();
     await drive(w, () => phase(w) === 'RolledBack');
+    expect(w.store.current().status?.completedAt).toBeDefined();
     expect(cluster(w, 'a')?.previousRevision).toBe(stable);
     expect([...w.cluster('a').objects.keys()].sort()).toEqual(objectsBefore);
   });

@@ -12,12 +12,12 @@ import { REVISION_LABEL } from './interfaces.js';
 import { isActive, isTouched, type RolloutEvent } from './machine.js';
 import { iso, type Pass } from './pass.js';
 
-/** The fleet-wide circuit breaker: every cluster still moving stops where it is. */
-export function haltFleet(p: Pass, cause: string): void {
+/** The fleet-wide circuit breaker: every cluster still moving stops where it is; `why` says what tripped it. */
+export function haltFleet(p: Pass, why: string): void {
   for (const c of p.status.clusters ?? []) {
     if (isActive(c.phase)) {
       p.clusterEvent(c, 'Halt');
-      c.message = `halted: gate breach on ${cause}`;
+      c.message = `halted: ${why}`;
     }
   }
 }
@@ -30,6 +30,8 @@ export function startRollback(p: Pass, event: RolloutEvent, reason: string, mess
   // still why the rollout rolls back.
   p.status.reason = reason;
   p.status.message = message;
+  // Not final any more (a Failed rollout being rolled back): completedAt comes with RolledBack.
+  delete p.status.completedAt;
   p.record('Warning', REASON.RollingBack, `rolling back: ${message}`);
 }
 

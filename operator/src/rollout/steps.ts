@@ -72,7 +72,7 @@ export async function relabelStep(p: Pass, c: ClusterStatus, client: ClusterClie
     if (since(p.now, c.stepStartedAt) > deadline) {
       c.message = `step ${step}: only ${ready}/${labelled} agents ready after ${deadline}s`;
       p.clusterEvent(c, 'ProgressDeadlineExceeded');
-      haltFleet(p, c.name);
+      haltFleet(p, `progress deadline on ${c.name}`);
       startRollback(p, 'ProgressDeadlineExceeded', REASON.ProgressDeadlineExceeded, `${c.name}: ${c.message}`);
       return;
     }
@@ -128,7 +128,7 @@ export async function bake(p: Pass, c: ClusterStatus, client: ClusterClient, sta
       c.projection = proj;
       if (proj.verdict === 'Fail') {
         c.message = `next step refused: ${proj.message ?? 'projection exceeds the SLO'}`;
-        haltFleet(p, c.name);
+        haltFleet(p, `projection over the SLO on ${c.name}`);
         p.rolloutEvent('ProjectionExceedsSLO', REASON.ProjectionExceedsSLO);
         p.record('Warning', REASON.ProjectionExceedsSLO, `${c.name}: ${c.message}`, c.name);
         return;
