@@ -20,13 +20,12 @@ import { SystemClock } from '#core/clock.js';
 import { queryDNS, type DnsAnswer } from './controlplane/dns.js';
 import type { ClusterHandle } from './controlplane/fleet.js';
 import { createNamespace, dumpOnFailure, eventually, kubectl, kubectlJSON, managementCluster, targetClusters } from './controlplane/testing.js';
-import { detection, formatDetection, gateRollout, p99OverBound, RolloutWatcher, type GateRolloutOptions } from './support/gatewatch.js';
-import { formatLoadStats, startListLoad, type ListLoad } from './support/loadgen.js';
+import { detection, formatDetection, gateRollout, p99OverBound, RolloutWatcher } from './support/gatewatch.js';
 import { ensurePodPopulation } from './support/population.js';
 import { OPERATOR_NAMESPACE, TARGET_OPERATOR_USER, prepareFleet, startOperator, type OperatorProcess } from './support/operator.js';
 import { prometheusAvailable, startPrometheus, type PrometheusServer } from './support/prometheus.js';
+import { GatesE2E } from './support/gatese2e.js';
 
-const REVISION_LABEL = 'telemetry.rollout.dev/revision';
 /**
  * Pods of the population in the target (the default e2e targets have none). LIST cost grows with the
  * object count: ~1500 pause pods make a LIST a few MB, enough for a handful of clients to push the p99
@@ -42,71 +41,7 @@ let target: ClusterHandle;
 let populationNs: string | undefined;
 let operator: OperatorProcess | undefined;
 let prometheus: PrometheusServer | undefined;
-const loads: ListLoad[] = [];
-const watchers: RolloutWatcher[] = [];
-const rollouts: string[] = [];
-
-function report(line: string): void {
-  process.stderr.write(`[gates e2e] ${line}\n`);
-}
-
-function startLoad(): ListLoad {
-  // As the cluster admin (system:masters, exempt from API Priority and Fairness), like agents whose
-  // requests APF would not shed: the server must absorb every LIST. Bounded: 3 minutes at most.
-  const load = startListLoad(target.kubeConfig(), { concurrency: LOAD_CONCURRENCY, durationMs: 180_000, userAgent: 'tro-gates-e2e' });
-  loads.push(load);
-  return load;
-}
-
-async function stopLoad(load: ListLoad): Promise<void> {
-  const stats = await load.stop();
-  loads.splice(loads.indexOf(load), 1);
-  report(formatLoadStats(stats));
-}
-
-async function createRollout(o: Omit<GateRolloutOptions, 'namespace' | 'target'>): Promise<RolloutWatcher> {
-  rollouts.push(o.name);
-  await kubectl(managementCluster(), ['apply', '-f', '-'], {
-    input: JSON.stringify(gateRollout({ ...o, namespace: OPERATOR_NAMESPACE, target: target.name })),
-  });
-  const w = new RolloutWatcher(managementCluster().kubeConfig(), OPERATOR_NAMESPACE, o.name).start();
-  watchers.push(w);
-  return w;
-}
-
-/** Deletes a rollout and whatever it left in the target (labels, collector objects). */
-async function cleanupRollout(name: string): Promise<void> {
-  for (const w of watchers.splice(0)) await w.stop();
-  await kubectl(managementCluster(), ['delete', 'tro', name, '-n', OPERATOR_NAMESPACE, '--ignore-not-found', '--wait=true']);
-  rollouts.splice(rollouts.indexOf(name), 1);
-  await kubectl(target, ['label', 'nodes', '--all', `${REVISION_LABEL}-`]);
-  await kubectl(target, [
-    'delete',
-    'daemonsets,configmaps',
-    '-n',
-    'telemetry-system',
-    '-l',
-    'app.kubernetes.io/managed-by=telemetry-rollout',
-    '--ignore-not-found',
-  ]);
-}
-
-async function labelled(revision: string): Promise<number> {
-  const out = await kubectl(target, ['get', 'nodes', '-l', `${REVISION_LABEL}=${revision}`, '-o', 'name']);
-  return out.trim() === '' ? 0 : out.trim().split('\n').length;
-}
-
-const clusterOf = (r: TelemetryRollout) => r.status?.clusters?.find((c) => c.name === target.name);
-
-/** The cluster bakes its first step and the last `n` evaluations since the bake began passed. */
-function bakingHealthy(n: number) {
-  return (r: TelemetryRollout, w: RolloutWatcher): boolean => {
-    const c = clusterOf(r);
-    if (c?.phase !== 'Baking' || !c.bakeStartedAt) return false;
-    const since = w.evaluations(target.name).filter((g) => g.time.getTime() >= Date.parse(c.bakeStartedAt as string));
-    return since.length >= n && since.slice(-n).every((g) => g.verdict === 'Pass');
-  };
-}
+const gw = new GatesE2E(() => target, LOAD_CONCURRENCY);
 
 describe('health gates on the real control plane', () => {
   beforeAll(async () => {
@@ -115,21 +50,21 @@ describe('health gates on the real control plane', () => {
     populationNs = await createNamespace(target, 'gates-population');
     const t = Date.now();
     await ensurePodPopulation(target.kubeConfig(), populationNs, { pods: POPULATION });
-    report(`${target.name}: ${POPULATION} pods running in ${populationNs} after ${((Date.now() - t) / 1000).toFixed(0)} s`);
+    gw.report(`${target.name}: ${POPULATION} pods running in ${populationNs} after ${((Date.now() - t) / 1000).toFixed(0)} s`);
     operator = await startOperator({ identity: 'op-gates' });
   }, 420_000);
 
   afterAll(async () => {
     // Whatever failed: no load, no Prometheus, no operator, no rollout, no label, no population left.
-    for (const l of loads.splice(0)) await l.stop();
-    for (const w of watchers.splice(0)) await w.stop();
+    for (const l of gw.loads.splice(0)) await l.stop();
+    for (const w of gw.watchers.splice(0)) await w.stop();
     await prometheus?.stop();
     target?.resumeApiServer();
     await operator?.kill('SIGTERM');
-    for (const name of [...rollouts]) await cleanupRollout(name).catch((err: unknown) => report(`cleanup ${name}: ${String(err)}`));
+    for (const name of [...gw.rollouts]) await gw.cleanupRollout(name).catch((err: unknown) => gw.report(`cleanup ${name}: ${String(err)}`));
     if (populationNs) {
       await kubectl(target, ['delete', 'namespace', populationNs, '--wait=true', '--timeout=180s']).catch((err: unknown) =>
-        report(`delete ${populationNs}: ${String(err)}`),
+        gw.report(`delete ${populationNs}: ${String(err)}`),
       );
     }
   }, 420_000);
@@ -143,25 +78,25 @@ describe('health gates on the real control plane', () => {
       dumpOnFailure(
         async () => {
           const name = `gates-list-${onFailure.toLowerCase()}`;
-          const w = await createRollout({ name, onFailure, intervalSeconds: INTERVAL, failureLimit: FAILURE_LIMIT });
+          const w = await gw.createRollout({ name, onFailure, intervalSeconds: INTERVAL, failureLimit: FAILURE_LIMIT });
           // Given a rollout sitting in its first node step (600 s bake) with the gate passing.
-          await w.waitFor('first step baking with two passing evaluations', bakingHealthy(2), 180_000);
+          await w.waitFor('first step baking with two passing evaluations', gw.bakingHealthy(2), 180_000);
           const revision = w.latest?.status?.revision as string;
           const stepNodes = nodesForStep(10, target.nodes);
-          expect(await labelled(revision)).toBe(stepNodes);
+          expect(await gw.labelled(revision)).toBe(stepNodes);
 
           // When clients LIST pods, services and endpoints cluster-wide without resourceVersion.
-          const load = startLoad();
+          const load = gw.startLoad();
           let halted: TelemetryRollout;
           try {
             halted = await w.waitFor('the rollout halted by the gate', (r) => ['RollingBack', 'RolledBack', 'Paused'].includes(r.status?.phase ?? ''), 180_000);
           } finally {
-            if (onFailure === 'Rollback') await stopLoad(load);
+            if (onFailure === 'Rollback') await gw.stopLoad(load);
           }
           // Then the gate failed on the measured p99, failureLimit times in a row, and the rollout acted.
           const d = detection(w, target.name, load.startedAt);
-          report(`${name}: ${formatDetection(d, INTERVAL)}`);
-          report(
+          gw.report(`${name}: ${formatDetection(d, INTERVAL)}`);
+          gw.report(
             `${name}: evaluations since the load: ${w
               .evaluations(target.name)
               .filter((g) => g.time >= load.startedAt)
@@ -176,7 +111,7 @@ describe('health gates on the real control plane', () => {
           expect(d.breach?.failed).toContain('apiServerP99Seconds');
           expect(d.haltEntry?.message).toContain(`gate failed on ${target.name} ${FAILURE_LIMIT} times in a row`);
 
-          const atHalt = clusterOf(halted)?.lastGate;
+          const atHalt = gw.clusterOf(halted)?.lastGate;
           expect(atHalt?.verdict).toBe('Fail');
           expect(atHalt?.consecutiveFailures).toBeGreaterThanOrEqual(FAILURE_LIMIT);
           const measured = atHalt?.measurements?.['apiServerP99Seconds'];
@@ -190,22 +125,22 @@ describe('health gates on the real control plane', () => {
             const done = await w.waitFor('RolledBack', (r) => r.status?.phase === 'RolledBack', 180_000);
             expect(done.status?.phase).toBe(phase);
             expect(done.status?.reason).toBe('GateFailed');
-            const last = clusterOf(done)?.lastGate;
+            const last = gw.clusterOf(done)?.lastGate;
             // The count stops where it acted: exactly failureLimit consecutive failures.
             expect(last?.consecutiveFailures).toBe(FAILURE_LIMIT);
             expect(last?.verdict).toBe('Fail');
-            expect(clusterOf(done)?.phase).toBe('RolledBack');
-            expect(await labelled(revision)).toBe(0);
+            expect(gw.clusterOf(done)?.phase).toBe('RolledBack');
+            expect(await gw.labelled(revision)).toBe(0);
           } else {
             try {
               // Still under load: the gate keeps failing, the nodes keep the revision (paused, not reverted).
               const paused = await w.waitFor('Paused by the gate', (r) => r.status?.phase === phase, 60_000);
               expect(paused.status?.reason).toBe('GateFailed');
               expect(paused.status?.conditions?.find((c) => c.type === 'Paused')).toMatchObject({ status: 'True', reason: 'GateFailed' });
-              expect(clusterOf(paused)?.phase).toBe('Paused');
-              expect(await labelled(revision)).toBe(stepNodes);
+              expect(gw.clusterOf(paused)?.phase).toBe('Paused');
+              expect(await gw.labelled(revision)).toBe(stepNodes);
             } finally {
-              await stopLoad(load);
+              await gw.stopLoad(load);
             }
           }
           const events = await kubectl(managementCluster(), [
@@ -219,7 +154,7 @@ describe('health gates on the real control plane', () => {
             'name',
           ]);
           expect(events.trim()).not.toBe('');
-          await cleanupRollout(name);
+          await gw.cleanupRollout(name);
         },
         { clusters: [managementCluster().name, targetClusters()[0]?.name ?? ''] },
       )(),
@@ -275,7 +210,7 @@ describe('health gates on the real control plane', () => {
           await ask(60);
           await pause(1200);
           const [healthyFull, healthyDns] = await Promise.all([full.evaluate(ctx), dnsOnly.evaluate(ctx)]);
-          report(
+          gw.report(
             `healthy: full gate ${healthyFull.verdict} (${healthyFull.message}); CoreDNS gate ${healthyDns.verdict} ${JSON.stringify(healthyDns.measurements)}`,
           );
           expect(healthyDns.verdict).toBe('Pass');
@@ -296,7 +231,7 @@ describe('health gates on the real control plane', () => {
           const rcodes = tally(answers);
           await pause(1200);
           const [failing, fullWhileDown] = await Promise.all([dnsOnly.evaluate(ctx), full.evaluate(ctx)]);
-          report(
+          gw.report(
             `API server stopped, CoreDNS restarted: answers ${JSON.stringify(rcodes)}; CoreDNS gate ${failing.verdict}: ${failing.message}; full gate ${fullWhileDown.verdict} (unreachable=${String(fullWhileDown.unreachable)}): ${fullWhileDown.message}`,
           );
           expect(rcodes['SERVFAIL'] ?? 0).toBeGreaterThan(20);
@@ -342,12 +277,12 @@ describe('health gates on the real control plane', () => {
       // overloaded API server makes a scrape miss.
       prometheus = await startPrometheus({ targets: [target], scrapeIntervalSeconds: 1 });
       await prometheus.waitForTargets();
-      report(`prometheus ${prometheus.url} scraping ${target.name}'s kube-apiserver and CoreDNS`);
+      gw.report(`prometheus ${prometheus.url} scraping ${target.name}'s kube-apiserver and CoreDNS`);
     }, 120_000);
 
     afterAll(async () => {
       await prometheus?.stop();
-      if (rollouts.includes(name)) await cleanupRollout(name);
+      if (gw.rollouts.includes(name)) await gw.cleanupRollout(name);
     }, 120_000);
 
     const queriesServed = async (): Promise<number> => {
@@ -359,7 +294,7 @@ describe('health gates on the real control plane', () => {
       '(3) PromQL verdicts Pass and the rollout progresses; the LIST load makes the gate Fail',
       dumpOnFailure(async () => {
         const before = await queriesServed();
-        w = await createRollout({
+        w = await gw.createRollout({
           name,
           onFailure: 'Pause',
           intervalSeconds: INTERVAL,
@@ -368,10 +303,10 @@ describe('health gates on the real control plane', () => {
           failureLimit: FAILURE_LIMIT,
           metrics: { prometheusURL: prometheus?.url as string },
         });
-        const first = await w.waitFor('first step baking with two passing PromQL evaluations', bakingHealthy(2), 180_000);
+        const first = await w.waitFor('first step baking with two passing PromQL evaluations', gw.bakingHealthy(2), 180_000);
         revision = first.status?.revision as string;
-        const pass = clusterOf(first)?.lastGate;
-        report(`PromQL Pass: ${JSON.stringify(pass?.measurements)} thresholds ${JSON.stringify(pass?.thresholds)}`);
+        const pass = gw.clusterOf(first)?.lastGate;
+        gw.report(`PromQL Pass: ${JSON.stringify(pass?.measurements)} thresholds ${JSON.stringify(pass?.thresholds)}`);
         expect(pass?.verdict).toBe('Pass');
         for (const signal of ['apiServerP99Seconds', 'apiServerErrorRatio', 'apiServerRequestRate', 'apfRejectionsPerSecond'])
           expect(typeof pass?.measurements?.[signal]).toBe('number');
@@ -381,26 +316,30 @@ describe('health gates on the real control plane', () => {
 
         // Progress: the bake is cut short by a promote, and the next step still needs a passing verdict.
         await kubectl(managementCluster(), ['annotate', 'tro', name, '-n', OPERATOR_NAMESPACE, 'telemetry.rollout.dev/promote=step2', '--overwrite']);
-        const second = await w.waitFor('second step baking with a passing evaluation', (r, ww) => clusterOf(r)?.step === 1 && bakingHealthy(1)(r, ww), 180_000);
+        const second = await w.waitFor(
+          'second step baking with a passing evaluation',
+          (r, ww) => gw.clusterOf(r)?.step === 1 && gw.bakingHealthy(1)(r, ww),
+          180_000,
+        );
         expect(second.status?.phase).toBe('Progressing');
-        expect(await labelled(revision)).toBe(nodesForStep(50, target.nodes));
+        expect(await gw.labelled(revision)).toBe(nodesForStep(50, target.nodes));
 
-        const load = startLoad();
+        const load = gw.startLoad();
         let halted: TelemetryRollout;
         try {
           halted = await w.waitFor('paused by the PromQL gate', (r) => r.status?.phase === 'Paused', 180_000);
         } finally {
-          await stopLoad(load);
+          await gw.stopLoad(load);
         }
         const d = detection(w, target.name, load.startedAt);
-        report(`${name}: ${formatDetection(d, INTERVAL)}`);
+        gw.report(`${name}: ${formatDetection(d, INTERVAL)}`);
         expect(halted.status?.reason).toBe('GateFailed');
-        const g = clusterOf(halted)?.lastGate;
+        const g = gw.clusterOf(halted)?.lastGate;
         expect(g?.verdict).toBe('Fail');
         expect(g?.consecutiveFailures).toBeGreaterThanOrEqual(FAILURE_LIMIT);
         expect(d.breach?.verdict).toBe('Fail');
         expect(d.breach && p99OverBound(d.breach)).toBe(true);
-        expect(clusterOf(halted)?.step).toBe(1);
+        expect(gw.clusterOf(halted)?.step).toBe(1);
       }),
       480_000,
     );
@@ -410,21 +349,21 @@ describe('health gates on the real control plane', () => {
       dumpOnFailure(async () => {
         expect(w).toBeDefined();
         // Recover from (3): the load is gone; once the gate passes again a retry resumes the rollout.
-        await w.waitFor('a passing evaluation after the load', (r) => clusterOf(r)?.lastGate?.verdict === 'Pass', 180_000);
+        await w.waitFor('a passing evaluation after the load', (r) => gw.clusterOf(r)?.lastGate?.verdict === 'Pass', 180_000);
         await kubectl(managementCluster(), ['annotate', 'tro', name, '-n', OPERATOR_NAMESPACE, 'telemetry.rollout.dev/retry=after-load', '--overwrite']);
-        await w.waitFor('progressing again', (r) => r.status?.phase === 'Progressing' && clusterOf(r)?.phase === 'Baking', 120_000);
+        await w.waitFor('progressing again', (r) => r.status?.phase === 'Progressing' && gw.clusterOf(r)?.phase === 'Baking', 120_000);
 
         await prometheus?.stop();
         const paused = await w.waitFor('paused for lack of data', (r) => r.status?.phase === 'Paused', 120_000);
         expect(paused.status?.reason).toBe('GateNoData');
         expect(paused.status?.conditions?.find((c) => c.type === 'Paused')).toMatchObject({ status: 'True', reason: 'GateNoData' });
-        const g = clusterOf(paused)?.lastGate;
-        report(`Prometheus stopped: ${g?.verdict} x${g?.consecutiveFailures}: ${g?.message}`);
+        const g = gw.clusterOf(paused)?.lastGate;
+        gw.report(`Prometheus stopped: ${g?.verdict} x${g?.consecutiveFailures}: ${g?.message}`);
         expect(g?.verdict).toBe('NoData');
         expect(g?.consecutiveFailures).toBeGreaterThanOrEqual(FAILURE_LIMIT);
         expect(g?.message).toContain('Prometheus at');
-        const step = clusterOf(paused)?.step;
-        const nodes = await labelled(revision);
+        const step = gw.clusterOf(paused)?.step;
+        const nodes = await gw.labelled(revision);
 
         // Even a promote (end the bake now) must not move it, over several gate intervals.
         await kubectl(managementCluster(), ['annotate', 'tro', name, '-n', OPERATOR_NAMESPACE, 'telemetry.rollout.dev/promote=while-nodata', '--overwrite']);
@@ -432,12 +371,12 @@ describe('health gates on the real control plane', () => {
         const still = await w.poll();
         expect(still?.status?.phase).toBe('Paused');
         expect(still?.status?.reason).toBe('GateNoData');
-        expect(clusterOf(still as TelemetryRollout)?.step).toBe(step);
-        expect(clusterOf(still as TelemetryRollout)?.lastGate?.verdict).toBe('NoData');
-        expect(await labelled(revision)).toBe(nodes);
+        expect(gw.clusterOf(still as TelemetryRollout)?.step).toBe(step);
+        expect(gw.clusterOf(still as TelemetryRollout)?.lastGate?.verdict).toBe('NoData');
+        expect(await gw.labelled(revision)).toBe(nodes);
         const noData = w.evaluations(target.name).filter((e) => e.time.getTime() >= Date.parse(g?.time ?? ''));
         expect(noData.every((e) => e.verdict === 'NoData')).toBe(true);
-        await cleanupRollout(name);
+        await gw.cleanupRollout(name);
       }),
       480_000,
     );
