@@ -34,17 +34,23 @@ const TLS_CODES = new Set([
 ]);
 
 /**
- * Whether an error (or one of its causes) is the API server refusing the credentials: HTTP 401 or 403
- * as a numeric `code`/`statusCode`, or a TLS verification failure as a string `code`.
+ * Whether an error or one of its causes (at most 5 deep) carries an HTTP status in `statuses` (as a
+ * numeric `code` or `statusCode`) or a TLS verification failure (as a string `code`).
  */
-export function isCredentialError(err: unknown): boolean {
+function refusedBy(err: unknown, statuses: readonly number[]): boolean {
   for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     const { code, statusCode } = e as { code?: unknown; statusCode?: unknown };
-    if (code === 401 || code === 403 || statusCode === 401 || statusCode === 403) return true;
+    if (statuses.includes(code as number) || statuses.includes(statusCode as number)) return true;
     if (typeof code === 'string' && TLS_CODES.has(code)) return true;
   }
   return false;
 }
+
+/**
+ * Whether an error (or one of its causes) is the API server refusing the credentials: HTTP 401 or 403
+ * as a numeric `code`/`statusCode`, or a TLS verification failure as a string `code`.
+ */
+export const isCredentialError = (err: unknown): boolean => refusedBy(err, [401, 403]);
 
 /** Whether the string code of a transport error is a TLS verification failure (for probes). */
 export const isTlsVerificationCode = (code: string): boolean => TLS_CODES.has(code);
@@ -54,11 +60,4 @@ export const isTlsVerificationCode = (code: string): boolean => TLS_CODES.has(co
  * Unlike a 403, which a write can also get from a quota or an admission webhook, it always means the
  * kubeconfig itself is refused.
  */
-export function isAuthenticationError(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const { code, statusCode } = e as { code?: unknown; statusCode?: unknown };
-    if (code === 401 || statusCode === 401) return true;
-    if (typeof code === 'string' && TLS_CODES.has(code)) return true;
-  }
-  return false;
-}
+export const isAuthenticationError = (err: unknown): boolean => refusedBy(err, [401]);
