@@ -103,6 +103,9 @@ class InterruptibleClusterClient implements ClusterClient {
   listCollectorDaemonSets(namespace: string, rollout: string, signal?: AbortSignal): ReturnType<ClusterClient['listCollectorDaemonSets']> {
     return this.pass.guard((s) => this.inner.listCollectorDaemonSets(namespace, rollout, s), signal);
   }
+  listCollectorPods(namespace: string, signal?: AbortSignal): ReturnType<ClusterClient['listCollectorPods']> {
+    return this.pass.guard((s) => this.inner.listCollectorPods(namespace, s), signal);
+  }
   getRaw(path: string, signal?: AbortSignal): Promise<string> {
     return this.pass.guard((s) => this.inner.getRaw(path, s), signal);
   }
@@ -150,16 +153,16 @@ export function interruptibleStatus(inner: StatusWriter, pass: PassSignal): Stat
 
 /**
  * Break-glass, not started after the abort: `issue`/`clear` then throw the abort reason (the one
- * exception to their never-throw contract; the pass ends there without a status write). The node
- * transport (ssh, exec) takes no signal; it is bounded by its own per-node timeout, and issuing or
- * clearing stop files again is idempotent.
+ * exception to their never-throw contract; the pass ends there without a status write). The fan-out
+ * itself runs outside the pass (an attempt is not cancelled with the pass; the actuator's `close`
+ * cancels it at shutdown), and issuing or clearing stop files again is idempotent.
  */
 export function interruptibleBreakGlass(inner: BreakGlassActuator, pass: PassSignal): BreakGlassActuator {
   return {
     available: (rollout) => inner.available(rollout),
-    issue: async (rollout, cluster, revision, reason) => {
+    issue: async (rollout, cluster, revision, reason, options) => {
       pass.throwIfAborted();
-      return inner.issue(rollout, cluster, revision, reason);
+      return inner.issue(rollout, cluster, revision, reason, options);
     },
     clear: async (rollout, cluster, revision) => {
       pass.throwIfAborted();
@@ -173,7 +176,7 @@ export function interruptibleInventory(inner: InventoryRecorder, pass: PassSigna
   return {
     record: async (rollout, cluster, nodes) => {
       pass.throwIfAborted();
-      await inner.record(rollout, cluster, nodes);
+      return inner.record(rollout, cluster, nodes);
     },
   };
 }

@@ -194,5 +194,8 @@ export function buildOperator(o: OperatorOptions): Operator {
   });
   // The target clients' node watches (and a node LIST still in flight) end with the process's work.
   manager.addShutdownHook('close target cluster clients', () => factory.close());
+  // Break-glass attempts run outside the passes: cancel them (their nodes count as not done, and the
+  // next leader sends again from the status) rather than leave ssh children behind.
+  manager.addShutdownHook('cancel break-glass attempts', () => bg.close());
   return { manager, reconciler, metrics, queue };
 }

@@ -178,6 +178,10 @@ export interface ClusterStatus {
    */
   unreachableSince?: string;
   /**
+   * When the API server began refusing the rollback's own calls (HTTP 429 or 5xx) while answering its probe; after unreachableAfterSeconds of that, break-glass stops the agents as for an unreachable one.
+   */
+  refusedSince?: string;
+  /**
    * When the cluster's API server started refusing the kubeconfig's credentials (HTTP 401/403, or its certificate failed verification); the cluster holds where it is until they are accepted again, with no break-glass and no gate verdicts.
    */
   credentialsInvalidSince?: string;
@@ -276,11 +280,34 @@ export interface BreakGlassStatus {
    */
   nodesTimedOut?: number;
   /**
+   * Nodes not confirmed yet (failed, timed out, or still being written); attempts are repeated until this is 0.
+   */
+  nodesPending?: number;
+  /**
+   * An attempt is under way in the background (the fan-out never holds up a reconcile pass).
+   */
+  inProgress?: boolean;
+  /**
+   * Up to 20 nodes whose latest attempt failed or timed out, with the error.
+   */
+  failingNodes?: Array<StatusClustersBreakGlassFailingNodes>;
+  /**
    * When the stop files were removed after recovery.
    */
   clearedAt?: string;
   /**
    * A summary of the action.
+   */
+  message?: string;
+}
+
+export interface StatusClustersBreakGlassFailingNodes {
+  /**
+   * The node's name.
+   */
+  node: string;
+  /**
+   * What went wrong on it.
    */
   message?: string;
 }

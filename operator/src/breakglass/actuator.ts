@@ -5,12 +5,13 @@
  * server is down.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { BreakGlassStatus, TelemetryRollout } from '../api/types.generated.js';
-import type { BreakGlassActuator, InventoryRecorder, NodeInfo } from '../rollout/interfaces.js';
+import type { BreakGlassStatus, BreakGlassTransportSpec, TelemetryRollout } from '../api/types.generated.js';
+import type { BreakGlassActuator, InventoryChange, InventoryRecorder, IssueOptions, NodeInfo } from '../rollout/interfaces.js';
 import type { Clock } from '#core/clock.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logging.js';
-import { breakGlassStatus, clearBreakGlass, issueBreakGlass, KubeSecretReader, transportFromSpec, type SecretKeyReader } from './breakglass.js';
+import { clearBreakGlass, issueBreakGlass, KubeSecretReader, selectTargets, transportFromSpec, type SecretKeyReader } from './breakglass.js';
+import type { BreakGlassTransport, NodeOutcome } from './transport.js';
 import { ConfigMapInventoryStore } from './configmapstore.js';
 import { makeInventory, type InventoryStore } from './inventory.js';
 
@@ -35,65 +36,176 @@ export function kubeBackends(kc: KubeConfig): BreakGlassBackends {
 
 const rolloutName = (r: TelemetryRollout) => `${r.metadata?.namespace ?? 'default'}/${r.metadata?.name ?? ''}`;
 
-/** Implements the reconciler's break-glass and inventory hooks. Never throws: failures are status. */
+/** Longest error kept per failing node in status (status is read by people; logs keep the rest). */
+const MAX_STATUS_MESSAGE = 200;
+/** Failing nodes named in status; the rest are counted (5,000 names would make the object huge). */
+export const MAX_FAILING_NODES = 20;
+
+/** One cluster's stop for one revision: what is confirmed, and the attempt under way or just ended. */
+interface StopJob {
+  /** The `issuedAt` in every file of this stop (the first attempt's), so rewriting a node changes nothing. */
+  issuedAt: string;
+  /** Nodes whose stop file is in place. */
+  confirmed: Set<string>;
+  /** Nodes the latest attempt went to in all (confirmed or not). */
+  targeted: number;
+  /** The attempt under way. */
+  running?: Promise<void>;
+  /** The outcome of the attempt that ended, until the reconciler has read it. */
+  unread?: BreakGlassStatus;
+  abort: AbortController;
+}
+
+/** Builds the transport for a rollout's spec (a seam for tests: a slow or failing transport). */
+export type TransportMaker = (spec: BreakGlassTransportSpec, secrets: SecretKeyReader, clock: Clock) => Promise<BreakGlassTransport>;
+
+/**
+ * Implements the reconciler's break-glass and inventory hooks. Never throws: failures are status.
+ *
+ * The fan-out to the nodes runs in the background: `issue` starts an attempt and returns at once, so a
+ * pass is never held by a slow transport (one cluster's 5,000 ssh connections never delay another
+ * cluster's stop, nor anything else the pass does). Each attempt goes only to the nodes not confirmed
+ * yet; the reconciler repeats attempts, with backoff, until every inventoried node is confirmed.
+ */
 export class TransportBreakGlass implements BreakGlassActuator, InventoryRecorder {
   private readonly backends: BreakGlassBackends;
   private readonly clock: Clock;
   private readonly logger?: Logger;
-  constructor(backends: BreakGlassBackends, clock: Clock, logger?: Logger) {
+  private readonly makeTransport: TransportMaker;
+  private readonly jobs = new Map<string, StopJob>();
+  /** Node names last recorded per inventory, to say which nodes left it. */
+  private readonly recorded = new Map<string, Set<string>>();
+  constructor(backends: BreakGlassBackends, clock: Clock, logger?: Logger, makeTransport?: TransportMaker) {
     this.backends = backends;
     this.clock = clock;
     this.logger = logger;
+    this.makeTransport = makeTransport ?? ((spec, secrets, c) => transportFromSpec(spec, { secrets, clock: c }));
   }
 
   available(rollout: TelemetryRollout): boolean {
     return rollout.spec.breakGlass.transport !== undefined;
   }
 
-  async record(rollout: TelemetryRollout, cluster: string, nodes: NodeInfo[]): Promise<void> {
+  async record(rollout: TelemetryRollout, cluster: string, nodes: NodeInfo[]): Promise<InventoryChange> {
+    const ns = rollout.metadata?.namespace ?? 'default';
+    const store = this.backends.inventory(ns);
+    const key = `${ns}/${cluster}`;
     try {
-      await this.backends.inventory(rollout.metadata?.namespace ?? 'default').save(makeInventory(cluster, nodes, this.clock));
+      let before = this.recorded.get(key);
+      if (before === undefined) {
+        // Once per cluster and process: what the stored inventory held, to name the nodes that leave it.
+        const stored = await store.load(cluster).catch(() => undefined);
+        before = new Set(stored?.nodes.map((n) => n.name) ?? []);
+      }
+      await store.save(makeInventory(cluster, nodes, this.clock));
+      const now = new Set(nodes.map((n) => n.name));
+      this.recorded.set(key, now);
+      return { removed: [...before].filter((n) => !now.has(n)).sort() };
     } catch (err) {
       this.logger?.warn('saving the node inventory failed', { rollout: rolloutName(rollout), cluster, error: errorMessage(err) });
+      return { removed: [] };
     }
   }
 
-  async issue(rollout: TelemetryRollout, cluster: string, revision: string, reason: string): Promise<BreakGlassStatus> {
+  async issue(rollout: TelemetryRollout, cluster: string, revision: string, reason: string, options: IssueOptions = {}): Promise<BreakGlassStatus> {
+    const key = `${rolloutName(rollout)}/${cluster}/${revision}`;
+    let job = this.jobs.get(key);
+    if (job === undefined) {
+      job = { issuedAt: options.issuedAt ?? this.clock.now().toISOString(), confirmed: new Set(), targeted: 0, abort: new AbortController() };
+      this.jobs.set(key, job);
+    }
+    if (job.running) return progress(job, revision, true);
+    if (job.unread) {
+      const done = job.unread;
+      delete job.unread;
+      return done;
+    }
+    const j = job;
+    j.running = this.attempt(j, rollout, cluster, revision, reason).finally(() => delete j.running);
+    return progress(j, revision, true);
+  }
+
+  /** Resolves once no attempt is under way (tests; shutdown). */
+  async settled(): Promise<void> {
+    for (;;) {
+      const running = [...this.jobs.values()].flatMap((j) => (j.running ? [j.running] : []));
+      if (running.length === 0) return;
+      await Promise.allSettled(running);
+    }
+  }
+
+  /** Cancels every attempt under way (nodes not done count as failed) and waits for them to end. */
+  async close(): Promise<void> {
+    for (const j of this.jobs.values()) j.abort.abort(new Error('operator shutting down'));
+    await this.settled();
+  }
+
+  /** One attempt: the stop file to every inventoried node of the revision that has not confirmed it. */
+  private async attempt(job: StopJob, rollout: TelemetryRollout, cluster: string, revision: string, reason: string): Promise<void> {
     const ns = rollout.metadata?.namespace ?? 'default';
     const spec = rollout.spec.breakGlass.transport;
-    const issuedAt = this.clock.now().toISOString();
-    if (!spec) return { issuedAt, revision, nodesTargeted: 0, nodesStopped: 0, nodesFailed: 0, nodesTimedOut: 0, message: 'no transport configured' };
+    const fail = (message: string): void => {
+      job.unread = { ...progress(job, revision, false), message };
+    };
+    if (!spec) return fail('no transport configured');
     try {
       const inv = await this.backends.inventory(ns).load(cluster);
-      if (!inv) return { issuedAt, revision, nodesTargeted: 0, nodesStopped: 0, nodesFailed: 0, nodesTimedOut: 0, message: `no node inventory of ${cluster}` };
-      const transport = await transportFromSpec(spec, { secrets: this.backends.secrets(ns), clock: this.clock });
+      if (!inv) return fail(`no node inventory of ${cluster}`);
+      const targets = selectTargets(inv.nodes, { revision, scope: 'revision' });
+      // A node that left the inventory (deleted, seen gone once the API server was back) no longer counts.
+      const names = new Set(targets.map((n) => n.name));
+      for (const n of [...job.confirmed]) if (!names.has(n)) job.confirmed.delete(n);
+      job.targeted = targets.length;
+      const pending = targets.filter((n) => !job.confirmed.has(n.name));
+      if (pending.length === 0) {
+        job.unread = { ...progress(job, revision, false), message: `stop file for revision ${revision} in place on ${job.confirmed.size}/${targets.length} nodes` };
+        return;
+      }
+      const transport = await this.makeTransport(spec, this.backends.secrets(ns), this.clock);
       try {
         const res = await issueBreakGlass({
           transport,
-          nodes: inv.nodes,
+          nodes: pending,
+          scope: 'all',
           rollout: rolloutName(rollout),
           revision,
           reason,
           clock: this.clock,
+          issuedAt: job.issuedAt,
+          signal: job.abort.signal,
           ...(this.logger ? { logger: this.logger } : {}),
         });
-        return breakGlassStatus(res);
+        for (const o of res.outcomes) if (o.result === 'ok') job.confirmed.add(o.node);
+        const failing = res.outcomes.filter((o) => o.result !== 'ok');
+        job.unread = {
+          ...progress(job, revision, false),
+          nodesFailed: res.nodesFailed,
+          nodesTimedOut: res.nodesTimedOut,
+          ...(failing.length ? { failingNodes: failing.slice(0, MAX_FAILING_NODES).map((o) => failingNode(o)) } : {}),
+          message:
+            `stop file for revision ${revision} in place on ${job.confirmed.size}/${targets.length} nodes via ${transport.kind}` +
+            (failing.length ? ` (${res.nodesFailed} failed, ${res.nodesTimedOut} timed out in this attempt)` : ''),
+        };
       } finally {
         await transport.close();
       }
     } catch (err) {
-      return { issuedAt, revision, nodesTargeted: 0, nodesStopped: 0, nodesFailed: 0, nodesTimedOut: 0, message: `break-glass failed: ${errorMessage(err)}` };
+      fail(`break-glass failed: ${errorMessage(err)}`);
     }
   }
 
   async clear(rollout: TelemetryRollout, cluster: string, revision: string): Promise<{ ok: boolean; message: string }> {
     const ns = rollout.metadata?.namespace ?? 'default';
+    const job = this.jobs.get(`${rolloutName(rollout)}/${cluster}/${revision}`);
+    // Never clear under an attempt still writing (its files would land after the clear).
+    if (job?.running) return { ok: false, message: 'an attempt to write the stop files is still under way' };
+    this.jobs.delete(`${rolloutName(rollout)}/${cluster}/${revision}`);
     const spec = rollout.spec.breakGlass.transport;
     if (!spec) return { ok: true, message: 'no transport configured' };
     try {
       const inv = await this.backends.inventory(ns).load(cluster);
       if (!inv) return { ok: false, message: `no node inventory of ${cluster}` };
-      const transport = await transportFromSpec(spec, { secrets: this.backends.secrets(ns), clock: this.clock });
+      const transport = await this.makeTransport(spec, this.backends.secrets(ns), this.clock);
       try {
         const res = await clearBreakGlass({ transport, nodes: inv.nodes, revision, clock: this.clock, ...(this.logger ? { logger: this.logger } : {}) });
         return { ok: res.nodesFailed === 0 && res.nodesTimedOut === 0, message: res.message };
@@ -104,4 +216,24 @@ export class TransportBreakGlass implements BreakGlassActuator, InventoryRecorde
       return { ok: false, message: `clearing failed: ${errorMessage(err)}` };
     }
   }
+}
+
+/** What a stop of one revision looks like so far (counts over the whole stop, not one attempt). */
+function progress(job: StopJob, revision: string, inProgress: boolean): BreakGlassStatus {
+  return {
+    issuedAt: job.issuedAt,
+    revision,
+    nodesTargeted: job.targeted,
+    nodesStopped: job.confirmed.size,
+    nodesFailed: 0,
+    nodesTimedOut: 0,
+    nodesPending: Math.max(0, job.targeted - job.confirmed.size),
+    ...(inProgress ? { inProgress: true, message: `writing stop files for revision ${revision} (${job.confirmed.size}/${job.targeted || '?'} nodes confirmed so far)` } : {}),
+  };
+}
+
+/** A failing node for status: its name and a short error. */
+function failingNode(o: NodeOutcome): { node: string; message: string } {
+  const text = o.message ?? o.result;
+  return { node: o.node, message: text.length > MAX_STATUS_MESSAGE ? `${text.slice(0, MAX_STATUS_MESSAGE - 1)}…` : text };
 }

@@ -23,7 +23,8 @@ import { countOutcomes, TransportConfigError, type BreakGlassTransport, type Nod
 /**
  * Which nodes an action goes to:
  * - `revision`: the nodes whose revision label equals the revision (and, when the revision is the
- *   stable one, the unlabelled nodes, which the stable DaemonSet also runs on);
+ *   stable one, the unlabelled nodes, which the stable DaemonSet also runs on), and the nodes where a
+ *   pod of the revision was seen running (`runs`: the cluster-mode watcher, a terminating agent);
  * - `all`: every node given. Safe for a revision-scoped stop file (agents of other revisions ignore
  *   it) and the right choice when the inventory may be stale (labels changed after it was captured).
  */
@@ -42,6 +43,9 @@ export function selectTargets(nodes: readonly NodeInfo[], sel: TargetSelection):
   if (sel.scope === 'all' || sel.revision === ALL_REVISIONS) return [...nodes];
   return nodes.filter((n) => {
     const label = n.labels[REVISION_LABEL];
+    // A pod of the revision seen on the node (the watcher, or an agent whose node was relabelled while
+    // it still ran) needs the stop file whatever the label says.
+    if (n.runs?.includes(sel.revision)) return true;
     return label === sel.revision || (label === undefined && sel.stableRevision !== undefined && sel.stableRevision === sel.revision);
   });
 }
@@ -65,6 +69,11 @@ export interface IssueBreakGlassOptions {
   signal?: AbortSignal;
   /** Summary at info, failed nodes at warn (the first few by name, then a count). */
   logger?: Logger;
+  /**
+   * The `issuedAt` written in the file (default: now). A repeated attempt passes the first one's, so a
+   * node written twice holds the same file and the stop keeps the moment it was first issued.
+   */
+  issuedAt?: string;
 }
 
 /** What {@link issueBreakGlass} did. */
@@ -97,7 +106,7 @@ const MAX_LOGGED_FAILURES = 20;
 export async function issueBreakGlass(opts: IssueBreakGlassOptions): Promise<BreakGlassResult> {
   if (!isValidRevision(opts.revision)) throw new Error(`break-glass: invalid revision ${JSON.stringify(opts.revision)}`);
   const start = opts.clock.now();
-  const stopFile: StopFile = { rollout: opts.rollout, revision: opts.revision, reason: opts.reason, issuedAt: start.toISOString() };
+  const stopFile: StopFile = { rollout: opts.rollout, revision: opts.revision, reason: opts.reason, issuedAt: opts.issuedAt ?? start.toISOString() };
   const content = encodeStopFile(stopFile);
   const targets = selectTargets(opts.nodes, { revision: opts.revision, scope: opts.scope ?? 'revision', stableRevision: opts.stableRevision });
   const outcomes = targets.length === 0 ? [] : await opts.transport.write(targets, content, opts.signal);

@@ -48,7 +48,13 @@ export function makeInventory(cluster: string, nodes: readonly NodeInfo[], clock
     cluster,
     capturedAt: clock.now().toISOString(),
     nodes: [...nodes]
-      .map((n) => ({ name: n.name, labels: { ...n.labels }, addresses: n.addresses.map((a) => ({ type: a.type, address: a.address })), ready: n.ready }))
+      .map((n) => ({
+        name: n.name,
+        labels: { ...n.labels },
+        addresses: n.addresses.map((a) => ({ type: a.type, address: a.address })),
+        ready: n.ready,
+        ...(n.runs?.length ? { runs: [...n.runs].sort() } : {}),
+      }))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
   };
 }
@@ -60,7 +66,8 @@ export function makeInventory(cluster: string, nodes: readonly NodeInfo[], clock
  */
 export function inventoryHash(inv: Pick<NodeInventory, 'cluster' | 'nodes'>): string {
   const nodes = [...inv.nodes]
-    .map((n) => ({ name: n.name, labels: n.labels, addresses: n.addresses }))
+    // The revisions seen running count: a watcher moving to another node changes who must be stopped.
+    .map((n) => ({ name: n.name, labels: n.labels, addresses: n.addresses, runs: [...(n.runs ?? [])].sort() }))
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return createHash('sha256')
     .update(canonicalJson({ cluster: inv.cluster, nodes }))
@@ -103,11 +110,14 @@ export function validateInventory(value: unknown, source: string): NodeInventory
       fail(`node ${n.name}: "addresses" must be a list of {type, address}`);
     }
     if (n.ready !== undefined && typeof n.ready !== 'boolean') fail(`node ${n.name}: "ready" must be a boolean`);
+    const runs = n.runs ?? [];
+    if (!Array.isArray(runs) || !runs.every((r) => typeof r === 'string' && r !== '')) fail(`node ${n.name}: "runs" must be a list of revisions`);
     return {
       name: n.name,
       labels: { ...(labels as Record<string, string>) },
       addresses: (addresses as Array<{ type: string; address: string }>).map((a) => ({ type: a.type, address: a.address })),
       ready: n.ready === true,
+      ...((runs as string[]).length ? { runs: [...(runs as string[])].sort() } : {}),
     };
   });
   return { cluster: value.cluster as string, capturedAt: new Date(capturedAt as string).toISOString(), nodes };

@@ -3,7 +3,7 @@
  * with another cluster's). Every request has a timeout, is counted in `tro_cluster_api_requests_total`
  * and fails with an error naming the cluster and the operation (never a credential).
  */
-import { PatchStrategy, setHeaderOptions, type KubeConfig, type KubernetesObject, type V1DaemonSet, type V1Node } from '@kubernetes/client-node';
+import { PatchStrategy, setHeaderOptions, type KubeConfig, type KubernetesObject, type V1DaemonSet, type V1Node, type V1Pod } from '@kubernetes/client-node';
 import { rawGet, RawGetError } from '../controller/kube.js';
 import {
   FIELD_MANAGER,
@@ -13,6 +13,7 @@ import {
   STABLE_LABEL,
   type ClusterClient,
   type CollectorDaemonSet,
+  type CollectorPod,
   type KubeObject,
   type NodeInfo,
   type ObjectRef,
@@ -44,6 +45,22 @@ export interface KubeClusterClientOptions {
   logger?: Logger;
   clock?: Clock;
 }
+
+/** The collector pod a Pod is, or undefined when it carries no revision label. */
+export function collectorPodOf(pod: V1Pod): CollectorPod | undefined {
+  const labels = pod.metadata?.labels ?? {};
+  const revision = labels[OBJECT_REVISION_LABEL];
+  if (revision === undefined || revision === '') return undefined;
+  return {
+    name: pod.metadata?.name ?? '',
+    node: pod.spec?.nodeName ?? '',
+    revision,
+    mode: labels['telemetry.rollout.dev/mode'] === 'cluster' ? 'cluster' : 'node',
+  };
+}
+
+/** Label every collector pod carries (DaemonSet agents and the watcher alike). */
+export const COLLECTOR_POD_SELECTOR = 'app.kubernetes.io/name=telemetry-collector';
 
 /** Maps an owned DaemonSet to what the reconciler needs; undefined when it lacks the revision label (not a collector DaemonSet). */
 export function collectorDaemonSetOf(ds: V1DaemonSet): CollectorDaemonSet | undefined {
@@ -183,6 +200,21 @@ export class KubeClusterClient implements ClusterClient {
     return list.items
       .map(collectorDaemonSetOf)
       .filter((d): d is CollectorDaemonSet => d !== undefined)
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  async listCollectorPods(namespace: string, signal?: AbortSignal): Promise<CollectorPod[]> {
+    const list = await this.apis.call(
+      `list Pods in ${namespace}`,
+      // resourceVersion 0: served from the API server's watch cache, not a quorum read of etcd.
+      () => this.apis.core.listNamespacedPod({ namespace, labelSelector: `${COLLECTOR_POD_SELECTOR},${OBJECT_REVISION_LABEL}`, resourceVersion: '0' }),
+      signal,
+    );
+    return list.items
+      // A pod that has exited (Succeeded/Failed) runs nothing; a terminating one still may.
+      .filter((p) => p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed')
+      .map(collectorPodOf)
+      .filter((p): p is CollectorPod => p !== undefined)
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 

@@ -9,16 +9,16 @@ import { iso, since, type Pass } from './pass.js';
 import { haltFleet } from './rollback.js';
 
 /** Issues break-glass for an unreachable cluster running the candidate, when it is due. */
-export async function maybeBreakGlass(p: Pass, c: ClusterStatus): Promise<void> {
+export async function maybeBreakGlass(p: Pass, c: ClusterStatus, from = c.unreachableSince, why = 'API server unreachable'): Promise<void> {
   const bg = p.rollout.spec.breakGlass;
-  const down = since(p.now, c.unreachableSince);
+  const down = since(p.now, from);
   if (down < bg.unreachableAfterSeconds) {
     p.requeue((bg.unreachableAfterSeconds - down) * 1000);
     return;
   }
   const prev = c.breakGlass?.revision === p.revision && c.breakGlass.issuedAt && !c.breakGlass.clearedAt ? c.breakGlass : undefined;
   if (prev && confirmed(prev, c)) return;
-  if (prev) {
+  if (prev && !prev.inProgress) {
     // Some node did not confirm (failed, timed out, or the whole attempt failed): send again, backing off.
     const wait = retryDelaySeconds(prev.attempts ?? 1) - since(p.now, prev.lastAttemptAt ?? prev.issuedAt);
     if (wait > 0) {
@@ -29,18 +29,29 @@ export async function maybeBreakGlass(p: Pass, c: ClusterStatus): Promise<void> 
   const actuator = p.ctx.d.breakGlass;
   if (bg.action !== 'Auto' || !actuator?.available(p.rollout)) {
     const how = `kubectl tro break-glass ${p.rollout.metadata?.name ?? ''} --cluster ${c.name}`;
-    const msg = `API server unreachable for ${Math.floor(down)}s with ${p.revision} on ${c.nodesUpdated ?? 0} nodes: break-glass needed (${bg.action === 'Auto' ? 'no transport configured' : 'action is Manual'}); run: ${how}`;
+    const msg = `${why} for ${Math.floor(down)}s with ${p.revision} on ${c.nodesUpdated ?? 0} nodes: break-glass needed (${bg.action === 'Auto' ? 'no transport configured' : 'action is Manual'}); run: ${how}`;
     if (c.message !== msg) p.record('Warning', REASON.BreakGlass, msg, c.name);
     c.message = msg;
     return;
   }
   haltFleet(p, `break-glass on ${c.name}`);
-  const result = await actuator.issue(p.rollout, c.name, p.revision, `API server unreachable for ${Math.floor(down)}s`);
-  const attempts = (prev?.attempts ?? 0) + 1;
-  c.breakGlass = { ...result, revision: p.revision, issuedAt: prev?.issuedAt ?? result.issuedAt ?? iso(p.now), lastAttemptAt: iso(p.now), attempts };
+  // The actuator returns at once: the nodes are written in the background (inProgress), and a later
+  // pass reads the outcome. An attempt counts when it starts; the wait between attempts backs off.
+  const result = await actuator.issue(p.rollout, c.name, p.revision, `${why} for ${Math.floor(down)}s`, {
+    ...(prev?.issuedAt ? { issuedAt: prev.issuedAt } : {}),
+  });
+  const started = !prev?.inProgress;
+  const attempts = (prev?.attempts ?? 0) + (started ? 1 : 0);
+  const lastAttemptAt = started ? iso(p.now) : (prev.lastAttemptAt ?? iso(p.now));
+  c.breakGlass = { ...result, revision: p.revision, issuedAt: prev?.issuedAt ?? result.issuedAt ?? iso(p.now), lastAttemptAt, attempts };
+  if (!result.inProgress) delete c.breakGlass.inProgress;
+  if (!result.failingNodes?.length) delete c.breakGlass.failingNodes;
   p.clusterEvent(c, 'BreakGlassIssued');
-  const ok = confirmed(c.breakGlass, c);
-  c.message = `break-glass: stop files on ${result.nodesStopped ?? 0}/${result.nodesTargeted ?? 0} nodes (${result.nodesFailed ?? 0} failed, ${result.nodesTimedOut ?? 0} timed out)${attempts > 1 ? `, attempt ${attempts}` : ''}${ok ? '' : `; retrying in ${retryDelaySeconds(attempts)}s`}${result.message && !ok ? `: ${result.message}` : ''}`;
+  const ok = !result.inProgress && confirmed(c.breakGlass, c);
+  const counts = `stop files on ${result.nodesStopped ?? 0}/${result.nodesTargeted ?? 0} nodes`;
+  c.message = result.inProgress
+    ? `break-glass: ${result.message ?? counts}${attempts > 1 ? `, attempt ${attempts}` : ''}`
+    : `break-glass: ${counts} (${result.nodesFailed ?? 0} failed, ${result.nodesTimedOut ?? 0} timed out)${attempts > 1 ? `, attempt ${attempts}` : ''}${ok ? '' : `; retrying in ${retryDelaySeconds(attempts)}s`}${result.message && !ok ? `: ${result.message}` : ''}`;
   const before = p.status.phase;
   p.rolloutEvent('BreakGlassIssued', REASON.BreakGlass);
   if (p.status.phase === 'BreakGlass') {
@@ -51,11 +62,15 @@ export async function maybeBreakGlass(p: Pass, c: ClusterStatus): Promise<void> 
     // The rollback goes on for the clusters it can reach; its reason stays the one that started it.
     p.status.message = `${p.status.message ?? 'rolling back'}; ${c.name}: ${c.message}`;
   }
-  if (!ok) p.requeue(retryDelaySeconds(attempts) * 1000);
-  // The first attempt, and any that changes how many nodes confirmed, goes into history (a long outage
+  if (result.inProgress) p.requeue(IN_PROGRESS_POLL_MS);
+  else if (!ok) p.requeue(retryDelaySeconds(attempts) * 1000);
+  // The start, and any outcome that changes how many nodes confirmed, goes into history (a long outage
   // must not flush it with identical retries).
-  if (!prev || prev.nodesStopped !== result.nodesStopped || ok) p.record('Warning', REASON.BreakGlass, c.message, c.name);
+  if (!prev || (!result.inProgress && (prev.nodesStopped !== result.nodesStopped || ok))) p.record('Warning', REASON.BreakGlass, c.message, c.name);
 }
+
+/** How often a pass looks at an attempt under way (the attempt itself never waits for a pass). */
+export const IN_PROGRESS_POLL_MS = 1000;
 
 /**
  * Whether every node a break-glass attempt targeted confirmed its stop file. An attempt that reached no

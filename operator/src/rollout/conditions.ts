@@ -43,6 +43,7 @@ export const REASON = {
   ClusterRollingBack: 'ClusterRollingBack',
   ClusterRolledBack: 'ClusterRolledBack',
   BreakGlass: 'BreakGlass',
+  InventoryChanged: 'InventoryChanged',
   Healthy: 'Healthy',
   Failed: 'Failed',
 } as const;

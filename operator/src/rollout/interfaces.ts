@@ -23,6 +23,23 @@ export interface NodeInfo {
   labels: Record<string, string>;
   addresses: Array<{ type: string; address: string }>;
   ready: boolean;
+  /**
+   * Revisions of the rollout's pods seen running on the node (DaemonSet agents and the cluster-mode
+   * watcher), from the pod list; set only in inventories. Break-glass targets a node that runs a pod of
+   * the revision even when its label says otherwise (the watcher runs wherever it is scheduled).
+   */
+  runs?: string[];
+}
+
+/** A pod of the collector (a node agent or the cluster-mode watcher), as break-glass needs to know it. */
+export interface CollectorPod {
+  name: string;
+  /** The node it is scheduled on ('' while unscheduled). */
+  node: string;
+  /** Its revision (the object revision label). */
+  revision: string;
+  /** `node` for a DaemonSet agent, `cluster` for the watcher. */
+  mode: 'node' | 'cluster';
 }
 
 /** A collector DaemonSet the operator owns in a target, with its rollout status. */
@@ -83,6 +100,11 @@ export interface ClusterClient {
   delete(ref: ObjectRef, signal?: AbortSignal): Promise<void>;
   /** The collector DaemonSets of one rollout in a namespace. */
   listCollectorDaemonSets(namespace: string, rollout: string, signal?: AbortSignal): Promise<CollectorDaemonSet[]>;
+  /**
+   * The collector's pods in a namespace (every revision, terminating ones included: a pod that has
+   * not exited still runs the agent).
+   */
+  listCollectorPods(namespace: string, signal?: AbortSignal): Promise<CollectorPod[]>;
   /** GETs a raw API server path such as /metrics. */
   getRaw(path: string, signal?: AbortSignal): Promise<string>;
 }
@@ -172,6 +194,12 @@ export interface EventRecorder {
   event(rollout: TelemetryRollout, type: 'Normal' | 'Warning', reason: string, message: string): void;
 }
 
+/** Options of {@link BreakGlassActuator.issue}. */
+export interface IssueOptions {
+  /** The stop's first `issuedAt` (from status): a later attempt, even after a restart, writes the same file. */
+  issuedAt?: string;
+}
+
 /**
  * Stops the agents of a revision on a cluster whose API server cannot be reached, through node-local
  * stop files written without that API server (from the node inventory kept in the management cluster).
@@ -179,14 +207,25 @@ export interface EventRecorder {
 export interface BreakGlassActuator {
   /** Whether the rollout configures a transport (without one, break-glass can only be reported). */
   available(rollout: TelemetryRollout): boolean;
-  /** Writes the stop file naming `revision` on every inventoried node of `cluster` that runs it. Never throws. */
-  issue(rollout: TelemetryRollout, cluster: string, revision: string, reason: string): Promise<BreakGlassStatus>;
+  /**
+   * Writes the stop file naming `revision` on every inventoried node of `cluster` that runs it. Never
+   * throws. May return before the nodes are done (`inProgress`, counts so far): the caller calls again
+   * to learn the outcome; a call after an attempt ended with nodes unconfirmed starts a new attempt
+   * for those nodes only.
+   */
+  issue(rollout: TelemetryRollout, cluster: string, revision: string, reason: string, options?: IssueOptions): Promise<BreakGlassStatus>;
   /** Removes the stop files again (only called once no agent of the revision runs). Never throws. */
   clear(rollout: TelemetryRollout, cluster: string, revision: string): Promise<{ ok: boolean; message: string }>;
+}
+
+/** What recording an inventory changed that the rollout should tell. */
+export interface InventoryChange {
+  /** Nodes that were in the stored inventory and are gone from the cluster (sorted). */
+  removed: string[];
 }
 
 /** Keeps each target's node inventory in the management cluster, for break-glass without the target. */
 export interface InventoryRecorder {
   /** Records the nodes of a cluster; implementations write only when something changed. Never throws. */
-  record(rollout: TelemetryRollout, cluster: string, nodes: NodeInfo[]): Promise<void>;
+  record(rollout: TelemetryRollout, cluster: string, nodes: NodeInfo[]): Promise<InventoryChange | void>;
 }

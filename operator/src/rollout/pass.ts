@@ -97,7 +97,16 @@ export interface ReconcileContext {
   readonly pollMs: number;
   readonly historyLimit: number;
   readonly pacer: RelabelPacer;
+  /**
+   * The latest pod placement seen per rollout and cluster (node → revisions) and when: the inventory
+   * lists pods at most every {@link POD_LIST_INTERVAL_MS}, not after every relabel batch (on a 5,000-node
+   * cluster a pod list is megabytes). Only an optimisation: a restart lists again.
+   */
+  readonly pods: Map<string, { at: number; runs: Map<string, Set<string>> }>;
 }
+
+/** Shortest time between two pod lists of one cluster for the inventory. */
+export const POD_LIST_INTERVAL_MS = 30_000;
 
 /** Builds the context with the defaults of ReconcilerOptions. */
 export function newContext(deps: ReconcilerDeps): ReconcileContext {
@@ -107,6 +116,7 @@ export function newContext(deps: ReconcilerDeps): ReconcileContext {
     pollMs: deps.options?.pollMs ?? 2000,
     historyLimit: deps.options?.historyLimit ?? 100,
     pacer: new RelabelPacer(),
+    pods: new Map(),
   };
 }
 

@@ -5,6 +5,7 @@
  */
 import type { ClusterStatus, StageSpec } from '../api/types.generated.js';
 import { errorMessage } from '../util/errors.js';
+import { recordInventory } from './inventory.js';
 import { REASON } from './conditions.js';
 import { isAuthenticationError } from '../util/errors.js';
 import { markCredentialsInvalid } from './credentials.js';
@@ -83,7 +84,7 @@ async function preflight(p: Pass, c: ClusterStatus, client: ClusterClient, stage
   const ns = ro.spec.collector.namespace;
   const nodes = await client.listNodes();
   c.nodesTotal = nodes.length;
-  await p.ctx.d.inventory?.record(p.rollout, c.name, nodes);
+  await recordInventory(p, c, client, nodes);
   // The stable revision first: a rollback that visits this cluster later (an abort, or a refusal
   // below) must know what to return to, and must not take a stable collector's shared objects away.
   const owned = await client.listCollectorDaemonSets(ns, p.rolloutLabel);

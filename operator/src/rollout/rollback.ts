@@ -5,12 +5,15 @@
 import type { ClusterStatus } from '../api/types.generated.js';
 import { errorMessage } from '../util/errors.js';
 import { REASON } from './conditions.js';
-import { isAuthenticationError } from '../util/errors.js';
+import { isAuthenticationError, isOverloadError } from '../util/errors.js';
+import { maybeBreakGlass } from './breakglass.js';
 import { markCredentialsInvalid } from './credentials.js';
 import { revisionRefs, sharedObjects } from './desired.js';
-import { REVISION_LABEL } from './interfaces.js';
-import { isActive, isTouched, type RolloutEvent } from './machine.js';
-import { iso, type Pass } from './pass.js';
+import { REVISION_LABEL, type NodeInfo } from './interfaces.js';
+import { isActive, isTouched, rolloutCapabilities, type RolloutEvent } from './machine.js';
+import { runsCandidate } from './observe.js';
+import { recordInventory } from './inventory.js';
+import { iso, since, type Pass } from './pass.js';
 
 /** The fleet-wide circuit breaker: every cluster still moving stops where it is; `why` says what tripped it. */
 export function haltFleet(p: Pass, why: string): void {
@@ -80,11 +83,26 @@ export async function rollBack(p: Pass): Promise<void> {
     }
     const nodes = await client.listNodes();
     let left = nodes.filter((n) => n.labels[REVISION_LABEL] === p.revision).length;
-    for (const n of nodes) {
-      if (n.labels[REVISION_LABEL] !== p.revision) continue;
-      if (!p.takeRelabelToken(c.name)) break;
-      await client.setNodeRevision(n.name, c.previousRevision ? c.previousRevision : null);
-      left--;
+    const back = new Set<string>();
+    try {
+      for (const n of nodes) {
+        if (n.labels[REVISION_LABEL] !== p.revision) continue;
+        if (!p.takeRelabelToken(c.name)) break;
+        await client.setNodeRevision(n.name, c.previousRevision ? c.previousRevision : null);
+        back.add(n.name);
+        left--;
+      }
+      delete c.refusedSince;
+    } finally {
+      // The inventory follows every batch: a break-glass during the rollback goes where agents still run.
+      const seen = nodes.map((n): NodeInfo => {
+        if (!back.has(n.name)) return n;
+        const labels: Record<string, string> = { ...n.labels };
+        if (c.previousRevision) labels[REVISION_LABEL] = c.previousRevision;
+        else delete labels[REVISION_LABEL];
+        return { ...n, labels };
+      });
+      await recordInventory(p, c, client, seen);
     }
     c.nodesUpdated = left;
     if (left > 0) {
@@ -92,15 +110,20 @@ export async function rollBack(p: Pass): Promise<void> {
       p.requeue(p.relabelIntervalMs());
       return;
     }
-    const ds = (await client.listCollectorDaemonSets(ns, p.rolloutLabel)).find((d) => d.revision === p.revision);
-    if (ds && (!ds.observed || ds.desiredNumberScheduled > 0 || ds.numberReady > 0)) {
-      c.message = `rolling back: waiting for ${ds.numberReady} agents of ${p.revision} to stop`;
+    // Pods, not the DaemonSet's counters, say whether an agent of the bad revision still runs (the
+    // watcher has no DaemonSet; a terminating pod still runs). Its objects go first, so nothing recreates one.
+    for (const ref of revisionRefs(ns, p.revision)) await client.delete(ref);
+    const running = (await client.listCollectorPods(ns)).filter((pod) => pod.revision === p.revision);
+    if (running.length > 0) {
+      c.message = `rolling back: waiting for ${running.length} pods of ${p.revision} to stop`;
       p.requeue(p.ctx.pollMs);
       return;
     }
-    for (const ref of revisionRefs(ns, p.revision)) await client.delete(ref);
     const bg = p.ctx.d.breakGlass;
     if (c.breakGlass?.issuedAt && !c.breakGlass.clearedAt && bg) {
+      // The inventory from the live node list first: a node deleted during the outage leaves it (with an
+      // event), so clearing does not wait forever on a node that will never answer.
+      await recordInventory(p, c, client, await client.listNodes());
       // Only now, with no agent of the bad revision left, may the stop files go.
       const cleared = await bg.clear(p.rollout, c.name, c.breakGlass.revision ?? p.revision);
       if (!cleared.ok) {
@@ -127,9 +150,24 @@ export async function rollBack(p: Pass): Promise<void> {
     p.requeue(0);
   } catch (err) {
     if (isAuthenticationError(err)) markCredentialsInvalid(p, c, errorMessage(err));
+    else if (isOverloadError(err)) await refused(p, c, errorMessage(err));
     else c.message = `rollback error: ${errorMessage(err)}`;
     p.requeue(5000);
   }
+}
+
+/**
+ * The rollback's own calls are refused (429, 5xx): the API server answers its probe but cannot be
+ * acted on. For unreachableAfterSeconds that is the same as unreachable for what matters here (the
+ * bad agents cannot be removed through it), so break-glass stops them; a call that goes through again
+ * ends the count. Overload while we can still act is the gates' business, not this.
+ */
+async function refused(p: Pass, c: ClusterStatus, why: string): Promise<void> {
+  c.refusedSince ??= iso(p.now);
+  const forS = Math.floor(since(p.now, c.refusedSince));
+  c.message = `rollback: the API server refuses our calls for ${forS}s: ${why}`;
+  if (!runsCandidate(c) || !rolloutCapabilities(p.status.phase).breakGlassArmed) return;
+  await maybeBreakGlass(p, c, c.refusedSince, `API server refused the rollback's calls for ${forS}s`);
 }
 
 /**
@@ -141,4 +179,5 @@ export function clearObservations(c: ClusterStatus): void {
   delete c.unreachableSince;
   delete c.reachableSince;
   delete c.credentialsInvalidSince;
+  delete c.refusedSince;
 }

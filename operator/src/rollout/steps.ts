@@ -4,6 +4,7 @@
  * evaluation since the bake began passes; then the next step begins, or the cluster is done.
  */
 import type { ClusterStatus, StageSpec } from '../api/types.generated.js';
+import { recordInventory } from './inventory.js';
 import { REASON } from './conditions.js';
 import { bakeSeconds } from './controls.js';
 import { REVISION_LABEL, type ClusterClient } from './interfaces.js';
@@ -55,7 +56,7 @@ export async function relabelStep(p: Pass, c: ClusterStatus, client: ClusterClie
     // The inventory break-glass works from includes the batch just labelled (even when a relabel in
     // it failed): the API server that may go next is exactly the one this batch loads.
     const seen = nodes.map((n) => (justLabelled.has(n.name) ? { ...n, labels: { ...n.labels, [REVISION_LABEL]: p.revision } } : n));
-    await p.ctx.d.inventory?.record(p.rollout, c.name, seen);
+    await recordInventory(p, c, client, seen);
   }
   c.nodesUpdated = labelled;
   const step = (c.step ?? 0) + 1;

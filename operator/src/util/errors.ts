@@ -61,3 +61,22 @@ export const isTlsVerificationCode = (code: string): boolean => TLS_CODES.has(co
  * kubeconfig itself is refused.
  */
 export const isAuthenticationError = (err: unknown): boolean => refusedBy(err, [401]);
+
+/** The first HTTP status (a numeric `code` or `statusCode`) on an error or its causes (at most 5 deep). */
+export function httpStatusOf(err: unknown): number | undefined {
+  for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const { code, statusCode } = e as { code?: unknown; statusCode?: unknown };
+    if (typeof code === 'number') return code;
+    if (typeof statusCode === 'number') return statusCode;
+  }
+  return undefined;
+}
+
+/**
+ * Whether the API server answered but refused the call for its own state: HTTP 429 (API Priority and
+ * Fairness, or max-inflight) or a 5xx. An overloaded server, not a broken kubeconfig.
+ */
+export function isOverloadError(err: unknown): boolean {
+  const status = httpStatusOf(err);
+  return status !== undefined && (status === 429 || (status >= 500 && status <= 599));
+}

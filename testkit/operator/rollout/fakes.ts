@@ -16,6 +16,7 @@ import {
   type ClusterClient,
   type ClusterClientFactory,
   type CollectorDaemonSet,
+  type CollectorPod,
   type EventRecorder,
   type GateEvaluation,
   type GateEvaluator,
@@ -44,6 +45,13 @@ export class FakeCluster implements ClusterClient {
   readonly calls: Record<string, number> = {};
   /** When set, pods of these revisions never become ready (a crash-looping collector). */
   readonly notReady = new Set<string>();
+  /**
+   * Where the cluster-mode watcher of a revision runs (a node that need not carry the revision label);
+   * by default the last node, which a step relabels last.
+   */
+  watcherNode?: string;
+  /** Pods that outlive their DaemonSet's placement (stuck terminating), by node: the revision they run. */
+  readonly lingeringPods = new Map<string, string>();
   /** Every relabel in order: [node, revision|null]. */
   readonly relabels: Array<[string, string | null]> = [];
 
@@ -115,6 +123,23 @@ export class FakeCluster implements ClusterClient {
           observed: true,
         };
       });
+  }
+
+  async listCollectorPods(namespace: string): Promise<CollectorPod[]> {
+    this.count('listCollectorPods');
+    const pods: CollectorPod[] = [];
+    for (const [node, revision] of this.placement()) if (revision) pods.push({ name: `agent-${revision}-${node}`, node, revision, mode: 'node' });
+    for (const [node, revision] of this.lingeringPods) pods.push({ name: `agent-${revision}-${node}-old`, node, revision, mode: 'node' });
+    const names = [...this.nodes.keys()].sort();
+    for (const o of this.objects.values()) {
+      if (o.kind !== 'Deployment' || o.metadata.namespace !== namespace) continue;
+      const spec = o.spec as { replicas?: number } | undefined;
+      const revision = o.metadata.labels?.[OBJECT_REVISION_LABEL];
+      if (!revision || spec?.replicas === 0) continue;
+      const node = this.watcherNode && this.nodes.has(this.watcherNode) ? this.watcherNode : (names[names.length - 1] ?? '');
+      pods.push({ name: `watcher-${revision}`, node, revision, mode: 'cluster' });
+    }
+    return pods.sort((a, b) => (a.name < b.name ? -1 : 1));
   }
 
   /** What getRaw('/metrics') returns. */
