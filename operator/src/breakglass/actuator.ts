@@ -158,9 +158,13 @@ export class TransportBreakGlass implements BreakGlassActuator, InventoryRecorde
       job.targeted = targets.length;
       const pending = targets.filter((n) => !job.confirmed.has(n.name));
       if (pending.length === 0) {
-        job.unread = { ...progress(job, revision, false), message: `stop file for revision ${revision} in place on ${job.confirmed.size}/${targets.length} nodes` };
+        job.unread = {
+          ...progress(job, revision, false),
+          message: `stop file for revision ${revision} in place on ${job.confirmed.size}/${targets.length} nodes`,
+        };
         return;
       }
+      if (job.abort.signal.aborted) return fail(`break-glass cancelled: ${errorMessage(job.abort.signal.reason)}`);
       const transport = await this.makeTransport(spec, this.backends.secrets(ns), this.clock);
       try {
         const res = await issueBreakGlass({
@@ -228,7 +232,9 @@ function progress(job: StopJob, revision: string, inProgress: boolean): BreakGla
     nodesFailed: 0,
     nodesTimedOut: 0,
     nodesPending: Math.max(0, job.targeted - job.confirmed.size),
-    ...(inProgress ? { inProgress: true, message: `writing stop files for revision ${revision} (${job.confirmed.size}/${job.targeted || '?'} nodes confirmed so far)` } : {}),
+    ...(inProgress
+      ? { inProgress: true, message: `writing stop files for revision ${revision} (${job.confirmed.size}/${job.targeted || '?'} nodes confirmed so far)` }
+      : {}),
   };
 }
 

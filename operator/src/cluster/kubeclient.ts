@@ -210,12 +210,14 @@ export class KubeClusterClient implements ClusterClient {
       () => this.apis.core.listNamespacedPod({ namespace, labelSelector: `${COLLECTOR_POD_SELECTOR},${OBJECT_REVISION_LABEL}`, resourceVersion: '0' }),
       signal,
     );
-    return list.items
-      // A pod that has exited (Succeeded/Failed) runs nothing; a terminating one still may.
-      .filter((p) => p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed')
-      .map(collectorPodOf)
-      .filter((p): p is CollectorPod => p !== undefined)
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return (
+      list.items
+        // A pod that has exited (Succeeded/Failed) runs nothing; a terminating one still may.
+        .filter((p) => p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed')
+        .map(collectorPodOf)
+        .filter((p): p is CollectorPod => p !== undefined)
+        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    );
   }
 
   async getRaw(path: string, signal?: AbortSignal): Promise<string> {

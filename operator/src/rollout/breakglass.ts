@@ -45,12 +45,18 @@ export async function maybeBreakGlass(p: Pass, c: ClusterStatus, from = c.unreac
   const lastAttemptAt = started ? iso(p.now) : (prev.lastAttemptAt ?? iso(p.now));
   c.breakGlass = { ...result, revision: p.revision, issuedAt: prev?.issuedAt ?? result.issuedAt ?? iso(p.now), lastAttemptAt, attempts };
   if (!result.inProgress) delete c.breakGlass.inProgress;
-  if (!result.failingNodes?.length) delete c.breakGlass.failingNodes;
+  if (result.inProgress && prev) {
+    // While an attempt runs, the previous one's failures are still the latest known.
+    if (prev.failingNodes?.length) c.breakGlass.failingNodes = prev.failingNodes;
+    c.breakGlass.nodesFailed = prev.nodesFailed ?? 0;
+    c.breakGlass.nodesTimedOut = prev.nodesTimedOut ?? 0;
+  }
+  if (!c.breakGlass.failingNodes?.length) delete c.breakGlass.failingNodes;
   p.clusterEvent(c, 'BreakGlassIssued');
   const ok = !result.inProgress && confirmed(c.breakGlass, c);
   const counts = `stop files on ${result.nodesStopped ?? 0}/${result.nodesTargeted ?? 0} nodes`;
   c.message = result.inProgress
-    ? `break-glass: ${result.message ?? counts}${attempts > 1 ? `, attempt ${attempts}` : ''}`
+    ? `break-glass (${why} for ${Math.floor(down)}s): ${result.message ?? counts}${attempts > 1 ? `, attempt ${attempts}` : ''}`
     : `break-glass: ${counts} (${result.nodesFailed ?? 0} failed, ${result.nodesTimedOut ?? 0} timed out)${attempts > 1 ? `, attempt ${attempts}` : ''}${ok ? '' : `; retrying in ${retryDelaySeconds(attempts)}s`}${result.message && !ok ? `: ${result.message}` : ''}`;
   const before = p.status.phase;
   p.rolloutEvent('BreakGlassIssued', REASON.BreakGlass);

@@ -25,16 +25,21 @@ export async function recordInventory(p: Pass, c: ClusterStatus, client: Cluster
   const key = `${p.rolloutLabel}/${c.name}`;
   let seen = p.ctx.pods.get(key);
   // Listed again when stale, and always at preflight (the cluster's first inventory of this revision).
-  if (!seen || c.phase === 'Preflight' || p.now.getTime() - seen.at >= POD_LIST_INTERVAL_MS) {
+  // Until the candidate's watcher has been seen on a node, every batch looks for it (it is scheduled
+  // moments after preflight applies its Deployment, and it is the pod labels do not cover).
+  const watcherMissing = p.rollout.spec.collector.config?.clusterWatcher?.enabled !== false && !seen?.watchers.has(p.revision);
+  if (!seen || watcherMissing || c.phase === 'Preflight' || p.now.getTime() - seen.at >= POD_LIST_INTERVAL_MS) {
     try {
       const runs = new Map<string, Set<string>>();
+      const watchers = new Set<string>();
       for (const pod of await client.listCollectorPods(p.rollout.spec.collector.namespace)) {
         if (pod.node === '') continue;
         let set = runs.get(pod.node);
         if (!set) runs.set(pod.node, (set = new Set()));
         set.add(pod.revision);
+        if (pod.mode === 'cluster') watchers.add(pod.revision);
       }
-      seen = { at: p.now.getTime(), runs };
+      seen = { at: p.now.getTime(), runs, watchers };
       p.ctx.pods.set(key, seen);
     } catch (err) {
       p.ctx.d.logger?.warn('listing collector pods for the inventory failed; recording nodes by label only', { cluster: c.name, error: errorMessage(err) });

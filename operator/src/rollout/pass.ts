@@ -102,7 +102,7 @@ export interface ReconcileContext {
    * lists pods at most every {@link POD_LIST_INTERVAL_MS}, not after every relabel batch (on a 5,000-node
    * cluster a pod list is megabytes). Only an optimisation: a restart lists again.
    */
-  readonly pods: Map<string, { at: number; runs: Map<string, Set<string>> }>;
+  readonly pods: Map<string, { at: number; runs: Map<string, Set<string>>; watchers: Set<string> }>;
 }
 
 /** Shortest time between two pod lists of one cluster for the inventory. */

@@ -41,6 +41,8 @@ export class FakeCluster implements ClusterClient {
   credentials: 'valid' | 'expired' | 'no-rights' = 'valid';
   /** Operations answered with 403 although the credentials are fine (a lost verb, a quota, a webhook). */
   readonly forbidden = new Set<string>();
+  /** Operations answered with 429 (an API server shedding load: it answers /readyz, refuses work). */
+  readonly overloaded = new Set<string>();
   /** Counts of calls, by operation, to check pacing and idempotence. */
   readonly calls: Record<string, number> = {};
   /** When set, pods of these revisions never become ready (a crash-looping collector). */
@@ -67,6 +69,7 @@ export class FakeCluster implements ClusterClient {
   private count(op: string): void {
     this.calls[op] = (this.calls[op] ?? 0) + 1;
     if (!this.reachable) throw new Error(`${this.name}: connect ECONNREFUSED`);
+    if (this.overloaded.has(op)) throw Object.assign(new Error(`cluster ${this.name}: ${op}: HTTP 429 (Too Many Requests)`), { code: 429 });
     if (this.forbidden.has(op)) throw Object.assign(new Error(`cluster ${this.name}: ${op}: HTTP 403`), { code: 403 });
     if (this.credentials !== 'valid') {
       const code = this.credentials === 'expired' ? 401 : 403;

@@ -4,7 +4,7 @@
  */
 import type { TelemetryRollout } from '../../../operator/src/api/types.generated.js';
 import { FakeClock } from '../../core/fakeclock.js';
-import type { GateEvaluator } from '../../../operator/src/rollout/interfaces.js';
+import type { BreakGlassActuator, GateEvaluator, InventoryRecorder } from '../../../operator/src/rollout/interfaces.js';
 import { RolloutReconciler, type ReconcilerOptions } from '../../../operator/src/rollout/reconciler.js';
 import { FakeBreakGlass, FakeCluster, FakeClusterFactory, FakeEvents, FakeRolloutStore, ScriptedGates } from './fakes.js';
 
@@ -44,7 +44,7 @@ export function world(
   spec: Spec = {},
   gates: GateEvaluator = new ScriptedGates(),
   options: ReconcilerOptions = {},
-  breakGlass?: (f: FakeClusterFactory) => FakeBreakGlass,
+  breakGlass?: (f: FakeClusterFactory) => FakeBreakGlass | (BreakGlassActuator & InventoryRecorder),
 ): World {
   const clock = new FakeClock();
   const factory = new FakeClusterFactory();
@@ -62,6 +62,8 @@ export function world(
       clock,
       options: { pollMs: 1000, ...options },
       ...(bg ? { breakGlass: bg } : {}),
+      // The real actuator keeps the inventory it works from; the fake reads the clusters directly.
+      ...(bg && 'record' in bg ? { inventory: bg } : {}),
     });
   return { clock, store, factory, events, gates, make, cluster: (n) => factory.clusters.get(n) as FakeCluster };
 }
