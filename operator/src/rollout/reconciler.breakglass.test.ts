@@ -77,14 +77,13 @@ describe('RolloutReconciler with the real break-glass actuator', () => {
   });
 
   it('a node that fails for good and is deleted during the outage leaves the inventory; recovery completes and clears the stop files', async () => {
-    let failing = false;
     const { w, transport } = incidentWorld(
       { a: 8 },
       {
         strategy: { nodeRelabelQPS: 50, stages: [{ name: 's', clusters: 1, nodeSteps: [100], bakeSeconds: 600 }] },
         breakGlass: { unreachableAfterSeconds: 30, reachableAfterSeconds: 10, transport: TRANSPORT },
       },
-      () => failing,
+      () => false,
     );
     await drive(w, (ro) => ro.status?.clusters?.[0]?.phase === 'Baking');
     transport.failing.add('a-node-0003');
