@@ -187,8 +187,14 @@ export function buildOperator(o: OperatorOptions): Operator {
     reconcile: async (key, signal) => {
       const result = await pass.run(signal, () => reconciler.reconcile(key));
       const { namespace, name } = splitKey(key);
-      const phase = rollouts.get(key)?.status?.phase;
-      if (phase) metrics.setRolloutPhase(namespace ?? 'default', name, phase);
+      const status = rollouts.get(key)?.status;
+      if (status?.phase) metrics.setRolloutPhase(namespace ?? 'default', name, status.phase);
+      if (status)
+        metrics.setBreakGlassNeeded(
+          namespace ?? 'default',
+          name,
+          status.conditions?.some((c) => c.type === 'BreakGlassNeeded' && c.status === 'True') ?? false,
+        );
       return result;
     },
   });

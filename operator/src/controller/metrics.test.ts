@@ -38,6 +38,10 @@ describe('ControllerMetrics', () => {
     let text = await m.metrics();
     expect(text).toContain('tro_rollout_phase{namespace="default",name="demo",phase="Succeeded"} 1');
     expect(text).toContain('tro_rollout_phase{namespace="default",name="demo",phase="Progressing"} 0');
+    m.setBreakGlassNeeded('default', 'demo', true);
+    expect(await m.metrics()).toContain('tro_rollout_break_glass_needed{namespace="default",name="demo"} 1');
+    m.setBreakGlassNeeded('default', 'demo', false);
+    expect(await m.metrics()).toContain('tro_rollout_break_glass_needed{namespace="default",name="demo"} 0');
     m.deleteRollout('default', 'demo');
     text = await m.metrics();
     expect(text).not.toContain('name="demo"');

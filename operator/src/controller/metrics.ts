@@ -54,6 +54,7 @@ export class ControllerMetrics {
   private readonly leader: Gauge;
   private readonly clusterApiRequests: Counter<'cluster' | 'verb' | 'resource' | 'code'>;
   private readonly rolloutPhase: Gauge<'namespace' | 'name' | 'phase'>;
+  private readonly breakGlassNeeded: Gauge<'namespace' | 'name'>;
   private readonly queues: Array<{ len(): number }> = [];
 
   constructor(opts: ControllerMetricsOptions = {}) {
@@ -97,6 +98,12 @@ export class ControllerMetrics {
       name: 'tro_rollout_phase',
       help: 'The phase of each TelemetryRollout: 1 for the current phase, 0 for the others.',
       labelNames: ['namespace', 'name', 'phase'],
+      registers: [registry],
+    });
+    this.breakGlassNeeded = new Gauge({
+      name: 'tro_rollout_break_glass_needed',
+      help: "1 while a rollout's BreakGlassNeeded condition is True: a target is unreachable past unreachableAfterSeconds with the revision on it and no confirmed stop (alert on it: Manual and afterSuccess: Manual wait for a person).",
+      labelNames: ['namespace', 'name'],
       registers: [registry],
     });
     if (opts.defaultMetrics) collectDefaultMetrics({ register: registry });
@@ -145,9 +152,15 @@ export class ControllerMetrics {
     for (const p of ROLLOUT_PHASES) this.rolloutPhase.set({ namespace, name, phase: p }, p === phase ? 1 : 0);
   }
 
-  /** Removes a deleted rollout's `tro_rollout_phase` series. */
+  /** Sets `tro_rollout_break_glass_needed` for a rollout. */
+  setBreakGlassNeeded(namespace: string, name: string, needed: boolean): void {
+    this.breakGlassNeeded.set({ namespace, name }, needed ? 1 : 0);
+  }
+
+  /** Removes a deleted rollout's `tro_rollout_phase` and `tro_rollout_break_glass_needed` series. */
   deleteRollout(namespace: string, name: string): void {
     for (const p of ROLLOUT_PHASES) this.rolloutPhase.remove({ namespace, name, phase: p });
+    this.breakGlassNeeded.remove({ namespace, name });
   }
 
   /** The exposition text (for `/metrics`). */

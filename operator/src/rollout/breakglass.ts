@@ -5,11 +5,45 @@
  */
 import type { BreakGlassStatus, ClusterStatus } from '../api/types.generated.js';
 import { REASON } from './conditions.js';
+import { rolloutCapabilities } from './machine.js';
 import { iso, since, type Pass } from './pass.js';
 import { haltFleet } from './rollback.js';
 
-/** Issues break-glass for an unreachable cluster running the candidate, when it is due. */
-export async function maybeBreakGlass(p: Pass, c: ClusterStatus, from = c.unreachableSince, why = 'API server unreachable'): Promise<void> {
+/**
+ * After success (breakGlass.afterSuccess): Manual reports (the BreakGlassNeeded condition, a Warning
+ * event, the metric) and Auto stops the revision's agents on that cluster, without the fleet-wide
+ * reactions of a rollout under way (no halt, no rollback: there is no older revision to go back to).
+ */
+export async function breakGlassAfterSuccess(p: Pass, c: ClusterStatus): Promise<void> {
+  const policy = p.rollout.spec.breakGlass.afterSuccess;
+  if (policy === 'Auto') return maybeBreakGlass(p, c, c.unreachableSince, 'API server unreachable after success', false);
+  const bg = p.rollout.spec.breakGlass;
+  const down = since(p.now, c.unreachableSince);
+  if (down < bg.unreachableAfterSeconds) {
+    p.requeue((bg.unreachableAfterSeconds - down) * 1000);
+    return;
+  }
+  const msg = `API server unreachable for ${Math.floor(down)}s after success, with ${p.revision} on ${c.nodesUpdated ?? 0} nodes; breakGlass.afterSuccess is Manual: if the agents are the cause, run kubectl tro break-glass ${p.rollout.metadata?.name ?? ''} --cluster ${c.name}`;
+  // The event once per outage (the message's seconds change every pass).
+  if (!c.message?.includes('breakGlass.afterSuccess is Manual')) p.record('Warning', REASON.BreakGlass, msg, c.name);
+  c.message = msg;
+  p.requeue(Math.min(30_000, bg.unreachableAfterSeconds * 1000));
+}
+
+/** Whether a cluster needs break-glass and has no confirmed stop (the BreakGlassNeeded condition). */
+export function breakGlassNeeded(p: Pass, c: ClusterStatus): boolean {
+  if (c.reachable !== false || (c.nodesUpdated ?? 0) === 0 || c.phase === 'RolledBack') return false;
+  if (rolloutCapabilities(p.status.phase).afterSuccessPolicy && p.rollout.spec.breakGlass.afterSuccess === 'Off') return false;
+  if (since(p.now, c.unreachableSince) < p.rollout.spec.breakGlass.unreachableAfterSeconds) return false;
+  const b = c.breakGlass;
+  return !(b?.revision === p.revision && b.issuedAt && !b.clearedAt && !b.inProgress && confirmed(b, c));
+}
+
+/**
+ * Issues break-glass for an unreachable cluster running the candidate, when it is due. `fleet` (a
+ * rollout under way) also halts the fleet and moves the rollout's phase; after success it does not.
+ */
+export async function maybeBreakGlass(p: Pass, c: ClusterStatus, from = c.unreachableSince, why = 'API server unreachable', fleet = true): Promise<void> {
   const bg = p.rollout.spec.breakGlass;
   const down = since(p.now, from);
   if (down < bg.unreachableAfterSeconds) {
@@ -34,7 +68,7 @@ export async function maybeBreakGlass(p: Pass, c: ClusterStatus, from = c.unreac
     c.message = msg;
     return;
   }
-  haltFleet(p, `break-glass on ${c.name}`);
+  if (fleet) haltFleet(p, `break-glass on ${c.name}`);
   // The actuator returns at once: the nodes are written in the background (inProgress), and a later
   // pass reads the outcome. An attempt counts when it starts; the wait between attempts backs off.
   const result = await actuator.issue(p.rollout, c.name, p.revision, `${why} for ${Math.floor(down)}s`, {
@@ -52,14 +86,14 @@ export async function maybeBreakGlass(p: Pass, c: ClusterStatus, from = c.unreac
     c.breakGlass.nodesTimedOut = prev.nodesTimedOut ?? 0;
   }
   if (!c.breakGlass.failingNodes?.length) delete c.breakGlass.failingNodes;
-  p.clusterEvent(c, 'BreakGlassIssued');
+  if (fleet) p.clusterEvent(c, 'BreakGlassIssued');
   const ok = !result.inProgress && confirmed(c.breakGlass, c);
   const counts = `stop files on ${result.nodesStopped ?? 0}/${result.nodesTargeted ?? 0} nodes`;
   c.message = result.inProgress
     ? `break-glass (${why} for ${Math.floor(down)}s): ${result.message ?? counts}${attempts > 1 ? `, attempt ${attempts}` : ''}`
     : `break-glass: ${counts} (${result.nodesFailed ?? 0} failed, ${result.nodesTimedOut ?? 0} timed out)${attempts > 1 ? `, attempt ${attempts}` : ''}${ok ? '' : `; retrying in ${retryDelaySeconds(attempts)}s`}${result.message && !ok ? `: ${result.message}` : ''}`;
   const before = p.status.phase;
-  p.rolloutEvent('BreakGlassIssued', REASON.BreakGlass);
+  if (fleet) p.rolloutEvent('BreakGlassIssued', REASON.BreakGlass);
   if (p.status.phase === 'BreakGlass') {
     delete p.status.completedAt;
     p.status.reason = REASON.BreakGlass;

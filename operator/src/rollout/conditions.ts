@@ -11,6 +11,10 @@ export const CONDITION = {
   Paused: 'Paused',
   Degraded: 'Degraded',
   CredentialsInvalid: 'CredentialsInvalid',
+  /** A target is unreachable past unreachableAfterSeconds with our revision on it and no confirmed stop. */
+  BreakGlassNeeded: 'BreakGlassNeeded',
+  /** Stop files of ours are in place on some target (issued, not cleared). */
+  AgentsStopped: 'AgentsStopped',
 } as const;
 
 /** Every reason the operator writes into conditions, events and history. */
@@ -44,6 +48,8 @@ export const REASON = {
   ClusterRolledBack: 'ClusterRolledBack',
   BreakGlass: 'BreakGlass',
   InventoryChanged: 'InventoryChanged',
+  NoStopFiles: 'NoStopFiles',
+  NotNeeded: 'NotNeeded',
   Healthy: 'Healthy',
   Failed: 'Failed',
 } as const;

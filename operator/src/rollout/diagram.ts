@@ -46,6 +46,7 @@ export function clusterDiagram(): string {
 const CAPABILITY_COLUMNS: Array<[keyof Omit<RolloutCapabilities, 'conditions'>, string]> = [
   ['probesReachability', 'probes targets'],
   ['breakGlassArmed', 'break-glass armed'],
+  ['afterSuccessPolicy', 'afterSuccess policy'],
   ['gatesEvaluated', 'gates evaluated'],
   ['gatesAct', 'gate breach acts'],
   ['relabelsForward', 'relabels forward'],

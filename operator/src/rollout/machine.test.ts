@@ -126,7 +126,7 @@ const CLUSTER_IN: Record<RolloutPhase, ClusterStatus['phase']> = {
 };
 
 /** A world whose rollout is already in `phase`, its one cluster running the candidate on 5 of 10 nodes. */
-async function inPhase(phase: RolloutPhase, opts: { reachable: boolean }) {
+async function inPhase(phase: RolloutPhase, opts: { reachable: boolean; afterSuccess?: 'Manual' | 'Auto' | 'Off' }) {
   const clock = new FakeClock();
   const factory = new FakeClusterFactory();
   const cluster = new FakeCluster('a', 10);
@@ -135,7 +135,7 @@ async function inPhase(phase: RolloutPhase, opts: { reachable: boolean }) {
     apiVersion: 'telemetry.rollout.dev/v1alpha1',
     kind: 'TelemetryRollout',
     metadata: { name: 'r', namespace: 'default' },
-    spec: SPEC,
+    spec: opts.afterSuccess ? { ...SPEC, breakGlass: { ...SPEC.breakGlass, afterSuccess: opts.afterSuccess } } : SPEC,
   });
   const rev = revisionOf(store.current().spec.collector);
   const nodes = [...cluster.nodes.keys()].sort().slice(0, 5);
@@ -189,13 +189,38 @@ describe('the reconciler does what the table declares, in every rollout phase', 
       await w.r.reconcile('default/r');
       expect(w.bg.calls.filter((c) => c.op === 'issue').length > 0).toBe(caps.breakGlassArmed && phase !== 'Pending');
       if (caps.breakGlassArmed) expect(w.store.current().status?.phase).toBe(nextRolloutPhase(phase, 'BreakGlassIssued'));
+      // Whatever the phase, a target that needs break-glass and has no confirmed stop says so.
+      const needed = w.store.current().status?.conditions?.find((c) => c.type === 'BreakGlassNeeded')?.status;
+      expect(needed).toBe(phase === 'Pending' || phase === 'RolledBack' || caps.breakGlassArmed ? 'False' : 'True');
     });
+
+    for (const policy of ['Manual', 'Auto', 'Off'] as const) {
+      it(`${phase}: with afterSuccess ${policy}, an unreachable target ${caps.afterSuccessPolicy ? 'follows the policy' : 'follows the table'}`, async () => {
+        const w = await inPhase(phase, { reachable: false, afterSuccess: policy });
+        await w.r.reconcile('default/r');
+        const issued = w.bg.calls.filter((c) => c.op === 'issue').length > 0;
+        const st = w.store.current().status!;
+        if (!caps.afterSuccessPolicy) {
+          expect(issued).toBe(caps.breakGlassArmed && phase !== 'Pending');
+          return;
+        }
+        expect(issued).toBe(policy === 'Auto');
+        // No fleet reaction after success: the phase stays, nothing rolls back.
+        expect(st.phase).toBe(phase);
+        expect(w.cluster.relabels.filter(([, r]) => r !== st.revision)).toEqual([]);
+        expect((w.cluster.calls.probe ?? 0) > 0).toBe(policy !== 'Off');
+        const needed = st.conditions?.find((c) => c.type === 'BreakGlassNeeded')?.status;
+        expect(needed).toBe(policy === 'Off' ? 'False' : policy === 'Manual' ? 'True' : 'False');
+        if (policy === 'Auto') expect(st.conditions?.find((c) => c.type === 'AgentsStopped')?.status).toBe('True');
+      });
+    }
 
     it(`${phase}: the target's API server ${caps.probesReachability ? 'is' : 'is not'} probed and gates ${caps.gatesEvaluated ? 'are' : 'are not'} evaluated`, async () => {
       const w = await inPhase(phase, { reachable: true });
       await w.r.reconcile('default/r');
       const clusters = phase !== 'Pending';
-      expect((w.cluster.calls.probe ?? 0) > 0).toBe(caps.probesReachability && clusters);
+      // After success the default policy (Manual) still watches.
+      expect((w.cluster.calls.probe ?? 0) > 0).toBe((caps.probesReachability || caps.afterSuccessPolicy) && clusters);
       expect(w.gates.evaluations.length > 0).toBe(caps.gatesEvaluated && clusters);
     });
 
@@ -275,6 +300,7 @@ describe('random interleavings of faults and controls', () => {
           res = await r.reconcile('default/r');
         } catch (err) {
           // Conflicts and injected API errors are retried; a non-edge is a defect.
+          if (err instanceof IllegalTransitionError) throw err;
           expect(err).not.toBeInstanceOf(IllegalTransitionError);
         }
         phases.add(store.current().status?.phase ?? 'Pending');

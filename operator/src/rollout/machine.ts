@@ -114,6 +114,12 @@ export interface RolloutCapabilities {
   readonly probesReachability: boolean;
   /** A target running the candidate that stays unreachable past unreachableAfterSeconds gets break-glass. */
   readonly breakGlassArmed: boolean;
+  /**
+   * Targets are probed and an outage handled as `spec.breakGlass.afterSuccess` says (Manual: reported;
+   * Auto: that cluster's agents stopped, no halt, no rollback; Off: not probed). The phase after
+   * success, where no older revision is left to go back to.
+   */
+  readonly afterSuccessPolicy: boolean;
   /** Gates are evaluated on the clusters running the candidate. */
   readonly gatesEvaluated: boolean;
   /** A gate breach at the failure limit halts the fleet (pause or rollback). */

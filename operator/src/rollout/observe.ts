@@ -5,7 +5,7 @@
  */
 import type { ClusterStatus } from '../api/types.generated.js';
 import { errorMessage } from '../util/errors.js';
-import { maybeBreakGlass } from './breakglass.js';
+import { breakGlassAfterSuccess, maybeBreakGlass } from './breakglass.js';
 import { REASON } from './conditions.js';
 import { checkAccess, markCredentialsInvalid } from './credentials.js';
 import { evaluateGates } from './gating.js';
@@ -45,7 +45,9 @@ export async function observeClusters(p: Pass): Promise<void> {
   // break-glass stays armed for the rest of the pass as the phase the pass began in says, while gates
   // follow the current phase (a rollout that has decided to roll back or break glass scrapes no more).
   const entry = rolloutCapabilities(s.phase);
-  if (!entry.probesReachability) return;
+  // After success the table arms nothing; watching is the afterSuccess policy's (Off: not even a probe).
+  const afterSuccess = entry.afterSuccessPolicy && p.rollout.spec.breakGlass.afterSuccess !== 'Off';
+  if (!entry.probesReachability && !afterSuccess) return;
   const gates = p.rollout.spec.gates;
   for (const c of s.clusters ?? []) {
     const runsRevision = runsCandidate(c);
@@ -65,9 +67,21 @@ export async function observeClusters(p: Pass): Promise<void> {
       c.message = `API server unreachable since ${c.unreachableSince ?? iso(p.now)}: ${probe.message ?? ''}`.trim();
       p.requeue(Math.min(5000, gates.intervalSeconds * 1000));
       if (runsRevision && entry.breakGlassArmed) await maybeBreakGlass(p, c);
+      else if (runsRevision && afterSuccess) await breakGlassAfterSuccess(p, c);
       continue;
     }
     if (c.reachable === false && !answeredLongEnough(p, c)) continue;
+    if (afterSuccess) {
+      // Back: nothing to roll back to after success. An Auto stop stays until a person clears it.
+      c.reachable = true;
+      delete c.unreachableSince;
+      if (c.breakGlass?.issuedAt && !c.breakGlass.clearedAt) {
+        c.message = `API server back; the agents of ${p.revision} stay stopped by break-glass until a person clears it: kubectl tro break-glass ${p.rollout.metadata?.name ?? ''} --cluster ${c.name} --clear`;
+      } else {
+        c.message = `all ${c.nodesTotal ?? 0} nodes on ${p.revision}`;
+      }
+      continue;
+    }
     c.reachable = true;
     delete c.unreachableSince;
     if (probe.credentialsRejected) {

@@ -124,7 +124,7 @@ describe('RolloutReconciler with the real break-glass actuator', () => {
     expect(c.reachable).not.toBe(false);
     expect(transport.files.size).toBe(c.breakGlass?.nodesTargeted);
     expect(c.breakGlass?.nodesTargeted).toBeGreaterThan(0);
-    expect(w.store.current().status?.history?.some((h) => h.reason === 'BreakGlass' && h.message.includes('refused'))).toBe(true);
+    expect(w.store.current().status?.history?.some((h) => h.reason === 'BreakGlass' && (h.message ?? '').includes('refused'))).toBe(true);
     // The API server takes work again: the rollback completes and the stop files go last.
     w.cluster('a').overloaded.clear();
     await drive(w, () => phase(w) === 'RolledBack');

@@ -7,6 +7,7 @@ import type { Edge, RolloutCapabilities, RolloutPhase, RolloutState } from './ma
 const caps = (c: Partial<Omit<RolloutCapabilities, 'conditions'>> & { conditions?: Partial<RolloutCapabilities['conditions']> }): RolloutCapabilities => ({
   probesReachability: false,
   breakGlassArmed: false,
+  afterSuccessPolicy: false,
   gatesEvaluated: false,
   gatesAct: false,
   relabelsForward: false,
@@ -198,10 +199,14 @@ export const ROLLOUT_MACHINE: Readonly<Record<RolloutPhase, RolloutState>> = {
     ],
   },
   Succeeded: {
-    capabilities: caps({ terminal: true, conditions: { Ready: true } }),
+    // The agents of the revision run everywhere and nothing older is left: an outage is handled by the
+    // afterSuccess policy, not by the edges (Unreachable is recorded; BreakGlassIssued and Reachable are ignored).
+    capabilities: caps({ afterSuccessPolicy: true, terminal: true, conditions: { Ready: true } }),
     on: {
       SpecChanged: specChanged,
       Promote: promote('Succeeded'),
+      // Recorded for the afterSuccess policy; the phase stays.
+      Unreachable: { to: 'Succeeded', actions: ['recordUnreachable'] },
     },
     ignores: [
       'Planned',
@@ -215,7 +220,6 @@ export const ROLLOUT_MACHINE: Readonly<Record<RolloutPhase, RolloutState>> = {
       'ProgressDeadlineExceeded',
       'PreflightRefused',
       'PreflightRefusedMidRollout',
-      'Unreachable',
       'CredentialsInvalid',
       'CredentialsAccepted',
       'BreakGlassIssued',

@@ -4,6 +4,7 @@
  * the pass observed (unavailable or unreachable targets, a failing gate, a phase that means trouble).
  */
 import type { Condition, TelemetryRolloutStatus } from '../api/types.generated.js';
+import { breakGlassNeeded } from './breakglass.js';
 import { CONDITION, markFalse, markTrue, REASON } from './conditions.js';
 import { isActive, rolloutCapabilities } from './machine.js';
 import type { Pass } from './pass.js';
@@ -72,6 +73,27 @@ function conditions(p: Pass, s: TelemetryRolloutStatus, gen: number | undefined)
     refused.length > 0,
     refused.length ? REASON.CredentialsInvalid : REASON.CredentialsAccepted,
     refused.length ? refused.map((c) => `${c.name}: ${c.message ?? 'credentials refused'}`).join('; ') : 'every target accepts its credentials',
+  );
+  const needed = clusters.filter((c) => breakGlassNeeded(p, c));
+  mark(
+    CONDITION.BreakGlassNeeded,
+    needed.length > 0,
+    needed.length ? REASON.BreakGlass : REASON.NotNeeded,
+    needed.length ? needed.map((c) => `${c.name}: ${c.message ?? 'unreachable'}`).join('; ') : 'no target needs break-glass',
+  );
+  const stopped = clusters.filter((c) => c.breakGlass?.issuedAt && !c.breakGlass.clearedAt);
+  mark(
+    CONDITION.AgentsStopped,
+    stopped.length > 0,
+    stopped.length ? REASON.BreakGlass : REASON.NoStopFiles,
+    stopped.length
+      ? stopped
+          .map(
+            (c) =>
+              `${c.name}: ${c.breakGlass?.nodesStopped ?? 0}/${c.breakGlass?.nodesTargeted ?? 0} nodes stopped (revision ${c.breakGlass?.revision ?? '?'})`,
+          )
+          .join('; ')
+      : 'no stop file of this rollout is in place',
   );
   const unreachable = clusters.filter((c) => c.reachable === false).map((c) => c.name);
   const unavailable = [...p.unavailable.keys()];
