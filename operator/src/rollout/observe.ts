@@ -5,6 +5,7 @@
  */
 import type { ClusterStatus } from '../api/types.generated.js';
 import { errorMessage } from '../util/errors.js';
+import { mapLimit } from '../breakglass/maplimit.js';
 import { breakGlassAfterSuccess, maybeBreakGlass } from './breakglass.js';
 import { REASON } from './conditions.js';
 import { checkAccess, markCredentialsInvalid } from './credentials.js';
@@ -32,6 +33,9 @@ export async function connect(p: Pass): Promise<void> {
   }
 }
 
+/** Probes in flight at once in a pass (a fleet of hundreds of clusters is probed in a few timeouts). */
+export const PROBE_CONCURRENCY = 32;
+
 /** Whether the candidate runs on some of the cluster's nodes. */
 export const runsCandidate = (c: ClusterStatus): boolean => (c.nodesUpdated ?? 0) > 0 && c.phase !== 'RolledBack';
 
@@ -49,16 +53,26 @@ export async function observeClusters(p: Pass): Promise<void> {
   const afterSuccess = entry.afterSuccessPolicy && p.rollout.spec.breakGlass.afterSuccess !== 'Off';
   if (!entry.probesReachability && !afterSuccess) return;
   const gates = p.rollout.spec.gates;
-  for (const c of s.clusters ?? []) {
+  // A cluster still marked unreachable is probed too, so the mark cannot go stale (rollback waits on it).
+  const watched = (s.clusters ?? []).filter((c) => isActive(c.phase) || runsCandidate(c) || c.reachable === false);
+  // Every probe at once (bounded): a probe of a dead API server takes its whole timeout, and one dead
+  // cluster must not hold up the detection, or the break-glass, of another.
+  const probes = new Map(
+    await mapLimit(watched, PROBE_CONCURRENCY, async (c) => {
+      const client = p.clients.get(c.name);
+      return [c.name, client ? await client.probe() : undefined] as const;
+    }),
+  );
+  // The unreachable first: their break-glass must not wait behind another cluster's gate scrapes.
+  const down = (c: ClusterStatus) => probes.get(c.name)?.reachable === false;
+  for (const c of [...watched.filter(down), ...watched.filter((x) => !down(x))]) {
     const runsRevision = runsCandidate(c);
-    // A cluster still marked unreachable is probed too, so the mark cannot go stale (rollback waits on it).
-    if (!isActive(c.phase) && !runsRevision && c.reachable !== false) continue;
     const client = p.clients.get(c.name);
-    if (!client) {
+    const probe = probes.get(c.name);
+    if (!client || !probe) {
       c.message = `cluster unavailable: ${p.unavailable.get(c.name) ?? 'unknown'}`;
       continue;
     }
-    const probe = await client.probe();
     if (!probe.reachable) {
       if (c.reachable !== false) markUnreachable(p, c, probe.message);
       c.reachable = false;

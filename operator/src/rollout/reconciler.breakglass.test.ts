@@ -131,4 +131,24 @@ describe('RolloutReconciler with the real break-glass actuator', () => {
     expect(transport.files.size).toBe(0);
     expect(clusterStatus(w, 'a')?.refusedSince).toBeUndefined();
   });
+
+  it("probes every cluster at once: a dead API server's timeout does not hold up another cluster's probe", async () => {
+    const { w } = incidentWorld(
+      { a: 4, b: 4 },
+      {
+        strategy: { stages: [{ name: 's', clusters: 2, maxConcurrentClusters: 2, nodeSteps: [100], bakeSeconds: 600 }] },
+        breakGlass: { unreachableAfterSeconds: 30, transport: TRANSPORT },
+      },
+      () => false,
+    );
+    await drive(w, (ro) => (ro.status?.clusters ?? []).every((c) => c.phase === 'Baking'));
+    // a's probe answers only once b's probe has started: probed one after the other, the pass would hang.
+    let bStarted!: () => void;
+    const started = new Promise<void>((resolve) => (bStarted = resolve));
+    w.cluster('a').probeWait = () => started;
+    w.cluster('b').probeWait = async () => bStarted();
+    await w.make().reconcile('default/r');
+    expect(w.cluster('a').calls.probe).toBeGreaterThan(0);
+    expect(w.cluster('b').calls.probe).toBeGreaterThan(0);
+  });
 });

@@ -77,8 +77,12 @@ export class FakeCluster implements ClusterClient {
     }
   }
 
+  /** Awaited by every probe before it answers (a probe that takes its whole timeout). */
+  probeWait?: () => Promise<void>;
+
   async probe(): Promise<ProbeResult> {
     this.calls.probe = (this.calls.probe ?? 0) + 1;
+    await this.probeWait?.();
     if (!this.reachable) return { reachable: false, message: 'timeout after 3s' };
     if (this.credentials === 'expired')
       return { reachable: true, credentialsRejected: true, message: "GET /readyz answered HTTP 401 (the kubeconfig's credentials were rejected)" };
