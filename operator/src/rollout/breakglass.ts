@@ -6,7 +6,8 @@
 import type { BreakGlassStatus, ClusterStatus } from '../api/types.generated.js';
 import { REASON } from './conditions.js';
 import { rolloutCapabilities } from './machine.js';
-import { iso, since, type Pass } from './pass.js';
+import { mapLimit } from '../breakglass/maplimit.js';
+import { iso, PROBE_CONCURRENCY, since, type Pass } from './pass.js';
 import { haltFleet } from './rollback.js';
 
 /**
@@ -28,6 +29,39 @@ export async function breakGlassAfterSuccess(p: Pass, c: ClusterStatus): Promise
   if (!c.message?.includes('breakGlass.afterSuccess is Manual')) p.record('Warning', REASON.BreakGlass, msg, c.name);
   c.message = msg;
   p.requeue(Math.min(30_000, bg.unreachableAfterSeconds * 1000));
+}
+
+/**
+ * The clusters with an open incident of the current revision: the candidate runs there and its API
+ * server is (or was, and the stop files are still in place) unreachable, or refuses the rollback. While
+ * there are any, a new revision waits (see the reconciler): break-glass must stay armed for them.
+ */
+export function openIncident(clusters: readonly ClusterStatus[]): string[] {
+  return clusters
+    .filter((c) => (c.nodesUpdated ?? 0) > 0 && c.phase !== 'RolledBack')
+    .filter((c) => c.reachable === false || c.refusedSince !== undefined || (c.breakGlass?.issuedAt !== undefined && c.breakGlass.clearedAt === undefined))
+    .map((c) => c.name);
+}
+
+/**
+ * A new revision (a spec change) waits while an incident of the current one is open: superseding would
+ * forget the current revision's clusters, and the stop files it owes them, and plan anew, which waits
+ * for every target to answer. The clusters running the candidate that are not marked yet are probed
+ * now (the edit may land before any pass saw the outage). Sets `p.revision` back to the current one.
+ */
+export async function deferRevisionDuringIncident(p: Pass): Promise<void> {
+  const current = p.status.revision;
+  if (!current || current === p.revision) return;
+  const clusters = p.status.clusters ?? [];
+  const open = new Set(openIncident(clusters));
+  const unmarked = clusters.filter((c) => (c.nodesUpdated ?? 0) > 0 && c.phase !== 'RolledBack' && !open.has(c.name));
+  await mapLimit(unmarked, PROBE_CONCURRENCY, async (c) => {
+    const probe = await p.clients.get(c.name)?.probe();
+    if (probe && !probe.reachable) open.add(c.name);
+  });
+  if (open.size === 0) return;
+  p.deferredRevision = { revision: p.revision, clusters: [...open].sort() };
+  p.revision = current;
 }
 
 /** Whether a cluster needs break-glass and has no confirmed stop (the BreakGlassNeeded condition). */

@@ -12,7 +12,7 @@ import { checkAccess, markCredentialsInvalid } from './credentials.js';
 import { evaluateGates } from './gating.js';
 import { ClusterUnavailableError } from './interfaces.js';
 import { isActive, rolloutCapabilities } from './machine.js';
-import { iso, since, type Pass } from './pass.js';
+import { iso, PROBE_CONCURRENCY, since, type Pass } from './pass.js';
 import { startRollback } from './rollback.js';
 
 /** Resolves targets and gets a client for each; an unavailable cluster is recorded, never fatal. */
@@ -32,9 +32,6 @@ export async function connect(p: Pass): Promise<void> {
     }
   }
 }
-
-/** Probes in flight at once in a pass (a fleet of hundreds of clusters is probed in a few timeouts). */
-export const PROBE_CONCURRENCY = 32;
 
 /** Whether the candidate runs on some of the cluster's nodes. */
 export const runsCandidate = (c: ClusterStatus): boolean => (c.nodesUpdated ?? 0) > 0 && c.phase !== 'RolledBack';

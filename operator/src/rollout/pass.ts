@@ -105,6 +105,9 @@ export interface ReconcileContext {
   readonly pods: Map<string, { at: number; runs: Map<string, Set<string>>; watchers: Set<string> }>;
 }
 
+/** Probes in flight at once in a pass (a fleet of hundreds of clusters is probed in a few timeouts). */
+export const PROBE_CONCURRENCY = 32;
+
 /** Shortest time between two pod lists of one cluster for the inventory. */
 export const POD_LIST_INTERVAL_MS = 30_000;
 
@@ -144,9 +147,17 @@ export class Pass {
   readonly ctx: ReconcileContext;
   readonly rollout: TelemetryRollout;
   readonly now: Date;
-  /** The candidate revision: the hash of the spec's collector. */
-  readonly revision: string;
+  /**
+   * The candidate revision: the hash of the spec's collector, or the current one while a spec change
+   * waits for an incident to end (set once, before anything acts on it; see deferredRevision).
+   */
+  revision: string;
 
+  /**
+   * Set while a new revision (a spec edit) waits for an open incident of the current one to end (see
+   * {@link openIncident}): this pass works on the current revision.
+   */
+  deferredRevision?: { revision: string; clusters: string[] };
   constructor(ctx: ReconcileContext, rollout: TelemetryRollout, now: Date, revision: string) {
     this.ctx = ctx;
     this.rollout = rollout;

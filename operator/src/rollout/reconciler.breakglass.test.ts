@@ -151,4 +151,30 @@ describe('RolloutReconciler with the real break-glass actuator', () => {
     expect(w.cluster('a').calls.probe).toBeGreaterThan(0);
     expect(w.cluster('b').calls.probe).toBeGreaterThan(0);
   });
+
+  it('a spec edit during an outage waits: break-glass stays armed for the current revision, and the new one starts once the incident is over', async () => {
+    const { w, transport } = incidentWorld(
+      { a: 6 },
+      {
+        strategy: { stages: [{ name: 's', clusters: 1, nodeSteps: [100], bakeSeconds: 600 }] },
+        breakGlass: { unreachableAfterSeconds: 30, reachableAfterSeconds: 10, transport: TRANSPORT },
+      },
+      () => false,
+    );
+    await drive(w, (ro) => ro.status?.clusters?.[0]?.phase === 'Baking');
+    const rev = w.store.current().status!.revision!;
+    w.cluster('a').reachable = false;
+    // The edit lands while the API server is down, before break-glass is due.
+    w.store.updateSpec((s) => (s.collector.image = 'collector:2'));
+    await drive(w, () => clusterStatus(w, 'a')?.breakGlass?.nodesPending === 0 && !clusterStatus(w, 'a')?.breakGlass?.inProgress);
+    expect(w.store.current().status?.revision).toBe(rev);
+    expect(transport.files.size).toBe(6);
+    expect(w.store.current().status?.message).toContain('(a spec change) waits until the incident on a is over');
+    // Back: the old revision is rolled back, its stop files cleared, then the new revision starts.
+    w.cluster('a').reachable = true;
+    await drive(w, () => w.store.current().status?.revision !== rev && phase(w) === 'Progressing');
+    expect(transport.files.size).toBe(0);
+    expect(reasons(w).indexOf('RolledBack')).toBeLessThan(reasons(w).lastIndexOf('RevisionStarted'));
+    expect(w.store.current().status?.message ?? '').not.toContain('waits until the incident');
+  });
 });

@@ -25,6 +25,7 @@ import { progress } from './progress.js';
 import { revisionOf } from './revision.js';
 import { rollBack } from './rollback.js';
 import { migrateStatus, summarize } from './status.js';
+import { deferRevisionDuringIncident } from './breakglass.js';
 
 export { ABORT_ANNOTATION, PROMOTE_ANNOTATION, RETRY_ANNOTATION } from './controls.js';
 export type { PreflightCheck, ReconcileLogger, ReconcilerDeps, ReconcilerOptions, RolloutReader } from './pass.js';
@@ -55,8 +56,9 @@ export class RolloutReconciler {
     const before = JSON.stringify(rollout.status ?? {});
 
     migrateStatus(p);
-    startRevisionIfChanged(p);
     await connect(p);
+    await deferRevisionDuringIncident(p);
+    startRevisionIfChanged(p);
     if (needsPlan(p)) await plan(p);
     handleControls(p);
     if (p.status.clusters?.length) await observeClusters(p);
@@ -71,6 +73,12 @@ export class RolloutReconciler {
   /** What the phase does once the pass has observed: move forward, roll back, or wait and watch. */
   private async act(p: Pass): Promise<void> {
     const caps = rolloutCapabilities(p.status.phase);
+    if (p.deferredRevision && caps.relabelsForward) {
+      // Forward under a spec that is no longer this revision's would apply the new spec's objects
+      // under the old name: only the incident is handled until it is over.
+      p.requeue(5000);
+      return;
+    }
     if (caps.relabelsForward) {
       if (p.status.clusters?.length) await progress(p);
     } else if (caps.relabelsBack) {

@@ -47,6 +47,12 @@ export function summarize(p: Pass): void {
   } else if (s.phase === 'Succeeded') {
     s.message = `revision ${p.revision} on all ${clusters.length} clusters`;
   }
+  if (p.deferredRevision) {
+    const d = p.deferredRevision;
+    const waits = `revision ${d.revision} (a spec change) waits until the incident on ${d.clusters.join(', ')} is over`;
+    if (!s.message?.startsWith(waits))
+      s.message = s.message ? `${waits}; ${s.message.replace(/^revision \S+ \(a spec change\) waits until the incident on [^;]*; /, '')}` : waits;
+  }
   s.conditions = conditions(p, s, gen);
 }
 
