@@ -178,6 +178,10 @@ export interface ClusterStatus {
    */
   unreachableSince?: string;
   /**
+   * The check of the break-glass transport at this cluster's preflight (ssh only, on a few inventoried nodes), so a wrong key, host key or path is found before an outage needs it; a failed check holds the cluster in Preflight.
+   */
+  breakGlassCheck?: StatusClustersBreakGlassCheck;
+  /**
    * When the API server began refusing the rollback's own calls (HTTP 429 or 5xx) while answering its probe; after unreachableAfterSeconds of that, break-glass stops the agents as for an unreachable one.
    */
   refusedSince?: string;
@@ -403,6 +407,24 @@ export interface Baseline {
    * Signal name to value.
    */
   values?: Record<string, number>;
+}
+
+/**
+ * The check of the break-glass transport at this cluster's preflight (ssh only, on a few inventoried nodes), so a wrong key, host key or path is found before an outage needs it; a failed check holds the cluster in Preflight.
+ */
+export interface StatusClustersBreakGlassCheck {
+  /**
+   * When the check last ran.
+   */
+  checkedAt?: string;
+  /**
+   * Whether every checked node accepted the connection and has a writable stop directory.
+   */
+  ok?: boolean;
+  /**
+   * What was checked, or what failed.
+   */
+  message?: string;
 }
 
 /**

@@ -134,4 +134,13 @@ describe('TransportBreakGlass', () => {
     expect(res.inProgress).toBeUndefined();
     expect(r.transport.files.size).toBe(0);
   });
+
+  it('has nothing to check before it is needed unless the transport is ssh', async () => {
+    const r = rig([node('n1')]);
+    await r.ready;
+    expect(await r.bg.check(rollout, 'c1')).toBeUndefined();
+    const ssh = { ...rollout, spec: { breakGlass: { transport: { type: 'ssh' } } } } as unknown as TelemetryRollout;
+    // ssh with no inventory: the check fails and says why (it never passes by default).
+    expect(await r.bg.check(ssh, 'unknown-cluster')).toEqual({ ok: false, message: expect.stringContaining('no node inventory of unknown-cluster') });
+  });
 });

@@ -12,6 +12,7 @@ import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logging.js';
 import { clearBreakGlass, issueBreakGlass, KubeSecretReader, selectTargets, transportFromSpec, type SecretKeyReader } from './breakglass.js';
 import type { BreakGlassTransport, NodeOutcome } from './transport.js';
+import { SshTransport } from './ssh.js';
 import { ConfigMapInventoryStore } from './configmapstore.js';
 import { makeInventory, type InventoryStore } from './inventory.js';
 
@@ -123,6 +124,32 @@ export class TransportBreakGlass implements BreakGlassActuator, InventoryRecorde
     const j = job;
     j.running = this.attempt(j, rollout, cluster, revision, reason).finally(() => delete j.running);
     return progress(j, revision, true);
+  }
+
+  async check(rollout: TelemetryRollout, cluster: string): Promise<{ ok: boolean; message: string } | undefined> {
+    const ns = rollout.metadata?.namespace ?? 'default';
+    const spec = rollout.spec.breakGlass.transport;
+    if (spec?.type !== 'ssh') return undefined;
+    try {
+      const inv = await this.backends.inventory(ns).load(cluster);
+      if (!inv || inv.nodes.length === 0) return { ok: false, message: `no node inventory of ${cluster} to check the ssh transport on` };
+      // A few nodes, spread over the sorted list (different pools tend to sort apart); the point is the
+      // key, the host keys and the path, which a fleet shares, not every node.
+      const n = inv.nodes;
+      const sample = [...new Set([0, Math.floor(n.length / 2), n.length - 1])].map((i) => n[i]).filter((x): x is NodeInfo => x !== undefined);
+      const transport = await this.makeTransport(spec, this.backends.secrets(ns), this.clock);
+      try {
+        if (!(transport instanceof SshTransport)) return undefined;
+        const outcomes = await transport.check(sample);
+        const bad = outcomes.filter((o) => o.result !== 'ok');
+        if (bad.length === 0) return { ok: true, message: `ssh to ${sample.map((x) => x.name).join(', ')}: connected, stop directory writable` };
+        return { ok: false, message: `ssh check failed on ${bad.map((o) => `${o.node} (${o.message ?? o.result})`).join('; ')}` };
+      } finally {
+        await transport.close();
+      }
+    } catch (err) {
+      return { ok: false, message: `ssh check failed: ${errorMessage(err)}` };
+    }
   }
 
   /** Resolves once no attempt is under way (tests; shutdown). */

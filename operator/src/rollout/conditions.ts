@@ -15,6 +15,8 @@ export const CONDITION = {
   BreakGlassNeeded: 'BreakGlassNeeded',
   /** Stop files of ours are in place on some target (issued, not cleared). */
   AgentsStopped: 'AgentsStopped',
+  /** The break-glass transport passed its check at preflight on every cluster it was checked on (ssh). */
+  BreakGlassReady: 'BreakGlassReady',
 } as const;
 
 /** Every reason the operator writes into conditions, events and history. */
@@ -49,6 +51,7 @@ export const REASON = {
   BreakGlass: 'BreakGlass',
   InventoryChanged: 'InventoryChanged',
   NoStopFiles: 'NoStopFiles',
+  BreakGlassCheckFailed: 'BreakGlassCheckFailed',
   NotNeeded: 'NotNeeded',
   Healthy: 'Healthy',
   Failed: 'Failed',

@@ -216,6 +216,12 @@ export interface BreakGlassActuator {
   issue(rollout: TelemetryRollout, cluster: string, revision: string, reason: string, options?: IssueOptions): Promise<BreakGlassStatus>;
   /** Removes the stop files again (only called once no agent of the revision runs). Never throws. */
   clear(rollout: TelemetryRollout, cluster: string, revision: string): Promise<{ ok: boolean; message: string }>;
+  /**
+   * Proves the transport works on a few inventoried nodes of `cluster` without writing a stop file
+   * (ssh: connection, host key, user key, sudo, a writable directory); undefined when the transport has
+   * nothing to check before it is needed. Never throws.
+   */
+  check?(rollout: TelemetryRollout, cluster: string): Promise<{ ok: boolean; message: string } | undefined>;
 }
 
 /** What recording an inventory changed that the rollout should tell. */

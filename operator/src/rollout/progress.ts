@@ -85,6 +85,7 @@ async function preflight(p: Pass, c: ClusterStatus, client: ClusterClient, stage
   const nodes = await client.listNodes();
   c.nodesTotal = nodes.length;
   await recordInventory(p, c, client, nodes);
+  if (!(await breakGlassChecked(p, c))) return;
   // The stable revision first: a rollback that visits this cluster later (an abort, or a refusal
   // below) must know what to return to, and must not take a stable collector's shared objects away.
   const owned = await client.listCollectorDaemonSets(ns, p.rolloutLabel);
@@ -162,4 +163,30 @@ async function finalize(p: Pass): Promise<void> {
   p.rolloutEvent('AllClustersSucceeded', REASON.Succeeded);
   s.completedAt = iso(p.now);
   p.record('Normal', REASON.Succeeded, `revision ${p.revision} is on every node of ${s.clusters?.length ?? 0} clusters`);
+}
+
+/** How often a failed transport check is repeated while the cluster waits in Preflight. */
+const CHECK_RETRY_MS = 30_000;
+
+/**
+ * The break-glass transport proven at the cluster's preflight, from the inventory just recorded (ssh:
+ * connection, host keys, key, sudo, a writable stop directory), so a broken kill switch is found now
+ * rather than during the outage that needs it. A failure holds the cluster in Preflight (and says what
+ * failed) until it passes: with action Auto the rollout relies on it. Manual, or no transport, skips it.
+ */
+async function breakGlassChecked(p: Pass, c: ClusterStatus): Promise<boolean> {
+  const actuator = p.ctx.d.breakGlass;
+  if (p.rollout.spec.breakGlass.action !== 'Auto' || !actuator?.check || !actuator.available(p.rollout)) return true;
+  const result = await actuator.check(p.rollout, c.name);
+  if (result === undefined) return true;
+  const wasOk = c.breakGlassCheck?.ok;
+  c.breakGlassCheck = { checkedAt: iso(p.now), ok: result.ok, message: result.message };
+  if (result.ok) {
+    if (wasOk === false) p.record('Normal', REASON.BreakGlass, `${c.name}: break-glass transport check passed: ${result.message}`, c.name);
+    return true;
+  }
+  c.message = `preflight waits: break-glass transport check failed (fix it, or set breakGlass.action: Manual): ${result.message}`;
+  if (wasOk !== false) p.record('Warning', REASON.BreakGlass, `${c.name}: ${c.message}`, c.name);
+  p.requeue(CHECK_RETRY_MS);
+  return false;
 }

@@ -211,4 +211,40 @@ describe('RolloutReconciler: break-glass retried until confirmed', () => {
     await drive(w, () => false, { maxPasses: 30 }).catch(() => undefined);
     expect(bg!.calls.filter((c) => c.op === 'issue')).toHaveLength(4);
   });
+
+  it('a break-glass transport that fails its check holds the cluster in Preflight, with a condition naming what failed, until it passes', async () => {
+    let bg: FakeBreakGlass | undefined;
+    const w = world({ a: 4 }, { strategy: { stages: [{ name: 's', clusters: 1, nodeSteps: [100], bakeSeconds: 10 }] } }, new ScriptedGates(), {}, (f) => {
+      bg = new FakeBreakGlass(f);
+      bg.checkResult = { ok: false, message: 'ssh check failed on a-node-0000 (Host key verification failed.)' };
+      return bg;
+    });
+    await drive(w, (ro) => (ro.status?.conditions ?? []).some((c) => c.type === 'BreakGlassReady' && c.status === 'False'));
+    const st = w.store.current().status!;
+    expect(st.clusters?.[0]?.phase).toBe('Preflight');
+    expect(st.conditions?.find((c) => c.type === 'BreakGlassReady')?.message).toContain('Host key verification failed');
+    expect(w.cluster('a').relabels).toHaveLength(0);
+    // Mended: the next check passes and the rollout goes on.
+    bg!.checkResult = { ok: true, message: 'ssh to a-node-0000: connected, stop directory writable' };
+    await drive(w, () => phase(w) === 'Succeeded');
+    expect(w.store.current().status?.conditions?.find((c) => c.type === 'BreakGlassReady')?.status).toBe('True');
+    expect(bg!.checks.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('action Manual skips the transport check (nothing acts on it by itself)', async () => {
+    let bg: FakeBreakGlass | undefined;
+    const w = world(
+      { a: 4 },
+      { strategy: { stages: [{ name: 's', clusters: 1, nodeSteps: [100], bakeSeconds: 10 }] }, breakGlass: { action: 'Manual' } },
+      new ScriptedGates(),
+      {},
+      (f) => {
+        bg = new FakeBreakGlass(f);
+        bg.checkResult = { ok: false, message: 'would fail' };
+        return bg;
+      },
+    );
+    await drive(w, () => phase(w) === 'Succeeded');
+    expect(bg!.checks).toEqual([]);
+  });
 });

@@ -101,6 +101,18 @@ function conditions(p: Pass, s: TelemetryRolloutStatus, gen: number | undefined)
           .join('; ')
       : 'no stop file of this rollout is in place',
   );
+  const checked = clusters.filter((c) => c.breakGlassCheck);
+  const uncheckable = checked.filter((c) => c.breakGlassCheck?.ok === false);
+  mark(
+    CONDITION.BreakGlassReady,
+    uncheckable.length === 0,
+    uncheckable.length ? REASON.BreakGlassCheckFailed : REASON.BreakGlass,
+    uncheckable.length
+      ? uncheckable.map((c) => `${c.name}: ${c.breakGlassCheck?.message ?? 'check failed'}`).join('; ')
+      : checked.length
+        ? `transport checked on ${checked.map((c) => c.name).join(', ')}`
+        : 'nothing to check before it is needed (no ssh transport, or no cluster started)',
+  );
   const unreachable = clusters.filter((c) => c.reachable === false).map((c) => c.name);
   const unavailable = [...p.unavailable.keys()];
   const degradedWhy: string[] = [];

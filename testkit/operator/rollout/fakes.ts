@@ -320,6 +320,15 @@ export class FakeBreakGlass implements BreakGlassActuator {
   failingAttempts = 0;
   /** The next this many attempts reach no node (an inventory that missed the latest batch). */
   emptyAttempts = 0;
+  /** What the transport check says (undefined: nothing to check, as for a local or exec transport). */
+  checkResult?: { ok: boolean; message: string };
+  /** Clusters the transport was checked on, in order. */
+  readonly checks: string[] = [];
+
+  async check(_r: TelemetryRollout, cluster: string): Promise<{ ok: boolean; message: string } | undefined> {
+    this.checks.push(cluster);
+    return this.checkResult;
+  }
 
   async issue(_r: TelemetryRollout, cluster: string, revision: string): Promise<BreakGlassStatus> {
     const c = this.factory.clusters.get(cluster);
