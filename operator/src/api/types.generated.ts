@@ -992,11 +992,9 @@ export interface CollectorConfig {
    */
   collect?: CollectorConfigCollect;
   /**
-   * The node-local break-glass stop directory the agents obey (one file per issuer and scope; an agent stops if any file names its revision or every revision); it must lie in /var/run/telemetry-rollout/, the directory the agent's DaemonSet mounts (read-only) from the node.
-   *
-   * Default: `"/var/run/telemetry-rollout/stop.d"`.
+   * The node-local break-glass stop directory the agents obey (one file per issuer and scope; an agent stops if any file names its revision or every revision); it must lie in /var/run/telemetry-rollout/, the directory the agent's DaemonSet mounts (read-only) from the node. Unset, the agent uses /var/run/telemetry-rollout/stop.d; it has no default here because the config is part of the revision hash, and a default would give every existing rollout a new revision (and hand agents of older images a field they reject).
    */
-  stopDirectory: string;
+  stopDirectory?: string;
   /**
    * Deprecated (read for one more release, then removed) - the single stop file of the previous layout, still obeyed by the agents next to stopDirectory; it must lie in /var/run/telemetry-rollout/, the directory the agent's DaemonSet mounts (read-only) from the node.
    *
