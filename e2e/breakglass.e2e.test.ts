@@ -4,7 +4,7 @@
 // then clears the stop files. Then the same with the CLI while the operator is stopped.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TelemetryRollout } from '../operator/src/api/types.generated.js';
@@ -62,6 +62,17 @@ async function until<T>(what: string, fn: () => Promise<T | undefined | false>, 
     if (Date.now() > deadline) throw new Error(`timed out: ${what}\n${op?.tail(30) ?? ''}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/**
+ * The stop files left on a node, as `node: file`: every file of its stop directory (dot-files are temp
+ * files, skipped as the agent skips them) and the legacy single file if present.
+ */
+function stopFilesOn(node: string): string[] {
+  const dir = runtime!.stopDirectory(node);
+  const files = existsSync(dir) ? readdirSync(dir).filter((f) => !f.startsWith('.')) : [];
+  if (existsSync(runtime!.stopFilePath(node))) files.push('(legacy) stop');
+  return files.map((f) => `${node}: ${f}`);
 }
 
 /** Node agents of a revision (the cluster-mode watcher is not on a node: break-glass is per node). */
@@ -159,7 +170,7 @@ describe(`break-glass on a ${NODES}-node target`, () => {
         .trim()
         .split('\n')
         .map((n) => n.replace('node/', ''));
-      expect(roots.filter((n) => existsSync(runtime!.stopFilePath(n)))).toEqual([]);
+      expect(roots.flatMap(stopFilesOn)).toEqual([]);
       expect(await nodeAgents(rev)).toHaveLength(0);
       // The history tells the story in order.
       const reasons = (done.status?.history ?? []).map((h) => h.reason);
@@ -216,6 +227,29 @@ describe(`break-glass on a ${NODES}-node target`, () => {
         const outcome = JSON.parse(r.stdout) as { action: string; cluster: string; result: { nodesTargeted: number; nodesStopped: number } };
         expect(outcome).toMatchObject({ action: 'issue', cluster: target.name, result: { nodesTargeted: expected, nodesStopped: expected, nodesFailed: 0 } });
         await until('every agent stopped', async () => (await running(rev)) === 0, 60_000, 250);
+        // A person's stop is their own file, and `break-glass status` says who issued it, offline.
+        const status = await cli([
+          'break-glass',
+          'status',
+          `${OPERATOR_NAMESPACE}/${name}`,
+          '--cluster',
+          target.name,
+          '--inventory',
+          invFile,
+          '--local-root',
+          nodesDir,
+          '-o',
+          'json',
+        ]);
+        expect(status.code).toBe(0);
+        const listed = JSON.parse(status.stdout) as {
+          nodesWithStops: number;
+          nodes: Array<{ files: Array<{ name: string; issuer: string; revision?: string }> }>;
+        };
+        expect(listed.nodesWithStops).toBe(expected);
+        expect(new Set(listed.nodes.flatMap((n) => n.files.map((f) => `${f.name} ${f.issuer} ${f.revision}`)))).toEqual(
+          new Set([`manual-${rev} manual ${rev}`]),
+        );
         console.log(
           `[report] manual break-glass (CLI, local transport, ${expected} agents): command + every agent stopped in ${((Date.now() - t) / 1000).toFixed(1)} s`,
         );
@@ -233,7 +267,7 @@ describe(`break-glass on a ${NODES}-node target`, () => {
         .trim()
         .split('\n')
         .map((n) => n.replace('node/', ''));
-      expect(roots.filter((n) => existsSync(runtime!.stopFilePath(n)))).toEqual([]);
+      expect(roots.flatMap(stopFilesOn)).toEqual([]);
     }),
   );
 });

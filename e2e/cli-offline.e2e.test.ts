@@ -69,7 +69,8 @@ describe('kubectl-tro offline and on errors', () => {
 
       // Break-glass is offline: pointing --kubeconfig at nothing changes nothing.
       const root = join(dir, 'node-roots');
-      const stopAt = (node: string) => join(root, node, 'var/run/telemetry-rollout/stop');
+      // A person's stop is their own file in the node's stop directory.
+      const stopAt = (node: string) => join(root, node, 'var/run/telemetry-rollout/stop.d', `manual-${revision}`);
       const common = [
         '--kubeconfig',
         join(dir, 'no-such-kubeconfig'),
@@ -86,7 +87,7 @@ describe('kubectl-tro offline and on errors', () => {
       const targeted = inventory.nodes.slice(1).map((n) => n.name);
       expect(issued).toEqual({
         code: 0,
-        stdout: `cluster prod-east-1: stop file for revision ${revision} written to ${targeted.length}/${targeted.length} nodes via local\n`,
+        stdout: `cluster prod-east-1: stop file manual-${revision} for revision ${revision} written to ${targeted.length}/${targeted.length} nodes via local\n`,
         stderr: '',
       });
       for (const n of targeted)
@@ -96,6 +97,27 @@ describe('kubectl-tro offline and on errors', () => {
           reason: 'API server of prod-east-1 down',
         });
       expect(existsSync(stopAt(inventory.nodes[0]!.name))).toBe(false);
+
+      // Who stopped what, offline too.
+      const status = await exec(WRAPPER, [
+        '--kubeconfig',
+        join(dir, 'no-such-kubeconfig'),
+        'break-glass',
+        'status',
+        `${ns}/collector-v2`,
+        '--cluster',
+        'prod-east-1',
+        '--inventory',
+        file,
+        '--local-root',
+        root,
+        '-o',
+        'json',
+      ]);
+      expect(status.code).toBe(0);
+      const listed = JSON.parse(status.stdout) as { nodesWithStops: number; nodes: Array<{ node: string; files: Array<{ name: string; issuer: string }> }> };
+      expect(listed.nodesWithStops).toBe(targeted.length);
+      for (const n of listed.nodes) expect(n.files.map((f) => [f.name, f.issuer])).toEqual(targeted.includes(n.node) ? [[`manual-${revision}`, 'manual']] : []);
 
       const cleared = await exec(WRAPPER, [...common, '--clear', '-o', 'json']);
       expect(cleared.code).toBe(0);

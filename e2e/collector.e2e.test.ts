@@ -323,8 +323,10 @@ describe('collector on a 200-node cluster, measured at the API server', () => {
     expect(before?.metadataMode).toBe('Naive');
     await newArrivals();
     const t0 = Date.now();
+    // A person's stop for this revision, as `kubectl tro break-glass` writes it into the stop directory.
+    const stopPath = path.join(rt?.stopDirectory(node) ?? '', `manual-${naiveRev}`);
     await writeFileAtomic(
-      rt?.stopFilePath(node) ?? '',
+      stopPath,
       encodeStopFile({
         rollout: 'telemetry-rollout-system/collector-naive',
         revision: naiveRev,
@@ -372,7 +374,7 @@ describe('collector on a 200-node cluster, measured at the API server', () => {
 
     // Cleared: the agent resumes (it lists again).
     const t1 = Date.now();
-    await removeFile(rt?.stopFilePath(node) ?? '');
+    await removeFile(stopPath);
     await eventually(
       `${node} resumes after the stop file is removed`,
       async () => {

@@ -93,8 +93,10 @@ export interface StartAgentOptions {
   hostRoot?: string;
   /** Explicit node paths (node mode); wins over hostRoot. */
   nodePaths?: NodePaths;
-  /** Stop file as seen by this agent. Default: config.stopFilePath. */
+  /** Legacy single stop file as seen by this agent (deprecated, still obeyed). Default: config.stopFilePath. */
   stopFilePath?: string;
+  /** Stop directory as seen by this agent. Default: config.stopDirectory. */
+  stopDirectory?: string;
   /** HTTP port: default config.metricsPort; 0 = ephemeral; null = no server (metrics via the handle). */
   metricsPort?: number | null;
   /** HTTP bind address; default `0.0.0.0`. */

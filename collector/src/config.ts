@@ -58,7 +58,12 @@ export interface CollectorConfig {
     /** Container and pod info from the kubelet /pods. */
     containers: boolean;
   };
-  /** Path of the node-local stop file (break-glass). */
+  /**
+   * The node-local break-glass stop directory: one file per issuer and scope (`auto-<rev>`, `manual-all`...);
+   * the agent stops while any of them names its revision or `*` (see killswitch.ts).
+   */
+  stopDirectory: string;
+  /** Deprecated (read for one more release): the single stop file of the previous layout, obeyed as well. */
   stopFilePath: string;
   /** Port of the agent's HTTP server (/metrics, /healthz, and /metadata in cluster mode), 1024..65535. */
   metricsPort: number;
@@ -89,6 +94,7 @@ export const DEFAULT_CONFIG: Readonly<CollectorConfig> = Object.freeze({
   apiRateLimit: { qps: 2, burst: 5 },
   backoff: { initialSeconds: 1, maxSeconds: 300, jitter: 0.5 },
   collect: { node: true, containers: true },
+  stopDirectory: '/var/run/telemetry-rollout/stop.d',
   stopFilePath: '/var/run/telemetry-rollout/stop',
   metricsPort: 9464,
   logLevel: 'info',
@@ -218,6 +224,10 @@ export function validateCollectorConfig(obj: unknown, prefix = ''): ConfigValida
     if (!BACKOFF_RULE.check(resolved.backoff)) {
       errors.push({ path: join(prefix, 'backoff'), message: BACKOFF_RULE.message });
     }
+    // The same rule as the CRD's: one path cannot be both the directory and the legacy file.
+    if (resolved.stopDirectory === resolved.stopFilePath) {
+      errors.push({ path: join(prefix, 'stopDirectory'), message: 'must not be the legacy stopFilePath' });
+    }
   }
   return errors;
 }
@@ -239,6 +249,7 @@ export function resolveConfig(partial: CollectorConfigInput | undefined): Collec
     apiRateLimit: merge(DEFAULT_CONFIG.apiRateLimit, p.apiRateLimit),
     backoff: merge(DEFAULT_CONFIG.backoff, p.backoff),
     collect: merge(DEFAULT_CONFIG.collect, p.collect),
+    stopDirectory: p.stopDirectory ?? DEFAULT_CONFIG.stopDirectory,
     stopFilePath: p.stopFilePath ?? DEFAULT_CONFIG.stopFilePath,
     metricsPort: p.metricsPort ?? DEFAULT_CONFIG.metricsPort,
     logLevel: p.logLevel ?? DEFAULT_CONFIG.logLevel,

@@ -182,9 +182,17 @@ export const COLLECTOR_CONFIG_OPENAPI: OpenApiSchema = {
         },
       },
     },
+    stopDirectory: {
+      type: 'string',
+      description:
+        'Absolute path of the node-local break-glass stop directory (hostPath mounted read-only into the agent): the agent stops while any file in it names its revision or "*".',
+      default: '/var/run/telemetry-rollout/stop.d',
+      pattern: '^/[^\\s]*$',
+      maxLength: 256,
+    },
     stopFilePath: {
       type: 'string',
-      description: 'Absolute path of the node-local break-glass stop file (hostPath mounted read-only into the agent).',
+      description: 'Deprecated (read for one more release): the single stop file of the previous layout, still obeyed next to stopDirectory.',
       default: '/var/run/telemetry-rollout/stop',
       pattern: '^/[^\\s]*$',
       maxLength: 256,

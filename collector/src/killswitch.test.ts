@@ -1,11 +1,13 @@
 import { describe, it, expect } from '@jest/globals';
-import { KillSwitch, STOP_FILE_POLL_MS, decide, parseStopFile, type KillSwitchState } from './killswitch.js';
+import { KillSwitch, MAX_STOP_FILES, STOP_FILE_POLL_MS, combine, decide, parseStopFile, type KillSwitchState } from './killswitch.js';
 import { StoppedError } from './errors.js';
 import { FakeClock, flushAsync } from '../../testkit/core/fakeclock.js';
 import { FakeFs } from '../../testkit/collector/fakefs.js';
 import { RecordingLogger } from '../../testkit/core/fakelogger.js';
 
+/** The legacy single file (deprecated, still obeyed) and the stop directory. */
 const PATH = '/var/run/telemetry-rollout/stop';
+const DIR = '/var/run/telemetry-rollout/stop.d';
 const OURS = 'rev-abc123';
 const stopFile = (revision: string, extra: Record<string, unknown> = {}): string =>
   JSON.stringify({ rollout: 'telemetry/agent', revision, reason: 'apiserver unreachable', issuedAt: '2026-11-25T12:00:00Z', ...extra });
@@ -14,10 +16,12 @@ function setup() {
   const clock = new FakeClock();
   const fs = new FakeFs();
   const logger = new RecordingLogger();
-  const ks = new KillSwitch({ path: PATH, revision: OURS, reader: fs, clock, logger });
+  const ks = new KillSwitch({ path: PATH, directory: DIR, revision: OURS, reader: fs, clock, logger });
   const changes: KillSwitchState[] = [];
   ks.onChange((s) => changes.push(s));
-  return { clock, fs, logger, ks, changes };
+  const stopsChanges: KillSwitchState[] = [];
+  ks.onStopsChange((s) => stopsChanges.push(s));
+  return { clock, fs, logger, ks, changes, stopsChanges };
 }
 
 describe('stop file decision', () => {
@@ -179,5 +183,146 @@ describe('KillSwitch', () => {
     await clock.advance(10_000);
     expect(fs.reads.get(PATH)).toBe(reads);
     expect(clock.pendingTimers()).toBe(0);
+  });
+});
+
+describe('KillSwitch over the stop directory', () => {
+  it('stops when any file of the directory names our revision, and names the file', async () => {
+    const { ks, fs, stopsChanges } = setup();
+    fs.write(`${DIR}/auto-rev-other`, stopFile('rev-other'));
+    await ks.poll();
+    expect(ks.state).toMatchObject({ stopped: false, reason: 'other-revision' });
+    fs.write(`${DIR}/auto-${OURS}`, stopFile(OURS));
+    await ks.poll();
+    expect(ks.state).toMatchObject({
+      stopped: true,
+      reason: 'revision-match',
+      source: `${DIR}/auto-${OURS}`,
+      stops: [{ source: `${DIR}/auto-${OURS}`, reason: 'revision-match' }],
+    });
+    expect(ks.state.detail).toContain(`${DIR}/auto-${OURS}`);
+    expect(stopsChanges).toHaveLength(1);
+  });
+
+  it('a wildcard file stops every revision', async () => {
+    const { ks, fs } = setup();
+    fs.write(`${DIR}/manual-all`, stopFile('*'));
+    await ks.poll();
+    expect(ks.state).toMatchObject({ stopped: true, reason: 'wildcard', source: `${DIR}/manual-all` });
+  });
+
+  it('files naming only other revisions do not stop', async () => {
+    const { ks, fs } = setup();
+    fs.write(`${DIR}/auto-rev-1`, stopFile('rev-1'));
+    fs.write(`${DIR}/manual-rev-2`, stopFile('rev-2'));
+    await ks.poll();
+    expect(ks.state).toMatchObject({ stopped: false, reason: 'other-revision' });
+    expect(ks.state.detail).toBe('stop files name revision(s) rev-1, rev-2, not ours');
+  });
+
+  it('a malformed or oversized file in the directory stops (fail-safe), whatever its name', async () => {
+    const { ks, fs, logger } = setup();
+    fs.write(`${DIR}/handmade`, '{"revision":');
+    await ks.poll();
+    expect(ks.state).toMatchObject({ stopped: true, reason: 'malformed', source: `${DIR}/handmade` });
+    expect(logger.at('error')[0]?.meta).toMatchObject({ stopFile: `${DIR}/handmade`, stopDirectory: DIR });
+    fs.write(`${DIR}/handmade`, JSON.stringify({ revision: 'rev-other', reason: 'x'.repeat(70_000) }));
+    await ks.poll();
+    expect(ks.state).toMatchObject({ stopped: true, reason: 'malformed' });
+    expect(ks.state.detail).toContain('larger than');
+  });
+
+  it('an unreadable directory or file stops (fail-safe); a missing directory does not', async () => {
+    const { ks, fs } = setup();
+    await ks.poll();
+    expect(ks.state).toMatchObject({ stopped: false, reason: 'absent' });
+    fs.failWith(DIR, 'EACCES');
+    await ks.poll();
+    expect(ks.state).toMatchObject({ stopped: true, reason: 'unreadable', source: DIR });
+    fs.failWith(DIR);
+    fs.write(`${DIR}/auto-rev-1`, stopFile('rev-1'));
+    fs.failWith(`${DIR}/auto-rev-1`, 'EACCES');
+    await ks.poll();
+    expect(ks.state).toMatchObject({ stopped: true, reason: 'unreadable', source: `${DIR}/auto-rev-1` });
+  });
+
+  it('skips dot-files (temp files of atomic writes) and subdirectories', async () => {
+    const { ks, fs } = setup();
+    fs.write(`${DIR}/.auto-${OURS}.tmp-1-abc`, '{"revis');
+    fs.write(`${DIR}/sub/manual-all`, stopFile('*'));
+    await ks.poll();
+    expect(ks.state).toMatchObject({ stopped: false, reason: 'absent' });
+  });
+
+  it('still obeys the legacy single file next to the directory', async () => {
+    const { ks, fs } = setup();
+    fs.write(`${DIR}/auto-rev-1`, stopFile('rev-1'));
+    fs.write(PATH, stopFile(OURS));
+    await ks.poll();
+    expect(ks.state).toMatchObject({ stopped: true, reason: 'revision-match', source: PATH });
+    fs.remove(PATH);
+    await ks.poll();
+    expect(ks.isStopped()).toBe(false);
+  });
+
+  it("removing one of two stops keeps the agent stopped (an Auto clear never lifts a person's stop)", async () => {
+    const { ks, fs, clock, changes, stopsChanges } = setup();
+    fs.write(`${DIR}/auto-${OURS}`, stopFile(OURS));
+    ks.start();
+    await clock.advance(0);
+    expect(ks.isStopped()).toBe(true);
+    fs.write(`${DIR}/manual-all`, stopFile('*'));
+    await clock.advance(STOP_FILE_POLL_MS);
+    expect(ks.state.stops?.map((x) => x.source)).toEqual([`${DIR}/auto-${OURS}`, `${DIR}/manual-all`]);
+    fs.remove(`${DIR}/auto-${OURS}`);
+    await clock.advance(STOP_FILE_POLL_MS * 4);
+    expect(ks.state).toMatchObject({ stopped: true, reason: 'wildcard', source: `${DIR}/manual-all` });
+    // One transition (stop), no resume; the set of stopping files changed three times.
+    expect(changes.map((c) => c.stopped)).toEqual([true]);
+    expect(stopsChanges.map((c) => c.stops?.length)).toEqual([1, 2, 1]);
+    fs.remove(`${DIR}/manual-all`);
+    await clock.advance(STOP_FILE_POLL_MS);
+    expect(changes.map((c) => c.stopped)).toEqual([true, false]);
+    await ks.close();
+  });
+
+  it('does not re-read an unchanged file, and reads it again once it is replaced', async () => {
+    const { ks, fs, clock } = setup();
+    fs.write(`${DIR}/auto-rev-1`, stopFile('rev-1'));
+    ks.start();
+    await clock.advance(STOP_FILE_POLL_MS * 10);
+    expect(fs.reads.get(`${DIR}/auto-rev-1`)).toBe(1);
+    fs.write(`${DIR}/auto-rev-1`, stopFile(OURS));
+    await clock.advance(STOP_FILE_POLL_MS);
+    expect(fs.reads.get(`${DIR}/auto-rev-1`)).toBe(2);
+    expect(ks.isStopped()).toBe(true);
+    await ks.close();
+  });
+
+  it(`stops without reading when the directory holds more than ${MAX_STOP_FILES} files`, async () => {
+    const { ks, fs } = setup();
+    for (let i = 0; i <= MAX_STOP_FILES; i++) fs.write(`${DIR}/auto-rev-${i}`, stopFile(`rev-${i}`));
+    await ks.poll();
+    expect(ks.state).toMatchObject({ stopped: true, reason: 'too-many', source: DIR });
+    expect(ks.readCount).toBe(1); // the legacy file only
+    fs.remove(`${DIR}/auto-rev-0`);
+    await ks.poll();
+    expect(ks.state).toMatchObject({ stopped: false, reason: 'other-revision' });
+  });
+});
+
+describe('combine', () => {
+  it('names a valid match before a malformed file, and counts the others', () => {
+    const { state } = combine([
+      { path: '/d/x', state: decide(OURS, { text: 'nope' }) },
+      { path: '/d/auto-a', state: decide(OURS, { text: stopFile(OURS) }) },
+      { path: '/d/other', state: decide(OURS, { text: stopFile('rev-other') }) },
+    ]);
+    expect(state).toMatchObject({ stopped: true, reason: 'revision-match', source: '/d/auto-a' });
+    expect(state.detail).toBe('stop file names this revision (/d/auto-a); 1 more stop file(s)');
+    expect(state.stops).toEqual([
+      { source: '/d/x', reason: 'malformed' },
+      { source: '/d/auto-a', reason: 'revision-match' },
+    ]);
   });
 });

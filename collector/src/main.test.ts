@@ -25,11 +25,14 @@ async function tmpdir(): Promise<string> {
   return d;
 }
 
-/** A fake node as the e2e runtime would make one: a root dir with proc/, sys/ and the stop-file dir. */
-async function fakeNode(root: string, seed: number): Promise<{ root: string; stopFile: string }> {
+/**
+ * A fake node as the e2e runtime would make one: a root dir with proc/, sys/ and the stop-file dir (the
+ * stop directory, and the legacy single file's place).
+ */
+async function fakeNode(root: string, seed: number): Promise<{ root: string; stopFile: string; stopDir: string }> {
   await writeFakeHostRoot(root, seed);
   await mkdir(path.join(root, 'var/run/telemetry-rollout'), { recursive: true });
-  return { root, stopFile: path.join(root, 'var/run/telemetry-rollout/stop') };
+  return { root, stopFile: path.join(root, 'var/run/telemetry-rollout/stop'), stopDir: path.join(root, 'var/run/telemetry-rollout/stop.d') };
 }
 
 async function http(port: number | undefined, p: string): Promise<{ status: number; text: string }> {
@@ -70,6 +73,7 @@ describe('startAgent', () => {
             transport: server,
             hostRoot: n.root,
             stopFilePath: n.stopFile,
+            stopDirectory: n.stopDir,
             metricsPort: 0,
             metricsHost: '127.0.0.1',
             logger: silent,
@@ -95,21 +99,26 @@ describe('startAgent', () => {
     expect(ma).toContain('collector_node_memory_bytes{kind="free"} 8192000000');
     expect(mb).toContain('collector_node_memory_bytes{kind="free"} 8191998976');
 
-    // node-a's stop file stops node-a only; /healthz stays 200 (idle, not crash-looping).
-    await writeFile(path.join(base, 'node-a/var/run/telemetry-rollout/stop'), stopFileFor('rev-1'));
+    // A stop file in node-a's stop directory stops node-a only; /healthz stays 200 (idle, not
+    // crash-looping) and names the file; the metrics say which file stopped it.
+    const stopPath = path.join(base, 'node-a/var/run/telemetry-rollout/stop.d/auto-rev-1');
+    await mkdir(path.dirname(stopPath), { recursive: true });
+    await writeFile(stopPath, stopFileFor('rev-1'));
     await clock.advance(500);
     await waitFor(() => a.killSwitch.isStopped(), 5000, 'stop detected');
     const health = await http(a.port, '/healthz');
     expect(health.status).toBe(200);
-    expect(JSON.parse(health.text)).toMatchObject({ stopped: true, node: 'node-a', revision: 'rev-1' });
-    expect((await http(a.port, '/metrics')).text).toContain('collector_stopped 1');
+    expect(JSON.parse(health.text)).toMatchObject({ stopped: true, node: 'node-a', revision: 'rev-1', stopReason: expect.stringContaining(stopPath) });
+    const metricsA = (await http(a.port, '/metrics')).text;
+    expect(metricsA).toContain('collector_stopped 1');
+    expect(metricsA).toContain(`collector_stop_files{file="${stopPath}",reason="revision-match"} 1`);
     expect(b.killSwitch.isStopped()).toBe(false);
     await clock.advance(10_000);
     await waitFor(() => b.status().details.collections === 2, 5000, 'node-b keeps collecting');
     expect(a.status().details.collections).toBe(1);
   });
 
-  it('makes not a single API request when started on a node whose stop file names its revision', async () => {
+  it('makes not a single API request when started on a node whose (legacy, single) stop file names its revision', async () => {
     const n = await fakeNode(await tmpdir(), 0);
     await writeFile(n.stopFile, stopFileFor('*'));
     const clock = new FakeClock();
@@ -122,6 +131,7 @@ describe('startAgent', () => {
         transport: server,
         hostRoot: n.root,
         stopFilePath: n.stopFile,
+        stopDirectory: n.stopDir,
         metricsPort: null,
         logger: silent,
         clock,
@@ -186,6 +196,7 @@ describe('startAgent', () => {
         transport: new FakeApiServer(),
         hostRoot: n.root,
         stopFilePath: n.stopFile,
+        stopDirectory: n.stopDir,
         metricsPort: port,
         metricsHost: '127.0.0.1',
         logger: silent,

@@ -13,7 +13,7 @@
  * The agent's public types (identity, options, status, handle) are in agentoptions.ts and the config
  * file loading in configfile.ts; both are re-exported here.
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import path from 'node:path';
@@ -61,7 +61,7 @@ export {
 } from './agentoptions.js';
 export { expandEnv, loadConfigFile } from './configfile.js';
 
-const defaultStopFileReader: StopFileReader = { readFile: (p) => readFile(p, 'utf8') };
+const defaultStopFileReader: StopFileReader = { readFile: (p) => readFile(p, 'utf8'), readDir: (p) => readdir(p), stat: (p) => stat(p) };
 
 /** Starts one agent. Rejects (before doing anything) on an invalid config or identity. */
 export async function startAgent(options: StartAgentOptions): Promise<AgentHandle> {
@@ -99,16 +99,19 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
 
   const killSwitch = new KillSwitch({
     path: options.stopFilePath ?? config.stopFilePath,
+    directory: options.stopDirectory ?? config.stopDirectory,
     revision: identity.revision,
     reader: options.stopFileReader ?? defaultStopFileReader,
     clock,
     logger,
   });
   killSwitch.onChange((s) => metrics.stopped.set(s.stopped ? 1 : 0));
+  killSwitch.onStopsChange((s) => metrics.setStopFiles(s.stops ?? []));
   // Read the stop file before the first API call: an agent (re)started on a stopped node must not make
   // even one request.
   await killSwitch.poll();
   metrics.stopped.set(killSwitch.isStopped() ? 1 : 0);
+  metrics.setStopFiles(killSwitch.state.stops ?? []);
   killSwitch.start();
 
   // Two lifetimes: `run` ends the loops (so a leader can still release its Lease), `client` then cancels

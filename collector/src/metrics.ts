@@ -25,6 +25,8 @@ export class CollectorMetrics {
   readonly kubeletResponseBytes: Counter;
   /** 1 while the stop file forbids API calls. */
   readonly stopped: Gauge;
+  /** 1 per file that says stop right now: which file (its path as the agent sees it) and why. */
+  readonly stopFiles: Gauge<'file' | 'reason'>;
   /** Always 1; the labels identify the agent. */
   readonly info: Gauge<'mode' | 'metadata_mode' | 'node' | 'revision'>;
 
@@ -72,6 +74,12 @@ export class CollectorMetrics {
       help: '1 while the node-local stop file forbids API calls (agent idle), else 0.',
       registers,
     });
+    this.stopFiles = new Gauge({
+      name: 'collector_stop_files',
+      help: '1 per node-local stop file that forbids API calls right now, by file and reason (revision-match, wildcard, malformed, unreadable, too-many).',
+      labelNames: ['file', 'reason'],
+      registers,
+    });
     this.info = new Gauge({
       name: 'collector_info',
       help: 'Identity of the collector agent (value always 1).',
@@ -83,5 +91,14 @@ export class CollectorMetrics {
     // 10 ms (prom-client's default): 100 timer wake-ups a second cost an idle agent ~0.5 % of a core, a
     // quarter of its CPU budget, and a per-second sample still shows a blocked loop.
     if (options.processMetrics) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
+  }
+
+  /**
+   * Shows exactly `stops` in {@link stopFiles} (a lifted stop disappears). Bounded: the kill switch
+   * reads at most 64 files, so at most that many series.
+   */
+  setStopFiles(stops: ReadonlyArray<{ source: string; reason: string }>): void {
+    this.stopFiles.reset();
+    for (const s of stops) this.stopFiles.set({ file: s.source, reason: s.reason }, 1);
   }
 }

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { encodeStopFile } from '../../operator/src/breakglass/stopfile.js';
+import { encodeStopFile, stopFileName } from '../../operator/src/breakglass/stopfile.js';
 import { countOutcomes, type BreakGlassTransport, type NodeOutcome, type NodeTarget } from '../../operator/src/breakglass/transport.js';
 
 /** Options of {@link measureBreakGlass}. */
@@ -71,21 +71,23 @@ export function childCpuMs(): number | undefined {
 /** Writes a stop file to every node through the transport (then clears it) and returns the figures. */
 export async function measureBreakGlass(opts: MeasureOptions): Promise<BreakGlassFigures> {
   const now = opts.now ?? (() => performance.now());
+  const revision = opts.revision ?? 'bench000000';
+  const file = stopFileName('auto', revision);
   const content = encodeStopFile({
     rollout: 'bench/measure',
-    revision: opts.revision ?? 'bench000000',
+    revision,
     reason: 'benchmark',
     issuedAt: new Date().toISOString(),
   });
   const cpu0 = childCpuMs();
   const t0 = now();
-  const outcomes: NodeOutcome[] = await opts.transport.write(opts.nodes, content);
+  const outcomes: NodeOutcome[] = await opts.transport.write(opts.nodes, file, content);
   const writeMs = now() - t0;
   const cpu1 = childCpuMs();
   let clearMs: number | undefined;
   if (opts.clear ?? true) {
     const t1 = now();
-    await opts.transport.clear(opts.nodes);
+    await opts.transport.clear(opts.nodes, { file });
     clearMs = now() - t1;
   }
   const c = countOutcomes(outcomes);

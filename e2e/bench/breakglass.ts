@@ -82,7 +82,7 @@ try {
             knownHostsPath: sshd.knownHostsPath,
             concurrency,
             timeoutSeconds: 30,
-            remotePathFor: (node) => join(work, `ssh-${n}-${concurrency}`, node.name, 'var/run/telemetry-rollout/stop'),
+            remoteRootFor: (node) => join(work, `ssh-${n}-${concurrency}`, node.name),
           });
           print('ssh (one loopback sshd)', await measureBreakGlass({ transport, nodes: nodes(n) }));
         }

@@ -91,6 +91,7 @@ async function startSingleAgent(o: {
     metadata: { mode: 'Kubelet', kubeletURL: o.rt.kubeletURL(o.node) },
     metricsPort: await freePort(),
     stopFilePath: path.join(o.root, 'var/run/telemetry-rollout/stop'),
+    stopDirectory: path.join(o.root, 'var/run/telemetry-rollout/stop.d'),
     logLevel: 'warn',
   };
   writeFileSync(configFile, JSON.stringify(config));
@@ -166,7 +167,7 @@ export async function agentFootprint(o: {
   return footprint;
 }
 
-/** The stop file under a node root. */
+/** A person's stop of every revision in the stop directory under a node root (what the agent polls). */
 function stopFileIn(root: string): string {
-  return path.join(root, 'var/run/telemetry-rollout/stop');
+  return path.join(root, 'var/run/telemetry-rollout/stop.d/manual-all');
 }

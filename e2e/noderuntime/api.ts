@@ -5,8 +5,10 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { WorkerAgentInfo } from './protocol.js';
 
-/** The stop file, relative to a node's root (where the break-glass transports write it). */
+/** The legacy single stop file, relative to a node's root (deprecated: agents still obey it for one release). */
 export const STOP_FILE_IN_NODE = 'var/run/telemetry-rollout/stop';
+/** The stop directory, relative to a node's root (where the break-glass transports write their files). */
+export const STOP_DIRECTORY_IN_NODE = 'var/run/telemetry-rollout/stop.d';
 
 /** Options of {@link startNodeRuntime}. */
 export interface NodeRuntimeOptions {
@@ -63,8 +65,10 @@ export interface NodeRuntime {
   stop(): Promise<void>;
   /** `<rootDir>/<node>`. */
   nodeRoot(node: string): string;
-  /** `<rootDir>/<node>/var/run/telemetry-rollout/stop`. */
+  /** `<rootDir>/<node>/var/run/telemetry-rollout/stop` (the legacy single file). */
   stopFilePath(node: string): string;
+  /** `<rootDir>/<node>/var/run/telemetry-rollout/stop.d`, the stop directory. */
+  stopDirectory(node: string): string;
   /** Live agents, from the workers. */
   agents(): Promise<AgentInfo[]>;
   /** The kubelet base URL the agent of `node` uses (`/pods` is appended by the agent). */

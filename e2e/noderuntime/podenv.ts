@@ -8,7 +8,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { writeFakeHostRoot } from '../../testkit/collector/node/fakehostroot.js';
-import { STOP_FILE_IN_NODE } from './api.js';
+import { STOP_DIRECTORY_IN_NODE, STOP_FILE_IN_NODE } from './api.js';
 import type { DesiredAgent } from './pods.js';
 
 /** The node roots under `rootDir` and the pods' credentials for the node runtime. */
@@ -33,9 +33,14 @@ export class PodEnvironment {
     return path.join(this.rootDir, node);
   }
 
-  /** `<rootDir>/<node>/var/run/telemetry-rollout/stop`. */
+  /** `<rootDir>/<node>/var/run/telemetry-rollout/stop` (the legacy single file). */
   stopFilePath(node: string): string {
     return path.join(this.nodeRoot(node), STOP_FILE_IN_NODE);
+  }
+
+  /** `<rootDir>/<node>/var/run/telemetry-rollout/stop.d`, the stop directory. */
+  stopDirectory(node: string): string {
+    return path.join(this.nodeRoot(node), STOP_DIRECTORY_IN_NODE);
   }
 
   /** Creates the node's root (synthetic proc/ and sys/, the stop file's directory) once. */

@@ -10,7 +10,10 @@ export interface AgentSpec extends AgentDescription {
   config: Record<string, unknown>;
   /** The node's root directory (proc/, sys/, statfs'd as /). */
   hostRoot: string;
+  /** The legacy single stop file (deprecated, still obeyed). */
   stopFilePath: string;
+  /** The stop directory (one file per issuer and scope). */
+  stopDirectory: string;
   /** This agent's own kubeconfig (its pod's ServiceAccount); else the worker's `init` one. */
   kubeconfig?: string;
 }

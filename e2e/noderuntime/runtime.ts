@@ -9,7 +9,8 @@
  *   pods, so the agents' kubelet path adds nothing a real cluster would not have.
  * - Agents run in `workers` forked processes (many agents each), spread least-loaded first.
  * - Every node has a directory standing for its root filesystem (`<rootDir>/<node>`, with synthetic
- *   proc/ and sys/) and the break-glass stop file at `<rootDir>/<node>/var/run/telemetry-rollout/stop`.
+ *   proc/ and sys/) and the break-glass stop directory at `<rootDir>/<node>/var/run/telemetry-rollout/stop.d`
+ *   (and the legacy single stop file next to it).
  *
  * Reconciliation is level-triggered: any pod event schedules a pass that compares the wanted agents
  * (from the pod cache) with the running ones and starts/stops the difference.
@@ -90,6 +91,10 @@ class Runtime implements NodeRuntime {
 
   stopFilePath(node: string): string {
     return this.env.stopFilePath(node);
+  }
+
+  stopDirectory(node: string): string {
+    return this.env.stopDirectory(node);
   }
 
   kubeletURL(node: string): string {
@@ -325,6 +330,7 @@ class Runtime implements NodeRuntime {
       // The cluster-mode agent obeys the stop file of the node its pod runs on, as if mounted there:
       // break-glass writes to every node, and the cluster-wide watcher must stop above all.
       stopFilePath: this.stopFilePath(d.node),
+      stopDirectory: this.stopDirectory(d.node),
       ...(this.o.credentials === 'pod' ? { kubeconfig: await this.env.podKubeconfig(d) } : {}),
     };
   }

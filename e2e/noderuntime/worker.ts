@@ -79,6 +79,7 @@ async function start(spec: AgentSpec): Promise<void> {
     transport,
     hostRoot: spec.hostRoot,
     stopFilePath: spec.stopFilePath,
+    stopDirectory: spec.stopDirectory,
     metricsPort: null,
     logger,
     ...(spec.leaseName ? { leaseName: spec.leaseName } : {}),

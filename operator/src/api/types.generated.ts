@@ -540,7 +540,13 @@ export interface BreakGlassTransportSpec {
    */
   timeoutSeconds: number;
   /**
-   * The stop file's path on each node's host filesystem; it must lie in /var/run/telemetry-rollout/, the directory the agent's DaemonSet mounts.
+   * The stop directory on each node's host filesystem, where break-glass writes one file per issuer and scope (auto-REV by the operator, manual-REV or manual-all by a person with the CLI); it must lie in /var/run/telemetry-rollout/, the directory the agent's DaemonSet mounts, and be the directory the agents read (spec.collector.config.stopDirectory), or what is written there stops no agent.
+   *
+   * Default: `"/var/run/telemetry-rollout/stop.d"`.
+   */
+  stopDirectory: string;
+  /**
+   * Deprecated (read for one more release, then removed) - the single stop file of the previous layout. Nothing writes it any more; break-glass status lists it, and the operator's clear removes it when it names the revision cleared, so a stop issued before an upgrade is not stranded.
    *
    * Default: `"/var/run/telemetry-rollout/stop"`.
    */
@@ -1041,7 +1047,11 @@ export interface CollectorConfig {
    */
   collect?: CollectorConfigCollect;
   /**
-   * The node-local break-glass stop file the agents obey; it must lie in /var/run/telemetry-rollout/, the directory the agent's DaemonSet mounts (read-only) from the node.
+   * The node-local break-glass stop directory the agents obey (one file per issuer and scope; an agent stops if any file names its revision or every revision); it must lie in /var/run/telemetry-rollout/, the directory the agent's DaemonSet mounts (read-only) from the node. Unset, the agent uses /var/run/telemetry-rollout/stop.d; it has no default here because the config is part of the revision hash, and a default would give every existing rollout a new revision (and hand agents of older images a field they reject).
+   */
+  stopDirectory?: string;
+  /**
+   * Deprecated (read for one more release, then removed) - the single stop file of the previous layout, still obeyed by the agents next to stopDirectory; it must lie in /var/run/telemetry-rollout/, the directory the agent's DaemonSet mounts (read-only) from the node.
    *
    * Default: `"/var/run/telemetry-rollout/stop"`.
    */

@@ -65,8 +65,12 @@ describe('TransportBreakGlass', () => {
     const ok = await r.bg.issue(rollout, 'c1', REV, 'unreachable');
     expect(ok).toMatchObject({ nodesStopped: 3, nodesPending: 0, nodesFailed: 0 });
     expect(ok.failingNodes).toBeUndefined();
-    expect(r.transport.writes.map(([n]) => n)).toEqual(['n1', 'n2', 'n3']);
-    const issued = new Set(r.transport.writes.map(([, content]) => parseStopFile(content).issuedAt));
+    expect(r.transport.writes.map(([n, file]) => [n, file])).toEqual([
+      ['n1', `auto-${REV}`],
+      ['n2', `auto-${REV}`],
+      ['n3', `auto-${REV}`],
+    ]);
+    const issued = new Set(r.transport.writes.map(([, , content]) => parseStopFile(content).issuedAt));
     expect(issued.size).toBe(1);
   });
 
@@ -75,7 +79,7 @@ describe('TransportBreakGlass', () => {
     await r.ready;
     await r.bg.issue(rollout, 'c1', REV, 'unreachable', { issuedAt: '2026-01-02T03:04:05.000Z' });
     await r.bg.settled();
-    expect(parseStopFile(r.transport.files.get('n1') ?? '').issuedAt).toBe('2026-01-02T03:04:05.000Z');
+    expect(parseStopFile(r.transport.dirs.get('n1')?.get(`auto-${REV}`) ?? '').issuedAt).toBe('2026-01-02T03:04:05.000Z');
   });
 
   it(`names at most ${MAX_FAILING_NODES} failing nodes and counts the rest`, async () => {

@@ -1,7 +1,7 @@
 /**
- * Break-glass actions: write the stop file, scoped to one revision, on the
- * nodes that run it, and remove it again after recovery; plus building the configured transport from
- * `spec.breakGlass.transport`. Used by the operator's Auto action and by the CLI, which works from an
+ * Break-glass actions: write a stop file, scoped to one revision and named after its issuer
+ * (`auto-<rev>`, `manual-<rev>`, `manual-all`), on the nodes that run it, remove it again after recovery,
+ * and list what is on the nodes; plus building the configured transport from `spec.breakGlass.transport`. Used by the operator's Auto action and by the CLI, which works from an
  * inventory file with no API server at all.
  *
  * Nothing here throws for a node's failure: results carry per-node outcomes and counts, ready for
@@ -17,8 +17,19 @@ import type { Logger } from '../util/logging.js';
 import { ExecTransport } from './exec.js';
 import { LocalTransport } from './local.js';
 import { materializeSshCredentials, SshTransport } from './ssh.js';
-import { ALL_REVISIONS, encodeStopFile, isValidRevision, type StopFile } from './stopfile.js';
-import { countOutcomes, TransportConfigError, type BreakGlassTransport, type NodeOutcome } from './transport.js';
+import {
+  ALL_REVISIONS,
+  DEFAULT_STOP_DIRECTORY,
+  DEFAULT_STOP_FILE_PATH,
+  encodeStopFile,
+  isValidRevision,
+  parseStopFile,
+  parseStopFileName,
+  stopFileName,
+  type StopFile,
+  type StopIssuer,
+} from './stopfile.js';
+import { countOutcomes, TransportConfigError, type BreakGlassTransport, type NodeListing, type NodeOutcome } from './transport.js';
 
 /**
  * Which nodes an action goes to:
@@ -74,6 +85,11 @@ export interface IssueBreakGlassOptions {
    * node written twice holds the same file and the stop keeps the moment it was first issued.
    */
   issuedAt?: string;
+  /**
+   * Who issues it, which names the file (`auto-<rev>` or `manual-<rev>` / `manual-all`): default `auto`,
+   * the operator. The CLI passes `manual`, so a person's stop and the operator's never share a file.
+   */
+  issuer?: StopIssuer;
 }
 
 /** What {@link issueBreakGlass} did. */
@@ -83,6 +99,8 @@ export interface BreakGlassResult {
   revision: string;
   /** The exact stop file written. */
   stopFile: StopFile;
+  /** Its name in the stop directory. */
+  file: string;
   nodesTargeted: number;
   /** Nodes where the file was written. */
   nodesStopped: number;
@@ -100,28 +118,31 @@ export interface BreakGlassResult {
 const MAX_LOGGED_FAILURES = 20;
 
 /**
- * Writes the stop file `{ rollout, revision, reason, issuedAt }` on the targeted nodes through the
- * transport. Throws only for invalid input (a bad revision); node failures are in the result.
+ * Writes the stop file `{ rollout, revision, reason, issuedAt }` as the issuer's file for the revision
+ * on the targeted nodes through the transport. Throws only for invalid input (a bad revision); node
+ * failures are in the result.
  */
 export async function issueBreakGlass(opts: IssueBreakGlassOptions): Promise<BreakGlassResult> {
   if (!isValidRevision(opts.revision)) throw new Error(`break-glass: invalid revision ${JSON.stringify(opts.revision)}`);
+  const file = stopFileName(opts.issuer ?? 'auto', opts.revision);
   const start = opts.clock.now();
   const stopFile: StopFile = { rollout: opts.rollout, revision: opts.revision, reason: opts.reason, issuedAt: opts.issuedAt ?? start.toISOString() };
   const content = encodeStopFile(stopFile);
   const targets = selectTargets(opts.nodes, { revision: opts.revision, scope: opts.scope ?? 'revision', stableRevision: opts.stableRevision });
-  const outcomes = targets.length === 0 ? [] : await opts.transport.write(targets, content, opts.signal);
+  const outcomes = targets.length === 0 ? [] : await opts.transport.write(targets, file, content, opts.signal);
   const c = countOutcomes(outcomes);
   const durationMs = opts.clock.now().getTime() - start.getTime();
   const message =
     targets.length === 0
       ? `no node runs revision ${opts.revision}: no stop file written`
-      : `stop file for revision ${opts.revision} written to ${c.ok}/${targets.length} nodes via ${opts.transport.kind}` +
+      : `stop file ${file} for revision ${opts.revision} written to ${c.ok}/${targets.length} nodes via ${opts.transport.kind}` +
         (c.failed + c.timedOut > 0 ? ` (${c.failed} failed, ${c.timedOut} timed out)` : '');
-  log(opts.logger, 'break-glass stop file issued', message, outcomes, { rollout: opts.rollout, revision: opts.revision, durationMs });
+  log(opts.logger, 'break-glass stop file issued', message, outcomes, { rollout: opts.rollout, revision: opts.revision, file, durationMs });
   return {
     issuedAt: stopFile.issuedAt,
     revision: opts.revision,
     stopFile,
+    file,
     nodesTargeted: targets.length,
     nodesStopped: c.ok,
     nodesFailed: c.failed,
@@ -146,16 +167,26 @@ export interface ClearBreakGlassOptions {
    */
   scope?: BreakGlassScope;
   stableRevision?: string;
-  /** Remove the file whatever revision it names (default false: files naming another revision stay). */
+  /**
+   * Remove the issuer's file whatever revision it names (default false: a file naming another revision
+   * stays, and the legacy single stop file is removed too when it names the revision).
+   */
   force?: boolean;
   signal?: AbortSignal;
   logger?: Logger;
+  /**
+   * Whose file to remove: default `auto` (the operator removes only its own `auto-<rev>`, never a
+   * person's `manual-*` stop); the CLI passes `manual`.
+   */
+  issuer?: StopIssuer;
 }
 
 /** What {@link clearBreakGlass} did. */
 export interface ClearBreakGlassResult {
   clearedAt: string;
   revision: string;
+  /** The name of the file removed in the stop directory. */
+  file: string;
   nodesTargeted: number;
   /** Nodes where no stop file of the revision remains (removed, absent, or another revision's left in place). */
   nodesCleared: number;
@@ -167,24 +198,29 @@ export interface ClearBreakGlassResult {
 }
 
 /**
- * Removes the stop files of `revision`. The caller guarantees the precondition: no agent
- * of the bad revision runs any more (clearing earlier would restart it against the API server).
+ * Removes the issuer's stop file of `revision` (only that file: other issuers' stops stay, so an agent
+ * another stop names stays stopped). The caller guarantees the precondition: no agent of the bad
+ * revision runs any more (clearing earlier would restart it against the API server).
  */
 export async function clearBreakGlass(opts: ClearBreakGlassOptions): Promise<ClearBreakGlassResult> {
   if (!isValidRevision(opts.revision)) throw new Error(`break-glass clear: invalid revision ${JSON.stringify(opts.revision)}`);
+  const file = stopFileName(opts.issuer ?? 'auto', opts.revision);
   const start = opts.clock.now();
   const targets = selectTargets(opts.nodes, { revision: opts.revision, scope: opts.scope ?? 'all', stableRevision: opts.stableRevision });
   const outcomes =
-    targets.length === 0 ? [] : await opts.transport.clear(targets, opts.force ? { signal: opts.signal } : { signal: opts.signal, ifRevision: opts.revision });
+    targets.length === 0
+      ? []
+      : await opts.transport.clear(targets, opts.force ? { file, signal: opts.signal } : { file, signal: opts.signal, ifRevision: opts.revision });
   const c = countOutcomes(outcomes);
   const durationMs = opts.clock.now().getTime() - start.getTime();
   const message =
-    `stop files of revision ${opts.revision} cleared on ${c.ok}/${targets.length} nodes via ${opts.transport.kind}` +
+    `stop file ${file} of revision ${opts.revision} cleared on ${c.ok}/${targets.length} nodes via ${opts.transport.kind}` +
     (c.failed + c.timedOut > 0 ? ` (${c.failed} failed, ${c.timedOut} timed out)` : '');
-  log(opts.logger, 'break-glass stop files cleared', message, outcomes, { revision: opts.revision, durationMs });
+  log(opts.logger, 'break-glass stop files cleared', message, outcomes, { revision: opts.revision, file, durationMs });
   return {
     clearedAt: opts.clock.now().toISOString(),
     revision: opts.revision,
+    file,
     nodesTargeted: targets.length,
     nodesCleared: c.ok,
     nodesFailed: c.failed,
@@ -193,6 +229,80 @@ export async function clearBreakGlass(opts: ClearBreakGlassOptions): Promise<Cle
     durationMs,
     message,
   };
+}
+
+/** One stop file on a node as `break-glass status` shows it: who (from the name) and what (from the content). */
+export interface StopFileEntry {
+  /** Its name in the stop directory (or the legacy file's base name). */
+  name: string;
+  /** From the name: `auto` (the operator), `manual` (a person), `legacy` (the previous single file), or `unknown` (a name none of ours). */
+  issuer: StopIssuer | 'legacy' | 'unknown';
+  /** From the content when it parses: the rollout, revision (`*`: every revision), reason and time. */
+  rollout?: string;
+  revision?: string;
+  reason?: string;
+  issuedAt?: string;
+  /**
+   * Why the content could not be read or is not a valid stop file. Agents treat such a file as a stop
+   * of every revision (fail-safe), so it is shown, never hidden.
+   */
+  error?: string;
+}
+
+/** One node's stop files, or why they could not be listed. */
+export interface NodeStopFiles {
+  node: string;
+  result: NodeOutcome['result'];
+  message?: string;
+  files: StopFileEntry[];
+  /** More files than were listed. */
+  truncated?: boolean;
+}
+
+/** What {@link breakGlassListing} found on a cluster's nodes. */
+export interface BreakGlassListing {
+  nodes: NodeStopFiles[];
+  /** Nodes listed, and of those, with at least one stop file. */
+  nodesListed: number;
+  nodesWithStops: number;
+  nodesFailed: number;
+  nodesTimedOut: number;
+}
+
+/** Turns a transport's listing into entries: the issuer from the name, the rest from the content. */
+export function stopFileEntries(listing: NodeListing): StopFileEntry[] {
+  return (listing.files ?? []).map((f) => {
+    const parts = f.legacy ? undefined : parseStopFileName(f.name);
+    const e: StopFileEntry = { name: f.name, issuer: f.legacy ? 'legacy' : (parts?.issuer ?? 'unknown') };
+    if (f.text === undefined) {
+      e.error = f.error ?? 'unreadable';
+      return e;
+    }
+    try {
+      const c = parseStopFile(f.text);
+      Object.assign(e, { rollout: c.rollout, revision: c.revision, reason: c.reason, issuedAt: c.issuedAt });
+      if (parts !== undefined && parts.revision !== c.revision) e.error = `the name says revision ${parts.revision}, the content ${c.revision}`;
+    } catch (err) {
+      e.error = (err as Error).message;
+    }
+    return e;
+  });
+}
+
+/**
+ * Lists the stop files on `nodes` through the transport (read-only: `kubectl tro break-glass status`).
+ * Node failures are in the result, never thrown.
+ */
+export async function breakGlassListing(transport: BreakGlassTransport, nodes: readonly NodeInfo[], signal?: AbortSignal): Promise<BreakGlassListing> {
+  const listings = nodes.length === 0 ? [] : await transport.list(nodes, signal);
+  const out: NodeStopFiles[] = listings.map((l) => {
+    const n: NodeStopFiles = { node: l.node, result: l.result, files: stopFileEntries(l) };
+    if (l.message !== undefined) n.message = l.message;
+    if (l.truncated) n.truncated = true;
+    return n;
+  });
+  const c = countOutcomes(listings);
+  return { nodes: out, nodesListed: c.ok, nodesWithStops: out.filter((n) => n.files.length > 0).length, nodesFailed: c.failed, nodesTimedOut: c.timedOut };
 }
 
 function log(logger: Logger | undefined, event: string, message: string, outcomes: readonly NodeOutcome[], fields: Record<string, unknown>): void {
@@ -262,7 +372,7 @@ export class KubeSecretReader implements SecretKeyReader {
  * CLI reads offline (defaults missing). {@link transportFromSpec} applies the CRD's defaults.
  */
 export type TransportSpecInput = Pick<BreakGlassTransportSpec, 'type'> &
-  Partial<Pick<BreakGlassTransportSpec, 'concurrency' | 'timeoutSeconds' | 'stopFilePath' | 'exec' | 'local'>> & {
+  Partial<Pick<BreakGlassTransportSpec, 'concurrency' | 'timeoutSeconds' | 'stopDirectory' | 'stopFilePath' | 'exec' | 'local'>> & {
     ssh?: Partial<BreakGlassTransportSsh>;
   };
 
@@ -280,7 +390,7 @@ export interface TransportFromSpecOptions {
 
 /**
  * Builds the transport `spec` describes, with the CRD's defaults (concurrency 20, timeout 10 s, the
- * default stop-file path, ssh port 22, InternalIP). For ssh the key and known_hosts come from
+ * default stop directory and legacy stop-file path, ssh port 22, InternalIP). For ssh the key and known_hosts come from
  * `sshCredentialFiles` or, through `secrets`, from the Secrets the spec names; the latter are written to
  * a private temp directory that the transport's `close()` removes, so always close it. Configuration
  * errors throw a {@link TerminalError} (reason `InvalidBreakGlassTransport`).
@@ -290,7 +400,8 @@ export async function transportFromSpec(spec: TransportSpecInput, opts: Transpor
   const common = {
     concurrency: spec.concurrency ?? 20,
     timeoutSeconds: spec.timeoutSeconds ?? 10,
-    stopFilePath: spec.stopFilePath ?? '/var/run/telemetry-rollout/stop',
+    stopDirectory: spec.stopDirectory ?? DEFAULT_STOP_DIRECTORY,
+    stopFilePath: spec.stopFilePath ?? DEFAULT_STOP_FILE_PATH,
     clock: opts.clock,
   };
   try {

@@ -19,6 +19,8 @@ export interface RunChildOptions {
   signal?: AbortSignal;
   /** The child's environment (default: the parent's). */
   env?: NodeJS.ProcessEnv;
+  /** Output kept per stream (default 16 KiB): a listing needs more than an error message. */
+  maxOutputBytes?: number;
 }
 
 /** How a child ended. */
@@ -27,7 +29,7 @@ export interface ChildResult {
   exitCode: number | null;
   /** The signal that ended it, if any. */
   exitSignal: NodeJS.Signals | null;
-  /** The tail of stdout (at most 16 KiB). */
+  /** The tail of stdout (at most 16 KiB, or `maxOutputBytes`). */
   stdout: string;
   /** The tail of stderr (at most 16 KiB). */
   stderr: string;
@@ -43,14 +45,18 @@ export interface ChildResult {
 class Tail {
   private chunks: Buffer[] = [];
   private size = 0;
+  private readonly max: number;
+  constructor(max: number) {
+    this.max = max;
+  }
   push(chunk: Buffer): void {
     this.chunks.push(chunk);
     this.size += chunk.length;
-    while (this.size > MAX_OUTPUT_BYTES && this.chunks.length > 1) this.size -= this.chunks.shift()!.length;
+    while (this.size > this.max && this.chunks.length > 1) this.size -= this.chunks.shift()!.length;
   }
   toString(): string {
     const all = Buffer.concat(this.chunks);
-    return all.subarray(Math.max(0, all.length - MAX_OUTPUT_BYTES)).toString('utf8');
+    return all.subarray(Math.max(0, all.length - this.max)).toString('utf8');
   }
 }
 
@@ -62,8 +68,8 @@ class Tail {
  */
 export function runChild(file: string, args: readonly string[], opts: RunChildOptions = {}): Promise<ChildResult> {
   return new Promise<ChildResult>((resolve) => {
-    const stdout = new Tail();
-    const stderr = new Tail();
+    const stdout = new Tail(opts.maxOutputBytes ?? MAX_OUTPUT_BYTES);
+    const stderr = new Tail(MAX_OUTPUT_BYTES);
     let killed = false;
     let stdinError: Error | undefined;
     let spawnError: Error | undefined;

@@ -1,11 +1,11 @@
 /**
- * The settings every break-glass transport takes (the `concurrency`, `timeoutSeconds` and `stopFilePath`
- * of `spec.breakGlass.transport`, plus a clock), defaulted and checked in one place so the local, ssh
+ * The settings every break-glass transport takes (the `concurrency`, `timeoutSeconds`, `stopDirectory`
+ * and legacy `stopFilePath` of `spec.breakGlass.transport`, plus a clock), defaulted and checked in one place so the local, ssh
  * and exec transports cannot drift apart in what they accept.
  */
 import { SystemClock, type Clock } from '#core/clock.js';
-import { DEFAULT_STOP_FILE_PATH, validateStopFilePath } from './stopfile.js';
-import { checkLimits, type RunPerNodeOptions } from './transport.js';
+import { DEFAULT_STOP_DIRECTORY, DEFAULT_STOP_FILE_PATH, validateStopDirectory, validateStopFilePath } from './stopfile.js';
+import { checkLimits, TransportConfigError, type RunPerNodeOptions } from './transport.js';
 
 /** The options every transport accepts; each transport's own options extend these. */
 export interface TransportCommonOptions {
@@ -17,8 +17,13 @@ export interface TransportCommonOptions {
    */
   timeoutSeconds?: number;
   /**
-   * The stop file's path on the nodes; for the local transport, inside each node's root directory
-   * (default {@link DEFAULT_STOP_FILE_PATH}).
+   * The stop directory on the nodes, holding one file per issuer and scope; for the local transport,
+   * inside each node's root directory (default {@link DEFAULT_STOP_DIRECTORY}).
+   */
+  stopDirectory?: string;
+  /**
+   * Deprecated: the single stop file of the previous layout (default {@link DEFAULT_STOP_FILE_PATH}).
+   * Never written; listed, and removed by a filtered clear when it names the revision cleared.
    */
   stopFilePath?: string;
   /** Time source of the per-node timeouts and durations (default the system clock). */
@@ -27,6 +32,7 @@ export interface TransportCommonOptions {
 
 /** {@link TransportCommonOptions} with the defaults applied, as {@link transportCommon} returns them. */
 export interface TransportCommon {
+  readonly stopDirectory: string;
   readonly stopFilePath: string;
   readonly concurrency: number;
   readonly timeoutSeconds: number;
@@ -34,19 +40,21 @@ export interface TransportCommon {
 }
 
 /**
- * Applies the defaults to `opts` and checks them: the stop-file path with `validateStopFilePath`, then
- * the limits with {@link checkLimits}, both throwing `TransportConfigError` (a transport's constructor
+ * Applies the defaults to `opts` and checks them: the paths with `validateStopDirectory` and
+ * `validateStopFilePath`, then the limits with {@link checkLimits}, all throwing `TransportConfigError` (a transport's constructor
  * calls this after its own checks, so a wrong setting fails before anything is run).
  */
 export function transportCommon(opts: TransportCommonOptions): TransportCommon {
+  const stopDirectory = validateStopDirectory(opts.stopDirectory ?? DEFAULT_STOP_DIRECTORY);
   const stopFilePath = validateStopFilePath(opts.stopFilePath ?? DEFAULT_STOP_FILE_PATH);
+  if (stopFilePath === stopDirectory) throw new TransportConfigError(`the stop directory and the legacy stop file are the same path ${stopDirectory}`);
   const concurrency = opts.concurrency ?? 20;
   const timeoutSeconds = opts.timeoutSeconds ?? 10;
   checkLimits(concurrency, timeoutSeconds);
-  return { stopFilePath, concurrency, timeoutSeconds, clock: opts.clock ?? new SystemClock() };
+  return { stopDirectory, stopFilePath, concurrency, timeoutSeconds, clock: opts.clock ?? new SystemClock() };
 }
 
-/** The `runPerNode` options of one write, clear or check with these settings, cancelled by `signal`. */
+/** The `runPerNode` options of one write, clear, list or check with these settings, cancelled by `signal`. */
 export function perNodeOptions(common: TransportCommon, signal: AbortSignal | undefined): RunPerNodeOptions {
   return { concurrency: common.concurrency, timeoutMs: common.timeoutSeconds * 1000, clock: common.clock, signal };
 }

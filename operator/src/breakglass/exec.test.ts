@@ -5,10 +5,11 @@
  */
 import { afterEach, beforeEach, describe, expect, test } from '@jest/globals';
 import { readFileSync } from 'node:fs';
-import { access, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ExecTransport, expandTemplate } from './exec.js';
+import { listScript } from './listing.js';
 import { encodeStopFile, parseStopFile } from './stopfile.js';
 import { TransportConfigError, type NodeTarget } from './transport.js';
 
@@ -50,13 +51,15 @@ async function waitFor(what: string, cond: () => Promise<boolean>): Promise<void
 describe('expandTemplate', () => {
   test('replaces placeholders inside arguments and nothing else', () => {
     expect(
-      expandTemplate(['run', '--node={{node}}', '{{ address }}', '{{path}}', '{{action}}', '$(id) {{node}}'], {
+      expandTemplate(['run', '--node={{node}}', '{{ address }}', '{{path}}', '{{dir}}:{{file}}', '{{action}}', '$(id) {{node}}'], {
         node: 'n1',
         address: '10.0.0.1',
-        path: '/var/run/x',
+        path: '/var/run/x/auto-a',
+        dir: '/var/run/x',
+        file: 'auto-a',
         action: 'write',
       }),
-    ).toEqual(['run', '--node=n1', '10.0.0.1', '/var/run/x', 'write', '$(id) n1']);
+    ).toEqual(['run', '--node=n1', '10.0.0.1', '/var/run/x/auto-a', '/var/run/x:auto-a', 'write', '$(id) n1']);
   });
 
   test('an unknown placeholder is a configuration error at construction', () => {
@@ -69,39 +72,78 @@ describe('ExecTransport', () => {
   test('runs the command per node without a shell, the JSON on stdin, the facts in argv and environment', async () => {
     // sh is the program the template names; the transport itself never involves a shell, so the
     // hostile node address below reaches sh as "$2" verbatim and is only ever printed.
-    const script = 'mkdir -p "$1" && cat > "$1/stop" && printf "%s|%s|%s|%s|%s" "$2" "$TRO_ACTION" "$TRO_NODE" "$TRO_ADDRESS" "$TRO_PATH" > "$1/facts"';
-    const t = new ExecTransport({ command: ['sh', '-c', script, 'sh', `${dir}/{{node}}`, '{{address}}'], stopFilePath: '/var/run/tro/stop' });
-    const outcomes = await t.write([node('n1'), node('n2', '$(touch pwned)')], content);
+    const script =
+      'mkdir -p "$1" && cat > "$1/stop" && printf "%s|%s|%s|%s|%s|%s|%s|%s|%s" "$2" "$3" "$TRO_ACTION" "$TRO_NODE" "$TRO_ADDRESS" "$TRO_PATH" "$TRO_DIR" "$TRO_FILE" "$TRO_LEGACY_PATH" > "$1/facts"';
+    const t = new ExecTransport({
+      command: ['sh', '-c', script, 'sh', `${dir}/{{node}}`, '{{address}}', '{{path}}'],
+      stopDirectory: '/var/run/tro/stop.d',
+      stopFilePath: '/var/run/tro/stop',
+    });
+    const outcomes = await t.write([node('n1'), node('n2', '$(touch pwned)')], 'manual-abc123', content);
     expect(outcomes.map((o) => [o.node, o.result])).toEqual([
       ['n1', 'ok'],
       ['n2', 'ok'],
     ]);
     expect(parseStopFile(await readFile(join(dir, 'n1/stop'), 'utf8')).revision).toBe('abc123');
-    expect(await readFile(join(dir, 'n2/facts'), 'utf8')).toBe('$(touch pwned)|write|n2|$(touch pwned)|/var/run/tro/stop');
+    // {{path}} / TRO_PATH is the named file in the directory, so a command written for the single-file
+    // layout (which writes TRO_PATH) keeps working.
+    expect(await readFile(join(dir, 'n2/facts'), 'utf8')).toBe(
+      '$(touch pwned)|/var/run/tro/stop.d/manual-abc123|write|n2|$(touch pwned)|/var/run/tro/stop.d/manual-abc123|/var/run/tro/stop.d|manual-abc123|/var/run/tro/stop',
+    );
     await expect(access(join(dir, 'pwned'))).rejects.toMatchObject({ code: 'ENOENT' });
     await expect(access('pwned')).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
-  test('clear: empty stdin, action "clear", and the revision filter in TRO_IF_REVISION', async () => {
+  test('clear: empty stdin, action "clear", the file, and the revision filter in TRO_IF_REVISION; the markers become messages', async () => {
     const t = new ExecTransport({
-      command: ['sh', '-c', 'printf "%s|%s|%s" "$1" "$TRO_IF_REVISION" "$(cat)" > "$2"', 'sh', '{{action}}', `${dir}/{{node}}.out`],
+      command: [
+        'sh',
+        '-c',
+        'printf "%s|%s|%s|%s" "$1" "$TRO_FILE" "$TRO_IF_REVISION" "$(cat)" > "$2"; echo tro-removed-legacy',
+        'sh',
+        '{{action}}',
+        `${dir}/{{node}}.out`,
+      ],
     });
-    expect((await t.clear([node('n1')], { ifRevision: 'abc123' }))[0]).toMatchObject({ result: 'ok' });
-    expect(await readFile(join(dir, 'n1.out'), 'utf8')).toBe('clear|abc123|');
+    expect((await t.clear([node('n1')], { file: 'auto-abc123', ifRevision: 'abc123' }))[0]).toMatchObject({
+      result: 'ok',
+      message: 'removed the legacy stop file too',
+    });
+    expect(await readFile(join(dir, 'n1.out'), 'utf8')).toBe('clear|auto-abc123|abc123|');
+  });
+
+  test('list: action "list" with empty path and file, the directory given; the output is parsed as a listing', async () => {
+    // The command prints the listing of a local directory with the very script the ssh transport runs.
+    const stops = join(dir, 'stops');
+    await mkdir(stops);
+    await writeFile(join(stops, 'auto-abc123'), content);
+    const script = `[ "$1" = list ] && [ -z "$2" ] && [ -z "$TRO_FILE" ] && ${listScript(stops, join(dir, 'legacy'))}`;
+    const t = new ExecTransport({ command: ['sh', '-c', script, 'sh', '{{action}}', '{{path}}'] });
+    const [ok] = await t.list([node('n1')]);
+    expect(ok).toMatchObject({ node: 'n1', result: 'ok', files: [{ name: 'auto-abc123', size: Buffer.byteLength(content), text: content }] });
+    const garbled = new ExecTransport({ command: ['sh', '-c', 'echo "tro-stop-file dir x"'] });
+    const [g] = await garbled.list([node('n1')]);
+    expect(g).toMatchObject({ result: 'failed', message: expect.stringMatching(/garbled stop-file listing/) });
+    // A command written before `list` existed, treating every action but clear as a write, fails
+    // (the path is empty) rather than writing anything.
+    const old = new ExecTransport({ command: ['sh', '-c', 'if [ "$TRO_ACTION" = clear ]; then rm -f "$TRO_PATH"; else cat > "$TRO_PATH"; fi'] });
+    const [o] = await old.list([node('n1')]);
+    expect(o?.result).toBe('failed');
+    expect(o?.files).toBeUndefined();
   });
 
   test('exit code decides: non-zero fails the node with the tail of stderr; a missing program fails with a clear message', async () => {
     const t = new ExecTransport({
       command: ['sh', '-c', 'if [ "$1" = bad ]; then echo "run-command: instance not found" >&2; exit 3; fi; cat >/dev/null', 'sh', '{{node}}'],
     });
-    const outcomes = await t.write([node('good'), node('bad'), node('good2')], content);
+    const outcomes = await t.write([node('good'), node('bad'), node('good2')], 'auto-abc123', content);
     expect(outcomes.map((o) => [o.node, o.result, o.message])).toEqual([
       ['good', 'ok', undefined],
       ['bad', 'failed', 'sh failed (exit 3): run-command: instance not found'],
       ['good2', 'ok', undefined],
     ]);
     const missing = new ExecTransport({ command: [join(dir, 'no-such-binary'), '{{node}}'] });
-    const [o] = await missing.write([node('n1')], content);
+    const [o] = await missing.write([node('n1')], 'auto-abc123', content);
     expect(o).toMatchObject({ result: 'failed', message: expect.stringMatching(/^cannot run .*no-such-binary: .*ENOENT/) });
   });
 
@@ -119,6 +161,7 @@ describe('ExecTransport', () => {
         { name: 'int', addresses: [{ type: 'InternalIP', address: '10.0.0.2' }] },
         { name: 'none', addresses: [] },
       ],
+      'auto-abc123',
       content,
     );
     expect(outcomes.map((o) => o.result)).toEqual(['ok', 'ok', 'failed']);
@@ -137,6 +180,7 @@ describe('ExecTransport', () => {
     const t = new ExecTransport({ command: ['sh', '-c', script, 'sh', '{{node}}', log, release], concurrency: limit, timeoutSeconds: 60 });
     const run = t.write(
       Array.from({ length: 10 }, (_, i) => node(`n${i}`)),
+      'auto-abc123',
       content,
     );
     const lines = async (): Promise<string[]> => (await readFile(log, 'utf8').catch(() => '')).split('\n').filter((l) => l !== '');
@@ -160,7 +204,7 @@ describe('ExecTransport', () => {
     // The shell starts a grandchild (sleep) and waits: killing only the shell would leave sleep behind.
     const script = 'sleep 30 & echo "$$ $!" > "$1"; wait';
     const t = new ExecTransport({ command: ['sh', '-c', script, 'sh', pids], timeoutSeconds: 0.5 });
-    const [o] = await t.write([node('slow')], content);
+    const [o] = await t.write([node('slow')], 'auto-abc123', content);
     expect(o).toMatchObject({ node: 'slow', result: 'timedOut', message: expect.stringMatching(/^no result within 0.5s; killed/) });
     const [shell, grandchild] = (await readFile(pids, 'utf8')).trim().split(' ').map(Number) as [number, number];
     await waitFor('the process group to be reaped', async () => !alive(shell) && !alive(grandchild));
@@ -173,7 +217,7 @@ describe('ExecTransport', () => {
     const keyFile = join(dir, 'key');
     await writeFile(keyFile, pem);
     const t = new ExecTransport({ command: ['sh', '-c', 'cat "$1" >&2; echo "Authorization: Bearer abcdef123456" >&2; exit 1', 'sh', keyFile] });
-    const [o] = await t.write([node('n1')], content);
+    const [o] = await t.write([node('n1')], 'auto-abc123', content);
     expect(o?.result).toBe('failed');
     expect(o?.message).not.toContain('b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ');
     expect(o?.message).not.toContain('abcdef123456');

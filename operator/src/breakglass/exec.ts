@@ -2,18 +2,29 @@
  * The `exec` transport: a command run once per node, for fleets where ssh is not the way in (a cloud
  * provider's run-command CLI, a configuration-management tool, a script of the SRE team).
  *
- * The command is an argv template; `{{node}}`, `{{address}}`, `{{path}}` and `{{action}}` are replaced
- * inside every argument. It is run with execFile semantics (no shell), so a node name or address can
- * never become shell syntax. For a write, the stop-file JSON is on stdin and the command must put it at
- * `{{path}}` atomically; for a clear, stdin is empty and `{{action}}` is `clear`. The same facts are in
- * the environment (`TRO_ACTION`, `TRO_NODE`, `TRO_ADDRESS`, `TRO_PATH`, and `TRO_IF_REVISION` for a
- * filtered clear) so a wrapper script need not take arguments. Exit code 0 is success; anything else
- * fails the node with the tail of its stderr as the message. A command that prints
- * {@link LEFT_IN_PLACE_MARKER} on a filtered clear reports that it kept a foreign file.
+ * The command is an argv template; `{{node}}`, `{{address}}`, `{{path}}`, `{{dir}}`, `{{file}}` and
+ * `{{action}}` are replaced inside every argument. It is run with execFile semantics (no shell), so a
+ * node name or address can never become shell syntax. The actions:
+ * - `write`: the stop-file JSON is on stdin; the command must put it at `{{path}}` (= `{{dir}}/{{file}}`,
+ *   a file of the stop directory such as `auto-<rev>`) atomically, through a temp file in `{{dir}}` whose
+ *   name starts with `.` (the agent skips dot-files) renamed over the target.
+ * - `clear`: stdin is empty; remove `{{path}}`. With `TRO_IF_REVISION` set, only when the file names that
+ *   revision (else print `tro-left-in-place`), and remove the legacy file `TRO_LEGACY_PATH` too
+ *   when it names it (printing `tro-removed-legacy`; optional).
+ * - `list` (only `kubectl tro break-glass status` asks for it; read-only): print the listing of
+ *   `{{dir}}` and `TRO_LEGACY_PATH` in the format of listing.ts. `{{path}}` and `{{file}}` are empty, so a
+ *   command that does not know `list` and treats it as a write fails instead of writing anything.
+ * The same facts are in the environment (`TRO_ACTION`, `TRO_NODE`, `TRO_ADDRESS`, `TRO_PATH`, `TRO_DIR`,
+ * `TRO_FILE`, `TRO_LEGACY_PATH`, and `TRO_IF_REVISION` for a filtered clear) so a wrapper script need not
+ * take arguments. A command written for the single-file layout keeps working for write and clear: its
+ * `{{path}}` / `TRO_PATH` is now the named file in the directory. Exit code 0 is success; anything else
+ * fails the node with the tail of its stderr as the message.
  */
-import { runChild } from './child.js';
+import { runChild, type ChildResult } from './child.js';
 import { perNodeOptions, transportCommon, type TransportCommon, type TransportCommonOptions } from './common.js';
-import { LEFT_IN_PLACE_MARKER } from './ssh.js';
+import { LISTING_OUTPUT_BYTES, parseListing, runPerNodeListing } from './listing.js';
+import { clearNotes } from './ssh.js';
+import { checkStopFileName } from './stopfile.js';
 import {
   ADDRESS_TYPES,
   addressOf,
@@ -21,6 +32,7 @@ import {
   type AddressType,
   type BreakGlassTransport,
   type ClearOptions,
+  type NodeListing,
   type NodeOpResult,
   type NodeOutcome,
   type NodeTarget,
@@ -29,7 +41,7 @@ import {
 
 /** Options of {@link ExecTransport}; past `timeoutSeconds` the command's process group is killed. */
 export interface ExecTransportOptions extends TransportCommonOptions {
-  /** argv template: the program, then its arguments, with `{{node}}`, `{{address}}`, `{{path}}`, `{{action}}`. */
+  /** argv template: the program, then its arguments, with `{{node}}`, `{{address}}`, `{{path}}`, `{{dir}}`, `{{file}}`, `{{action}}`. */
   command: readonly string[];
   /** Which address `{{address}}` prefers (default InternalIP, then the others in {@link ADDRESS_TYPES} order). */
   addressType?: AddressType;
@@ -37,14 +49,22 @@ export interface ExecTransportOptions extends TransportCommonOptions {
   env?: Record<string, string>;
 }
 
-const PLACEHOLDER_RE = /\{\{\s*(node|address|path|action)\s*\}\}/g;
+const PLACEHOLDER_RE = /\{\{\s*(node|address|path|dir|file|action)\s*\}\}/g;
+
+/** What the exec command is asked to do (see the module comment). */
+export type ExecAction = 'write' | 'clear' | 'list';
 
 /** The values placed into a command template for one node. */
 export interface TemplateValues {
   node: string;
   address: string;
+  /** `<dir>/<file>`; empty for `list`. */
   path: string;
-  action: 'write' | 'clear';
+  /** The stop directory. */
+  dir: string;
+  /** The stop file's name in the directory; empty for `list`. */
+  file: string;
+  action: ExecAction;
 }
 
 /**
@@ -54,7 +74,7 @@ export interface TemplateValues {
 export function expandTemplate(command: readonly string[], values: TemplateValues): string[] {
   return command.map((arg) => {
     const unknown = /\{\{\s*([^}]*?)\s*\}\}/g.exec(arg.replace(PLACEHOLDER_RE, ''));
-    if (unknown) throw new TransportConfigError(`exec transport: unknown placeholder {{${unknown[1]}}} (known: node, address, path, action)`);
+    if (unknown) throw new TransportConfigError(`exec transport: unknown placeholder {{${unknown[1]}}} (known: node, address, path, dir, file, action)`);
     return arg.replace(PLACEHOLDER_RE, (_m, key: keyof TemplateValues) => values[key]);
   });
 }
@@ -62,6 +82,7 @@ export function expandTemplate(command: readonly string[], values: TemplateValue
 /** Runs a command per node (see the module comment). */
 export class ExecTransport implements BreakGlassTransport {
   readonly kind = 'exec' as const;
+  readonly stopDirectory: string;
   readonly stopFilePath: string;
   readonly concurrency: number;
   private readonly opts: ExecTransportOptions;
@@ -71,20 +92,37 @@ export class ExecTransport implements BreakGlassTransport {
   constructor(opts: ExecTransportOptions) {
     if (opts.command.length === 0 || opts.command[0] === '') throw new TransportConfigError('exec transport: command must name a program');
     // Validate the template once, up front, rather than failing every node the same way.
-    expandTemplate(opts.command, { node: 'n', address: 'a', path: '/p', action: 'write' });
+    expandTemplate(opts.command, { node: 'n', address: 'a', path: '/d/f', dir: '/d', file: 'f', action: 'write' });
     this.opts = opts;
     this.common = transportCommon(opts);
+    this.stopDirectory = this.common.stopDirectory;
     this.stopFilePath = this.common.stopFilePath;
     this.concurrency = this.common.concurrency;
     this.usesAddress = opts.command.some((a) => /\{\{\s*address\s*\}\}/.test(a));
   }
 
-  write(nodes: readonly NodeTarget[], content: string, signal?: AbortSignal): Promise<NodeOutcome[]> {
-    return this.run(nodes, 'write', content, signal, undefined);
+  write(nodes: readonly NodeTarget[], file: string, content: string, signal?: AbortSignal): Promise<NodeOutcome[]> {
+    checkStopFileName(file);
+    return runPerNode(nodes, perNodeOptions(this.common, signal), async (node, nodeSignal) =>
+      this.finish(await this.runOne(node, 'write', file, content, nodeSignal, undefined), 'write'),
+    );
   }
 
-  clear(nodes: readonly NodeTarget[], options: ClearOptions = {}): Promise<NodeOutcome[]> {
-    return this.run(nodes, 'clear', '', options.signal, options.ifRevision);
+  clear(nodes: readonly NodeTarget[], options: ClearOptions): Promise<NodeOutcome[]> {
+    checkStopFileName(options.file);
+    return runPerNode(nodes, perNodeOptions(this.common, options.signal), async (node, nodeSignal) =>
+      this.finish(await this.runOne(node, 'clear', options.file, '', nodeSignal, options.ifRevision), 'clear'),
+    );
+  }
+
+  /** Runs the command with the action `list` per node and parses its output (see the module comment). */
+  list(nodes: readonly NodeTarget[], signal?: AbortSignal): Promise<NodeListing[]> {
+    return runPerNodeListing(nodes, perNodeOptions(this.common, signal), async (node, nodeSignal) => {
+      const r = await this.runOne(node, 'list', '', '', nodeSignal, undefined);
+      const res = this.finish(r, 'list');
+      if (!res.ok || 'message' in r) return res.message === undefined ? { ok: false } : { ok: false, message: res.message };
+      return { ok: true, listing: parseListing(r.stdout) };
+    });
   }
 
   async close(): Promise<void> {}
@@ -99,38 +137,45 @@ export class ExecTransport implements BreakGlassTransport {
     return undefined;
   }
 
-  private run(
-    nodes: readonly NodeTarget[],
-    action: 'write' | 'clear',
+  /** Runs the command for one node, or says why it cannot (no address). */
+  private async runOne(
+    node: NodeTarget,
+    action: ExecAction,
+    file: string,
     input: string,
-    signal: AbortSignal | undefined,
+    signal: AbortSignal,
     ifRevision: string | undefined,
-  ): Promise<NodeOutcome[]> {
-    return runPerNode(nodes, perNodeOptions(this.common, signal), async (node, nodeSignal): Promise<NodeOpResult> => {
-      const address = this.addressFor(node);
-      if (address === undefined && this.usesAddress) return { ok: false, message: 'node has no address' };
-      const values: TemplateValues = { node: node.name, address: address ?? '', path: this.stopFilePath, action };
-      const [file, ...args] = expandTemplate(this.opts.command, values) as [string, ...string[]];
-      const env: NodeJS.ProcessEnv = {
-        ...process.env,
-        ...this.opts.env,
-        TRO_ACTION: action,
-        TRO_NODE: values.node,
-        TRO_ADDRESS: values.address,
-        TRO_PATH: values.path,
-      };
-      if (ifRevision !== undefined) env.TRO_IF_REVISION = ifRevision;
-      const r = await runChild(file, args, { input, signal: nodeSignal, env });
-      if (r.spawnError) return { ok: false, message: `cannot run ${file}: ${r.spawnError.message}` };
-      if (r.exitCode === 0) {
-        if (action === 'clear' && r.stdout.includes(LEFT_IN_PLACE_MARKER)) return { ok: true, message: 'left in place: the stop file names another revision' };
-        return { ok: true };
-      }
-      const stderr = r.stderr.trim();
-      // Killed by our timer or the caller: runPerNode words the outcome; only the command's own words are added.
-      if (r.killed) return stderr === '' ? { ok: false } : { ok: false, message: stderr };
-      const how = r.exitCode !== null ? `exit ${r.exitCode}` : `signal ${r.exitSignal ?? '?'}`;
-      return { ok: false, message: `${file} failed (${how})${stderr ? `: ${stderr}` : ''}` };
-    });
+  ): Promise<ChildResult | { message: string }> {
+    const address = this.addressFor(node);
+    if (address === undefined && this.usesAddress) return { message: 'node has no address' };
+    const dir = this.stopDirectory;
+    const values: TemplateValues = { node: node.name, address: address ?? '', path: file === '' ? '' : `${dir}/${file}`, dir, file, action };
+    const [program, ...args] = expandTemplate(this.opts.command, values) as [string, ...string[]];
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      ...this.opts.env,
+      TRO_ACTION: action,
+      TRO_NODE: values.node,
+      TRO_ADDRESS: values.address,
+      TRO_PATH: values.path,
+      TRO_DIR: dir,
+      TRO_FILE: file,
+      TRO_LEGACY_PATH: this.stopFilePath,
+    };
+    if (ifRevision !== undefined) env.TRO_IF_REVISION = ifRevision;
+    const r = await runChild(program, args, { input, signal, env, ...(action === 'list' ? { maxOutputBytes: LISTING_OUTPUT_BYTES } : {}) });
+    if (r.spawnError) return { message: `cannot run ${program}: ${r.spawnError.message}` };
+    return r;
+  }
+
+  /** Interprets how the command ended. */
+  private finish(r: ChildResult | { message: string }, action: ExecAction): NodeOpResult {
+    if ('message' in r) return { ok: false, message: r.message };
+    if (r.exitCode === 0) return action === 'clear' ? clearNotes(r.stdout) : { ok: true };
+    const stderr = r.stderr.trim();
+    // Killed by our timer or the caller: runPerNode words the outcome; only the command's own words are added.
+    if (r.killed) return stderr === '' ? { ok: false } : { ok: false, message: stderr };
+    const how = r.exitCode !== null ? `exit ${r.exitCode}` : `signal ${r.exitSignal ?? '?'}`;
+    return { ok: false, message: `${this.opts.command[0]} failed (${how})${stderr ? `: ${stderr}` : ''}` };
   }
 }

@@ -5,13 +5,14 @@
  */
 import { afterEach, beforeEach, describe, expect, test } from '@jest/globals';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { LEFT_IN_PLACE_MARKER, remoteCommand, remoteScript, shellQuote, SshTransport } from './ssh.js';
+import { parseListing } from './listing.js';
+import { LEFT_IN_PLACE_MARKER, LEGACY_REMOVED_MARKER, remoteCommand, remoteScript, shellQuote, SshTransport, type RemotePaths } from './ssh.js';
 import { encodeStopFile } from './stopfile.js';
-import { TransportConfigError } from './transport.js';
+import { MAX_LISTED_FILE_BYTES, MAX_LISTED_FILES, TransportConfigError } from './transport.js';
 
 const run = promisify(execFile);
 
@@ -63,59 +64,119 @@ describe('shellQuote', () => {
 
 describe('remote command', () => {
   const content = encodeStopFile({ rollout: 'ns/agent', revision: 'abc123', reason: 'test', issuedAt: '2026-11-25T10:00:00.000Z' });
+  const other = encodeStopFile({ rollout: 'ns/other', revision: 'zzz999', reason: '', issuedAt: '2026-11-25T10:00:00.000Z' });
+  /** The stop directory and the legacy file inside the test's temp directory. */
+  const at = (stopDirectory: string, stopFilePath = join(dir, 'legacy-stop')): RemotePaths => ({ stopDirectory, stopFilePath });
 
-  test('write/clear with a hostile path: the file lands exactly there, nothing else is created or run', async () => {
-    const path = join(dir, `d ${HOSTILE.join(' ').replace(/\n/g, ' ').replace(/\//g, '_')}`, "stop 'file'");
-    await asSshdWould(remoteCommand(path, { action: 'write' }, false), content);
-    expect(await readFile(path, 'utf8')).toBe(content);
-    expect((await stat(path)).mode & 0o777).toBe(0o644);
+  test('write/clear with a hostile directory: the named file lands exactly there, nothing else is created or run', async () => {
+    const d = join(dir, `d ${HOSTILE.join(' ').replace(/\n/g, ' ').replace(/\//g, '_')}`, "stop 'dir'");
+    await asSshdWould(remoteCommand(at(d), { action: 'write', file: 'auto-abc123' }, false), content);
+    expect(await readFile(join(d, 'auto-abc123'), 'utf8')).toBe(content);
+    expect((await stat(join(d, 'auto-abc123'))).mode & 0o777).toBe(0o644);
     // Only the hostile directory: no pwned file, no leftover temp file.
     expect(await readdir(dir)).toHaveLength(1);
-    expect(await readdir(join(path, '..'))).toEqual(["stop 'file'"]);
-    await asSshdWould(remoteCommand(path, { action: 'clear' }, false));
-    await expect(stat(path)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await readdir(d)).toEqual(['auto-abc123']);
+    await asSshdWould(remoteCommand(at(d), { action: 'clear', file: 'auto-abc123' }, false));
+    expect(await readdir(d)).toEqual([]);
+  });
+
+  test('a file name outside the fixed alphabet is refused before any command is built', () => {
+    for (const file of ['../stop', 'auto-abc/../x', '.auto-abc', 'auto-$(id)', "manual-'x'", 'other-abc', 'auto-']) {
+      expect(() => remoteScript(at('/var/run/telemetry-rollout/stop.d'), { action: 'write', file })).toThrow(/invalid stop file name/);
+      expect(() => remoteScript(at('/var/run/telemetry-rollout/stop.d'), { action: 'clear', file })).toThrow(/invalid stop file name/);
+    }
   });
 
   test('a failing write exits non-zero, leaves the old state alone and no temp file behind', async () => {
-    // The stop file's directory cannot be created (a regular file is in the way), so the script fails.
+    // The stop directory cannot be created (a regular file is in the way), so the script fails.
     await writeFile(join(dir, 'blocker'), 'not a directory\n');
-    await expect(asSshdWould(remoteCommand(join(dir, 'blocker', 'stop'), { action: 'write' }, false), content)).rejects.toThrow();
+    await expect(asSshdWould(remoteCommand(at(join(dir, 'blocker', 'stop.d')), { action: 'write', file: 'auto-abc123' }, false), content)).rejects.toThrow();
     expect(await readdir(dir)).toEqual(['blocker']);
     expect(await readFile(join(dir, 'blocker'), 'utf8')).toBe('not a directory\n');
   });
 
-  test('filtered clear: removes a file naming the revision, keeps and reports another one, succeeds when absent', async () => {
-    const path = join(dir, 'stop');
-    await writeFile(path, encodeStopFile({ rollout: 'ns/other', revision: 'zzz999', reason: '', issuedAt: '2026-11-25T10:00:00.000Z' }));
-    const kept = await asSshdWould(remoteCommand(path, { action: 'clear', ifRevision: 'abc123' }, false));
+  test("clearing one issuer's file leaves another issuer's file alone", async () => {
+    const d = join(dir, 'stop.d');
+    await asSshdWould(remoteCommand(at(d), { action: 'write', file: 'auto-abc123' }, false), content);
+    await asSshdWould(remoteCommand(at(d), { action: 'write', file: 'manual-all' }, false), content.replace('"abc123"', '"*"'));
+    await asSshdWould(remoteCommand(at(d), { action: 'clear', file: 'auto-abc123', ifRevision: 'abc123' }, false));
+    expect(await readdir(d)).toEqual(['manual-all']);
+  });
+
+  test('filtered clear: removes a file naming the revision, keeps and reports another one, succeeds when absent; removes the legacy file naming it', async () => {
+    const d = join(dir, 'stop.d');
+    const legacy = join(dir, 'stop');
+    await asSshdWould(remoteCommand(at(d), { action: 'write', file: 'auto-abc123' }, false), other);
+    const kept = await asSshdWould(remoteCommand(at(d, legacy), { action: 'clear', file: 'auto-abc123', ifRevision: 'abc123' }, false));
     expect(kept.stdout.trim()).toBe(LEFT_IN_PLACE_MARKER);
-    expect(await readdir(dir)).toEqual(['stop']);
-    await writeFile(path, content);
-    const removed = await asSshdWould(remoteCommand(path, { action: 'clear', ifRevision: 'abc123' }, false));
+    expect(await readdir(d)).toEqual(['auto-abc123']);
+    await writeFile(join(d, 'auto-abc123'), content);
+    await writeFile(legacy, other);
+    const removed = await asSshdWould(remoteCommand(at(d, legacy), { action: 'clear', file: 'auto-abc123', ifRevision: 'abc123' }, false));
     expect(removed.stdout).toBe('');
-    expect(await readdir(dir)).toEqual([]);
-    await asSshdWould(remoteCommand(path, { action: 'clear', ifRevision: 'abc123' }, false));
-    // A wildcard stop file is cleared by its own revision, "*", matched literally (not as a pattern).
-    await writeFile(path, encodeStopFile({ rollout: 'ns/a', revision: '*', reason: '', issuedAt: '2026-11-25T10:00:00.000Z' }));
-    await asSshdWould(remoteCommand(path, { action: 'clear', ifRevision: 'abc123' }, false));
-    expect(await readdir(dir)).toEqual(['stop']);
-    await asSshdWould(remoteCommand(path, { action: 'clear', ifRevision: '*' }, false));
-    expect(await readdir(dir)).toEqual([]);
+    expect(await readdir(d)).toEqual([]);
+    // The legacy file names another revision: it stays.
+    expect(await readFile(legacy, 'utf8')).toBe(other);
+    await writeFile(legacy, content);
+    const legacyGone = await asSshdWould(remoteCommand(at(d, legacy), { action: 'clear', file: 'auto-abc123', ifRevision: 'abc123' }, false));
+    expect(legacyGone.stdout.trim()).toBe(LEGACY_REMOVED_MARKER);
+    expect(await readdir(dir)).toEqual(['stop.d']);
+    // An unfiltered clear never touches the legacy file.
+    await writeFile(legacy, content);
+    await asSshdWould(remoteCommand(at(d, legacy), { action: 'clear', file: 'auto-abc123' }, false));
+    expect(await readFile(legacy, 'utf8')).toBe(content);
+  });
+
+  test('list: every file of the directory (dot-files skipped) and the legacy file, parsed back exactly; read-only', async () => {
+    const d = join(dir, "stop 'd'");
+    const legacy = join(dir, 'stop');
+    await asSshdWould(remoteCommand(at(d), { action: 'write', file: 'auto-abc123' }, false), content);
+    await writeFile(join(d, 'handmade file'), 'not json\nsecond line\n');
+    await writeFile(join(d, '.auto-x.tmp.1'), 'partial');
+    await writeFile(join(d, 'empty'), '');
+    await writeFile(join(d, 'big'), 'x'.repeat(MAX_LISTED_FILE_BYTES + 1));
+    await writeFile(legacy, other);
+    const before = (await readdir(d)).sort();
+    const { stdout } = await asSshdWould(remoteCommand(at(d, legacy), { action: 'list' }, false));
+    expect(parseListing(stdout)).toEqual({
+      files: [
+        { name: 'auto-abc123', size: Buffer.byteLength(content), text: content },
+        { name: 'big', size: MAX_LISTED_FILE_BYTES + 1, error: `too large to show (${MAX_LISTED_FILE_BYTES + 1} bytes)` },
+        { name: 'empty', size: 0, text: '' },
+        { name: 'handmade file', size: 21, text: 'not json\nsecond line\n' },
+        { name: 'stop', legacy: true, size: Buffer.byteLength(other), text: other },
+      ],
+      truncated: false,
+    });
+    expect((await readdir(d)).sort()).toEqual(before);
+  });
+
+  test('list: a missing directory and no legacy file list nothing; a flood is cut at the bound', async () => {
+    const none = await asSshdWould(remoteCommand(at(join(dir, 'nope')), { action: 'list' }, false));
+    expect(parseListing(none.stdout)).toEqual({ files: [], truncated: false });
+    const d = join(dir, 'flood');
+    await mkdir(d);
+    for (let i = 0; i <= MAX_LISTED_FILES; i++) await writeFile(join(d, `manual-r${i}`), '{}');
+    const flood = parseListing((await asSshdWould(remoteCommand(at(d), { action: 'list' }, false))).stdout);
+    expect(flood.files).toHaveLength(MAX_LISTED_FILES);
+    expect(flood.truncated).toBe(true);
   });
 
   test('sudo wraps the same quoted script with sudo -n (never a password prompt)', () => {
-    const cmd = remoteCommand('/var/run/telemetry-rollout/stop', { action: 'write' }, true);
+    const p = at('/var/run/telemetry-rollout/stop.d', '/var/run/telemetry-rollout/stop');
+    const cmd = remoteCommand(p, { action: 'write', file: 'auto-abc' }, true);
     expect(cmd.startsWith('sudo -n sh -c ')).toBe(true);
-    expect(cmd.slice('sudo -n '.length)).toBe(remoteCommand('/var/run/telemetry-rollout/stop', { action: 'write' }, false));
-    expect(remoteScript('/var/run/telemetry-rollout/stop', { action: 'write' })).toBe(
-      "umask 022; mkdir -p -- '/var/run/telemetry-rollout' && cat > '/var/run/telemetry-rollout/stop.tmp.'$$ && chmod 0644 '/var/run/telemetry-rollout/stop.tmp.'$$ && mv -f -- '/var/run/telemetry-rollout/stop.tmp.'$$ '/var/run/telemetry-rollout/stop' || { rc=$?; rm -f -- '/var/run/telemetry-rollout/stop.tmp.'$$; exit $rc; }",
+    expect(cmd.slice('sudo -n '.length)).toBe(remoteCommand(p, { action: 'write', file: 'auto-abc' }, false));
+    expect(remoteScript(p, { action: 'write', file: 'auto-abc' })).toBe(
+      "umask 022; mkdir -p -- '/var/run/telemetry-rollout/stop.d' && cat > '/var/run/telemetry-rollout/stop.d/.auto-abc.tmp.'$$ && chmod 0644 '/var/run/telemetry-rollout/stop.d/.auto-abc.tmp.'$$ && mv -f -- '/var/run/telemetry-rollout/stop.d/.auto-abc.tmp.'$$ '/var/run/telemetry-rollout/stop.d/auto-abc' || { rc=$?; rm -f -- '/var/run/telemetry-rollout/stop.d/.auto-abc.tmp.'$$; exit $rc; }",
     );
   });
 
   test('relative or non-normalised paths and invalid revisions are refused', () => {
-    expect(() => remoteScript('var/run/stop', { action: 'write' })).toThrow(TransportConfigError);
-    expect(() => remoteScript('/var/run/../../etc/shadow', { action: 'write' })).toThrow(TransportConfigError);
-    expect(() => remoteScript('/var/run/stop', { action: 'clear', ifRevision: `x"; rm -rf /; "` })).toThrow(/invalid revision/);
+    expect(() => remoteScript(at('var/run/stop.d'), { action: 'write', file: 'auto-abc' })).toThrow(TransportConfigError);
+    expect(() => remoteScript(at('/var/run/../../etc'), { action: 'write', file: 'auto-abc' })).toThrow(TransportConfigError);
+    expect(() => remoteScript(at('/var/run/stop.d', 'relative'), { action: 'list' })).toThrow(TransportConfigError);
+    expect(() => remoteScript(at('/var/run/stop.d'), { action: 'clear', file: 'auto-abc', ifRevision: `x"; rm -rf /; "` })).toThrow(/invalid revision/);
   });
 });
 
@@ -145,7 +206,7 @@ describe('ssh argv', () => {
     'address %j is refused (a node failure, nothing run)',
     async (address) => {
       expect(() => t.sshArgs(address, 'CMD')).toThrow(/invalid node address/);
-      const outcomes = await t.write([{ name: 'evil', addresses: [{ type: 'InternalIP', address }] }], 'x');
+      const outcomes = await t.write([{ name: 'evil', addresses: [{ type: 'InternalIP', address }] }], 'auto-abc', 'x');
       expect(outcomes[0]?.result).toBe('failed');
     },
   );
@@ -156,5 +217,6 @@ describe('ssh argv', () => {
     expect(() => new SshTransport({ ...base, port: 70000 })).toThrow(TransportConfigError);
     expect(() => new SshTransport({ ...base, concurrency: 0 })).toThrow(TransportConfigError);
     expect(() => new SshTransport({ ...base, stopFilePath: 'relative' })).toThrow(TransportConfigError);
+    expect(() => new SshTransport({ ...base, stopDirectory: '/var/run/x/' })).toThrow(TransportConfigError);
   });
 });

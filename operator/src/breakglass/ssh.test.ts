@@ -39,50 +39,72 @@ function transport(overrides: Partial<ConstructorParameters<typeof SshTransport>
     privateKeyPath: sshd.privateKeyPath,
     knownHostsPath: sshd.knownHostsPath,
     timeoutSeconds: 10,
-    // One sshd stands for many nodes: each node gets its own directory under `work`.
-    remotePathFor: (n) => join(work, n.name, 'var/run/telemetry-rollout/stop'),
+    // One sshd stands for many nodes: each node gets its own root directory under `work`.
+    remoteRootFor: (n) => join(work, n.name),
     ...overrides,
   });
 }
 
 describe('SshTransport against a real sshd', () => {
-  test('write puts the JSON at the path, atomically renamed (no temp file left); clear removes it', async () => {
+  test('write puts the JSON as the named file of the stop directory, atomically renamed (no temp file left); clear removes it', async () => {
     const t = transport();
     const nodes = [loopbackNode('node-a'), loopbackNode('node-b')];
     const content = encodeStopFile(stop);
-    const written = await t.write(nodes, content);
+    const written = await t.write(nodes, 'auto-abc123', content);
     expect(written.map((o) => [o.node, o.result, o.message])).toEqual([
       ['node-a', 'ok', undefined],
       ['node-b', 'ok', undefined],
     ]);
     for (const n of ['node-a', 'node-b']) {
-      const path = join(work, n, 'var/run/telemetry-rollout/stop');
+      const path = join(work, n, 'var/run/telemetry-rollout/stop.d/auto-abc123');
       expect(parseStopFile(await readFile(path, 'utf8'))).toEqual(stop);
-      expect(await readdir(join(work, n, 'var/run/telemetry-rollout'))).toEqual(['stop']);
+      expect(await readdir(join(work, n, 'var/run/telemetry-rollout/stop.d'))).toEqual(['auto-abc123']);
       expect((await stat(path)).mode & 0o777).toBe(0o644);
     }
 
-    const cleared = await t.clear(nodes);
+    const cleared = await t.clear(nodes, { file: 'auto-abc123' });
     expect(cleared.map((o) => o.result)).toEqual(['ok', 'ok']);
     for (const n of ['node-a', 'node-b']) {
-      await expect(stat(join(work, n, 'var/run/telemetry-rollout/stop'))).rejects.toMatchObject({ code: 'ENOENT' });
+      await expect(stat(join(work, n, 'var/run/telemetry-rollout/stop.d/auto-abc123'))).rejects.toMatchObject({ code: 'ENOENT' });
     }
     // Clearing again is idempotent.
-    expect((await t.clear(nodes)).map((o) => o.result)).toEqual(['ok', 'ok']);
+    expect((await t.clear(nodes, { file: 'auto-abc123' })).map((o) => o.result)).toEqual(['ok', 'ok']);
+  }, 30_000);
+
+  test("list reads every node's stop files with a read-only remote command; clearing the Auto file leaves a person's stop", async () => {
+    const t = transport();
+    const node = loopbackNode('node-list');
+    const manual = encodeStopFile({ ...stop, revision: '*', reason: 'by hand' });
+    await t.write([node], 'auto-abc123', encodeStopFile(stop));
+    await t.write([node], 'manual-all', manual);
+    const [listed] = await t.list([node, { name: 'no-address', addresses: [] }]);
+    expect(listed).toMatchObject({
+      node: 'node-list',
+      result: 'ok',
+      files: [
+        { name: 'auto-abc123', text: encodeStopFile(stop) },
+        { name: 'manual-all', text: manual },
+      ],
+    });
+    await t.clear([node], { file: 'auto-abc123', ifRevision: 'abc123' });
+    const [after, noAddress] = await t.list([node, { name: 'no-address', addresses: [] }]);
+    expect(after?.files?.map((f) => f.name)).toEqual(['manual-all']);
+    expect(noAddress).toMatchObject({ result: 'failed', message: 'node has no InternalIP address' });
+    expect(noAddress?.files).toBeUndefined();
   }, 30_000);
 
   test('a hostile path (quotes, $(), spaces, ;) is written literally and nothing is executed', async () => {
     const hostileDir = join(work, `it's a "dir" $(touch pwned) ; touch pwned2 \`touch pwned3\``);
-    const path = join(hostileDir, 'stop $HOME *');
-    const t = transport({ remotePathFor: () => path });
-    const [o] = await t.write([loopbackNode('n1')], encodeStopFile(stop));
+    const t = transport({ remoteRootFor: () => hostileDir, stopDirectory: '/stop $HOME *' });
+    const path = join(hostileDir, 'stop $HOME *', 'auto-abc123');
+    const [o] = await t.write([loopbackNode('n1')], 'auto-abc123', encodeStopFile(stop));
     expect(o).toMatchObject({ result: 'ok' });
     expect(parseStopFile(await readFile(path, 'utf8'))).toEqual(stop);
     for (const f of ['pwned', 'pwned2', 'pwned3']) {
       await expect(stat(join(work, f))).rejects.toMatchObject({ code: 'ENOENT' });
       await expect(stat(join(sshd.dir, f))).rejects.toMatchObject({ code: 'ENOENT' });
     }
-    const [c] = await t.clear([loopbackNode('n1')]);
+    const [c] = await t.clear([loopbackNode('n1')], { file: 'auto-abc123' });
     expect(c).toMatchObject({ result: 'ok' });
     await expect(stat(path)).rejects.toMatchObject({ code: 'ENOENT' });
   }, 30_000);
@@ -90,12 +112,12 @@ describe('SshTransport against a real sshd', () => {
   test('a filtered clear leaves a stop file of another revision in place', async () => {
     const t = transport();
     const node = loopbackNode('node-filter');
-    const path = join(work, 'node-filter', 'var/run/telemetry-rollout/stop');
-    await t.write([node], encodeStopFile({ ...stop, revision: 'other9' }));
-    const [kept] = await t.clear([node], { ifRevision: 'abc123' });
+    const path = join(work, 'node-filter', 'var/run/telemetry-rollout/stop.d/auto-abc123');
+    await t.write([node], 'auto-abc123', encodeStopFile({ ...stop, revision: 'other9' }));
+    const [kept] = await t.clear([node], { file: 'auto-abc123', ifRevision: 'abc123' });
     expect(kept).toMatchObject({ result: 'ok', message: expect.stringContaining('left in place') });
     expect(parseStopFile(await readFile(path, 'utf8')).revision).toBe('other9');
-    const [removed] = await t.clear([node], { ifRevision: 'other9' });
+    const [removed] = await t.clear([node], { file: 'auto-abc123', ifRevision: 'other9' });
     expect(removed).toMatchObject({ result: 'ok' });
     expect(removed?.message).toBeUndefined();
     await expect(stat(path)).rejects.toMatchObject({ code: 'ENOENT' });
@@ -105,7 +127,7 @@ describe('SshTransport against a real sshd', () => {
     const t = transport();
     const [o] = await t.check([loopbackNode('node-check')]);
     expect(o).toMatchObject({ result: 'ok' });
-    await expect(stat(join(work, 'node-check', 'var/run/telemetry-rollout/stop'))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await readdir(join(work, 'node-check', 'var/run/telemetry-rollout/stop.d'))).toEqual([]);
   }, 30_000);
 
   test('host keys are honoured: a wrong known_hosts entry fails the node with a host-key message and writes nothing', async () => {
@@ -118,8 +140,8 @@ describe('SshTransport against a real sshd', () => {
     await writeFile(emptyKnownHosts, '# no entries\n');
 
     for (const knownHostsPath of [wrongKnownHosts, emptyKnownHosts]) {
-      const t = transport({ knownHostsPath, remotePathFor: (n) => join(work, 'hostkey', n.name, 'stop') });
-      const [o] = await t.write([loopbackNode('node-hk')], encodeStopFile(stop));
+      const t = transport({ knownHostsPath, remoteRootFor: (n) => join(work, 'hostkey', n.name) });
+      const [o] = await t.write([loopbackNode('node-hk')], 'auto-abc123', encodeStopFile(stop));
       expect(o).toMatchObject({ node: 'node-hk', result: 'failed' });
       expect(o?.message).toMatch(/^host key verification failed for 127\.0\.0\.1/);
       await expect(stat(join(work, 'hostkey'))).rejects.toMatchObject({ code: 'ENOENT' });
@@ -128,7 +150,7 @@ describe('SshTransport against a real sshd', () => {
 
   test('a port nobody listens on fails fast (connection refused), not at the timeout', async () => {
     const t = transport({ port: await freePort(), timeoutSeconds: 30 });
-    const [o] = await t.write([loopbackNode('node-closed')], encodeStopFile(stop));
+    const [o] = await t.write([loopbackNode('node-closed')], 'auto-abc123', encodeStopFile(stop));
     expect(o).toMatchObject({ result: 'failed' });
     // `failed` with ssh's own message, not `timedOut`: the answer came from ssh, not from our 30 s timer.
     expect(o?.message).toMatch(/Connection refused/);
@@ -144,7 +166,7 @@ describe('SshTransport against a real sshd', () => {
     const port = (blackhole.address() as { port: number }).port;
     try {
       const t = transport({ port, timeoutSeconds: 1 });
-      const outcomes = await t.write([loopbackNode('node-hang-1'), loopbackNode('node-hang-2')], encodeStopFile(stop));
+      const outcomes = await t.write([loopbackNode('node-hang-1'), loopbackNode('node-hang-2')], 'auto-abc123', encodeStopFile(stop));
       expect(outcomes.map((o) => o.result)).toEqual(['timedOut', 'timedOut']);
       expect(outcomes[0]?.message).toMatch(/no result within 1s/);
     } finally {
@@ -156,7 +178,7 @@ describe('SshTransport against a real sshd', () => {
   test('partial failure: reachable and unreachable nodes in one call each get their own outcome', async () => {
     const t = transport({ timeoutSeconds: 5 });
     const nodes: NodeTarget[] = [loopbackNode('good-1'), { name: 'no-address', addresses: [{ type: 'Hostname', address: 'x' }] }, loopbackNode('good-2')];
-    const outcomes = await t.write(nodes, encodeStopFile(stop));
+    const outcomes = await t.write(nodes, 'auto-abc123', encodeStopFile(stop));
     expect(outcomes.map((o) => [o.node, o.result])).toEqual([
       ['good-1', 'ok'],
       ['no-address', 'failed'],
@@ -179,7 +201,7 @@ describe('SshTransport against a real sshd', () => {
         type: 'ssh',
         concurrency: 4,
         timeoutSeconds: 10,
-        stopFilePath: join(work, 'from-secret', 'stop'),
+        stopDirectory: join(work, 'from-secret', 'stop.d'),
         ssh: {
           user: sshd.user,
           port: sshd.port,
@@ -201,7 +223,7 @@ describe('SshTransport against a real sshd', () => {
     ];
     const result = await issueBreakGlass({ transport: t, nodes, rollout: 'ns/agent', revision: 'abc123', reason: 'test', clock, logger });
     expect(result).toMatchObject({ nodesTargeted: 2, nodesStopped: 1, nodesFailed: 1, nodesTimedOut: 0 });
-    expect(parseStopFile(await readFile(join(work, 'from-secret', 'stop'), 'utf8')).revision).toBe('abc123');
+    expect(parseStopFile(await readFile(join(work, 'from-secret', 'stop.d', 'auto-abc123'), 'utf8')).revision).toBe('abc123');
     await clock.flush();
     expect(entries.some((e) => e.message === 'break-glass node not done' && e.node === 'n-bad')).toBe(true);
 

@@ -6,71 +6,90 @@
  * Why the system ssh and not a JS implementation: it is the client every SRE already trusts and
  * debugs, it honours the same known_hosts format, and a stuck connection is a process we can kill.
  *
- * The remote side needs only a POSIX `sh`, `mkdir`, `cat`, `mv`, `rm` (and `grep` for a filtered clear):
+ * The remote side needs only a POSIX `sh`, `mkdir`, `cat`, `mv`, `rm` (`grep` for a filtered clear; `wc`,
+ * `od`, `tr` for a listing):
  * present on any node image including busybox ones. The stop-file JSON travels on stdin, so it is never
  * part of a command line. The remote command is one string (ssh joins its arguments with spaces and the
  * remote login shell parses them), so every piece of it is quoted here with {@link shellQuote}.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { runChild, type ChildResult } from './child.js';
+import { shellQuote } from './shellquote.js';
 import { perNodeOptions, transportCommon, type TransportCommon, type TransportCommonOptions } from './common.js';
-import { isValidRevision, validateStopFilePath } from './stopfile.js';
+import { LISTING_OUTPUT_BYTES, listScript, parseListing, runPerNodeListing, type NodeListResult } from './listing.js';
+import { checkStopFileName, isValidRevision, validateStopDirectory, validateStopFilePath } from './stopfile.js';
 import {
   addressOf,
   runPerNode,
   type AddressType,
   type BreakGlassTransport,
   type ClearOptions,
+  type NodeListing,
   type NodeOpResult,
   type NodeOutcome,
   type NodeTarget,
   TransportConfigError,
 } from './transport.js';
 
-/**
- * Quotes `s` as one word for a POSIX shell: single quotes, with each `'` written as `'\''`. Nothing is
- * special inside single quotes (no `$`, backquote, backslash or glob), so this is safe for any string
- * without NUL.
- */
-export function shellQuote(s: string): string {
-  if (s.includes('\0')) throw new Error('cannot quote a string containing NUL for a shell');
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
+export { shellQuote } from './shellquote.js';
 
-/** What the remote command does. */
-export type RemoteAction = { action: 'write' } | { action: 'clear'; ifRevision?: string } | { action: 'check' };
+/** What the remote command does; `file` is a stop-file name (see `stopFileName`), checked before use. */
+export type RemoteAction =
+  { action: 'write'; file: string } | { action: 'clear'; file: string; ifRevision?: string } | { action: 'list' } | { action: 'check' };
 
 /** Printed by a filtered clear that left a foreign stop file in place (read from stdout). */
 export const LEFT_IN_PLACE_MARKER = 'tro-left-in-place';
+/** Printed by a filtered clear that also removed the legacy single stop file (read from stdout). */
+export const LEGACY_REMOVED_MARKER = 'tro-removed-legacy';
+
+/** Where the remote command works on one node: the stop directory and the legacy file. */
+export interface RemotePaths {
+  stopDirectory: string;
+  stopFilePath: string;
+}
 
 /**
- * The POSIX sh script for `action` on `path` (not yet wrapped in `sh -c`):
- * - write: `umask 022; mkdir -p DIR && cat > PATH.tmp.$$ && mv -f PATH.tmp.$$ PATH`, removing the temp
- *   file if anything fails; readers see the old file or the whole new one (rename is atomic on the
- *   same filesystem, and the temp file is in the same directory).
- * - clear: `rm -f PATH`, or with `ifRevision` only when the file contains `"revision":"<rev>"` (the
- *   exact form {@link encodeStopFile} writes); otherwise it prints {@link LEFT_IN_PLACE_MARKER}.
+ * The POSIX sh script for `what` on a node (not yet wrapped in `sh -c`):
+ * - write: `umask 022; mkdir -p DIR && cat > DIR/.FILE.tmp.$$ && mv -f DIR/.FILE.tmp.$$ DIR/FILE`, removing
+ *   the temp file if anything fails; readers see the old file or the whole new one (rename is atomic
+ *   on the same filesystem, and the temp file is in the same directory, a dot-file the agent skips).
+ * - clear: `rm -f DIR/FILE`, or with `ifRevision` only when the file contains `"revision":"<rev>"` (the
+ *   exact form {@link encodeStopFile} writes), otherwise printing {@link LEFT_IN_PLACE_MARKER}; with
+ *   `ifRevision` the legacy single file is removed too when it names the revision
+ *   ({@link LEGACY_REMOVED_MARKER}).
+ * - list: the read-only listing script (listing.ts).
  * - check: creates the directory if needed and checks it is writable (auth, sudo and path in one go).
- * No fsync: /var/run is a tmpfs on nodes, and atomicity comes from the rename.
+ * No fsync: /var/run is a tmpfs on nodes, and atomicity comes from the rename. The file name is checked
+ * against the fixed alphabet and every path is quoted: nothing from a node or a spec becomes shell syntax.
  */
-export function remoteScript(path: string, what: RemoteAction): string {
-  validateStopFilePath(path);
-  const p = shellQuote(path);
-  const dir = shellQuote(dirname(path));
-  // `$$` (the remote shell's pid) stays outside the quotes so the shell expands it.
-  const tmp = `${shellQuote(`${path}.tmp.`)}$$`;
+export function remoteScript(paths: RemotePaths, what: RemoteAction): string {
+  validateStopDirectory(paths.stopDirectory);
+  validateStopFilePath(paths.stopFilePath);
+  const dir = shellQuote(paths.stopDirectory);
   switch (what.action) {
-    case 'write':
+    case 'write': {
+      const file = checkStopFileName(what.file);
+      const p = shellQuote(`${paths.stopDirectory}/${file}`);
+      // `$$` (the remote shell's pid) stays outside the quotes so the shell expands it.
+      const tmp = `${shellQuote(`${paths.stopDirectory}/.${file}.tmp.`)}$$`;
       return `umask 022; mkdir -p -- ${dir} && cat > ${tmp} && chmod 0644 ${tmp} && mv -f -- ${tmp} ${p} || { rc=$?; rm -f -- ${tmp}; exit $rc; }`;
+    }
     case 'clear': {
+      const p = shellQuote(`${paths.stopDirectory}/${checkStopFileName(what.file)}`);
       if (what.ifRevision === undefined) return `rm -f -- ${p}`;
       // The revision alphabet (label values, or "*") has nothing grep -F or the JSON encoding would alter.
       if (!isValidRevision(what.ifRevision)) throw new Error(`clear: invalid revision ${JSON.stringify(what.ifRevision)}`);
       const needle = shellQuote(`"revision":"${what.ifRevision}"`);
-      return `if [ ! -e ${p} ]; then exit 0; fi; if grep -qF -- ${needle} ${p}; then rm -f -- ${p}; else echo ${LEFT_IN_PLACE_MARKER}; fi`;
+      const l = shellQuote(paths.stopFilePath);
+      return (
+        `if [ -e ${p} ]; then if grep -qF -- ${needle} ${p}; then rm -f -- ${p} || exit $?; else echo ${LEFT_IN_PLACE_MARKER}; fi; fi; ` +
+        `if [ -f ${l} ] && grep -qF -- ${needle} ${l}; then rm -f -- ${l} && echo ${LEGACY_REMOVED_MARKER}; fi; exit 0`
+      );
     }
+    case 'list':
+      return listScript(paths.stopDirectory, paths.stopFilePath);
     case 'check':
       return `mkdir -p -- ${dir} && test -w ${dir}`;
   }
@@ -80,8 +99,8 @@ export function remoteScript(path: string, what: RemoteAction): string {
  * The command string ssh sends: the script run by `sh -c` (so the remote login shell, whatever it is,
  * only has to parse one quoted word), through `sudo -n` (never prompt: batch mode) when asked.
  */
-export function remoteCommand(path: string, what: RemoteAction, sudo: boolean): string {
-  const sh = `sh -c ${shellQuote(remoteScript(path, what))}`;
+export function remoteCommand(paths: RemotePaths, what: RemoteAction, sudo: boolean): string {
+  const sh = `sh -c ${shellQuote(remoteScript(paths, what))}`;
   return sudo ? `sudo -n ${sh}` : sh;
 }
 
@@ -102,10 +121,11 @@ export interface SshTransportOptions extends TransportCommonOptions {
   /** The ssh binary (default `ssh` from PATH). */
   sshBinary?: string;
   /**
-   * The remote path per node instead of `stopFilePath`: for tests and benchmarks where one sshd stands
-   * for many nodes. Production leaves it unset.
+   * A directory per node that the stop directory and the legacy file are placed under (like the local
+   * transport's node roots): for tests and benchmarks where one sshd stands for many nodes. Production
+   * leaves it unset.
    */
-  remotePathFor?: (node: NodeTarget) => string;
+  remoteRootFor?: (node: NodeTarget) => string;
   /** Called when {@link SshTransport.close} runs, e.g. to delete materialised credentials. */
   onClose?: () => Promise<void>;
 }
@@ -119,6 +139,7 @@ const USER_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 /** Writes stop files over ssh (see the module comment). */
 export class SshTransport implements BreakGlassTransport {
   readonly kind = 'ssh' as const;
+  readonly stopDirectory: string;
   readonly stopFilePath: string;
   readonly concurrency: number;
   private readonly opts: SshTransportOptions;
@@ -132,6 +153,7 @@ export class SshTransport implements BreakGlassTransport {
     if (!opts.privateKeyPath || !opts.knownHostsPath) throw new TransportConfigError('ssh transport: privateKeyPath and knownHostsPath are required');
     this.opts = opts;
     this.common = transportCommon(opts);
+    this.stopDirectory = this.common.stopDirectory;
     this.stopFilePath = this.common.stopFilePath;
     this.concurrency = this.common.concurrency;
   }
@@ -183,13 +205,27 @@ export class SshTransport implements BreakGlassTransport {
     ];
   }
 
-  write(nodes: readonly NodeTarget[], content: string, signal?: AbortSignal): Promise<NodeOutcome[]> {
-    return this.run(nodes, { action: 'write' }, content, signal);
+  write(nodes: readonly NodeTarget[], file: string, content: string, signal?: AbortSignal): Promise<NodeOutcome[]> {
+    return this.run(nodes, { action: 'write', file: checkStopFileName(file) }, content, signal);
   }
 
-  clear(nodes: readonly NodeTarget[], options: ClearOptions = {}): Promise<NodeOutcome[]> {
-    const what: RemoteAction = options.ifRevision === undefined ? { action: 'clear' } : { action: 'clear', ifRevision: options.ifRevision };
+  clear(nodes: readonly NodeTarget[], options: ClearOptions): Promise<NodeOutcome[]> {
+    const file = checkStopFileName(options.file);
+    const what: RemoteAction = options.ifRevision === undefined ? { action: 'clear', file } : { action: 'clear', file, ifRevision: options.ifRevision };
     return this.run(nodes, what, '', options.signal);
+  }
+
+  /** Lists the stop files on every node with a read-only remote command (the listing script, listing.ts). */
+  list(nodes: readonly NodeTarget[], signal?: AbortSignal): Promise<NodeListing[]> {
+    if (this.closed) return Promise.reject(new Error('ssh transport is closed'));
+    return runPerNodeListing(nodes, perNodeOptions(this.common, signal), async (node, nodeSignal): Promise<NodeListResult> => {
+      const started = this.start(node, { action: 'list' }, '', nodeSignal, LISTING_OUTPUT_BYTES);
+      if ('message' in started) return { ok: false, message: started.message };
+      const r = await started.child;
+      const res = sshResult(r, started.address);
+      if (!res.ok) return res.message === undefined ? { ok: false } : { ok: false, message: res.message };
+      return { ok: true, listing: parseListing(r.stdout) };
+    });
   }
 
   /**
@@ -206,17 +242,35 @@ export class SshTransport implements BreakGlassTransport {
     await this.opts.onClose?.();
   }
 
+  /** The paths the remote command works on for `node` (under its {@link SshTransportOptions.remoteRootFor}). */
+  remotePathsFor(node: NodeTarget): RemotePaths {
+    const root = this.opts.remoteRootFor?.(node);
+    if (root === undefined) return { stopDirectory: this.stopDirectory, stopFilePath: this.stopFilePath };
+    return { stopDirectory: join(root, this.stopDirectory), stopFilePath: join(root, this.stopFilePath) };
+  }
+
+  /** Starts ssh for one node, or says why it cannot (no address). */
+  private start(
+    node: NodeTarget,
+    what: RemoteAction,
+    input: string,
+    signal: AbortSignal,
+    maxOutputBytes?: number,
+  ): { child: Promise<ChildResult>; address: string } | { message: string } {
+    const addressType = this.opts.addressType ?? 'InternalIP';
+    const address = addressOf(node, addressType);
+    if (address === undefined) return { message: `node has no ${addressType} address` };
+    const args = this.sshArgs(address, remoteCommand(this.remotePathsFor(node), what, this.opts.sudo ?? false));
+    return { child: runChild(this.opts.sshBinary ?? 'ssh', args, { input, signal, ...(maxOutputBytes ? { maxOutputBytes } : {}) }), address };
+  }
+
   private run(nodes: readonly NodeTarget[], what: RemoteAction, input: string, signal?: AbortSignal): Promise<NodeOutcome[]> {
     // Its credential files are gone: a programming error, rejected rather than failed per node.
     if (this.closed) return Promise.reject(new Error('ssh transport is closed'));
-    const addressType = this.opts.addressType ?? 'InternalIP';
     return runPerNode(nodes, perNodeOptions(this.common, signal), async (node, nodeSignal): Promise<NodeOpResult> => {
-      const address = addressOf(node, addressType);
-      if (address === undefined) return { ok: false, message: `node has no ${addressType} address` };
-      const path = this.opts.remotePathFor?.(node) ?? this.stopFilePath;
-      const args = this.sshArgs(address, remoteCommand(path, what, this.opts.sudo ?? false));
-      const r = await runChild(this.opts.sshBinary ?? 'ssh', args, { input, signal: nodeSignal });
-      return sshResult(r, address);
+      const started = this.start(node, what, input, nodeSignal);
+      if ('message' in started) return { ok: false, message: started.message };
+      return sshResult(await started.child, started.address);
     });
   }
 }
@@ -225,9 +279,7 @@ export class SshTransport implements BreakGlassTransport {
 function sshResult(r: ChildResult, address: string): NodeOpResult {
   if (r.spawnError) return { ok: false, message: `cannot run ssh: ${r.spawnError.message}` };
   const stderr = r.stderr.trim();
-  if (r.exitCode === 0) {
-    return r.stdout.includes(LEFT_IN_PLACE_MARKER) ? { ok: true, message: 'left in place: the stop file names another revision' } : { ok: true };
-  }
+  if (r.exitCode === 0) return clearNotes(r.stdout);
   // Killed by our timer or the caller: runPerNode words the outcome; only ssh's own words are added.
   if (r.killed) return stderr === '' ? { ok: false } : { ok: false, message: stderr };
   if (r.exitCode === 255) {
@@ -236,6 +288,17 @@ function sshResult(r: ChildResult, address: string): NodeOpResult {
   }
   const how = r.exitCode !== null ? `exit ${r.exitCode}` : `signal ${r.exitSignal ?? '?'}`;
   return { ok: false, message: `remote command failed (${how})${stderr ? `: ${stderr}` : ''}` };
+}
+
+/**
+ * The outcome of a successful remote command, with what a filtered clear printed turned into words
+ * (shared with the exec transport, whose command prints the same markers).
+ */
+export function clearNotes(stdout: string): NodeOpResult {
+  const notes: string[] = [];
+  if (stdout.includes(LEFT_IN_PLACE_MARKER)) notes.push('left in place: the stop file names another revision');
+  if (stdout.includes(LEGACY_REMOVED_MARKER)) notes.push('removed the legacy stop file too');
+  return notes.length === 0 ? { ok: true } : { ok: true, message: notes.join('; ') };
 }
 
 /** Private credentials written to disk for ssh, and how to remove them. */

@@ -3,7 +3,21 @@ import { mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/p
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decide, parseStopFile as collectorParseStopFile } from '#collector/killswitch.js';
-import { encodeStopFile, isValidRevision, parseStopFile, removeFile, StopFileError, validateStopFilePath, writeFileAtomic, type StopFile } from './stopfile.js';
+import {
+  checkStopFileName,
+  encodeStopFile,
+  isStopFileName,
+  isValidRevision,
+  parseStopFile,
+  parseStopFileName,
+  removeFile,
+  StopFileError,
+  stopFileName,
+  validateStopDirectory,
+  validateStopFilePath,
+  writeFileAtomic,
+  type StopFile,
+} from './stopfile.js';
 import { TransportConfigError } from './transport.js';
 
 const valid: StopFile = { rollout: 'tro-system/agent', revision: 'a1b2c3d4e5', reason: 'API server unreachable for 60s', issuedAt: '2026-11-25T10:00:00.000Z' };
@@ -159,5 +173,41 @@ describe('writeFileAtomic', () => {
       expect(await removeFile(path)).toBe(true);
       expect(await removeFile(path)).toBe(false);
     });
+  });
+});
+
+describe('stop file names (one file per issuer and scope)', () => {
+  test('the issuer and the revision, "all" for every revision, and back', () => {
+    expect(stopFileName('auto', 'abc1234567')).toBe('auto-abc1234567');
+    expect(stopFileName('manual', '*')).toBe('manual-all');
+    expect(stopFileName('manual', 'v1.2_x-3')).toBe('manual-v1.2_x-3');
+    expect(parseStopFileName('auto-abc1234567')).toEqual({ issuer: 'auto', revision: 'abc1234567' });
+    expect(parseStopFileName('manual-all')).toEqual({ issuer: 'manual', revision: '*' });
+    expect(parseStopFileName('manual-v1.2_x-3')).toEqual({ issuer: 'manual', revision: 'v1.2_x-3' });
+  });
+
+  test.each(['stop', 'other-abc', 'auto-', 'auto-.x', 'auto-a/b', '.auto-abc', 'auto-abc.tmp-', 'auto-*', 'Auto-abc', 'auto-a b'])(
+    '%j is none of ours',
+    (name) => {
+      expect(parseStopFileName(name)).toBeUndefined();
+      expect(isStopFileName(name)).toBe(false);
+      expect(() => checkStopFileName(name)).toThrow(/invalid stop file name/);
+    },
+  );
+
+  test('an invalid revision, an unknown issuer and the ambiguous revision "all" have no name', () => {
+    expect(() => stopFileName('auto', 'a b')).toThrow(StopFileError);
+    expect(() => stopFileName('auto', '../x')).toThrow(StopFileError);
+    expect(() => stopFileName('root' as 'auto', 'abc')).toThrow(/unknown issuer/);
+    expect(() => stopFileName('manual', 'all')).toThrow(/cannot be told apart/);
+  });
+});
+
+describe('validateStopDirectory', () => {
+  test.each(['/var/run/telemetry-rollout/stop.d', '/run/x'])('accepts %s', (p) => {
+    expect(validateStopDirectory(p)).toBe(p);
+  });
+  test.each(['stop.d', '/', '/var/run/x/', '/var/run/../etc', '/var/./run', ''])('refuses %j', (p) => {
+    expect(() => validateStopDirectory(p)).toThrow(TransportConfigError);
   });
 });

@@ -1,19 +1,45 @@
 /**
- * The break-glass stop file: its JSON content, and the atomic write that puts
- * it in place on a node-local filesystem.
+ * The break-glass stop files: their JSON content, their names in the stop directory, and the atomic
+ * write that puts one in place on a node-local filesystem.
  *
- * The collector's kill switch (collector/src/killswitch.ts) reads this file every 500 ms and treats a
- * present-but-malformed file as "stop". So a half-written file would still stop agents of every
- * revision: the file must appear whole or not at all, which is what {@link writeFileAtomic} guarantees
- * (temp file in the same directory, fsync, rename).
+ * Layout: one directory per node ({@link DEFAULT_STOP_DIRECTORY}) holding one file per issuer and scope
+ * ({@link stopFileName}: `auto-<revision>` written by the operator, `manual-all` / `manual-<revision>`
+ * written by a person with the CLI). The agent stops if ANY file names its revision or `*`, so stops of
+ * different issuers compose: removing one never lifts another. Each issuer removes only its own files.
+ * The single file at {@link DEFAULT_STOP_FILE_PATH} is the previous layout, still obeyed by agents for
+ * one release.
+ *
+ * The collector's kill switch (collector/src/killswitch.ts) reads these files every 500 ms and treats a
+ * present-but-malformed one as "stop". So a half-written file would still stop agents of every
+ * revision: a file must appear whole or not at all, which is what {@link writeFileAtomic} guarantees
+ * (temp file in the same directory, fsync, rename). Temp files start with `.`, which the agent skips.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, normalize } from 'node:path';
 import { TransportConfigError } from './transport.js';
 
-/** Where the stop file lives on each node's host filesystem unless the spec says otherwise. */
+/**
+ * The single stop file of the previous layout (deprecated): agents still obey it for one release, the
+ * transports list it and an operator clear removes it when it names the revision being cleared (so a
+ * stop issued before an upgrade is not stranded), but nothing writes it any more.
+ */
 export const DEFAULT_STOP_FILE_PATH = '/var/run/telemetry-rollout/stop';
+
+/**
+ * The stop directory on each node's host filesystem unless the spec says otherwise. It lies inside
+ * /var/run/telemetry-rollout/, the directory the agent's DaemonSet mounts, so no manifest changes.
+ */
+export const DEFAULT_STOP_DIRECTORY = '/var/run/telemetry-rollout/stop.d';
+
+/** Who wrote a stop file: the operator's Auto break-glass, or a person (the CLI). */
+export type StopIssuer = 'auto' | 'manual';
+
+/** Every {@link StopIssuer}, in display order. */
+export const STOP_ISSUERS: readonly StopIssuer[] = ['auto', 'manual'];
+
+/** The scope part of the name of a file that stops every revision (`manual-all`). */
+export const ALL_SCOPE = 'all';
 
 /** The `revision` value that stops agents of every revision. */
 export const ALL_REVISIONS = '*';
@@ -51,6 +77,47 @@ const REVISION_RE = /^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$/;
 // eslint-disable-next-line no-control-regex
 const CONTROL_RE = /[\u0000-\u001f\u007f]/;
 const RFC3339_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+/**
+ * The file name of `issuer`'s stop for `revision` in the stop directory: `<issuer>-<revision>`, or
+ * `<issuer>-all` for {@link ALL_REVISIONS}. The alphabet is fixed (letters, digits, `-`, `_`, `.`, never a
+ * leading `.`), so a name is safe in a path and in a remote shell. Throws {@link StopFileError} for an
+ * invalid revision, and for the revision `all`, whose file would be the wildcard's.
+ */
+export function stopFileName(issuer: StopIssuer, revision: string): string {
+  if (!STOP_ISSUERS.includes(issuer)) throw new StopFileError(`stop file: unknown issuer ${JSON.stringify(issuer)}`);
+  if (!isValidRevision(revision)) throw new StopFileError(`stop file: invalid revision ${JSON.stringify(revision)}`);
+  if (revision === ALL_SCOPE) throw new StopFileError(`stop file: the revision "${ALL_SCOPE}" cannot be told apart from every revision ("${ALL_REVISIONS}")`);
+  return `${issuer}-${revision === ALL_REVISIONS ? ALL_SCOPE : revision}`;
+}
+
+/** What a stop file's name says: who issued it and for which revision (`*` for `-all`). */
+export interface StopFileNameParts {
+  issuer: StopIssuer;
+  revision: string;
+}
+
+/** Parses a name {@link stopFileName} makes; undefined for any other name (a hand-made file, say). */
+export function parseStopFileName(name: string): StopFileNameParts | undefined {
+  const dash = name.indexOf('-');
+  if (dash < 0) return undefined;
+  const issuer = name.slice(0, dash) as StopIssuer;
+  const scope = name.slice(dash + 1);
+  if (!STOP_ISSUERS.includes(issuer)) return undefined;
+  if (scope === ALL_SCOPE) return { issuer, revision: ALL_REVISIONS };
+  return REVISION_RE.test(scope) ? { issuer, revision: scope } : undefined;
+}
+
+/** Whether `name` is one {@link stopFileName} makes (the only names transports write or remove). */
+export function isStopFileName(name: string): boolean {
+  return parseStopFileName(name) !== undefined;
+}
+
+/** Throws for a stop-file name outside the fixed alphabet (a programming error, not a node's failure). */
+export function checkStopFileName(file: string): string {
+  if (!isStopFileName(file)) throw new Error(`invalid stop file name ${JSON.stringify(file)} (want <auto|manual>-<revision|all>)`);
+  return file;
+}
 
 /** Whether `revision` is a valid stop-file revision: a label value or {@link ALL_REVISIONS}. */
 export function isValidRevision(revision: string): boolean {
@@ -110,6 +177,17 @@ export function parseStopFile(text: string): StopFile {
 export function validateStopFilePath(path: string): string {
   if (typeof path !== 'string' || !isAbsolute(path) || path.includes('\0') || normalize(path) !== path || path === '/' || path.endsWith('/')) {
     throw new TransportConfigError(`stop file path must be an absolute, normalised file path, got ${JSON.stringify(path)}`);
+  }
+  return path;
+}
+
+/**
+ * Checks that a stop directory is absolute and normalised, like {@link validateStopFilePath}; returns it
+ * unchanged or throws a {@link TransportConfigError}.
+ */
+export function validateStopDirectory(path: string): string {
+  if (typeof path !== 'string' || !isAbsolute(path) || path.includes('\0') || normalize(path) !== path || path === '/' || path.endsWith('/')) {
+    throw new TransportConfigError(`stop directory must be an absolute, normalised directory path without a trailing "/", got ${JSON.stringify(path)}`);
   }
   return path;
 }

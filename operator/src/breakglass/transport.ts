@@ -1,6 +1,6 @@
 /**
- * The break-glass transport contract: how a stop file reaches the nodes of a
- * cluster whose API server cannot be used. Implementations: {@link LocalTransport} (local.ts),
+ * The break-glass transport contract: how a stop file reaches (and leaves) the stop directory of the
+ * nodes of a cluster whose API server cannot be used, and how the stop files present are listed. Implementations: {@link LocalTransport} (local.ts),
  * {@link SshTransport} (ssh.ts), {@link ExecTransport} (exec.ts).
  *
  * Contract shared by all of them: every node gets an outcome, in input order (ok, failed or timed out,
@@ -33,35 +33,74 @@ export interface NodeOutcome {
 
 /** Options of {@link BreakGlassTransport.clear}. */
 export interface ClearOptions {
+  /**
+   * The name of the file to remove in the stop directory (see `stopFileName`: `auto-<rev>`,
+   * `manual-all`...). Only that file is touched: another issuer's stop stays in place.
+   */
+  file: string;
   /** Cancels the remaining work; nodes not done are recorded as failed ("aborted"). */
   signal?: AbortSignal;
   /**
-   * Only remove a stop file that names this revision; a file naming another revision (written later
-   * by someone else, e.g. a wildcard stop) is left in place and the outcome is `ok` with a message
-   * saying so. Without it, the file is removed whatever it says.
+   * Only remove the file when it names this revision; one naming another revision (not written by
+   * this issuer for this revision: a hand-made file under our name) is left in place and the outcome is
+   * `ok` with a message saying so. Without it, the file is removed whatever it says. With it, the
+   * legacy single stop file (previous layout) is removed too when it names this revision, so a stop
+   * issued before an upgrade is not stranded; without it the legacy file is never touched.
    */
   ifRevision?: string;
 }
+
+/** One file found in a node's stop directory (or the legacy stop file) by {@link BreakGlassTransport.list}. */
+export interface ListedStopFile {
+  /** Its name in the stop directory; for the legacy file, its base name. */
+  name: string;
+  /** The single stop file of the previous layout (still obeyed by agents for one release). */
+  legacy?: boolean;
+  /** Its size in bytes, when it could be read. */
+  size?: number;
+  /** Its text, when it was readable and at most {@link MAX_LISTED_FILE_BYTES}. */
+  text?: string;
+  /** Why there is no text: too large to show, unreadable. */
+  error?: string;
+}
+
+/** One node's listing: the outcome, and on success the stop files present (sorted by name, legacy last). */
+export interface NodeListing extends NodeOutcome {
+  files?: ListedStopFile[];
+  /** More than {@link MAX_LISTED_FILES} files: the rest were not listed. */
+  truncated?: boolean;
+}
+
+/** Files listed per node at most (a stop directory holds a handful; a flood is reported, not read). */
+export const MAX_LISTED_FILES = 100;
+
+/** Content shown per listed file at most (a stop file is a few hundred bytes; larger ones are shown by size). */
+export const MAX_LISTED_FILE_BYTES = 16 * 1024;
 
 /** The kinds of transport, as in `spec.breakGlass.transport.type`. */
 export type TransportKind = 'local' | 'ssh' | 'exec';
 
 /**
- * Puts the stop file on (and removes it from) a set of nodes without the Kubernetes API.
- * `write` and `clear` never reject for a node's failure: they resolve with one outcome per input node,
- * in input order. They reject only on a programming error (invalid arguments).
+ * Puts named stop files into (and removes them from) the stop directory of a set of nodes without the
+ * Kubernetes API, and lists what is there. `write`, `clear` and `list` never reject for a node's
+ * failure: they resolve with one outcome per input node, in input order. They reject only on a
+ * programming error (invalid arguments, such as a file name outside the fixed alphabet).
  */
 export interface BreakGlassTransport {
   /** Which transport this is. */
   readonly kind: TransportKind;
-  /** The stop file's path on each node's host filesystem. */
+  /** The stop directory's path on each node's host filesystem. */
+  readonly stopDirectory: string;
+  /** The legacy single stop file's path (deprecated: listed, and removed by a filtered clear; never written). */
   readonly stopFilePath: string;
   /** Nodes handled at once. */
   readonly concurrency: number;
-  /** Writes `content` atomically at the stop-file path of every node. */
-  write(nodes: readonly NodeTarget[], content: string, signal?: AbortSignal): Promise<NodeOutcome[]>;
-  /** Removes the stop file from every node; an absent file is `ok`. */
-  clear(nodes: readonly NodeTarget[], options?: ClearOptions): Promise<NodeOutcome[]>;
+  /** Writes `content` atomically as `<stopDirectory>/<file>` on every node (`file`: see `stopFileName`). */
+  write(nodes: readonly NodeTarget[], file: string, content: string, signal?: AbortSignal): Promise<NodeOutcome[]>;
+  /** Removes `<stopDirectory>/<options.file>` from every node; an absent file is `ok`. */
+  clear(nodes: readonly NodeTarget[], options: ClearOptions): Promise<NodeOutcome[]>;
+  /** Lists the stop files present on every node (read-only): the directory's files and the legacy file. */
+  list(nodes: readonly NodeTarget[], signal?: AbortSignal): Promise<NodeListing[]>;
   /** Releases what the transport holds (temporary credential files); idempotent. */
   close(): Promise<void>;
 }

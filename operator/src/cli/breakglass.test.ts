@@ -1,11 +1,21 @@
 import { afterAll, describe, expect, it } from '@jest/globals';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { parseStopFile } from '../breakglass/stopfile.js';
 import { FakeClock } from '../../../testkit/core/fakeclock.js';
-import { breakGlassExitCode, renderBreakGlass, runBreakGlass, transportFromFile, type BreakGlassOptions } from './breakglass.js';
+import {
+  breakGlassExitCode,
+  breakGlassStatusExitCode,
+  renderBreakGlass,
+  renderBreakGlassStatus,
+  runBreakGlass,
+  runBreakGlassStatus,
+  transportFromFile,
+  type BreakGlassOptions,
+  type BreakGlassStatusOptions,
+} from './breakglass.js';
 import { CliError, EXIT } from './errors.js';
 import { FIXTURE_NOW, fixtureManifest } from '../../../testkit/operator/cli/fixtures.js';
 
@@ -30,7 +40,8 @@ writeFileSync(
     nodes: [node('n1', REV), node('n2', REV), node('n3', 'old')],
   }),
 );
-const stopFile = (root: string, n: string) => join(root, n, 'var/run/telemetry-rollout/stop');
+/** A node's stop file `file` (manual-<rev>, manual-all, auto-<rev>) under the local transport's root. */
+const stopFile = (root: string, n: string, file = `manual-${REV}`) => join(root, n, 'var/run/telemetry-rollout/stop.d', file);
 const env = () => ({ clock: new FakeClock(FIXTURE_NOW), signal: new AbortController().signal });
 
 async function usageError(o: BreakGlassOptions, cluster = 'prod-east-1'): Promise<string> {
@@ -44,7 +55,7 @@ async function usageError(o: BreakGlassOptions, cluster = 'prod-east-1'): Promis
 }
 
 describe('runBreakGlass with the local transport', () => {
-  it('writes the stop file on the nodes of the revision, then clears it', async () => {
+  it("writes a person's stop file (manual-<rev>) on the nodes of the revision, then clears it", async () => {
     const root = join(dir, 'nodes-1');
     const issued = await runBreakGlass(
       'prod-east-1',
@@ -52,7 +63,7 @@ describe('runBreakGlass with the local transport', () => {
       env(),
     );
     expect(breakGlassExitCode(issued)).toBe(0);
-    expect(renderBreakGlass(issued)).toBe(`cluster prod-east-1: stop file for revision ${REV} written to 2/2 nodes via local\n`);
+    expect(renderBreakGlass(issued)).toBe(`cluster prod-east-1: stop file manual-${REV} for revision ${REV} written to 2/2 nodes via local\n`);
     expect(parseStopFile(readFileSync(stopFile(root, 'n1'), 'utf8'))).toEqual({
       rollout: 'fleet/collector-v2',
       revision: REV,
@@ -64,7 +75,7 @@ describe('runBreakGlass with the local transport', () => {
 
     const cleared = await runBreakGlass('prod-east-1', { inventory: inventoryFile, localRoot: root, revision: REV, clear: true }, env());
     expect(breakGlassExitCode(cleared)).toBe(0);
-    expect(renderBreakGlass(cleared)).toBe(`cluster prod-east-1: stop files of revision ${REV} cleared on 3/3 nodes via local\n`);
+    expect(renderBreakGlass(cleared)).toBe(`cluster prod-east-1: stop file manual-${REV} of revision ${REV} cleared on 3/3 nodes via local\n`);
     expect(existsSync(stopFile(root, 'n1'))).toBe(false);
   });
 
@@ -91,9 +102,110 @@ describe('runBreakGlass with the local transport', () => {
     writeFileSync(file, `${stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'fleet' } })}---\n${stringify(manifest)}`);
     const out = await runBreakGlass('prod-east-1', { inventory: inventoryFile, filename: file, revision: '*', reason: 'all of them' }, env());
     expect(out).toMatchObject({ action: 'issue', result: { nodesTargeted: 3, nodesStopped: 3 } });
-    expect(parseStopFile(readFileSync(stopFile(root, 'n3'), 'utf8')).rollout).toBe('fleet/collector-v2');
+    expect(parseStopFile(readFileSync(stopFile(root, 'n3', 'manual-all'), 'utf8')).rollout).toBe('fleet/collector-v2');
+  });
+
+  it("a person's clear leaves the operator's file; --issuer auto reaches it when the operator cannot", async () => {
+    const root = join(dir, 'nodes-5');
+    const base = { inventory: inventoryFile, localRoot: root, revision: REV };
+    await runBreakGlass('prod-east-1', { ...base, reason: 'operator down, stopping as it would', issuer: 'auto' }, env());
+    await runBreakGlass('prod-east-1', { ...base, reason: 'by hand' }, env());
+    expect(readdirSync(join(root, 'n1/var/run/telemetry-rollout/stop.d'))).toEqual([`auto-${REV}`, `manual-${REV}`]);
+    await runBreakGlass('prod-east-1', { ...base, clear: true }, env());
+    expect(readdirSync(join(root, 'n1/var/run/telemetry-rollout/stop.d'))).toEqual([`auto-${REV}`]);
+    await runBreakGlass('prod-east-1', { ...base, clear: true, issuer: 'auto' }, env());
+    expect(readdirSync(join(root, 'n1/var/run/telemetry-rollout/stop.d'))).toEqual([]);
   });
 });
+
+describe('runBreakGlassStatus', () => {
+  it('lists per node the stop files, who issued them and what they say; a table and JSON', async () => {
+    const root = join(dir, 'nodes-status');
+    const base = { inventory: inventoryFile, localRoot: root };
+    await runBreakGlass('prod-east-1', { ...base, revision: REV, reason: 'API server down', issuer: 'auto', rollout: 'fleet/collector-v2' }, env());
+    await runBreakGlass('prod-east-1', { ...base, revision: '*', reason: 'stop everything', scope: 'revision' }, env());
+    writeFileSync(join(root, 'n2/var/run/telemetry-rollout/stop.d/notes'), 'stop please');
+    const report = await runBreakGlassStatus('fleet/collector-v2', { ...base, cluster: 'prod-east-1' }, env());
+    expect(report).toMatchObject({
+      rollout: 'fleet/collector-v2',
+      cluster: 'prod-east-1',
+      transport: 'local',
+      stopDirectory: '/var/run/telemetry-rollout/stop.d',
+      nodesListed: 3,
+      nodesWithStops: 3,
+      nodesFailed: 0,
+    });
+    const at = FIXTURE_NOW.toISOString();
+    expect(report.nodes[0]).toEqual({
+      node: 'n1',
+      result: 'ok',
+      files: [
+        { name: `auto-${REV}`, issuer: 'auto', rollout: 'fleet/collector-v2', revision: REV, reason: 'API server down', issuedAt: at },
+        { name: 'manual-all', issuer: 'manual', rollout: 'kubectl-tro/break-glass', revision: '*', reason: 'stop everything', issuedAt: at },
+      ],
+    });
+    expect(renderBreakGlassStatus(report)).toBe(
+      [
+        `rollout fleet/collector-v2, cluster prod-east-1: 3/3 node(s) with stop files in /var/run/telemetry-rollout/stop.d via local (inventory captured 2026-11-25T09:00:00.000Z)`,
+        `NODE   FILE            ISSUER    REVISION   ISSUED                     ROLLOUT                   REASON`,
+        `n1     auto-${REV}   auto      ${REV}   ${at}   fleet/collector-v2        API server down`,
+        `n1     manual-all      manual    *          ${at}   kubectl-tro/break-glass   stop everything`,
+        `n2     auto-${REV}   auto      ${REV}   ${at}   fleet/collector-v2        API server down`,
+        `n2     manual-all      manual    *          ${at}   kubectl-tro/break-glass   stop everything`,
+        `n2     notes           unknown   -          -                          -                         INVALID (stop file is not valid JSON): agents stop every revision`,
+        `n3     manual-all      manual    *          ${at}   kubectl-tro/break-glass   stop everything`,
+        '',
+      ].join('\n'),
+    );
+    expect(breakGlassStatusExitCode(report)).toBe(0);
+  });
+
+  it('says so for a node without stop files and for a node that could not be listed (exit 1)', async () => {
+    const root = join(dir, 'nodes-status-2');
+    // n2's stop directory is a symlink loop: listing it fails (ELOOP), unlike a directory that is absent.
+    mkdirSync(join(root, 'n2/var/run/telemetry-rollout'), { recursive: true });
+    symlinkSync('stop.d', join(root, 'n2/var/run/telemetry-rollout/stop.d'));
+    const report = await runBreakGlassStatus('collector-v2', { cluster: 'prod-east-1', inventory: inventoryFile, localRoot: root }, env());
+    expect(report).toMatchObject({ nodesListed: 2, nodesWithStops: 0, nodesFailed: 1 });
+    const lines = renderBreakGlassStatus(report).split('\n');
+    expect(lines[0]).toBe(
+      'rollout collector-v2, cluster prod-east-1: 0/3 node(s) with stop files in /var/run/telemetry-rollout/stop.d via local, 1 not listed (inventory captured 2026-11-25T09:00:00.000Z)',
+    );
+    expect(lines[2]).toMatch(/^n1 +- +- +- +- +- +no stop file$/);
+    expect(lines[3]).toMatch(/^n2 +- +- +- +- +- +not listed: failed: list .*stop\.d/);
+    expect(breakGlassStatusExitCode(report)).toBe(EXIT.failed);
+  });
+
+  it('needs --cluster, and picks the named rollout out of a file with several', async () => {
+    expect(await statusUsageError({ inventory: inventoryFile, localRoot: dir })).toBe(
+      'break-glass status needs --cluster NAME (the target cluster of the inventory)',
+    );
+    const file = join(dir, 'two-rollouts.yaml');
+    const one = (name: string, rootDir: string) => ({
+      apiVersion: 'telemetry.rollout.dev/v1alpha1',
+      kind: 'TelemetryRollout',
+      metadata: { name, namespace: 'fleet' },
+      spec: { breakGlass: { transport: { type: 'local', local: { rootDir } } } },
+    });
+    writeFileSync(file, `${stringify(one('a', join(dir, 'roots-a')))}---\n${stringify(one('b', join(dir, 'roots-b')))}`);
+    await runBreakGlass('prod-east-1', { inventory: inventoryFile, localRoot: join(dir, 'roots-b'), revision: '*', reason: 'r' }, env());
+    const b = await runBreakGlassStatus('fleet/b', { cluster: 'prod-east-1', inventory: inventoryFile, filename: file }, env());
+    expect(b).toMatchObject({ rollout: 'fleet/b', nodesWithStops: 3 });
+    const a = await runBreakGlassStatus('a', { cluster: 'prod-east-1', inventory: inventoryFile, filename: file }, env());
+    expect(a).toMatchObject({ rollout: 'fleet/a', nodesWithStops: 0 });
+    expect(await statusUsageError({ cluster: 'prod-east-1', inventory: inventoryFile, filename: file }, 'c')).toBe(`${file}: no TelemetryRollout named c`);
+  });
+});
+
+async function statusUsageError(o: BreakGlassStatusOptions, rollout = 'r'): Promise<string> {
+  try {
+    await runBreakGlassStatus(rollout, o, env());
+  } catch (err) {
+    if (err instanceof CliError && err.exitCode === EXIT.usage) return err.message;
+    throw err;
+  }
+  throw new Error('expected a usage error');
+}
 
 describe('input checks (usage errors, exit 2)', () => {
   it.each<[string, BreakGlassOptions, RegExp]>([

@@ -1,4 +1,7 @@
-import { describe, expect, it } from '@jest/globals';
+import { afterAll, describe, expect, it } from '@jest/globals';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parse } from 'yaml';
 import { validBase } from '../../../testkit/operator/api/fixtures.js';
 import type { NodeInventory } from '../breakglass/inventory.js';
@@ -352,5 +355,44 @@ describe('inventory export', () => {
       code: EXIT.forbidden,
       err: 'error: read the node inventory of cluster prod-east-1 in namespace telemetry-rollout-system: configmaps is forbidden\n',
     });
+  });
+});
+
+describe('break-glass status (offline, through the program)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tro-cli-bgs-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const inventory = join(dir, 'inv.json');
+  writeFileSync(
+    inventory,
+    JSON.stringify({
+      cluster: 'prod-east-1',
+      capturedAt: '2026-11-25T09:00:00.000Z',
+      nodes: [{ name: 'n1', labels: { 'telemetry.rollout.dev/revision': 'abc' }, addresses: [{ type: 'InternalIP', address: '10.0.0.1' }], ready: true }],
+    }),
+  );
+  const root = join(dir, 'roots');
+
+  it('is a subcommand of break-glass: its own options, a table, -o json; break-glass itself still takes a cluster', async () => {
+    const issued = await cli(['break-glass', 'prod-east-1', '--inventory', inventory, '--local-root', root, '--revision', '*', '--reason', 'by hand']);
+    expect(issued).toMatchObject({ code: 0, err: '' });
+    expect(issued.out).toBe('cluster prod-east-1: stop file manual-all for revision * written to 1/1 nodes via local\n');
+    const table = await cli(['break-glass', 'status', 'fleet/agent', '--cluster', 'prod-east-1', '--inventory', inventory, '--local-root', root]);
+    expect(table).toMatchObject({ code: 0, err: '' });
+    expect(table.out.split('\n').slice(1, 3)).toEqual([
+      'NODE   FILE         ISSUER   REVISION   ISSUED                     ROLLOUT                   REASON',
+      'n1     manual-all   manual   *          2026-11-25T10:00:00.000Z   kubectl-tro/break-glass   by hand',
+    ]);
+    const json = await cli(['break-glass', 'status', 'fleet/agent', '--cluster', 'prod-east-1', '--inventory', inventory, '--local-root', root, '-o', 'json']);
+    expect(JSON.parse(json.out)).toMatchObject({
+      rollout: 'fleet/agent',
+      cluster: 'prod-east-1',
+      nodesWithStops: 1,
+      nodes: [{ node: 'n1', result: 'ok', files: [{ name: 'manual-all', issuer: 'manual', revision: '*', reason: 'by hand' }] }],
+    });
+  });
+
+  it('a missing --cluster is a usage error (exit 2)', async () => {
+    const r = await cli(['break-glass', 'status', 'fleet/agent', '--inventory', inventory, '--local-root', root]);
+    expect(r).toMatchObject({ code: EXIT.usage, err: 'error: break-glass status needs --cluster NAME (the target cluster of the inventory)\n' });
   });
 });

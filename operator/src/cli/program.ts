@@ -9,7 +9,16 @@ import { Command, CommanderError, Option } from 'commander';
 import type { TelemetryRollout } from '../api/types.generated.js';
 import type { InventoryStore, NodeInventory } from '../breakglass/inventory.js';
 import type { Clock } from '#core/clock.js';
-import { breakGlassExitCode, renderBreakGlass, runBreakGlass, type BreakGlassOptions } from './breakglass.js';
+import {
+  breakGlassExitCode,
+  breakGlassStatusExitCode,
+  renderBreakGlass,
+  renderBreakGlassStatus,
+  runBreakGlass,
+  runBreakGlassStatus,
+  type BreakGlassOptions,
+  type BreakGlassStatusOptions,
+} from './breakglass.js';
 import type { Connection, ConnectOptions } from './client.js';
 import { abortValue, expectedEffect, isDone, pausePatch, REQUEST_ANNOTATIONS, requestId, requestPatch, type RequestKind } from './controls.js';
 import { CliError, classifyError, EXIT, oneLine } from './errors.js';
@@ -255,10 +264,10 @@ export function buildProgram(deps: CliDeps): BuiltProgram {
       }
     });
 
-  program
+  const breakGlass = program
     .command('break-glass')
     .description(
-      'stop the agents of a cluster through node-local stop files, with no API server at all: nodes from an inventory file, transport from the rollout manifest (or --local-root)',
+      "stop the agents of a cluster through node-local stop files, with no API server at all: nodes from an inventory file, transport from the rollout manifest (or --local-root). A person's stop is its own file (manual-REV, manual-all), which the operator never removes; `break-glass status` shows who stopped what",
     )
     .argument('<cluster>', 'the target cluster (must match the inventory)')
     .option('--inventory <file>', 'node inventory written earlier by `kubectl tro inventory export` (required)')
@@ -276,14 +285,51 @@ export function buildProgram(deps: CliDeps): BuiltProgram {
       ).choices(['revision', 'all']),
     )
     .option('--stable-revision <hash>', 'the stable revision, whose DaemonSet also covers unlabelled nodes')
-    .option('--clear', 'remove the stop files of the revision instead (only once no agent of it runs any more)')
-    .option('--force', 'with --clear: remove stop files whatever revision they name')
+    .option('--clear', "remove this issuer's stop file of the revision instead (only once no agent of it runs any more); other issuers' files stay")
+    .option('--force', 'with --clear: remove the file whatever revision it names')
+    .addOption(
+      new Option(
+        '--issuer <issuer>',
+        "whose stop file: manual (a person's, manual-REV / manual-all) or auto (the operator's auto-REV, e.g. to clear it when the operator cannot)",
+      )
+        .choices(['manual', 'auto'])
+        .default('manual'),
+    )
     .option('--dry-run', 'only list the nodes that would be reached')
     .action(async (cluster: string, o: BreakGlassOptions, cmd: Command) => {
       const g = globals(cmd);
       const outcome = await runBreakGlass(cluster, o, { clock: deps.clock, signal: deps.signal });
       out(g.output === 'text' ? renderBreakGlass(outcome) : serialize(g.output, outcome));
       exitCode = breakGlassExitCode(outcome);
+    });
+
+  breakGlass
+    .command('status')
+    .description(
+      'list, per node, the stop files present and who issued them (auto: the operator, manual: a person, legacy: the single file of the previous layout), read-only and offline like break-glass',
+    )
+    .argument('<rollout>', 'the rollout ([namespace/]name); with -f, picks its TelemetryRollout in the file')
+    .option('--cluster <name>', 'the target cluster (must match the inventory; required)')
+    // The transport and inventory options are break-glass's own (commander parses them on the parent
+    // wherever they appear), read here through optsWithGlobals.
+    .addHelpText(
+      'after',
+      '\nAlso takes the options of break-glass that say where to look: --inventory FILE (required), -f FILE or --local-root DIR, --ssh-key and --known-hosts.',
+    )
+    .action(async (rollout: string, _o: unknown, cmd: Command) => {
+      const g = globals(cmd);
+      const all = cmd.optsWithGlobals<BreakGlassStatusOptions>();
+      const o: BreakGlassStatusOptions = {
+        ...(all.cluster !== undefined ? { cluster: all.cluster } : {}),
+        ...(all.inventory !== undefined ? { inventory: all.inventory } : {}),
+        ...(all.filename !== undefined ? { filename: all.filename } : {}),
+        ...(all.localRoot !== undefined ? { localRoot: all.localRoot } : {}),
+        ...(all.sshKey !== undefined ? { sshKey: all.sshKey } : {}),
+        ...(all.knownHosts !== undefined ? { knownHosts: all.knownHosts } : {}),
+      };
+      const report = await runBreakGlassStatus(rollout, o, { clock: deps.clock, signal: deps.signal });
+      out(g.output === 'text' ? renderBreakGlassStatus(report) : serialize(g.output, report));
+      exitCode = breakGlassStatusExitCode(report);
     });
 
   program

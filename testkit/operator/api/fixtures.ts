@@ -192,6 +192,27 @@ export const INVALID_CASES: InvalidCase[] = [
     field: 'spec.collector.config.stopFilePath',
   },
   {
+    name: 'break-glass stop directory outside the directory the agents mount',
+    mutate: (s) => set(s, 'breakGlass.transport', { type: 'local', stopDirectory: '/tmp/stop.d', local: { rootDir: '/nodes' } }),
+    field: 'spec.breakGlass.transport.stopDirectory',
+  },
+  {
+    name: "the agents' stop directory escaping the directory they mount",
+    mutate: (s) => set(s, 'collector.config.stopDirectory', '/var/run/telemetry-rollout/..'),
+    field: 'spec.collector.config.stopDirectory',
+  },
+  {
+    name: 'break-glass stop directory that is the legacy stop file',
+    mutate: (s) =>
+      set(s, 'breakGlass.transport', {
+        type: 'local',
+        stopDirectory: '/var/run/telemetry-rollout/stop',
+        stopFilePath: '/var/run/telemetry-rollout/stop',
+        local: { rootDir: '/nodes' },
+      }),
+    field: 'spec.breakGlass.transport.stopDirectory',
+  },
+  {
     name: 'reachableAfterSeconds negative',
     mutate: (s) => set(s, 'breakGlass.reachableAfterSeconds', -1),
     field: 'spec.breakGlass.reachableAfterSeconds',

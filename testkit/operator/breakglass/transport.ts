@@ -2,28 +2,34 @@
  * A scripted break-glass transport for unit tests: in memory, with the unkind parts a real one has
  * (nodes that fail, nodes that hang until released), and a record of every file written.
  */
-import type { BreakGlassTransport, ClearOptions, NodeOutcome, NodeTarget, TransportKind } from '../../../operator/src/breakglass/transport.js';
+import type { BreakGlassTransport, ClearOptions, NodeListing, NodeOutcome, NodeTarget, TransportKind } from '../../../operator/src/breakglass/transport.js';
 
-/** A {@link BreakGlassTransport} over an in-memory map of node → stop-file content. */
+/** A {@link BreakGlassTransport} over an in-memory stop directory per node. */
 export class ScriptedTransport implements BreakGlassTransport {
   readonly kind: TransportKind = 'exec';
+  readonly stopDirectory = '/var/run/telemetry-rollout/stop.d';
   readonly stopFilePath = '/var/run/telemetry-rollout/stop';
   readonly concurrency = 50;
-  /** What each node holds now. */
-  readonly files = new Map<string, string>();
-  /** Every write, in order: [node, content]. */
-  readonly writes: Array<[string, string]> = [];
+  /** Each node's stop directory: file name → content. */
+  readonly dirs = new Map<string, Map<string, string>>();
+  /** Every write, in order: [node, file, content]. */
+  readonly writes: Array<[string, string, string]> = [];
   /** Nodes whose writes fail (permission denied, host unreachable). */
   readonly failing = new Set<string>();
   /** Nodes whose writes hang until {@link release} (a slow ssh handshake, a stuck cloud API). */
   readonly hanging = new Set<string>();
   private releases: Array<() => void> = [];
 
-  async write(nodes: readonly NodeTarget[], content: string, signal?: AbortSignal): Promise<NodeOutcome[]> {
+  /** The nodes holding at least one stop file. */
+  get files(): Map<string, string[]> {
+    return new Map([...this.dirs].filter(([, d]) => d.size > 0).map(([n, d]) => [n, [...d.keys()].sort()]));
+  }
+
+  async write(nodes: readonly NodeTarget[], file: string, content: string, signal?: AbortSignal): Promise<NodeOutcome[]> {
     return Promise.all(
       nodes.map(async (n): Promise<NodeOutcome> => {
         if (signal?.aborted) return { node: n.name, result: 'failed', message: 'aborted', durationMs: 0 };
-        if (this.hanging.has(n.name) && !signal?.aborted) {
+        if (this.hanging.has(n.name)) {
           await new Promise<void>((resolve) => {
             this.releases.push(resolve);
             signal?.addEventListener('abort', () => resolve(), { once: true });
@@ -32,19 +38,30 @@ export class ScriptedTransport implements BreakGlassTransport {
         }
         if (this.failing.has(n.name))
           return { node: n.name, result: 'failed', message: `ssh: connect to host ${n.name} port 22: Permission denied`, durationMs: 1 };
-        this.files.set(n.name, content);
-        this.writes.push([n.name, content]);
+        let dir = this.dirs.get(n.name);
+        if (!dir) this.dirs.set(n.name, (dir = new Map()));
+        dir.set(file, content);
+        this.writes.push([n.name, file, content]);
         return { node: n.name, result: 'ok', durationMs: 1 };
       }),
     );
   }
 
-  async clear(nodes: readonly NodeTarget[], _options?: ClearOptions): Promise<NodeOutcome[]> {
+  async clear(nodes: readonly NodeTarget[], options: ClearOptions): Promise<NodeOutcome[]> {
     return nodes.map((n) => {
       if (this.failing.has(n.name)) return { node: n.name, result: 'failed', message: 'unreachable', durationMs: 1 };
-      this.files.delete(n.name);
+      this.dirs.get(n.name)?.delete(options.file);
       return { node: n.name, result: 'ok', durationMs: 1 };
     });
+  }
+
+  async list(nodes: readonly NodeTarget[]): Promise<NodeListing[]> {
+    return nodes.map((n) => ({
+      node: n.name,
+      result: 'ok',
+      durationMs: 1,
+      files: [...(this.dirs.get(n.name) ?? new Map<string, string>())].map(([name, text]) => ({ name, text, size: text.length })),
+    }));
   }
 
   /** Lets every hanging write go on. */
