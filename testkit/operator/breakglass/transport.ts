@@ -39,7 +39,7 @@ export class ScriptedTransport implements BreakGlassTransport {
         if (this.failing.has(n.name))
           return { node: n.name, result: 'failed', message: `ssh: connect to host ${n.name} port 22: Permission denied`, durationMs: 1 };
         let dir = this.dirs.get(n.name);
-        if (!dir) this.dirs.set(n.name, (dir = new Map()));
+        if (!dir) this.dirs.set(n.name, (dir = new Map<string, string>()));
         dir.set(file, content);
         this.writes.push([n.name, file, content]);
         return { node: n.name, result: 'ok', durationMs: 1 };
