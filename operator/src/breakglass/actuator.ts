@@ -239,7 +239,17 @@ export class TransportBreakGlass implements BreakGlassActuator, InventoryRecorde
       const transport = await this.makeTransport(spec, this.backends.secrets(ns), this.clock);
       try {
         const res = await clearBreakGlass({ transport, nodes: inv.nodes, revision, clock: this.clock, ...(this.logger ? { logger: this.logger } : {}) });
-        return { ok: res.nodesFailed === 0 && res.nodesTimedOut === 0, message: res.message };
+        const bad = res.outcomes.filter((o) => o.result !== 'ok');
+        const named = bad
+          .slice(0, MAX_FAILING_NODES)
+          .map((o) => `${o.node}: ${failingNode(o).message}`)
+          .join('; ');
+        return {
+          ok: bad.length === 0,
+          message: bad.length
+            ? `${res.message}; not cleared on ${named}${bad.length > MAX_FAILING_NODES ? ` and ${bad.length - MAX_FAILING_NODES} more` : ''}`
+            : res.message,
+        };
       } finally {
         await transport.close();
       }

@@ -177,4 +177,34 @@ describe('RolloutReconciler with the real break-glass actuator', () => {
     expect(reasons(w).indexOf('RolledBack')).toBeLessThan(reasons(w).lastIndexOf('RevisionStarted'));
     expect(w.store.current().status?.message ?? '').not.toContain('waits until the incident');
   });
+
+  it('clusters recover independently: one whose stop files cannot all be cleared does not hold up another, and is not reported recovered', async () => {
+    const { w, transport } = incidentWorld(
+      { a: 4, b: 4 },
+      {
+        strategy: { nodeRelabelQPS: 50, stages: [{ name: 's', clusters: 2, maxConcurrentClusters: 2, nodeSteps: [100], bakeSeconds: 600 }] },
+        breakGlass: { unreachableAfterSeconds: 30, reachableAfterSeconds: 10, transport: TRANSPORT },
+      },
+      () => false,
+    );
+    await drive(w, (ro) => (ro.status?.clusters ?? []).every((c) => c.phase === 'Baking'));
+    w.cluster('a').reachable = false;
+    w.cluster('b').reachable = false;
+    const stopped = (n: string) => clusterStatus(w, n)?.breakGlass?.nodesPending === 0 && !clusterStatus(w, n)?.breakGlass?.inProgress;
+    await drive(w, () => stopped('a') && stopped('b'));
+    // A node of b (the newest, rolled back first) cannot be written any more: its stop file stays.
+    transport.failing.add('b-node-0002');
+    w.cluster('a').reachable = true;
+    w.cluster('b').reachable = true;
+    await drive(w, () => clusterStatus(w, 'a')?.phase === 'RolledBack');
+    const b = clusterStatus(w, 'b')!;
+    expect(b.phase).toBe('RollingBack');
+    expect(b.breakGlass?.clearedAt).toBeUndefined();
+    expect(b.message).toContain('b-node-0002');
+    expect(phase(w)).not.toBe('RolledBack');
+    expect(transport.files.get('b-node-0002')).toEqual([expect.stringMatching(/^auto-/)]);
+    transport.failing.clear();
+    await drive(w, () => phase(w) === 'RolledBack');
+    expect(transport.files.size).toBe(0);
+  });
 });

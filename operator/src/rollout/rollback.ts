@@ -43,31 +43,40 @@ const needsRollback = (c: ClusterStatus): boolean => isTouched(c.phase) || (c.no
 
 /**
  * Rolls back touched clusters newest first, one at a time: its nodes lose the new revision's label
- * (paced) and fall back to the stable DaemonSet, then the new revision's objects are deleted.
+ * (paced) and fall back to the stable DaemonSet, then the new revision's objects are deleted. A cluster
+ * that can only wait (its stop files cannot be cleared yet, it has no client) does not hold up the next
+ * one: clusters recover independently.
  */
 export async function rollBack(p: Pass): Promise<void> {
   const s = p.status;
-  const ns = p.rollout.spec.collector.namespace;
   const remaining = [...(s.clusters ?? [])].reverse().filter((x) => needsRollback(x) && x.phase !== 'RolledBack');
-  // Newest first among the clusters that can be acted on: one whose API server is down (or refuses our
-  // credentials) waits, with its agents stopped by break-glass, without holding up the others.
-  const c = remaining.find((x) => x.reachable !== false && !x.credentialsInvalidSince) ?? remaining[0];
-  if (c && (c.reachable === false || c.credentialsInvalidSince)) {
-    // Nothing left that can be acted on: wait (observe keeps probing it, and says why on the cluster).
-    p.requeue(5000);
-    return;
-  }
-  if (!c) {
+  if (remaining.length === 0) {
     p.rolloutEvent('AllClustersRolledBack', s.reason);
     s.completedAt = iso(p.now);
     p.record('Warning', REASON.RolledBack, `rolled back: ${s.message ?? ''}`.trim());
     return;
   }
+  // Newest first among the clusters that can be acted on: one whose API server is down (or refuses our
+  // credentials) waits, with its agents stopped by break-glass, without holding up the others.
+  const actionable = remaining.filter((x) => x.reachable !== false && !x.credentialsInvalidSince);
+  if (actionable.length === 0) {
+    // Nothing left that can be acted on: wait (observe keeps probing it, and says why on the cluster).
+    p.requeue(5000);
+    return;
+  }
+  for (const c of actionable) if ((await rollBackCluster(p, c)) !== 'blocked') return;
+}
+
+/** How one cluster's rollback pass ended: moving (relabels, waits for pods), done, or blocked (go on to the next). */
+type RollbackOutcome = 'moving' | 'done' | 'blocked';
+
+async function rollBackCluster(p: Pass, c: ClusterStatus): Promise<RollbackOutcome> {
+  const ns = p.rollout.spec.collector.namespace;
   const client = p.clients.get(c.name);
   if (!client) {
     c.message = `rollback waiting: cluster unavailable: ${p.unavailable.get(c.name) ?? 'unknown'}`;
     p.requeue(10_000);
-    return;
+    return 'blocked';
   }
   if (c.phase !== 'RollingBack') {
     p.clusterEvent(c, 'RollBack');
@@ -108,7 +117,7 @@ export async function rollBack(p: Pass): Promise<void> {
     if (left > 0) {
       c.message = `rolling back: ${left} nodes still on ${p.revision}`;
       p.requeue(p.relabelIntervalMs());
-      return;
+      return 'moving';
     }
     // Pods, not the DaemonSet's counters, say whether an agent of the bad revision still runs (the
     // watcher has no DaemonSet; a terminating pod still runs). Its objects go first, so nothing recreates one.
@@ -117,7 +126,7 @@ export async function rollBack(p: Pass): Promise<void> {
     if (running.length > 0) {
       c.message = `rolling back: waiting for ${running.length} pods of ${p.revision} to stop`;
       p.requeue(p.ctx.pollMs);
-      return;
+      return 'blocked';
     }
     const bg = p.ctx.d.breakGlass;
     if (c.breakGlass?.issuedAt && !c.breakGlass.clearedAt && bg) {
@@ -127,9 +136,10 @@ export async function rollBack(p: Pass): Promise<void> {
       // Only now, with no agent of the bad revision left, may the stop files go.
       const cleared = await bg.clear(p.rollout, c.name, c.breakGlass.revision ?? p.revision);
       if (!cleared.ok) {
+        // Not recovered while any node still holds our stop file: retried, and the next cluster goes on.
         c.message = `rolling back: clearing stop files failed: ${cleared.message}`;
         p.requeue(10_000);
-        return;
+        return 'blocked';
       }
       c.breakGlass.clearedAt = iso(p.now);
       p.record('Normal', REASON.BreakGlass, `${c.name}: stop files cleared (${cleared.message})`, c.name);
@@ -148,11 +158,14 @@ export async function rollBack(p: Pass): Promise<void> {
     c.message = `rolled back to ${c.previousRevision || 'no collector'}`;
     p.record('Normal', REASON.ClusterRolledBack, `${c.name}: ${c.message}`, c.name);
     p.requeue(0);
+    return 'done';
   } catch (err) {
     if (isAuthenticationError(err)) markCredentialsInvalid(p, c, errorMessage(err));
     else if (isOverloadError(err)) await refused(p, c, errorMessage(err));
     else c.message = `rollback error: ${errorMessage(err)}`;
     p.requeue(5000);
+    // One cluster's failure does not hold up the others' rollback.
+    return 'blocked';
   }
 }
 
