@@ -329,4 +329,95 @@ describe('incidents: compound faults during a rollout', () => {
     ),
     480_000,
   );
+  it(
+    '(2) a kubeconfig token with no rights mid-rollout: CredentialsInvalid names the cluster and the Secret, no break-glass, no rollback, the other cluster goes on; mended, it resumes',
+    scenario(
+      'inc-credentials',
+      () => pair,
+      targetNames.slice(0, 2),
+      async () => {
+        const name = 'inc-credentials';
+        const [x, y] = pair;
+        const secret = `${x.name}-kubeconfig`;
+        // A token the API server accepts (it authenticates a ServiceAccount) and that has no rights:
+        // /readyz answers it, every resource call is refused with 403.
+        const ns = await ownNamespace(x, 'inc-nobody');
+        await kubectl(x.cluster, ['create', 'serviceaccount', 'nobody', '-n', ns]);
+        const token = (await kubectl(x.cluster, ['create', 'token', 'nobody', '-n', ns, '--duration', '1h'])).trim();
+        const original = Buffer.from(
+          await kubectl(managementCluster(), ['get', 'secret', secret, '-n', OPERATOR_NAMESPACE, '-o', 'jsonpath={.data.value}']),
+          'base64',
+        ).toString('utf8');
+        const kc = parseYaml(original) as { users: Array<{ user: Record<string, unknown> }> };
+        for (const u of kc.users) u.user = { token };
+        const setSecret = (value: string) =>
+          kubectl(managementCluster(), ['apply', '-f', '-'], {
+            input: JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: secret, namespace: OPERATOR_NAMESPACE }, stringData: { value } }),
+          });
+
+        await startOp('inc-credentials');
+        const w = await applyRollout(
+          incidentRollout({ name, targets: [x.name, y.name], tag: name, nodeSteps: [10, 50, 100], bakeSeconds: 0, maxConcurrentClusters: 2, rootDir: pairDir }),
+        );
+        watchers.push(w);
+        await w.waitFor(`${x.name} baking its first step`, (r) => clusterOf(r, x.name)?.phase === 'Baking' && clusterOf(r, x.name)?.step === 0, 180_000);
+
+        let refused: TelemetryRollout;
+        try {
+          await setSecret(stringifyYaml(kc));
+          refused = await w.waitFor(
+            `CredentialsInvalid on ${x.name}`,
+            (r) => r.status?.conditions?.some((c) => c.type === 'CredentialsInvalid' && c.status === 'True') === true,
+            120_000,
+          );
+          const held = clusterOf(refused, x.name);
+          const other = clusterOf(refused, y.name);
+          report(`${name}: ${x.name} refused at step ${(held?.step ?? 0) + 1} (${held?.phase}); ${y.name} then at step ${(other?.step ?? 0) + 1} (${other?.phase})`);
+          // The refusal came mid-rollout: the other cluster still had steps to go.
+          expect(other?.phase).not.toBe('Succeeded');
+          const labelledWhenRefused = (await x.labelled(refused.status?.revision as string)).length;
+          // The other cluster goes on to the end while this one holds.
+          const goneOn = await w.waitFor(`${y.name} succeeds while ${x.name} holds`, (r) => clusterOf(r, y.name)?.phase === 'Succeeded', 180_000);
+          const cond = goneOn.status?.conditions?.find((c) => c.type === 'CredentialsInvalid');
+          report(`${name}: condition while refused: ${cond?.reason}: ${cond?.message}`);
+          expect(cond).toMatchObject({ status: 'True', reason: 'CredentialsInvalid' });
+          expect(cond?.message).toContain(x.name);
+          expect(cond?.message).toContain(secret);
+          expect(cond?.message).not.toContain(y.name);
+          const xs = clusterOf(goneOn, x.name);
+          expect(xs?.credentialsInvalidSince).toBeDefined();
+          expect(xs?.step).toBe(held?.step);
+          expect(xs?.phase).toBe(held?.phase);
+          expect(xs?.reachable).not.toBe(false);
+          expect(await x.labelled(goneOn.status?.revision as string)).toHaveLength(labelledWhenRefused);
+          // No break-glass and no fleet rollback: a refused token is not an outage.
+          expect(goneOn.status?.phase).toBe('Progressing');
+          expect(xs?.breakGlass).toBeUndefined();
+          expect(clusterOf(goneOn, y.name)?.breakGlass).toBeUndefined();
+          const nodes = [...(await x.nodeNames()), ...(await y.nodeNames())];
+          expect([...x.stopFilesOn(nodes).keys()]).toEqual([]);
+          const reasons = (goneOn.status?.history ?? []).map((h) => h.reason);
+          for (const r of ['RollingBack', 'BreakGlass', 'ClusterUnreachable', 'GateFailed']) expect(reasons).not.toContain(r);
+          // The Secret's content appears nowhere: not in status, not in events.
+          const events = await kubectl(managementCluster(), ['get', 'events', '-n', OPERATOR_NAMESPACE, '-o', 'json']);
+          expect(events).toContain('CredentialsInvalid');
+          for (const text of [JSON.stringify(goneOn.status), events]) {
+            expect(text).not.toContain(token);
+            expect(text).not.toContain(token.slice(-20));
+          }
+        } finally {
+          await setSecret(original);
+        }
+
+        // Mended: the cluster goes on by itself and the rollout finishes.
+        const mended = await w.waitFor('credentials accepted again', (r) => r.status?.conditions?.some((c) => c.type === 'CredentialsInvalid' && c.status === 'False') === true, 120_000);
+        expect(clusterOf(mended, x.name)?.credentialsInvalidSince).toBeUndefined();
+        const done = await w.waitFor('Succeeded', (r) => r.status?.phase === 'Succeeded', 240_000);
+        expect(clusterOf(done, x.name)?.phase).toBe('Succeeded');
+        expect(await x.labelled(done.status?.revision as string)).toEqual(await x.nodeNames());
+        expect((done.status?.history ?? []).map((h) => h.reason)).toContain('CredentialsAccepted');
+      },
+    ),
+    480_000,
+  );
 });
