@@ -420,4 +420,91 @@ describe('incidents: compound faults during a rollout', () => {
     ),
     480_000,
   );
+  it(
+    '(3) nodes the transport cannot write: status counts them, break-glass keeps retrying, the cluster is not reported recovered while a node is unconfirmed; fixed, it is',
+    scenario(
+      'inc-unwritable',
+      () => [single],
+      [singleName],
+      async () => {
+        const name = 'inc-unwritable';
+        const t = single;
+        const bgOf = (r: TelemetryRollout | undefined) => clusterOf(r, t.name)?.breakGlass;
+        await startOp('inc-unwritable');
+        const w = await applyRollout(
+          incidentRollout({ name, targets: [t.name], tag: name, nodeSteps: [50, 100], bakeSeconds: 600, rootDir: nodesDir, unreachableAfterSeconds: UNREACHABLE_AFTER }),
+        );
+        watchers.push(w);
+        const baking = await w.waitFor('the first step baking', (r) => clusterOf(r, t.name)?.phase === 'Baking', 180_000);
+        const rev = baking.status?.revision as string;
+        const nodes = await t.nodeNames();
+        const onRev = await t.labelled(rev);
+        await eventually(
+          `${onRev.length} node agents running`,
+          async () => (await t.agentsOf(rev)).filter((a) => a.mode === 'node' && !a.stopped).length === onRev.length,
+          180_000,
+        );
+        // Three nodes the transport cannot write to: two are fixed during the outage, one only after it.
+        const fixedDuring = onRev.slice(0, 2);
+        const fixedAfter = onRev.slice(2, 3);
+        const broken = [...fixedDuring, ...fixedAfter];
+        for (const n of broken) t.breakNode(n);
+        const running = async () =>
+          (await t.agentsOf(rev))
+            .filter((a) => a.mode === 'node' && !a.stopped)
+            .map((a) => a.node)
+            .sort();
+
+        const frozenAt = freeze(t);
+        try {
+          const first = await w.waitFor('the first break-glass attempt', (r) => (bgOf(r)?.attempts ?? 0) >= 1, 90_000);
+          report(`${name}: attempt 1 ${((Date.now() - frozenAt) / 1000).toFixed(1)} s after the freeze: ${bgOf(first)?.message}`);
+          expect(bgOf(first)).toMatchObject({ revision: rev, nodesTargeted: onRev.length, nodesStopped: onRev.length - broken.length, nodesFailed: broken.length });
+          // The agents of the writable nodes stop; those of the broken nodes cannot, and are not reported stopped.
+          await eventually('every agent but those of the broken nodes stopped', async () => JSON.stringify(await running()) === JSON.stringify(broken), 60_000, 250);
+
+          const retried = await w.waitFor('two more attempts', (r) => (bgOf(r)?.attempts ?? 0) >= 3, 90_000);
+          expect(bgOf(retried)).toMatchObject({ nodesStopped: onRev.length - broken.length, nodesFailed: broken.length });
+          expect(bgOf(retried)?.issuedAt).toBe(bgOf(first)?.issuedAt);
+          expect(retried.status?.phase).toBe('BreakGlass');
+
+          for (const n of fixedDuring) t.fixNode(n);
+          const better = await w.waitFor('the fixed nodes confirmed by a retry', (r) => bgOf(r)?.nodesFailed === fixedAfter.length, 120_000);
+          report(`${name}: after fixing ${fixedDuring.length} nodes: ${bgOf(better)?.message}`);
+          expect(bgOf(better)).toMatchObject({ nodesTargeted: onRev.length, nodesStopped: onRev.length - fixedAfter.length, nodesFailed: fixedAfter.length });
+          expect(bgOf(better)?.attempts ?? 0).toBeGreaterThan(bgOf(retried)?.attempts ?? 0);
+          await eventually('the agents of the fixed nodes stopped', async () => JSON.stringify(await running()) === JSON.stringify(fixedAfter), 60_000, 250);
+        } finally {
+          thaw(t);
+        }
+
+        // Back, with one node still unconfirmed: the rollback takes the revision's pods away, but the
+        // cluster must not be reported recovered (rolled back, stop files cleared) while that node's
+        // stop file can be neither confirmed nor removed.
+        await eventually(
+          'the revision gone from the nodes and its agents gone',
+          async () => (await t.labelled(rev)).length === 0 && (await t.agentsOf(rev)).length === 0,
+          180_000,
+        );
+        const holdUntil = Date.now() + 25_000;
+        while (Date.now() < holdUntil) {
+          const r = await w.poll();
+          if (r) {
+            expect(clusterOf(r, t.name)?.phase).not.toBe('RolledBack');
+            expect(r.status?.phase).not.toBe('RolledBack');
+            expect(bgOf(r)?.clearedAt).toBeUndefined();
+          }
+          await sleep(500);
+        }
+        report(`${name}: while ${fixedAfter.join(', ')} stays unwritable: ${w.latest?.status?.phase}, ${clusterOf(w.latest, t.name)?.message}`);
+
+        for (const n of fixedAfter) t.fixNode(n);
+        const done = await w.waitFor('RolledBack once every node is confirmed', (r) => r.status?.phase === 'RolledBack', 120_000);
+        expect(clusterOf(done, t.name)?.phase).toBe('RolledBack');
+        expect(bgOf(done)?.clearedAt).toBeDefined();
+        expect([...t.stopFilesOn(nodes).keys()]).toEqual([]);
+      },
+    ),
+    480_000,
+  );
 });
