@@ -192,6 +192,18 @@ export class IncidentTarget {
     return out;
   }
 
+  /** Node → the issuedAt of its stop files naming `revision` (joined when several), for the nodes that have one. */
+  issuedAt(nodes: readonly string[], revision: string): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const n of nodes) {
+      const times = this.stopFiles(n)
+        .filter((f) => f.content?.revision === revision)
+        .map((f) => f.content?.issuedAt ?? '');
+      if (times.length > 0) out.set(n, times.join(','));
+    }
+    return out;
+  }
+
   /**
    * Makes a node's stop directory unwritable for the transport, for root too (the operator runs as root
    * here, and root ignores permission bits): the directory is moved aside and a regular file takes its
