@@ -300,6 +300,10 @@ export interface BreakGlassStatus {
    */
   clearedAt?: string;
   /**
+   * When a person asked (kubectl tro retry, after success) to remove a stop that afterSuccess Auto left in place; it is removed once the API server answers.
+   */
+  clearRequestedAt?: string;
+  /**
    * A summary of the action.
    */
   message?: string;
@@ -508,7 +512,7 @@ export interface BreakGlassSpec {
    */
   action: "Auto" | "Manual";
   /**
-   * What happens when a target's API server is unreachable for unreachableAfterSeconds after the rollout has succeeded. There is no older revision to go back to then (it was removed), and an outage after success is more often someone else's: Manual (the default) sets the BreakGlassNeeded condition, a Warning event and the tro_rollout_break_glass_needed metric, and acts on nothing; Auto stops every agent of the revision on that cluster (the kill switch of last resort; the stop stays after the API server is back, until a person clears it with kubectl tro break-glass --clear); Off does not watch.
+   * What happens when a target's API server is unreachable for unreachableAfterSeconds after the rollout has succeeded. There is no older revision to go back to then (it was removed), and an outage after success is more often someone else's: Manual (the default) sets the BreakGlassNeeded condition, a Warning event and the tro_rollout_break_glass_needed metric, and acts on nothing; Auto stops every agent of the revision on that cluster (the kill switch of last resort; the stop stays after the API server is back, until a person lifts it with kubectl tro retry); Off does not watch.
    *
    * Default: `"Manual"`.
    */

@@ -38,6 +38,16 @@ export function handleControls(p: Pass): void {
       p.rolloutEvent('Retry');
       delete s.completedAt;
       p.record('Normal', REASON.Retried, `retrying revision ${p.revision} from the first step`);
+    } else if (s.phase === 'Succeeded') {
+      // After success, a retry is how a person lifts the stops afterSuccess Auto left in place (the
+      // cause is understood): they are removed once each API server answers (observe).
+      const held = (s.clusters ?? []).filter((c) => c.breakGlass?.issuedAt && !c.breakGlass.clearedAt);
+      for (const c of held) if (c.breakGlass) c.breakGlass.clearRequestedAt = p.now.toISOString();
+      p.record(
+        'Normal',
+        REASON.Retried,
+        held.length ? `removing the stop files after success on ${held.map((c) => c.name).join(', ')}` : 'retry: nothing to do after success',
+      );
     } else if (s.phase === 'Paused' && s.reason !== REASON.PausedByUser) {
       for (const c of s.clusters ?? []) {
         if (c.lastGate) c.lastGate.consecutiveFailures = 0;

@@ -86,8 +86,19 @@ export async function observeClusters(p: Pass): Promise<void> {
       // Back: nothing to roll back to after success. An Auto stop stays until a person clears it.
       c.reachable = true;
       delete c.unreachableSince;
-      if (c.breakGlass?.issuedAt && !c.breakGlass.clearedAt) {
-        c.message = `API server back; the agents of ${p.revision} stay stopped by break-glass until a person clears it: kubectl tro break-glass ${p.rollout.metadata?.name ?? ''} --cluster ${c.name} --clear`;
+      const held = c.breakGlass?.issuedAt && !c.breakGlass.clearedAt ? c.breakGlass : undefined;
+      if (held?.clearRequestedAt && p.ctx.d.breakGlass) {
+        const cleared = await p.ctx.d.breakGlass.clear(p.rollout, c.name, held.revision ?? p.revision);
+        if (cleared.ok) {
+          held.clearedAt = iso(p.now);
+          c.message = `all ${c.nodesTotal ?? 0} nodes on ${p.revision}; stop files removed on request`;
+          p.record('Normal', REASON.BreakGlass, `${c.name}: stop files cleared (${cleared.message})`, c.name);
+        } else {
+          c.message = `removing the stop files failed: ${cleared.message}`;
+          p.requeue(10_000);
+        }
+      } else if (held) {
+        c.message = `API server back; the agents of ${p.revision} stay stopped by break-glass until a person lifts it: kubectl tro retry ${p.rollout.metadata?.name ?? ''}`;
       } else {
         c.message = `all ${c.nodesTotal ?? 0} nodes on ${p.revision}`;
       }

@@ -8,6 +8,7 @@ import { MemoryInventoryStore } from '../../../testkit/operator/breakglass/inven
 import { ScriptedTransport } from '../../../testkit/operator/breakglass/transport.js';
 import { ScriptedGates } from '../../../testkit/operator/rollout/fakes.js';
 import { drive, phase, world, type Spec } from '../../../testkit/operator/rollout/world.js';
+import { RETRY_ANNOTATION } from './reconciler.js';
 
 const TRANSPORT = { type: 'local', local: { rootDir: '/nodes' } };
 
@@ -206,5 +207,32 @@ describe('RolloutReconciler with the real break-glass actuator', () => {
     transport.failing.clear();
     await drive(w, () => phase(w) === 'RolledBack');
     expect(transport.files.size).toBe(0);
+  });
+
+  it('after success with afterSuccess Auto: the outage stops that cluster only, the stop stays after recovery, and a retry lifts it', async () => {
+    const { w, transport } = incidentWorld(
+      { a: 4, b: 4 },
+      {
+        strategy: { stages: [{ name: 's', clusters: 2, nodeSteps: [100], bakeSeconds: 10 }] },
+        breakGlass: { unreachableAfterSeconds: 30, reachableAfterSeconds: 10, afterSuccess: 'Auto', transport: TRANSPORT },
+      },
+      () => false,
+    );
+    await drive(w, () => phase(w) === 'Succeeded');
+    w.cluster('a').reachable = false;
+    await drive(w, () => clusterStatus(w, 'a')?.breakGlass?.nodesStopped === 4 && !clusterStatus(w, 'a')?.breakGlass?.inProgress);
+    const cond = (t: string) => w.store.current().status?.conditions?.find((c) => c.type === t)?.status;
+    expect(phase(w)).toBe('Succeeded');
+    expect(cond('AgentsStopped')).toBe('True');
+    expect([...transport.files.keys()].every((n) => n.startsWith('a-'))).toBe(true);
+    expect(w.cluster('b').relabels.filter(([, r]) => r === null)).toEqual([]);
+    w.cluster('a').reachable = true;
+    await drive(w, () => clusterStatus(w, 'a')?.reachable === true && (clusterStatus(w, 'a')?.message ?? '').includes('kubectl tro retry'));
+    expect(transport.files.size).toBe(4);
+    w.store.annotate(RETRY_ANNOTATION, 'lift-1');
+    await drive(w, () => clusterStatus(w, 'a')?.breakGlass?.clearedAt !== undefined);
+    expect(transport.files.size).toBe(0);
+    expect(cond('AgentsStopped')).toBe('False');
+    expect(phase(w)).toBe('Succeeded');
   });
 });
