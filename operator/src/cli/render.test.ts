@@ -133,8 +133,11 @@ describe('renderRollout', () => {
     const text = renderRollout(fixtureRollout(breakGlassStatus()), plain);
     expect(text).toContain('prod-east-1  BreakGlass  unreachable for 2m  nodes 38/150  step 3/4 at 25%');
     expect(text).toContain('gate ? NoData  1 consecutive  110s ago');
-    expect(text).toContain('break-glass  36 stopped, 1 failed, 1 timed out of 38  revision 5d2c9a1f  (issued 60s ago)');
+    expect(text).toContain('break-glass  36 stopped, 2 pending, 1 failed, 1 timed out of 38, attempt 3  revision 5d2c9a1f  (issued 60s ago)');
     expect(text).toContain('stop files written over ssh');
+    // The nodes a person may have to go to by hand, named with their error.
+    expect(text).toContain('prod-east-1-node-017: Permission denied (publickey)');
+    expect(text).toContain('prod-east-1-node-090: no result within 10s');
     expect(text).toMatch(/└── stage rest\n {6}no clusters\n$/);
   });
 

@@ -209,13 +209,19 @@ function clusterNode(c: ClusterStatus, stepsOfStage: number | undefined, o: Rend
   }
   const bg = c.breakGlass;
   if (bg) {
-    const counts = `${bg.nodesStopped ?? 0} stopped, ${bg.nodesFailed ?? 0} failed, ${bg.nodesTimedOut ?? 0} timed out${bg.nodesTargeted !== undefined ? ` of ${bg.nodesTargeted}` : ''}`;
+    const counts =
+      `${bg.nodesStopped ?? 0} stopped, ${bg.nodesPending ?? 0} pending, ${bg.nodesFailed ?? 0} failed, ${bg.nodesTimedOut ?? 0} timed out` +
+      `${bg.nodesTargeted !== undefined ? ` of ${bg.nodesTargeted}` : ''}${bg.inProgress ? ', writing' : ''}${(bg.attempts ?? 0) > 1 ? `, attempt ${bg.attempts}` : ''}`;
     const when = [bg.issuedAt ? `issued ${formatAge(bg.issuedAt, o.now)} ago` : '', bg.clearedAt ? `cleared ${formatAge(bg.clearedAt, o.now)} ago` : '']
       .filter(Boolean)
       .join(', ');
     children.push({
       line: `${paint(o.color, 'red', 'break-glass')}  ${counts}${bg.revision ? `  revision ${bg.revision}` : ''}${when ? `  (${when})` : ''}`,
-      notes: bg.message ? [paint(o.color, 'dim', bg.message)] : [],
+      notes: [
+        ...(bg.message ? [paint(o.color, 'dim', bg.message)] : []),
+        // The nodes a person may have to go to by hand: at most 20 are kept in status.
+        ...(bg.failingNodes ?? []).map((f) => paint(o.color, 'red', `${f.node}: ${f.message ?? 'failed'}`)),
+      ],
     });
   }
   return { line: parts.join('  '), notes: c.message ? [paint(o.color, 'dim', c.message)] : [], children };

@@ -136,6 +136,12 @@ export function breakGlassStatus(): TelemetryRolloutStatus {
           nodesStopped: 36,
           nodesFailed: 1,
           nodesTimedOut: 1,
+          nodesPending: 2,
+          attempts: 3,
+          failingNodes: [
+            { node: 'prod-east-1-node-017', message: 'Permission denied (publickey)' },
+            { node: 'prod-east-1-node-090', message: 'no result within 10s' },
+          ],
           message: 'stop files written over ssh',
         },
       },
