@@ -534,7 +534,7 @@ class Scenario {
       if (since !== undefined && now - since >= this.cfg.unreachableAfterSeconds * 1000 && !this.stops.has(key(c, rev)))
         this.fail(
           '1 (a cluster down past unreachableAfterSeconds with the candidate on it gets a stop within one pass)',
-          `${c} down for ${(now - since) / 1000}s (threshold ${this.cfg.unreachableAfterSeconds}s) with ${labels.get(c)} nodes on ${rev}, phase ${before.phase}, and no stop of ours`,
+          `${c} down for ${(now - since) / 1000}s (threshold ${this.cfg.unreachableAfterSeconds}s) with ${labels.get(c)} nodes on ${rev}, phase ${before.phase}, and no stop of ours; status: ${JSON.stringify(st)}`,
         );
       const prev = before.clusters?.find((x) => x.name === c);
       if (prev?.breakGlass?.revision === rev && prev.breakGlass.issuedAt && !prev.breakGlass.clearedAt && !confirmed(prev)) {
@@ -568,8 +568,19 @@ class Scenario {
     if ((after.phase === 'RolledBack' || after.phase === 'Succeeded') && this.stops.size > 0)
       this.fail('3 (nothing of ours is stopped once the rollout is at rest)', `phase ${after.phase} with stops ${[...this.stops].join(', ')} in place`);
     if (after.phase === 'RolledBack') {
-      for (const c of CLUSTERS)
-        if (this.onCandidate(c) > 0) this.fail('4 (a rolled-back rollout leaves no node on the candidate)', `${c} has ${this.onCandidate(c)} nodes on it`);
+      // Rolled back means the stable collector (or none) everywhere: no node on the candidate, nor on a
+      // revision it superseded.
+      for (const c of CLUSTERS) {
+        const fake = this.w.cluster(c);
+        const stable = new Set(
+          [...fake.objects.values()]
+            .filter((o) => o.kind === 'DaemonSet' && o.metadata.labels?.[STABLE_LABEL] === 'true')
+            .map((o) => o.metadata.labels?.[OBJECT_REVISION_LABEL]),
+        );
+        const off = Object.entries(fake.labelCounts()).filter(([r]) => r !== '' && !stable.has(r));
+        if (off.length)
+          this.fail('4 (a rolled-back rollout leaves only the stable collector)', `${c} has nodes on ${off.map(([r, n]) => `${r} (${n})`).join(', ')}`);
+      }
     }
   }
 
@@ -577,8 +588,9 @@ class Scenario {
   private checkSteps(after: TelemetryRolloutStatus, phaseBefore: RolloutPhase, resumeAsked: boolean, rev: string): void {
     const history = after.history ?? [];
     for (const h of history.slice(this.seenHistory)) {
-      // A retry after a rollback (or a failure) starts the revision again from its first step.
-      if (h.reason === 'Retried' && (h.message ?? '').startsWith('retrying revision')) this.nextStep.clear();
+      // A retry after a rollback (or a failure) starts the revision again from its first step, and a new
+      // revision starts from its own.
+      if ((h.reason === 'Retried' && (h.message ?? '').startsWith('retrying revision')) || h.reason === 'RevisionStarted') this.nextStep.clear();
       if (h.reason !== 'StepStarted' || !h.cluster) continue;
       const m = /step (\d+)\//.exec(h.message ?? '');
       const step = Number(m?.[1]);
