@@ -23,12 +23,6 @@ export function handleControls(p: Pass): void {
   const ann = p.rollout.metadata?.annotations ?? {};
   s.handledRequests ??= {};
 
-  const abort = ann[ABORT_ANNOTATION];
-  if (abort !== undefined && abort !== s.handledRequests.abort) {
-    s.handledRequests.abort = abort;
-    if (nextRolloutPhase(s.phase ?? 'Pending', 'Abort')) startRollback(p, 'Abort', REASON.Aborted, `aborted by request ${JSON.stringify(abort)}`);
-  }
-
   const retry = ann[RETRY_ANNOTATION];
   if (retry !== undefined && retry !== s.handledRequests.retry) {
     s.handledRequests.retry = retry;
@@ -58,6 +52,14 @@ export function handleControls(p: Pass): void {
       p.rolloutEvent('Retry');
       p.record('Normal', REASON.Retried, 'retrying after the gate pause; failure counts reset');
     }
+  }
+
+  // After the retry: an abort and a retry read in the same pass end rolled back (the safe one wins,
+  // whichever came first), not restarted.
+  const abort = ann[ABORT_ANNOTATION];
+  if (abort !== undefined && abort !== s.handledRequests.abort) {
+    s.handledRequests.abort = abort;
+    if (nextRolloutPhase(s.phase ?? 'Pending', 'Abort')) startRollback(p, 'Abort', REASON.Aborted, `aborted by request ${JSON.stringify(abort)}`);
   }
 
   const promote = ann[PROMOTE_ANNOTATION];

@@ -34,8 +34,13 @@ export async function connect(p: Pass): Promise<void> {
   }
 }
 
-/** Whether the candidate runs on some of the cluster's nodes. */
-export const runsCandidate = (c: ClusterStatus): boolean => (c.nodesUpdated ?? 0) > 0 && c.phase !== 'RolledBack';
+/**
+ * Whether the candidate may run on some of the cluster's nodes: status counts some, or a step has begun
+ * (a pass that labelled nodes may have died before its status write, so the count can lag the nodes;
+ * the inventory, saved before that write, has them).
+ */
+export const runsCandidate = (c: ClusterStatus): boolean =>
+  c.phase !== 'RolledBack' && c.phase !== 'Pending' && c.phase !== 'Preflight' && ((c.nodesUpdated ?? 0) > 0 || (c.stepPercent ?? 0) > 0);
 
 /**
  * Probes reachability of every cluster running the candidate (or moving towards it), arms break-glass
@@ -52,7 +57,8 @@ export async function observeClusters(p: Pass): Promise<void> {
   if (!entry.probesReachability && !afterSuccess) return;
   const gates = p.rollout.spec.gates;
   // A cluster still marked unreachable is probed too, so the mark cannot go stale (rollback waits on it).
-  const watched = (s.clusters ?? []).filter((c) => isActive(c.phase) || runsCandidate(c) || c.reachable === false);
+  // So is one marked as refusing its credentials: the mark must be able to clear once the Secret is mended.
+  const watched = (s.clusters ?? []).filter((c) => isActive(c.phase) || runsCandidate(c) || c.reachable === false || c.credentialsInvalidSince !== undefined);
   // Every probe at once (bounded): a probe of a dead API server takes its whole timeout, and one dead
   // cluster must not hold up the detection, or the break-glass, of another.
   const probes = new Map(

@@ -139,30 +139,46 @@ async function preflight(p: Pass, c: ClusterStatus, client: ClusterClient, stage
 async function finalize(p: Pass): Promise<void> {
   const s = p.status;
   const ns = p.rollout.spec.collector.namespace;
-  const pending: string[] = [];
-  for (const c of s.clusters ?? []) {
-    const client = p.clients.get(c.name);
-    if (!client) {
-      pending.push(c.name);
-      continue;
-    }
-    try {
-      for (const obj of revisionObjects(p.rollout, p.revision, true)) await client.apply(obj);
-      for (const d of await client.listCollectorDaemonSets(ns, p.rolloutLabel)) {
-        if (d.revision !== p.revision) for (const ref of revisionRefs(ns, d.revision)) await client.delete(ref);
-      }
-    } catch (err) {
-      pending.push(`${c.name} (${errorMessage(err)})`);
-    }
-  }
+  // Two rounds over the fleet. The candidate becomes stable on every cluster first; older revisions are
+  // deleted only once that holds everywhere. A cluster that cannot be reached in between (and a rollback
+  // that follows) then still finds the revision it rolls back to in place on every other cluster.
+  const stable = await eachCluster(p, async (client) => {
+    for (const obj of revisionObjects(p.rollout, p.revision, true)) await client.apply(obj);
+  });
+  const pending =
+    stable.length > 0
+      ? stable
+      : await eachCluster(p, async (client) => {
+          for (const d of await client.listCollectorDaemonSets(ns, p.rolloutLabel)) {
+            if (d.revision !== p.revision) for (const ref of revisionRefs(ns, d.revision)) await client.delete(ref);
+          }
+        });
   if (pending.length) {
-    s.message = `all clusters on ${p.revision}; finishing cleanup on ${pending.join(', ')}`;
+    s.message = `all clusters on ${p.revision}; finishing ${stable.length ? 'making it stable' : 'cleanup'} on ${pending.join(', ')}`;
     p.requeue(10_000);
     return;
   }
   p.rolloutEvent('AllClustersSucceeded', REASON.Succeeded);
   s.completedAt = iso(p.now);
   p.record('Normal', REASON.Succeeded, `revision ${p.revision} is on every node of ${s.clusters?.length ?? 0} clusters`);
+}
+
+/** Runs `fn` on every cluster's client; returns the clusters where it could not (no client, or an error). */
+async function eachCluster(p: Pass, fn: (client: ClusterClient) => Promise<void>): Promise<string[]> {
+  const pending: string[] = [];
+  for (const c of p.status.clusters ?? []) {
+    const client = p.clients.get(c.name);
+    if (!client) {
+      pending.push(c.name);
+      continue;
+    }
+    try {
+      await fn(client);
+    } catch (err) {
+      pending.push(`${c.name} (${errorMessage(err)})`);
+    }
+  }
+  return pending;
 }
 
 /** How often a failed transport check is repeated while the cluster waits in Preflight. */

@@ -8,7 +8,7 @@ import { REASON } from './conditions.js';
 import { isAuthenticationError, isOverloadError } from '../util/errors.js';
 import { maybeBreakGlass } from './breakglass.js';
 import { markCredentialsInvalid } from './credentials.js';
-import { revisionRefs, sharedObjects } from './desired.js';
+import { revisionObjects, revisionRefs, sharedObjects } from './desired.js';
 import { REVISION_LABEL, type NodeInfo } from './interfaces.js';
 import { isActive, isTouched, rolloutCapabilities, type RolloutEvent } from './machine.js';
 import { runsCandidate } from './observe.js';
@@ -83,12 +83,17 @@ async function rollBackCluster(p: Pass, c: ClusterStatus): Promise<RollbackOutco
     p.record('Warning', REASON.ClusterRollingBack, `${c.name}: rolling back to ${c.previousRevision || 'no collector'}`, c.name);
   }
   try {
+    const owned = await client.listCollectorDaemonSets(ns, p.rolloutLabel);
     if (c.previousRevision === undefined) {
       // Never learned (its preflight did not get that far, or a status from an older operator): learn
       // it now. Relabelling and, above all, deleting the shared objects depend on it: "no collector
       // before" must never be assumed of a cluster that runs a stable one.
-      const owned = await client.listCollectorDaemonSets(ns, p.rolloutLabel);
       c.previousRevision = owned.find((d) => d.stable && d.revision !== p.revision)?.revision ?? '';
+    }
+    if (!p.deferredRevision && owned.some((d) => d.revision === p.revision && d.stable)) {
+      // A finalize that reached this cluster but not every cluster made the candidate stable here: it
+      // would take back every node the rollback unlabels. It goes back to covering its own label only.
+      for (const obj of revisionObjects(p.rollout, p.revision, false)) await client.apply(obj);
     }
     const nodes = await client.listNodes();
     let left = nodes.filter((n) => n.labels[REVISION_LABEL] === p.revision).length;
