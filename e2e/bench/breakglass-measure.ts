@@ -151,10 +151,10 @@ export async function measureBreakGlass(opts: MeasureOptions): Promise<BreakGlas
   if (filesOnDisk !== undefined) figures.filesOnDisk = filesOnDisk;
   if (clearMs !== undefined) figures.clearMs = Math.round(clearMs);
   if (cpu0 !== undefined && cpu1 !== undefined && cpu1 > cpu0 && opts.nodes.length > 0) {
-    figures.childCpuMsPerNode = Math.round((cpu1 - cpu0) / opts.nodes.length);
+    figures.childCpuMsPerNode = Math.round(((cpu1 - cpu0) / opts.nodes.length) * 10) / 10;
   }
   if (server0 !== undefined && server1 !== undefined && opts.nodes.length > 0) {
-    figures.serverCpuMsPerNode = Math.round((server1 - server0) / opts.nodes.length);
+    figures.serverCpuMsPerNode = Math.round(((server1 - server0) / opts.nodes.length) * 10) / 10;
   }
   return figures;
 }
