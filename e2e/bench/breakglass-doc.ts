@@ -47,7 +47,7 @@ function cpu(t: TransportRound): string {
 
 function phaseRow(p: PhaseRound): string {
   const within = p.allRunningStopped && p.filesOnDisk === p.nodesInventoried ? (p.triggerToAllStoppedMs <= GOAL_MS ? 'yes' : 'no') : 'no (not all stopped)';
-  return `| ${p.phase} | ${p.transport} | ${p.nodes} | ${p.concurrency} | ${p.nodesInventoried} / ${p.nodesRunningCandidate} | ${seconds(p.triggerToAllStoppedMs)} | ${seconds(p.passMs)} | ${p.filesNamingRevision}/${p.nodesInventoried} | ${within} | ${p.rolloutPhaseAfter} |`;
+  return `| ${p.phase} | ${p.transport} | ${p.nodes} | ${p.concurrency} | ${p.nodesInventoried} / ${p.nodesRunningCandidate} | ${seconds(p.triggerToAllStoppedMs)} | ${seconds(p.passMs)}${p.inProgressAfterPass ? ' (in progress)' : ''} | ${seconds(p.attemptEndMs)} | ${p.filesNamingRevision}/${p.nodesInventoried} | ${p.nodesPendingAfter} | ${within} | ${p.rolloutPhaseAfter} |`;
 }
 
 /** The generated section, markers included. */
@@ -59,10 +59,12 @@ export function renderBreakGlassSection(r: BreakGlassResults): string {
       (e.note ? ` ${e.note}` : ''),
   );
   out.push('');
-  out.push('Each transport writes (then clears) the revision-scoped stop file on N nodes; every file is then looked for on disk. "All stopped" is');
-  out.push("from the transport's call to the last node's outcome. The ssh rounds run the real ssh client against one real loopback sshd");
-  out.push('standing for all N nodes (a distinct remote path per node): one sshd on these cores serving every connection is the bottleneck,');
-  out.push("where a real fleet has one sshd per node. CPU per connection: the transport's child processes (ssh, or the exec shell and its");
+  out.push('Each transport writes (then clears) the stop file `auto-<revision>` in the stop directory of N nodes; every file is then looked for on');
+  out.push('disk. "All stopped" is from the transport\'s call to the last node\'s outcome. The ssh rounds run the real ssh client against');
+  out.push('one real loopback sshd standing for all N nodes (a distinct root directory per node): one sshd on these cores serving every');
+  out.push(
+    "connection is the bottleneck, where a real fleet has one sshd per node. CPU per connection: the transport's child processes (ssh, or the exec shell and its",
+  );
   out.push('commands) and, for ssh, sshd with the sessions it forked.');
   out.push('');
   out.push('| transport | nodes | concurrency | all stopped | per node p50 / p95 | on disk | cleared | CPU per connection |');
@@ -81,14 +83,18 @@ export function renderBreakGlassSection(r: BreakGlassResults): string {
     out.push('');
     out.push("In the rollout, through the real reconciler (the unit tests' fake target cluster and fake clock, the real `TransportBreakGlass`");
     out.push('actuator over the real transport, files on disk): the trigger is the pass at which the API server has been unreachable for');
-    out.push('`unreachableAfterSeconds`; the figure runs, in real time, to the last inventoried node\'s stop file found on disk. "Inventoried /');
-    out.push('running": nodes the stored inventory lists with the revision (the files expected) and nodes the candidate\'s agents actually ran');
-    out.push('on (in `RollingBack` the inventory still lists the nodes already relabelled back; their files are harmless, being revision-scoped).');
+    out.push('`unreachableAfterSeconds`. That pass starts the fan-out in the background and returns ("the pass"; "in progress": the status');
+    out.push('said so after it); the figure runs, in real time, to the last targeted node\'s stop file found on disk; "attempt ended" is when');
+    out.push('the actuator had every outcome and had closed the transport; "pending" is `nodesPending` in the status of the next pass, which');
+    out.push('reads the outcome. "Targeted / running": nodes the actuator targets from the stored inventory (labelled with the revision, or');
+    out.push("with a pod of it in the last pod list: the stop files expected) and nodes the candidate's agents actually ran on. The rollback");
+    out.push('records the inventory after every relabel batch, but lists the pods at most every 30 s, so in `RollingBack` nodes');
+    out.push('relabelled since the last pod list are still targeted (an agent outlives its relabel until it exits).');
     out.push('');
     out.push(
-      '| phase | transport | nodes | concurrency | inventoried / running | trigger → all stopped | of which the pass | files naming the revision | ≤ 10 s | rollout phase after |',
+      '| phase | transport | nodes | concurrency | targeted / running | trigger → all stopped | of which the pass | attempt ended | files naming the revision | pending | ≤ 10 s | rollout phase after |',
     );
-    out.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+    out.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
     for (const p of r.phases) out.push(phaseRow(p));
   }
   const m = r.sshModel;

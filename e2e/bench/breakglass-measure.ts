@@ -19,10 +19,10 @@ export interface MeasureOptions {
   /** Monotonic milliseconds (default performance.now). */
   now?: () => number;
   /**
-   * Whether a node's stop file is on disk, checked after the write (not timed): a transport's `ok` is
-   * its own word, this is what an agent would find.
+   * Whether a node's stop file `file` (`auto-<revision>`, in the stop directory) is on disk, checked
+   * after the write (not timed): a transport's `ok` is its own word, this is what an agent would find.
    */
-  onDisk?: (node: NodeTarget) => Promise<boolean>;
+  onDisk?: (node: NodeTarget, file: string) => Promise<boolean>;
   /** CPU ms of the server side so far (sshd and its children), for the ssh rounds. */
   serverCpuMs?: () => number | undefined;
 }
@@ -116,7 +116,7 @@ export async function measureBreakGlass(opts: MeasureOptions): Promise<BreakGlas
   const cpu1 = childCpuMs();
   let filesOnDisk: number | undefined;
   if (opts.onDisk) {
-    const found = await Promise.all(opts.nodes.map((n) => opts.onDisk!(n)));
+    const found = await Promise.all(opts.nodes.map((n) => opts.onDisk!(n, file)));
     filesOnDisk = found.filter(Boolean).length;
   }
   // Read after the disk check: sshd reaps a connection's process a moment after the client has exited.

@@ -65,6 +65,9 @@ export interface PhaseRound {
   nodesRunningCandidate: number;
   triggerToAllStoppedMs: number;
   passMs: number;
+  inProgressAfterPass: boolean;
+  attemptEndMs: number;
+  nodesPendingAfter: number;
   filesOnDisk: number;
   filesNamingRevision: number;
   allRunningStopped: boolean;
@@ -158,9 +161,20 @@ export function parseResults(text: string): BreakGlassResults {
   );
   list(r.phases, 'phases').forEach((p, i) =>
     need(p, `phases[${i}]`, {
-      num: ['nodes', 'concurrency', 'nodesInventoried', 'nodesRunningCandidate', 'triggerToAllStoppedMs', 'passMs', 'filesOnDisk', 'filesNamingRevision'],
+      num: [
+        'nodes',
+        'concurrency',
+        'nodesInventoried',
+        'nodesRunningCandidate',
+        'triggerToAllStoppedMs',
+        'passMs',
+        'attemptEndMs',
+        'nodesPendingAfter',
+        'filesOnDisk',
+        'filesNamingRevision',
+      ],
       str: ['phase', 'transport', 'rolloutPhaseAfter', 'clusterPhaseAfter', 'statusMessage'],
-      bool: ['allRunningStopped'],
+      bool: ['allRunningStopped', 'inProgressAfterPass'],
     }),
   );
   if (r.sshModel !== undefined) {

@@ -1,6 +1,6 @@
 /**
  * What the break-glass benchmark's rounds share: node lists, the exec transport's command for a
- * machine where every node is a directory, where each node's stop file lands on disk, and the CRD's
+ * machine where every node is a directory, where each node's stop file (`<stop directory>/auto-<rev>`) lands on disk, and the CRD's
  * default transport concurrency (read from the CRD, so the figures follow the default if it changes).
  */
 import { access } from 'node:fs/promises';
@@ -21,33 +21,38 @@ export function benchNodes(n: number, revision = 'bench000000'): NodeInfo[] {
 }
 
 /**
- * The shell script the exec rounds run once per node, as the exec transport's contract asks: `$1` is the
- * stop file's path, `$2` the action; a write puts stdin there atomically (temp file in the same directory,
- * then rename); a clear removes it, and with `TRO_IF_REVISION` set only when the file names that revision
- * (otherwise it prints the left-in-place marker and succeeds).
+ * The shell script the exec rounds run once per node, as the exec transport's contract asks (the table in
+ * docs/operations.md): `$1` is the node's stop directory, `$2` the stop file's name in it, `$3` the action.
+ * A write puts stdin there atomically (a temp file in the same directory whose name starts with `.`, which
+ * the agent skips, then rename); a clear removes the named file, and with `TRO_IF_REVISION` set only when
+ * it names that revision (otherwise it prints the left-in-place marker and succeeds). The legacy single
+ * file is the contract's optional part and is left alone; `list` is refused (the benchmark never lists,
+ * and a command must not treat an action it does not know as a write).
  */
 export const EXEC_SCRIPT = [
-  'p="$1"',
-  'if [ "$2" = clear ]; then',
-  '  [ -e "$p" ] || exit 0',
-  `  if [ -n "$TRO_IF_REVISION" ] && ! grep -qF "\\"revision\\":\\"$TRO_IF_REVISION\\"" "$p"; then echo ${LEFT_IN_PLACE_MARKER}; exit 0; fi`,
-  '  exec rm -f -- "$p"',
-  'fi',
-  'mkdir -p -- "$(dirname -- "$p")" && cat > "$p.tmp.$$" && mv -f -- "$p.tmp.$$" "$p"',
+  'd="$1"; f="$2"; p="$d/$f"',
+  'case "$3" in',
+  '  write) mkdir -p -- "$d" && cat > "$d/.$f.tmp.$$" && exec mv -f -- "$d/.$f.tmp.$$" "$p" ;;',
+  '  clear)',
+  '    [ -e "$p" ] || exit 0',
+  `    if [ -n "$TRO_IF_REVISION" ] && ! grep -qF "\\"revision\\":\\"$TRO_IF_REVISION\\"" "$p"; then echo ${LEFT_IN_PLACE_MARKER}; exit 0; fi`,
+  '    exec rm -f -- "$p" ;;',
+  '  *) echo "tro-bench-exec: action $3 not supported" >&2; exit 2 ;;',
+  'esac',
 ].join('\n');
 
 /**
  * The exec transport's argv template for nodes that are directories under `rootDir`: `sh -c` with
- * {@link EXEC_SCRIPT}, the node's stop-file path and the action. A real child process per node (sh, plus
- * the mkdir, cat and mv it runs), like a site's wrapper script would be.
+ * {@link EXEC_SCRIPT}, the node's stop directory, the file's name and the action. A real child process per
+ * node (sh, plus the mkdir, cat and mv it runs), like a site's wrapper script would be.
  */
 export function execCommand(rootDir: string): string[] {
-  return ['sh', '-c', EXEC_SCRIPT, 'tro-bench-exec', `${rootDir}/{{node}}{{path}}`, '{{action}}'];
+  return ['sh', '-c', EXEC_SCRIPT, 'tro-bench-exec', `${rootDir}/{{node}}{{dir}}`, '{{file}}', '{{action}}'];
 }
 
-/** Where the stop file of `node` lands when nodes are directories under `rootDir` (local and exec rounds). */
-export function stopFileOnDisk(rootDir: string, node: string, stopFilePath: string): string {
-  return join(rootDir, node, stopFilePath);
+/** Where stop file `file` of `node` lands when nodes are directories under `rootDir` (local and exec rounds). */
+export function stopFileOnDisk(rootDir: string, node: string, stopDirectory: string, file: string): string {
+  return join(rootDir, node, stopDirectory, file);
 }
 
 /** Whether a file exists. */
@@ -60,9 +65,9 @@ export async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** A checker for {@link measureBreakGlass}'s `onDisk`: the node's stop file under `rootDir`. */
-export function onDiskUnder(rootDir: string, stopFilePath: string): (node: NodeTarget) => Promise<boolean> {
-  return (node) => exists(stopFileOnDisk(rootDir, node.name, stopFilePath));
+/** A checker for {@link measureBreakGlass}'s `onDisk`: the node's stop file `file` in `stopDirectory` under `rootDir`. */
+export function onDiskUnder(rootDir: string, stopDirectory: string): (node: NodeTarget, file: string) => Promise<boolean> {
+  return (node, file) => exists(stopFileOnDisk(rootDir, node.name, stopDirectory, file));
 }
 
 /** `spec.breakGlass.transport.concurrency`'s default in the CRD. */

@@ -36,7 +36,7 @@ import { measureBreakGlass, processTreeCpuMs, quantile, type BreakGlassFigures, 
 import { concurrencyFor, modelFleet } from './breakglass-model.js';
 import { measurePhase } from './breakglass-phase.js';
 import { writeResults, type BreakGlassResults, type SshModel, type TransportRound } from './breakglass-results.js';
-import { benchNodes, defaultTransportConcurrency, execCommand, exists, onDiskUnder, stopFileOnDisk } from './breakglass-setup.js';
+import { benchNodes, defaultTransportConcurrency, execCommand, onDiskUnder } from './breakglass-setup.js';
 
 function arg(name: string, fallback: string): number[] {
   const i = process.argv.indexOf(`--${name}`);
@@ -109,12 +109,12 @@ try {
   for (const n of arg('local', '200')) {
     const rootDir = join(work, `local-${n}`);
     const transport = new LocalTransport({ rootDir, concurrency });
-    await round('fleet', transport, 10, { nodes: benchNodes(n), onDisk: onDiskUnder(rootDir, transport.stopFilePath) });
+    await round('fleet', transport, 10, { nodes: benchNodes(n), onDisk: onDiskUnder(rootDir, transport.stopDirectory) });
   }
   for (const n of arg('exec', '200')) {
     const rootDir = join(work, `exec-${n}`);
     const transport = new ExecTransport({ command: execCommand(rootDir), concurrency });
-    await round('fleet', transport, 10, { nodes: benchNodes(n), onDisk: onDiskUnder(rootDir, transport.stopFilePath) });
+    await round('fleet', transport, 10, { nodes: benchNodes(n), onDisk: onDiskUnder(rootDir, transport.stopDirectory) });
   }
 
   let perConnectionMs: number[] = [];
@@ -128,6 +128,7 @@ try {
         const dir = join(work, `ssh-${purpose}-${n}`);
         // 30 s per node, not the default 10: one sshd serving every connection queues them, and the
         // round is to measure how long that takes, not to time nodes out.
+        // Each node's root is a directory of its own under `dir`; the stop directory is the default one inside it.
         const transport = new SshTransport({
           user: sshd.user,
           port: sshd.port,
@@ -135,11 +136,11 @@ try {
           knownHostsPath: sshd.knownHostsPath,
           concurrency: c,
           timeoutSeconds: 30,
-          remotePathFor: (node) => stopFileOnDisk(dir, node.name, '/var/run/telemetry-rollout/stop'),
+          remoteRootFor: (node) => join(dir, node.name),
         });
         return round(purpose, transport, 30, {
           nodes: benchNodes(n),
-          onDisk: (node) => exists(stopFileOnDisk(dir, node.name, '/var/run/telemetry-rollout/stop')),
+          onDisk: onDiskUnder(dir, transport.stopDirectory),
           serverCpuMs: () => processTreeCpuMs(sshd.pid),
         });
       };
