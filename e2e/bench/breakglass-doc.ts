@@ -3,6 +3,7 @@
  * section between {@link BREAKGLASS_BEGIN} and {@link BREAKGLASS_END} is generated (`npm run bench:docs`)
  * and a unit test fails when it differs from what the results say, so no figure there is typed by hand.
  */
+import { POD_LIST_INTERVAL_MS } from '../../operator/src/rollout/pass.js';
 import type { BreakGlassResults, PhaseRound, TransportRound } from './breakglass-results.js';
 import { RESULTS_FILE } from './breakglass-results.js';
 
@@ -85,10 +86,11 @@ export function renderBreakGlassSection(r: BreakGlassResults): string {
     out.push('actuator over the real transport, files on disk): the trigger is the pass at which the API server has been unreachable for');
     out.push('`unreachableAfterSeconds`. That pass starts the fan-out in the background and returns ("the pass"; "in progress": the status');
     out.push('said so after it); the figure runs, in real time, to the last targeted node\'s stop file found on disk; "attempt ended" is when');
-    out.push('the actuator had every outcome and had closed the transport; "pending" is `nodesPending` in the status of the next pass, which');
+    out.push('the actuator had every outcome and had closed the transport (measured once the last file was seen, so equal figures mean it had');
+    out.push('ended by then or within the millisecond); "pending" is `nodesPending` in the status of the next pass, which');
     out.push('reads the outcome. "Targeted / running": nodes the actuator targets from the stored inventory (labelled with the revision, or');
     out.push("with a pod of it in the last pod list: the stop files expected) and nodes the candidate's agents actually ran on. The rollback");
-    out.push('records the inventory after every relabel batch, but lists the pods at most every 30 s, so in `RollingBack` nodes');
+    out.push(`records the inventory after every relabel batch, but lists the pods at most every ${POD_LIST_INTERVAL_MS / 1000} s, so in \`RollingBack\` nodes`);
     out.push('relabelled since the last pod list are still targeted (an agent outlives its relabel until it exits).');
     out.push('');
     out.push(

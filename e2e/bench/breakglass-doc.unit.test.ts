@@ -27,6 +27,10 @@ describe('docs/benchmarks.md: the break-glass figures', () => {
     for (const p of r.phases) {
       expect(p.filesOnDisk).toBeLessThanOrEqual(p.nodesInventoried);
       expect(p.nodesRunningCandidate).toBeLessThanOrEqual(p.nodesInventoried);
+      // The pass only starts the fan-out: it is part of the time to the files, and the attempt ends after it.
+      expect(p.passMs).toBeLessThanOrEqual(p.triggerToAllStoppedMs);
+      expect(p.passMs).toBeLessThanOrEqual(p.attemptEndMs);
+      expect(p.nodesPendingAfter).toBeLessThanOrEqual(p.nodesInventoried);
     }
     expect(r.sshModel?.defaultConcurrency).toBe(defaultTransportConcurrency());
   });
@@ -38,6 +42,9 @@ describe('docs/benchmarks.md: the break-glass figures', () => {
     const noModelWall = JSON.parse(resultsText()) as { sshModel: Record<string, unknown> };
     delete noModelWall.sshModel.wallMsAtDefault;
     expect(() => parseResults(JSON.stringify(noModelWall))).toThrow('sshModel.wallMsAtDefault');
+    const phaseFlag = JSON.parse(resultsText()) as { phases: Array<Record<string, unknown>> };
+    phaseFlag.phases[0]!.inProgressAfterPass = 'yes';
+    expect(() => parseResults(JSON.stringify(phaseFlag))).toThrow('phases[0].inProgressAfterPass: not a boolean');
   });
 
   it('show what the results say: a changed figure changes the section, and nothing outside the markers moves', () => {
