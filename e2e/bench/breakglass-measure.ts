@@ -18,6 +18,13 @@ export interface MeasureOptions {
   clear?: boolean;
   /** Monotonic milliseconds (default performance.now). */
   now?: () => number;
+  /**
+   * Whether a node's stop file `file` (`auto-<revision>`, in the stop directory) is on disk, checked
+   * after the write (not timed): a transport's `ok` is its own word, this is what an agent would find.
+   */
+  onDisk?: (node: NodeTarget, file: string) => Promise<boolean>;
+  /** CPU ms of the server side so far (sshd and its children), for the ssh rounds. */
+  serverCpuMs?: () => number | undefined;
 }
 
 /** Figures of one round. */
@@ -32,8 +39,9 @@ export interface BreakGlassFigures {
   ok: number;
   failed: number;
   timedOut: number;
-  /** Per-node durations of the write: median, 99th percentile, maximum. */
+  /** Per-node durations of the write: median, 95th and 99th percentile, maximum. */
   nodeP50Ms: number;
+  nodeP95Ms: number;
   nodeP99Ms: number;
   nodeMaxMs: number;
   /** Nodes written per second. */
@@ -44,28 +52,49 @@ export interface BreakGlassFigures {
    * wall times include the server side; this is the client's own cost.
    */
   childCpuMsPerNode?: number;
+  /** CPU time of the server side (sshd and the sessions it forked) per node, when `serverCpuMs` is given. */
+  serverCpuMsPerNode?: number;
+  /** Nodes whose stop file was found on disk after the write, when `onDisk` is given. */
+  filesOnDisk?: number;
+  /** Every node's write duration in ms, in input order (the model of the ssh fleet replays them). */
+  nodeMs: number[];
   /** The first few failure messages, to explain a bad round. */
   sampleFailures: string[];
 }
 
 /** The q-quantile (0..1) of sorted values, nearest rank. */
-function quantile(sorted: readonly number[], q: number): number {
+export function quantile(sorted: readonly number[], q: number): number {
   if (sorted.length === 0) return 0;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
 
-/** CPU ms of this process's reaped children (cutime + cstime of /proc/self/stat), or undefined off Linux. */
-export function childCpuMs(): number | undefined {
+/** The CPU fields of /proc/<pid>/stat in ms (utime, stime, cutime, cstime), or undefined off Linux. */
+function procCpu(pid: number | 'self'): [number, number, number, number] | undefined {
   try {
-    const stat = readFileSync('/proc/self/stat', 'utf8');
-    // Fields after the command name (which may contain spaces) start at field 3; cutime, cstime are 16, 17.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may contain spaces) start at field 3; utime..cstime are 14-17.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[13]) + Number(fields[14]);
     // USER_HZ is 100 on every Linux ABI Node runs on.
-    return Number.isFinite(ticks) ? ticks * 10 : undefined;
+    const ms = [10, 11, 12, 13].map((i) => Number(fields[i]) * 10) as [number, number, number, number];
+    return ms.every(Number.isFinite) ? ms : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** CPU ms of this process's reaped children (cutime + cstime of /proc/self/stat), or undefined off Linux. */
+export function childCpuMs(): number | undefined {
+  const c = procCpu('self');
+  return c && c[2] + c[3];
+}
+
+/**
+ * CPU ms of process `pid` and its reaped children (utime + stime + cutime + cstime): for sshd, which
+ * forks a process per connection and reaps it, the whole server side of the connections that ended.
+ */
+export function processTreeCpuMs(pid: number): number | undefined {
+  const c = procCpu(pid);
+  return c && c[0] + c[1] + c[2] + c[3];
 }
 
 /** Writes a stop file to every node through the transport (then clears it) and returns the figures. */
@@ -80,10 +109,18 @@ export async function measureBreakGlass(opts: MeasureOptions): Promise<BreakGlas
     issuedAt: new Date().toISOString(),
   });
   const cpu0 = childCpuMs();
+  const server0 = opts.serverCpuMs?.();
   const t0 = now();
   const outcomes: NodeOutcome[] = await opts.transport.write(opts.nodes, file, content);
   const writeMs = now() - t0;
   const cpu1 = childCpuMs();
+  let filesOnDisk: number | undefined;
+  if (opts.onDisk) {
+    const found = await Promise.all(opts.nodes.map((n) => opts.onDisk!(n, file)));
+    filesOnDisk = found.filter(Boolean).length;
+  }
+  // Read after the disk check: sshd reaps a connection's process a moment after the client has exited.
+  const server1 = opts.serverCpuMs?.();
   let clearMs: number | undefined;
   if (opts.clear ?? true) {
     const t1 = now();
@@ -101,6 +138,7 @@ export async function measureBreakGlass(opts: MeasureOptions): Promise<BreakGlas
     failed: c.failed,
     timedOut: c.timedOut,
     nodeP50Ms: quantile(durations, 0.5),
+    nodeP95Ms: quantile(durations, 0.95),
     nodeP99Ms: quantile(durations, 0.99),
     nodeMaxMs: durations.at(-1) ?? 0,
     nodesPerSecond: writeMs > 0 ? Math.round((opts.nodes.length / writeMs) * 1000) : 0,
@@ -108,10 +146,15 @@ export async function measureBreakGlass(opts: MeasureOptions): Promise<BreakGlas
       .filter((o) => o.result !== 'ok')
       .slice(0, 3)
       .map((o) => `${o.node}: ${o.result} ${o.message ?? ''}`),
+    nodeMs: outcomes.map((o) => o.durationMs),
   };
+  if (filesOnDisk !== undefined) figures.filesOnDisk = filesOnDisk;
   if (clearMs !== undefined) figures.clearMs = Math.round(clearMs);
   if (cpu0 !== undefined && cpu1 !== undefined && cpu1 > cpu0 && opts.nodes.length > 0) {
-    figures.childCpuMsPerNode = Math.round((cpu1 - cpu0) / opts.nodes.length);
+    figures.childCpuMsPerNode = Math.round(((cpu1 - cpu0) / opts.nodes.length) * 10) / 10;
+  }
+  if (server0 !== undefined && server1 !== undefined && opts.nodes.length > 0) {
+    figures.serverCpuMsPerNode = Math.round(((server1 - server0) / opts.nodes.length) * 10) / 10;
   }
   return figures;
 }

@@ -22,6 +22,8 @@ export const SSHD_PATH = '/usr/sbin/sshd';
 export interface LoopbackSshd {
   /** The port on 127.0.0.1. */
   port: number;
+  /** sshd's process id (the benchmark reads its CPU time, children included, from /proc). */
+  pid: number;
   /** The user to log in as (the current user). */
   user: string;
   /** A scratch directory (removed by stop()). */
@@ -147,6 +149,7 @@ export async function startLoopbackSshd(opts: { maxStartups?: number } = {}): Pr
     const privateKeyPem = await readFile(privateKeyPath, 'utf8');
     return {
       port,
+      pid: sshd.pid ?? 0,
       user,
       dir,
       privateKeyPath,
