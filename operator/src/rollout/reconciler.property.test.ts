@@ -9,7 +9,7 @@
  * sequence everything is healed and the rollout aborted: it must come to rest with nothing of ours left
  * stopped (recovery cannot wedge).
  *
- * Known bugs are narrowed out where they begin, each named in a KNOWN BUG A..E comment that says what to
+ * Known bugs are narrowed out where they begin, each named in a KNOWN BUG comment that says what to
  * remove once it is fixed.
  *
  * The seed is fixed so CI is reproducible. FC_SEED=<n> runs another one, FC_RUNS=<n> more or fewer
@@ -150,13 +150,6 @@ function confirmed(c: ClusterStatus | undefined): boolean {
   return (b.nodesFailed ?? 0) === 0 && (b.nodesTimedOut ?? 0) === 0 && (b.nodesStopped ?? 0) >= (b.nodesTargeted ?? 0);
 }
 
-/** KNOWN BUG B's precondition: a credentials mark on a cluster that observe no longer probes. */
-const staleCredentialsMark = (c: ClusterStatus): boolean =>
-  !!c.credentialsInvalidSince &&
-  !['Preflight', 'Progressing', 'Baking'].includes(c.phase ?? 'Pending') &&
-  !((c.nodesUpdated ?? 0) > 0 && c.phase !== 'RolledBack') &&
-  c.reachable !== false;
-
 /** One scenario: the world, the reconciler, and the model the invariants are checked against. */
 class Scenario {
   readonly w: World;
@@ -167,34 +160,6 @@ class Scenario {
   private readonly failing = new Set<ClusterName>();
   private readonly refusing = new Set<ClusterName>();
   private passes = 0;
-  /**
-   * KNOWN BUG A, "a rollback after a partial finalize wedges": set once the candidate is stable on some
-   * clusters while the rollout has not succeeded (see partiallyFinalized). From there any rollback — an
-   * abort, a gate failure, or the recovery after break-glass on the cluster that finalize could not reach —
-   * waits for ever for the candidate's agents to leave a cluster whose DaemonSet now takes every
-   * unlabelled node, and a stop issued meanwhile is never cleared. Until it is fixed the scenario stops
-   * injecting faults and controls at that point and only checks that, healed, the rollout finishes.
-   * Remove this (and its uses) to widen the property again.
-   */
-  knownBugA = false;
-  /**
-   * KNOWN BUG B, "a stale CredentialsInvalid mark wedges the rollback": set once a cluster is marked as
-   * refusing its credentials while in a phase observe does not probe (not moving, no node on the
-   * candidate, not marked unreachable — for example one that rollback just visited while its preflight
-   * was halted). Nothing checks its credentials again, so the mark outlives the mended Secret and
-   * rollback waits on it for ever. The scenario ends there (nothing after it but the known wedge).
-   * Remove this (and its uses) to widen the property again.
-   */
-  knownBugB = false;
-  /**
-   * KNOWN BUG C, "break-glass is blind to a batch whose status write was lost": a pass labels nodes and
-   * dies before its status write, so status.nodesUpdated undercounts the candidate's nodes until that
-   * cluster's next relabel pass, and observe arms break-glass only on nodesUpdated > 0. If the API
-   * server goes first (or the rollout halts first), those agents are never stopped. Until it is fixed,
-   * an API server does not go down while its status undercounts the nodes (see undercounted); the
-   * scenarios skipped so are counted. Remove this (and its uses) to widen the property again.
-   */
-  skippedForBugC = 0;
   /**
    * KNOWN BUG E, "a stop issued by a pass whose status write is lost is forgotten": unless a later pass
    * issues it again (and records it), nothing knows of it, so recovery never clears it and the agents
@@ -309,8 +274,6 @@ class Scenario {
   }
 
   async run(a: Action): Promise<void> {
-    // KNOWN BUGS A and B: the scenario ends where the bug begins.
-    if (this.knownBugA || this.knownBugB) return;
     this.trace.push(show(a));
     const fake = (c: ClusterName) => this.w.cluster(c);
     switch (a.t) {
@@ -318,7 +281,7 @@ class Scenario {
         await this.pass();
         return;
       case 'follow':
-        for (let i = 0; i < a.n && !this.knownBugA && !this.knownBugB; i++) {
+        for (let i = 0; i < a.n; i++) {
           const ms = await this.pass();
           this.tick(Math.min(Math.max(ms ?? 30_000, 1), 30_000));
         }
@@ -327,11 +290,6 @@ class Scenario {
         this.tick(a.s * 1000);
         return;
       case 'reach':
-        if (!a.up && this.undercounted(a.c)) {
-          this.trace.push('(skipped: known bug C)');
-          this.skippedForBugC++;
-          return;
-        }
         fake(a.c).reachable = a.up;
         // Back up: the next outage is a new one (a flap shorter than the hysteresis only makes the
         // reconciler's own count start earlier than this one).
@@ -339,14 +297,9 @@ class Scenario {
         return;
       case 'outage': {
         // The API server goes away for `s` seconds of passes (each at its requeue), then maybe comes back.
-        if (this.undercounted(a.c)) {
-          this.trace.push('(skipped: known bug C)');
-          this.skippedForBugC++;
-          return;
-        }
         fake(a.c).reachable = false;
         const end = this.w.clock.nowMs() + a.s * 1000;
-        while (this.w.clock.nowMs() < end && !this.knownBugA && !this.knownBugB) {
+        while (this.w.clock.nowMs() < end) {
           const ms = await this.pass();
           this.tick(Math.min(Math.max(ms ?? 30_000, 1), 30_000, end - this.w.clock.nowMs()) || 1);
         }
@@ -467,8 +420,6 @@ class Scenario {
     this.checkNothingLeftStopped(after);
     this.checkSteps(after, phaseBefore, resumeAsked, candidate);
     this.checkCauses(before, after, abortAsked);
-    if (after.phase !== 'Succeeded' && this.partiallyFinalized(candidate)) this.knownBugA = true;
-    if (after.clusters?.some(staleCredentialsMark)) this.knownBugB = true;
     return requeue;
   }
 
@@ -664,21 +615,6 @@ class Scenario {
     }
   }
 
-  /** KNOWN BUG C's precondition: status says fewer nodes of `c` run the candidate than do. */
-  private undercounted(c: ClusterName): boolean {
-    const st = this.status().clusters?.find((x) => x.name === c);
-    return !!st && (st.nodesUpdated ?? 0) < this.onCandidate(c);
-  }
-
-  /** Whether finalize made the candidate stable on some cluster (KNOWN BUG A's precondition). */
-  private partiallyFinalized(rev: string): boolean {
-    return CLUSTERS.some((c) =>
-      [...this.w.cluster(c).objects.values()].some(
-        (o) => o.kind === 'DaemonSet' && o.metadata.labels?.[OBJECT_REVISION_LABEL] === rev && o.metadata.labels[STABLE_LABEL] === 'true',
-      ),
-    );
-  }
-
   /** Counts what this scenario went through (from its history and the break-glass calls). */
   tally(into: Record<string, number>): void {
     const reasons = new Set((this.status().history ?? []).map((h) => h.reason));
@@ -710,8 +646,6 @@ class Scenario {
    * or Succeeded if it had finished) with nothing of ours stopped; the invariants are checked on the way.
    */
   async settle(): Promise<void> {
-    // KNOWN BUG B: what is left from here is the known wedge.
-    if (this.knownBugB) return;
     this.trace.push('| heal all, abort, drive');
     for (const c of CLUSTERS) {
       const f = this.w.cluster(c);
@@ -724,22 +658,12 @@ class Scenario {
     this.refusing.clear();
     this.bg.failingAttempts = 0;
     this.bg.emptyAttempts = 0;
-    // KNOWN BUG D, "an abort read with a retry is lost": the requests still pending are handled first,
-    // because a pass that reads an abort and a retry together applies the abort first (ignored in
-    // RolledBack, and remembered as handled) and then the retry, which restarts the rollout the later
-    // abort meant to stop. Drop this pass once the abort wins.
-    await this.pass();
-    // KNOWN BUG A: no abort once the candidate is stable somewhere; healed, the rollout must finish.
-    if (this.knownBugA) this.trace.push('(known bug A: rollout partially finalized; no abort)');
-    else {
-      this.annotate(ABORT_ANNOTATION);
-      this.abortAsked = true;
-    }
+    this.annotate(ABORT_ANNOTATION);
+    this.abortAsked = true;
     for (let i = 0; i < 400; i++) {
       const ms = await this.pass();
       const phase = this.status().phase;
       if (phase === 'RolledBack' || phase === 'Succeeded') {
-        if (this.knownBugA && phase !== 'Succeeded') this.fail('3 (recovery cannot wedge)', `partially finalized, healed, and ended ${phase}`);
         this.forgotten([...this.stops]);
         if (this.stops.size) this.fail('3 (nothing of ours is left stopped at rest)', [...this.stops].join(', '));
         return;
@@ -772,8 +696,8 @@ const reached: Record<string, number> = {
 /** What the scenarios must reach between them (a Failed rollout is too rare to require of every seed). */
 const REQUIRED = Object.keys(reached).filter((k) => k !== 'failed');
 
-/** How many scenarios met a known bug and were narrowed (see KNOWN BUG A, B, C and E in Scenario). */
-const narrowed = { bugA: 0, bugB: 0, bugC: 0, bugE: 0 };
+/** How many scenarios met a known bug and were narrowed (see KNOWN BUG E in Scenario). */
+const narrowed = { bugE: 0 };
 
 /** Passes run over all scenarios (for FC_STATS). */
 let totalPasses = 0;
@@ -795,9 +719,6 @@ describe('the reconciler under random faults and controls (property)', () => {
           for (const a of actions) await s.run(a);
           await s.settle();
           s.tally(reached);
-          if (s.knownBugA) narrowed.bugA++;
-          if (s.knownBugB) narrowed.bugB++;
-          if (s.skippedForBugC) narrowed.bugC++;
         },
       ),
       { seed: SEED, numRuns: RUNS, ...(process.env.FC_PATH ? { path: process.env.FC_PATH } : {}) },
