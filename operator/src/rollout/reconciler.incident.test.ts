@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { FakeBreakGlass, ScriptedGates } from '../../../testkit/operator/rollout/fakes.js';
 import { drive, phase, world } from '../../../testkit/operator/rollout/world.js';
-import { ABORT_ANNOTATION } from './reconciler.js';
+import { ABORT_ANNOTATION, RETRY_ANNOTATION } from './reconciler.js';
 
 /** The reasons in status.history, in order. */
 const reasons = (w: ReturnType<typeof world>) => (w.store.current().status?.history ?? []).map((h) => h.reason);
@@ -246,5 +246,53 @@ describe('RolloutReconciler: break-glass retried until confirmed', () => {
     );
     await drive(w, () => phase(w) === 'Succeeded');
     expect(bg!.checks).toEqual([]);
+  });
+
+  it('an abort and a retry read in the same pass end rolled back: the abort wins', async () => {
+    const w = world({ a: 4 }, { strategy: { stages: [{ name: 's', clusters: 1, nodeSteps: [100], bakeSeconds: 10 }] } });
+    await drive(w, (ro) => ro.status?.clusters?.[0]?.phase === 'Baking');
+    w.store.annotate(ABORT_ANNOTATION, 'a1');
+    await drive(w, () => phase(w) === 'RolledBack');
+    w.store.annotate(RETRY_ANNOTATION, 'r1');
+    w.store.annotate(ABORT_ANNOTATION, 'a2');
+    await drive(w, () => phase(w) === 'RolledBack' && w.store.current().status?.handledRequests?.abort === 'a2', { maxPasses: 200 });
+    await drive(w, () => phase(w) === 'RolledBack' || phase(w) === 'Succeeded');
+    expect(phase(w)).toBe('RolledBack');
+    expect(w.cluster('a').labelCounts()).toEqual({ '': 4 });
+  });
+
+  it('a rollback after a finalize that reached only some clusters completes: the stable candidate gives the unlabelled nodes back', async () => {
+    let bg: FakeBreakGlass | undefined;
+    const w = world(
+      { a: 2, b: 2 },
+      { strategy: { stages: [{ name: 's', clusters: 2, nodeSteps: [100], bakeSeconds: 10 }] }, breakGlass: { unreachableAfterSeconds: 30 } },
+      new ScriptedGates(),
+      {},
+      (f) => (bg = new FakeBreakGlass(f)),
+    );
+    // a goes down exactly when every cluster has succeeded: finalize reaches b, not a.
+    await drive(w, (ro) => (ro.status?.clusters ?? []).every((c) => c.phase === 'Succeeded'));
+    expect(phase(w)).toBe('Progressing');
+    w.cluster('a').reachable = false;
+    await w.make().reconcile('default/r');
+    const stableOn = (c: string) =>
+      [...w.cluster(c).objects.values()].some(
+        (o) =>
+          o.kind === 'DaemonSet' &&
+          o.metadata.labels?.['telemetry.rollout.dev/collector-revision'] === w.store.current().status?.revision &&
+          o.metadata.labels?.['telemetry.rollout.dev/stable'] === 'true',
+      );
+    // The half-done finalize this test is about: the candidate is stable on b only.
+    expect([stableOn('a'), stableOn('b'), phase(w)]).toEqual([false, true, 'Progressing']);
+    await drive(w, () => phase(w) !== 'Progressing', { maxPasses: 500 });
+    w.store.annotate(ABORT_ANNOTATION, 'stop');
+    w.cluster('a').reachable = true;
+    await drive(w, () => phase(w) === 'RolledBack', { maxPasses: 2000 });
+    for (const c of ['a', 'b']) expect(w.cluster(c).labelCounts()).toEqual({ '': 2 });
+    // Nothing of the candidate runs anywhere, and any stop issued meanwhile was cleared.
+    const rev = w.store.current().status!.revision!;
+    for (const c of ['a', 'b']) expect([...w.cluster(c).placement().values()].filter((r) => r === rev)).toEqual([]);
+    const issued = bg!.calls.filter((c) => c.op === 'issue').length;
+    expect(bg!.calls.filter((c) => c.op === 'clear').length).toBe(issued > 0 ? 1 : 0);
   });
 });
