@@ -8,6 +8,8 @@ import { REVISION_LABEL, type NodeInfo } from '../rollout/interfaces.js';
 import { MemoryInventoryStore } from '../../../testkit/operator/breakglass/inventory.js';
 import { ScriptedTransport } from '../../../testkit/operator/breakglass/transport.js';
 import { MAX_FAILING_NODES, TransportBreakGlass } from './actuator.js';
+import { ConfigMapStopLedger } from './stopledger.js';
+import { FakeConfigMaps } from '../../../testkit/operator/breakglass/configmaps.js';
 import { parseStopFile } from './stopfile.js';
 
 const REV = 'abcdef0123';
@@ -23,13 +25,14 @@ const node = (name: string, labels: Record<string, string> = { [REVISION_LABEL]:
 function rig(nodes: NodeInfo[]) {
   const store = new MemoryInventoryStore();
   const transport = new ScriptedTransport();
+  const ledger = new ConfigMapStopLedger({ api: new FakeConfigMaps(), namespace: 'default' });
   const bg = new TransportBreakGlass(
-    { inventory: () => store, secrets: () => ({ readSecretKey: async () => '' }) },
+    { inventory: () => store, secrets: () => ({ readSecretKey: async () => '' }), ledger: () => ledger },
     new SystemClock(),
     undefined,
     async () => transport,
   );
-  return { store, transport, bg, ready: bg.record(rollout, 'c1', nodes) };
+  return { store, transport, bg, ledger, ready: bg.record(rollout, 'c1', nodes) };
 }
 
 describe('TransportBreakGlass', () => {
@@ -146,5 +149,24 @@ describe('TransportBreakGlass', () => {
     const ssh = { ...rollout, spec: { breakGlass: { transport: { type: 'ssh' } } } } as unknown as TelemetryRollout;
     // ssh with no inventory: the check fails and says why (it never passes by default).
     expect(await r.bg.check(ssh, 'unknown-cluster')).toEqual({ ok: false, message: expect.stringContaining('no node inventory of unknown-cluster') });
+  });
+
+  it('the stop ledger holds a stop from its first attempt until it is cleared', async () => {
+    const r = rig([node('n1')]);
+    await r.ready;
+    await r.bg.issue(rollout, 'c1', REV, 'unreachable', { issuedAt: '2026-01-02T03:04:05.000Z' });
+    await r.bg.settled();
+    expect(await r.bg.owed(rollout, 'c1')).toEqual([REV]);
+    expect(await r.ledger.owed('default/r', 'c1')).toEqual({ [REV]: '2026-01-02T03:04:05.000Z' });
+    // A new process (a restart) still knows what is owed.
+    const again = new TransportBreakGlass(
+      { inventory: () => r.store, secrets: () => ({ readSecretKey: async () => '' }), ledger: () => r.ledger },
+      new SystemClock(),
+      undefined,
+      async () => r.transport,
+    );
+    expect(await again.owed(rollout, 'c1')).toEqual([REV]);
+    expect(await again.clear(rollout, 'c1', REV)).toMatchObject({ ok: true });
+    expect(await r.bg.owed(rollout, 'c1')).toEqual([]);
   });
 });

@@ -14,18 +14,27 @@ import { clearBreakGlass, issueBreakGlass, KubeSecretReader, selectTargets, tran
 import type { BreakGlassTransport, NodeOutcome } from './transport.js';
 import { SshTransport } from './ssh.js';
 import { ConfigMapInventoryStore } from './configmapstore.js';
+import { ConfigMapStopLedger, type StopLedger } from './stopledger.js';
 import { makeInventory, type InventoryStore } from './inventory.js';
 
-/** Where inventories and ssh Secrets are read for a namespace. */
+/** Where inventories, the stop ledger and ssh Secrets are read for a namespace. */
 export interface BreakGlassBackends {
   inventory(namespace: string): InventoryStore;
   secrets(namespace: string): SecretKeyReader;
+  /** The record of stops issued and not cleared; without it, status is the only record. */
+  ledger?(namespace: string): StopLedger;
 }
 
 /** Backends on the management cluster: ConfigMap inventories and Secret-sourced ssh credentials. */
 export function kubeBackends(kc: KubeConfig): BreakGlassBackends {
   const stores = new Map<string, InventoryStore>();
+  const ledgers = new Map<string, StopLedger>();
   return {
+    ledger: (namespace) => {
+      let l = ledgers.get(namespace);
+      if (!l) ledgers.set(namespace, (l = new ConfigMapStopLedger({ api: kc, namespace })));
+      return l;
+    },
     inventory: (namespace) => {
       let s = stores.get(namespace);
       if (!s) stores.set(namespace, (s = new ConfigMapInventoryStore({ api: kc, namespace })));
@@ -52,6 +61,8 @@ interface StopJob {
   targeted: number;
   /** The attempt under way. */
   running?: Promise<void>;
+  /** Whether the ledger holds this stop. */
+  noted?: boolean;
   /** The outcome of the attempt that ended, until the reconciler has read it. */
   unread?: BreakGlassStatus;
   abort: AbortController;
@@ -122,7 +133,12 @@ export class TransportBreakGlass implements BreakGlassActuator, InventoryRecorde
       return done;
     }
     const j = job;
-    j.running = this.attempt(j, rollout, cluster, revision, reason).finally(() => delete j.running);
+    // The ledger notes the stop alongside the first attempt, never before it: the stop must not wait for
+    // the management cluster.
+    const noted = j.noted ? Promise.resolve() : this.note(rollout, cluster, revision, j);
+    j.running = Promise.all([this.attempt(j, rollout, cluster, revision, reason), noted])
+      .then(() => undefined)
+      .finally(() => delete j.running);
     return progress(j, revision, true);
   }
 
@@ -149,6 +165,29 @@ export class TransportBreakGlass implements BreakGlassActuator, InventoryRecorde
       }
     } catch (err) {
       return { ok: false, message: `ssh check failed: ${errorMessage(err)}` };
+    }
+  }
+
+  async owed(rollout: TelemetryRollout, cluster: string): Promise<string[]> {
+    const ledger = this.backends.ledger?.(rollout.metadata?.namespace ?? 'default');
+    if (!ledger) return [];
+    try {
+      return Object.keys(await ledger.owed(rolloutName(rollout), cluster)).sort();
+    } catch (err) {
+      this.logger?.warn('reading the stop ledger failed', { rollout: rolloutName(rollout), cluster, error: errorMessage(err) });
+      return [];
+    }
+  }
+
+  /** Writes the stop into the ledger; a failure is logged (status still records it when its write lands). */
+  private async note(rollout: TelemetryRollout, cluster: string, revision: string, job: StopJob): Promise<void> {
+    const ledger = this.backends.ledger?.(rollout.metadata?.namespace ?? 'default');
+    if (!ledger) return;
+    try {
+      await ledger.record(rolloutName(rollout), cluster, revision, job.issuedAt);
+      job.noted = true;
+    } catch (err) {
+      this.logger?.warn('recording the stop in the ledger failed', { rollout: rolloutName(rollout), cluster, revision, error: errorMessage(err) });
     }
   }
 
@@ -244,12 +283,19 @@ export class TransportBreakGlass implements BreakGlassActuator, InventoryRecorde
           .slice(0, MAX_FAILING_NODES)
           .map((o) => `${o.node}: ${failingNode(o).message}`)
           .join('; ');
-        return {
-          ok: bad.length === 0,
-          message: bad.length
-            ? `${res.message}; not cleared on ${named}${bad.length > MAX_FAILING_NODES ? ` and ${bad.length - MAX_FAILING_NODES} more` : ''}`
-            : res.message,
-        };
+        if (bad.length > 0) {
+          return {
+            ok: false,
+            message: `${res.message}; not cleared on ${named}${bad.length > MAX_FAILING_NODES ? ` and ${bad.length - MAX_FAILING_NODES} more` : ''}`,
+          };
+        }
+        try {
+          await this.backends.ledger?.(ns).remove(rolloutName(rollout), cluster, revision);
+        } catch (err) {
+          // Still owed: the next recovery clears again (idempotent) and removes the entry then.
+          return { ok: false, message: `${res.message}; the stop ledger could not be updated: ${errorMessage(err)}` };
+        }
+        return { ok: true, message: res.message };
       } finally {
         await transport.close();
       }

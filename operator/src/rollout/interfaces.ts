@@ -222,6 +222,12 @@ export interface BreakGlassActuator {
    * nothing to check before it is needed. Never throws.
    */
   check?(rollout: TelemetryRollout, cluster: string): Promise<{ ok: boolean; message: string } | undefined>;
+  /**
+   * The revisions whose stops this rollout still owes on `cluster` (issued, not cleared), from a record
+   * kept apart from status: a stop issued by a pass whose status write was lost is still known, also
+   * after a restart. Never throws (an unreadable record is empty).
+   */
+  owed?(rollout: TelemetryRollout, cluster: string): Promise<string[]>;
 }
 
 /** What recording an inventory changed that the rollout should tell. */

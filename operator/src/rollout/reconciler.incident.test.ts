@@ -295,4 +295,43 @@ describe('RolloutReconciler: break-glass retried until confirmed', () => {
     const issued = bg!.calls.filter((c) => c.op === 'issue').length;
     expect(bg!.calls.filter((c) => c.op === 'clear').length).toBe(issued > 0 ? 1 : 0);
   });
+
+  it('a stop issued by a pass whose status write was lost is still cleared at recovery (the stop ledger), after a restart too', async () => {
+    let bg: FakeBreakGlass | undefined;
+    const w = world(
+      { a: 4 },
+      {
+        strategy: { stages: [{ name: 's', clusters: 1, nodeSteps: [100], bakeSeconds: 600 }] },
+        breakGlass: { unreachableAfterSeconds: 30, reachableAfterSeconds: 0 },
+      },
+      new ScriptedGates(),
+      {},
+      (f) => (bg = new FakeBreakGlass(f)),
+    );
+    await drive(w, (ro) => ro.status?.clusters?.[0]?.phase === 'Baking');
+    w.cluster('a').reachable = false;
+    // Passes until the one that issues the stop; that pass's status write is lost.
+    for (let i = 0; i < 100 && !bg!.calls.some((c) => c.op === 'issue'); i++) {
+      const before = bg!.calls.length;
+      w.store.failNextWrites = 1;
+      await w
+        .make()
+        .reconcile('default/r')
+        .catch(() => undefined);
+      if (bg!.calls.length === before) {
+        // Nothing issued: that pass's write should have landed; redo it without the injected failure.
+        w.store.failNextWrites = 0;
+        await w.make().reconcile('default/r');
+      }
+      await w.clock.advance(5000);
+    }
+    expect(bg!.calls.filter((c) => c.op === 'issue')).toHaveLength(1);
+    expect(w.store.current().status?.clusters?.[0]?.breakGlass).toBeUndefined();
+    // The API server is back before any pass issues it again; an abort rolls the cluster back.
+    w.cluster('a').reachable = true;
+    w.store.annotate(ABORT_ANNOTATION, 'after-the-lost-write');
+    await drive(w, () => phase(w) === 'RolledBack', { fresh: true });
+    expect(bg!.calls.filter((c) => c.op === 'clear').map((c) => [c.cluster, c.agentsRunning])).toEqual([['a', 0]]);
+    expect(bg!.ledger.size).toBe(0);
+  });
 });

@@ -134,20 +134,28 @@ async function rollBackCluster(p: Pass, c: ClusterStatus): Promise<RollbackOutco
       return 'blocked';
     }
     const bg = p.ctx.d.breakGlass;
-    if (c.breakGlass?.issuedAt && !c.breakGlass.clearedAt && bg) {
+    // What is owed: the stop status records, and any the ledger holds that status lost (a pass that
+    // issued a stop and died before its status write). Only the revision rolled back here, whose pods
+    // are gone: another revision's stop stays until its own agents are gone.
+    const owed = new Set<string>();
+    if (c.breakGlass?.issuedAt && !c.breakGlass.clearedAt) owed.add(c.breakGlass.revision ?? p.revision);
+    if (bg?.owed) for (const r of await bg.owed(p.rollout, c.name)) if (r === p.revision) owed.add(r);
+    if (owed.size && bg) {
       // The inventory from the live node list first: a node deleted during the outage leaves it (with an
       // event), so clearing does not wait forever on a node that will never answer.
       await recordInventory(p, c, client, await client.listNodes());
-      // Only now, with no agent of the bad revision left, may the stop files go.
-      const cleared = await bg.clear(p.rollout, c.name, c.breakGlass.revision ?? p.revision);
-      if (!cleared.ok) {
-        // Not recovered while any node still holds our stop file: retried, and the next cluster goes on.
-        c.message = `rolling back: clearing stop files failed: ${cleared.message}`;
-        p.requeue(10_000);
-        return 'blocked';
+      for (const revision of owed) {
+        // Only now, with no agent of the bad revision left, may the stop files go.
+        const cleared = await bg.clear(p.rollout, c.name, revision);
+        if (!cleared.ok) {
+          // Not recovered while any node still holds our stop file: retried, and the next cluster goes on.
+          c.message = `rolling back: clearing stop files failed: ${cleared.message}`;
+          p.requeue(10_000);
+          return 'blocked';
+        }
+        if (c.breakGlass?.issuedAt && !c.breakGlass.clearedAt && (c.breakGlass.revision ?? p.revision) === revision) c.breakGlass.clearedAt = iso(p.now);
+        p.record('Normal', REASON.BreakGlass, `${c.name}: stop files of ${revision} cleared (${cleared.message})`, c.name);
       }
-      c.breakGlass.clearedAt = iso(p.now);
-      p.record('Normal', REASON.BreakGlass, `${c.name}: stop files cleared (${cleared.message})`, c.name);
     }
     if (!c.previousRevision) {
       // There was no collector before this rollout: remove what it added, except the namespace,

@@ -336,6 +336,7 @@ export class FakeBreakGlass implements BreakGlassActuator {
     if (empty) this.emptyAttempts--;
     const running = c && !empty ? c.nodesRunning(revision, false).length : 0;
     this.calls.push({ op: 'issue', cluster, revision, agentsRunning: running });
+    this.ledger.add(`${cluster}/${revision}`);
     const failed = this.failingAttempts > 0 ? Math.min(2, running) : 0;
     if (this.failingAttempts > 0) this.failingAttempts--;
     return { issuedAt: new Date(0).toISOString(), nodesTargeted: running, nodesStopped: running - failed, nodesFailed: failed, nodesTimedOut: 0 };
@@ -343,6 +344,17 @@ export class FakeBreakGlass implements BreakGlassActuator {
   async clear(_r: TelemetryRollout, cluster: string, revision: string): Promise<{ ok: boolean; message: string }> {
     const c = this.factory.clusters.get(cluster);
     this.calls.push({ op: 'clear', cluster, revision, agentsRunning: c ? [...c.placement().values()].filter((r) => r === revision).length : 0 });
+    this.ledger.delete(`${cluster}/${revision}`);
     return { ok: true, message: 'cleared' };
+  }
+
+  /**
+   * The stop ledger, kept apart from status like the operator's ConfigMap (it outlives a reconciler
+   * restart, and a pass whose status write is lost): `cluster/revision` of stops issued, not cleared.
+   */
+  readonly ledger = new Set<string>();
+
+  async owed(_r: TelemetryRollout, cluster: string): Promise<string[]> {
+    return [...this.ledger].filter((k) => k.startsWith(`${cluster}/`)).map((k) => k.slice(cluster.length + 1));
   }
 }
