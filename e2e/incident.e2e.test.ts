@@ -10,7 +10,12 @@
 //   (3) some nodes cannot be written by the transport: status counts them, the break-glass keeps
 //       retrying, the cluster is not reported recovered while a node is unconfirmed; fixed, it is;
 //   (4) scenario 1 with the operator SIGKILLed after the gate trip, after the stop files and during the
-//       recovery: no stop is issued twice, none is forgotten.
+//       recovery: no stop is issued twice, none is forgotten;
+//   (5) two clusters frozen during a bake, one node of the first that the transport cannot write, deleted
+//       after the thaw: it leaves the inventory (InventoryChanged), that cluster recovers without it; the
+//       other cluster, behind it in the rollback order, recovers while it waits;
+//   (6) a person stops every revision by hand during an Auto break-glass: the recovery removes only the
+//       operator's stop files, the person's keeps every agent (the stable one too) stopped until cleared.
 // Each scenario has its own rollout, its own target namespaces and its own cleanup, and runs alone with
 // `-t`. Times are printed as `[report]` lines, never asserted (two shared cores).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -37,6 +42,7 @@ import {
   sleep,
   type IncidentRolloutOptions,
 } from './support/incident.js';
+import { exec, WRAPPER } from './support/cli.js';
 import { OPERATOR_NAMESPACE, prepareFleet, startOperator, type OperatorProcess } from './support/operator.js';
 
 const UNREACHABLE_AFTER = 10;
@@ -60,6 +66,11 @@ let runtime: NodeRuntime | undefined;
 let single: IncidentTarget;
 /** The two targets of scenario 2. */
 let pair: [IncidentTarget, IncidentTarget];
+/**
+ * Scenario 5's second cluster (the fleet's first target), its nodes' roots beside the single target's:
+ * one rollout has one transport root, and node names differ between clusters.
+ */
+let beside: IncidentTarget;
 let op: OperatorProcess | undefined;
 /** Every operator process of the current scenario (restarts included), for the failure log. */
 let ops: OperatorProcess[] = [];
@@ -67,6 +78,8 @@ const storms: ErrorStorm[] = [];
 const watchers: RolloutWatcher[] = [];
 const frozen = new Set<ClusterHandle>();
 const namespaces: Array<{ cluster: ClusterHandle; name: string }> = [];
+/** What a scenario changed in the fleet itself (a deleted node), undone before the targets are reset. */
+const restores: Array<() => Promise<void>> = [];
 
 async function startOp(identity: string): Promise<OperatorProcess> {
   op = await startOperator({ identity });
@@ -123,6 +136,7 @@ function scenario(name: string, targets: () => IncidentTarget[], dumpClusters: s
         op = undefined;
         ops = [];
         await deleteRollout(name);
+        for (const r of restores.splice(0)) await r().catch((err: unknown) => process.stderr.write(`incident cleanup: ${String(err)}\n`));
         for (const t of targets()) await t.reset();
         for (const ns of namespaces.splice(0)) await deleteNamespace(ns.cluster, ns.name).catch(() => undefined);
         report(`${name}: ${outcome} in ${((body - t0) / 1000).toFixed(1)} s (+ ${((Date.now() - body) / 1000).toFixed(1)} s cleanup)`);
@@ -249,6 +263,7 @@ describe('incidents: compound faults during a rollout', () => {
     runtime = await startNodeRuntime({ kubeConfig: last.kubeConfig(), rootDir: nodesDir });
     single = new IncidentTarget(last, nodesDir, runtime);
     pair = [new IncidentTarget(targets[0] as ClusterHandle, pairDir), new IncidentTarget(targets[1] as ClusterHandle, pairDir)];
+    beside = new IncidentTarget(targets[0] as ClusterHandle, nodesDir);
     // Whatever earlier files of the run left on these clusters.
     for (const t of [single, ...pair]) await t.reset();
   }, 300_000);
@@ -436,6 +451,7 @@ describe('incidents: compound faults during a rollout', () => {
         const name = 'inc-unwritable';
         const t = single;
         const bgOf = (r: TelemetryRollout | undefined) => clusterOf(r, t.name)?.breakGlass;
+        const failing = (r: TelemetryRollout | undefined) => (bgOf(r)?.failingNodes ?? []).map((f) => f.node).sort();
         await startOp('inc-unwritable');
         const w = await applyRollout(
           incidentRollout({
@@ -471,14 +487,19 @@ describe('incidents: compound faults during a rollout', () => {
 
         const frozenAt = freeze(t);
         try {
-          const first = await w.waitFor('the first break-glass attempt', (r) => (bgOf(r)?.attempts ?? 0) >= 1, 90_000);
+          // Attempts run in the background: the counts are the attempt's own once it is no longer in progress.
+          const first = await w.waitFor('the first break-glass attempt done', (r) => (bgOf(r)?.attempts ?? 0) >= 1 && bgOf(r)?.inProgress !== true, 90_000);
           report(`${name}: attempt 1 ${((Date.now() - frozenAt) / 1000).toFixed(1)} s after the freeze: ${bgOf(first)?.message}`);
           expect(bgOf(first)).toMatchObject({
             revision: rev,
             nodesTargeted: onRev.length,
             nodesStopped: onRev.length - broken.length,
             nodesFailed: broken.length,
+            nodesPending: broken.length,
           });
+          // Each node that refused is named, with why.
+          expect(failing(first)).toEqual([...broken].sort());
+          for (const f of bgOf(first)?.failingNodes ?? []) expect(f.message).not.toBe('');
           // The agents of the writable nodes stop; those of the broken nodes cannot, and are not reported stopped.
           await eventually(
             'every agent but those of the broken nodes stopped',
@@ -487,16 +508,23 @@ describe('incidents: compound faults during a rollout', () => {
             250,
           );
 
-          const retried = await w.waitFor('two more attempts', (r) => (bgOf(r)?.attempts ?? 0) >= 3, 90_000);
+          const retried = await w.waitFor('two more attempts done', (r) => (bgOf(r)?.attempts ?? 0) >= 3 && bgOf(r)?.inProgress !== true, 90_000);
           expect(bgOf(retried)).toMatchObject({ nodesStopped: onRev.length - broken.length, nodesFailed: broken.length });
+          expect(failing(retried)).toEqual([...broken].sort());
           expect(bgOf(retried)?.issuedAt).toBe(bgOf(first)?.issuedAt);
           expect(retried.status?.phase).toBe('BreakGlass');
 
           for (const n of fixedDuring) t.fixNode(n);
-          const better = await w.waitFor('the fixed nodes confirmed by a retry', (r) => bgOf(r)?.nodesFailed === fixedAfter.length, 120_000);
+          const better = await w.waitFor(
+            'the fixed nodes confirmed by a retry',
+            (r) => bgOf(r)?.nodesFailed === fixedAfter.length && bgOf(r)?.inProgress !== true,
+            120_000,
+          );
           report(`${name}: after fixing ${fixedDuring.length} nodes: ${bgOf(better)?.message}`);
           expect(bgOf(better)).toMatchObject({ nodesTargeted: onRev.length, nodesStopped: onRev.length - fixedAfter.length, nodesFailed: fixedAfter.length });
           expect(bgOf(better)?.attempts ?? 0).toBeGreaterThan(bgOf(retried)?.attempts ?? 0);
+          // Only the node still refusing is named now.
+          expect(failing(better)).toEqual(fixedAfter);
           await eventually('the agents of the fixed nodes stopped', async () => JSON.stringify(await running()) === JSON.stringify(fixedAfter), 60_000, 250);
         } finally {
           thaw(t);
@@ -510,7 +538,15 @@ describe('incidents: compound faults during a rollout', () => {
           async () => (await t.labelled(rev)).length === 0 && (await t.agentsOf(rev)).length === 0,
           180_000,
         );
-        const holdUntil = Date.now() + 25_000;
+        // The cluster says why it waits, naming the node whose stop file cannot be removed.
+        const blocked = await w.waitFor(
+          `the failed clear naming ${fixedAfter.join(', ')}`,
+          (r) => /clearing stop files failed/.test(clusterOf(r, t.name)?.message ?? ''),
+          120_000,
+        );
+        for (const n of fixedAfter) expect(clusterOf(blocked, t.name)?.message).toContain(n);
+        for (const n of fixedDuring) expect(clusterOf(blocked, t.name)?.message).not.toContain(n);
+        const holdUntil = Date.now() + 20_000;
         while (Date.now() < holdUntil) {
           const r = await w.poll();
           if (r) {
@@ -592,6 +628,255 @@ describe('incidents: compound faults during a rollout', () => {
         expect(bgOf(done)).toMatchObject({ revision: k.bad, issuedAt, attempts: 1 });
         const issues = (done.status?.history ?? []).filter((h) => h.reason === 'BreakGlass' && /stop files on/.test(h.message ?? ''));
         report(`${name}: break-glass history: ${issues.map((h) => h.message).join(' | ')}`);
+      },
+    ),
+    480_000,
+  );
+  it(
+    '(5) two clusters frozen during a bake, a node the transport cannot write deleted after the thaw: it leaves the inventory, its cluster recovers without it, no stop file of ours left; the other cluster is not held up',
+    scenario(
+      'inc-node-gone',
+      () => [single, beside],
+      [singleName, targetNames[0] ?? ''],
+      async () => {
+        const name = 'inc-node-gone';
+        const a = single;
+        const b = beside;
+        const bgOf = (r: TelemetryRollout | undefined) => clusterOf(r, a.name)?.breakGlass;
+        await startOp(name);
+        // B listed first, A second: the rollback goes newest first, so A (the one that will wait) comes
+        // before B, and B recovers only if a cluster that can only wait does not hold up the next.
+        const w = await applyRollout(
+          incidentRollout({
+            name,
+            targets: [b.name, a.name],
+            tag: name,
+            nodeSteps: [50, 100],
+            bakeSeconds: 600,
+            maxConcurrentClusters: 2,
+            rootDir: nodesDir,
+            unreachableAfterSeconds: UNREACHABLE_AFTER,
+          }),
+        );
+        watchers.push(w);
+        const baking = await w.waitFor(
+          'both clusters baking their first step',
+          (r) => clusterOf(r, a.name)?.phase === 'Baking' && clusterOf(r, b.name)?.phase === 'Baking',
+          180_000,
+        );
+        const rev = baking.status?.revision as string;
+        const onRev = await a.labelled(rev);
+        await eventually(
+          `${onRev.length} node agents running on ${a.name}`,
+          async () => (await a.agentsOf(rev)).filter((x) => x.mode === 'node' && !x.stopped).length === onRev.length,
+          180_000,
+        );
+        // One node of A whose stop directory the transport can neither write nor clear, for good: it is
+        // not fixed, it is deleted (a VM that died in the outage).
+        const victim = onRev[0] as string;
+        a.breakNode(victim);
+        restores.push(async () => a.fixNode(victim));
+        const running = async () =>
+          (await a.agentsOf(rev))
+            .filter((x) => x.mode === 'node' && !x.stopped)
+            .map((x) => x.node)
+            .sort();
+
+        // Both API servers freeze: both clusters get stop files, and both must recover after the thaw; B
+        // can recover only if A, ahead of it in the rollback order and stuck on its victim, lets it.
+        const bBg = (r: TelemetryRollout | undefined) => clusterOf(r, b.name)?.breakGlass;
+        const frozenAt = freeze(a);
+        freeze(b);
+        try {
+          const first = await w.waitFor(
+            'the first attempts on A and B done',
+            (r) => (bgOf(r)?.attempts ?? 0) >= 1 && bgOf(r)?.inProgress !== true && (bBg(r)?.attempts ?? 0) >= 1 && bBg(r)?.inProgress !== true,
+            90_000,
+          );
+          report(`${name}: attempt 1 on ${a.name} ${((Date.now() - frozenAt) / 1000).toFixed(1)} s after the freeze: ${bgOf(first)?.message}`);
+          expect(bgOf(first)).toMatchObject({ revision: rev, nodesFailed: 1, nodesPending: 1 });
+          expect((bgOf(first)?.failingNodes ?? []).map((f) => f.node)).toEqual([victim]);
+          expect(bBg(first)).toMatchObject({ revision: rev, nodesFailed: 0, nodesTimedOut: 0, nodesPending: 0 });
+          expect(bBg(first)?.failingNodes).toBeUndefined();
+          await eventually(
+            `every node agent on ${a.name} stopped but ${victim}'s`,
+            async () => JSON.stringify(await running()) === JSON.stringify([victim]),
+            60_000,
+            250,
+          );
+        } finally {
+          thaw(a);
+          thaw(b);
+        }
+        const thawedAt = Date.now();
+
+        // Back: A's rollback reaches the clear, which fails on the victim (named) and is retried.
+        const blocked = await w.waitFor(
+          `${a.name} waiting on ${victim}`,
+          (r) => /clearing stop files failed/.test(clusterOf(r, a.name)?.message ?? ''),
+          180_000,
+        );
+        report(
+          `${name}: ${a.name} ${((Date.now() - thawedAt) / 1000).toFixed(1)} s after the thaw: ${clusterOf(blocked, a.name)?.message}; ${b.name} then ${clusterOf(blocked, b.name)?.phase}`,
+        );
+        expect(clusterOf(blocked, a.name)?.message).toContain(victim);
+        expect(bgOf(blocked)?.clearedAt).toBeUndefined();
+        // Meanwhile B, behind A in the rollback order, rolls back to the end and its stop files go: A
+        // waiting does not delay it (A cannot recover before its victim is deleted, below).
+        const bDone = await w.waitFor(`${b.name} rolled back while ${a.name} waits`, (r) => clusterOf(r, b.name)?.phase === 'RolledBack', 120_000);
+        report(
+          `${name}: ${b.name} rolled back ${((Date.now() - thawedAt) / 1000).toFixed(1)} s after ${a.name}'s thaw, ${a.name} still ${clusterOf(bDone, a.name)?.phase}`,
+        );
+        expect(clusterOf(bDone, a.name)?.phase).not.toBe('RolledBack');
+        expect(bgOf(bDone)?.clearedAt).toBeUndefined();
+        expect(bBg(bDone)?.clearedAt).toBeDefined();
+        expect(await b.labelled(rev)).toEqual([]);
+        expect([...b.stopFilesOn(await b.nodeNames()).keys()]).toEqual([]);
+
+        // The victim is gone for good: it leaves the inventory and A recovers without it.
+        restores.unshift(await a.deleteNode(victim));
+        const deletedAt = Date.now();
+        const done = await w.waitFor(`${a.name} recovered once ${victim} left the inventory`, (r) => r.status?.phase === 'RolledBack', 120_000);
+        report(`${name}: ${a.name} rolled back ${((Date.now() - deletedAt) / 1000).toFixed(1)} s after ${victim} was deleted`);
+        expect(clusterOf(done, a.name)?.phase).toBe('RolledBack');
+        expect(bgOf(done)?.clearedAt).toBeDefined();
+        const history = done.status?.history ?? [];
+        const at = (pred: (h: (typeof history)[number]) => boolean) => history.findIndex(pred);
+        const changed = at((h) => h.reason === 'InventoryChanged' && (h.message ?? '').includes(victim));
+        expect(history[changed]?.message).toContain(a.name);
+        // In that order: B rolled back, then (the victim deleted) it left A's inventory, then A rolled back.
+        const bBack = at((h) => h.reason === 'ClusterRolledBack' && (h.message ?? '').startsWith(`${b.name}:`));
+        const aBack = at((h) => h.reason === 'ClusterRolledBack' && (h.message ?? '').startsWith(`${a.name}:`));
+        expect({ bBack: bBack >= 0, changed: changed >= 0, aBack: aBack >= 0 }).toEqual({ bBack: true, changed: true, aBack: true });
+        expect(bBack).toBeLessThan(changed);
+        expect(changed).toBeLessThan(aBack);
+        const left = await a.nodeNames();
+        expect(left).not.toContain(victim);
+        expect([...a.stopFilesOn(left, 'auto').keys()]).toEqual([]);
+        expect(await a.labelled(rev)).toEqual([]);
+        expect(await a.agentsOf(rev)).toEqual([]);
+      },
+    ),
+    480_000,
+  );
+  it(
+    "(6) a person stops every revision by hand during an Auto break-glass: the recovery removes only the operator's stop files; the person's keeps every agent stopped, the stable one included, until that person clears it",
+    scenario(
+      'inc-manual-all',
+      () => [single],
+      [singleName],
+      async () => {
+        const name = 'inc-manual-all';
+        const t = single;
+        const rt = runtime as NodeRuntime;
+        const bgOf = (r: TelemetryRollout | undefined) => clusterOf(r, t.name)?.breakGlass;
+        const nodeAgents = async (rev: string) => (await t.agentsOf(rev)).filter((x) => x.mode === 'node');
+        const nodes = await t.nodeNames();
+        await startOp(name);
+        const base: Pick<IncidentRolloutOptions, 'name' | 'targets' | 'rootDir' | 'unreachableAfterSeconds'> = {
+          name,
+          targets: [t.name],
+          rootDir: nodesDir,
+          unreachableAfterSeconds: UNREACHABLE_AFTER,
+        };
+        const w = await applyRollout(incidentRollout({ ...base, tag: `${name}-stable`, nodeSteps: [100], bakeSeconds: 0 }));
+        watchers.push(w);
+        const ok = await w.waitFor('the stable revision on every node', (r) => r.status?.phase === 'Succeeded', 240_000);
+        const stable = ok.status?.revision as string;
+        const badSpec = incidentRollout({ ...base, tag: `${name}-bad`, nodeSteps: [50, 100], bakeSeconds: 600 }).spec as Record<string, unknown>;
+        await patchRolloutSpec(name, { collector: badSpec.collector, strategy: badSpec.strategy });
+        const baking = await w.waitFor(
+          'the bad revision baking its first step',
+          (r) => r.status?.revision !== stable && clusterOf(r, t.name)?.phase === 'Baking',
+          240_000,
+        );
+        const bad = baking.status?.revision as string;
+        const onBad = await t.labelled(bad);
+        await eventually(
+          'one running node agent per node: the bad revision on its nodes, the stable one on the others',
+          async () =>
+            (await nodeAgents(bad)).filter((x) => !x.stopped).length === onBad.length &&
+            (await nodeAgents(stable)).filter((x) => !x.stopped).length === nodes.length - onBad.length,
+          180_000,
+        );
+        // While healthy, the person exports the inventory (every node, whatever it runs).
+        const invFile = join(work, `${name}-inventory.json`);
+        const exported = await exec(WRAPPER, ['--kubeconfig', managementCluster().kubeconfigPath, 'inventory', 'export', t.name, '--file', invFile]);
+        expect({ code: exported.code, stderr: exported.stderr }).toEqual({ code: 0, stderr: '' });
+        const byHand = (args: string[]) =>
+          exec(WRAPPER, ['break-glass', t.name, '--inventory', invFile, '--revision', '*', '--local-root', nodesDir, '-o', 'json', ...args]);
+        // Whatever happens, the person's stop goes with the scenario (reset removes the stop directories too).
+        restores.push(async () => void (await byHand(['--clear'])));
+
+        const frozenAt = freeze(t);
+        try {
+          const issued = await w.waitFor(
+            "the operator's stop confirmed on every node of the bad revision",
+            (r) => bgOf(r)?.revision === bad && (bgOf(r)?.attempts ?? 0) >= 1 && bgOf(r)?.inProgress !== true && bgOf(r)?.nodesPending === 0,
+            90_000,
+          );
+          expect(bgOf(issued)).toMatchObject({ nodesFailed: 0, nodesTimedOut: 0 });
+          // The person stops every revision on every node, with no API server.
+          const t0 = Date.now();
+          const r = await byHand(['--scope', 'all', '--reason', 'e2e incident: stop everything', '--rollout', `${OPERATOR_NAMESPACE}/${name}`]);
+          expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+          expect(JSON.parse(r.stdout)).toMatchObject({
+            action: 'issue',
+            cluster: t.name,
+            result: { nodesTargeted: nodes.length, nodesStopped: nodes.length, nodesFailed: 0 },
+          });
+          await eventually(
+            'every agent stopped, the stable ones included',
+            async () => {
+              const all = await rt.agents();
+              return all.length > 0 && all.every((x) => x.stopped);
+            },
+            60_000,
+            250,
+          );
+          report(
+            `${name}: manual-all on ${nodes.length} nodes + every agent stopped in ${((Date.now() - t0) / 1000).toFixed(1)} s (${((t0 - frozenAt) / 1000).toFixed(1)} s after the freeze)`,
+          );
+          // Two issuers, two files: the operator's for its revision, the person's for every revision.
+          for (const n of onBad)
+            expect(t.stopFiles(n).map((f) => `${f.file} ${f.issuer} ${f.content?.revision}`)).toEqual([`auto-${bad} auto ${bad}`, 'manual-all manual *']);
+        } finally {
+          thaw(t);
+        }
+
+        // Recovered: the operator's files are gone, the person's are not.
+        const done = await w.waitFor('RolledBack', (r) => r.status?.phase === 'RolledBack', 240_000);
+        expect(bgOf(done)?.clearedAt).toBeDefined();
+        expect([...t.stopFilesOn(nodes, 'auto').keys()]).toEqual([]);
+        const manualLeft = [...t.stopFilesOn(nodes)].map(([n, files]) => `${n}: ${files.map((f) => f.file).join(' ')}`);
+        expect(manualLeft).toEqual(nodes.map((n) => `${n}: manual-all`));
+        expect(await t.labelled(stable)).toEqual(nodes);
+        await eventually(
+          'only the stable collector left, on every node, and every agent of it stopped',
+          async () => {
+            const all = await rt.agents();
+            return all.every((x) => x.revision === stable && x.stopped) && all.filter((x) => x.mode === 'node').length === nodes.length;
+          },
+          120_000,
+        );
+        // And they stay stopped.
+        for (const until = Date.now() + 5000; Date.now() < until; await sleep(500)) {
+          expect((await rt.agents()).filter((x) => !x.stopped).map((x) => `${x.node} ${x.revision} ${x.mode}`)).toEqual([]);
+        }
+
+        // The person clears their stop: the agents run again.
+        const cleared = await byHand(['--clear']);
+        expect({ code: cleared.code, stderr: cleared.stderr }).toEqual({ code: 0, stderr: '' });
+        expect([...t.stopFilesOn(nodes).keys()]).toEqual([]);
+        await eventually(
+          'every stable node agent running again',
+          async () => {
+            const s = await nodeAgents(stable);
+            return s.length === nodes.length && s.every((x) => !x.stopped);
+          },
+          60_000,
+          250,
+        );
       },
     ),
     480_000,

@@ -9,12 +9,12 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClusterStatus, TelemetryRollout } from '../../operator/src/api/types.generated.js';
-import { parseStopFile, type StopFile } from '../../operator/src/breakglass/stopfile.js';
+import { parseStopFile, parseStopFileName, type StopFile, type StopIssuer } from '../../operator/src/breakglass/stopfile.js';
 import { ALLOW_UNSAFE_ANNOTATION } from '../../operator/src/rollout/preflight.js';
 import type { ClusterHandle } from '../controlplane/fleet.js';
-import { kubectl, managementCluster } from '../controlplane/testing.js';
+import { eventually, kubectl, managementCluster } from '../controlplane/testing.js';
 import type { AgentInfo, NodeRuntime } from '../noderuntime/api.js';
-import { STOP_FILE_IN_NODE } from '../noderuntime/api.js';
+import { STOP_DIRECTORY_IN_NODE, STOP_FILE_IN_NODE } from '../noderuntime/api.js';
 import { RolloutWatcher } from './gatewatch.js';
 import { OPERATOR_NAMESPACE } from './operator.js';
 
@@ -22,8 +22,8 @@ import { OPERATOR_NAMESPACE } from './operator.js';
 export const REVISION_LABEL = 'telemetry.rollout.dev/revision';
 /** The collector's namespace in the targets (the API default). */
 export const COLLECTOR_NAMESPACE = 'telemetry-system';
-/** The stop directory inside a node root: every file in it is a stop (one today; one per issuer later). */
-export const STOP_DIR_IN_NODE = STOP_FILE_IN_NODE.slice(0, STOP_FILE_IN_NODE.lastIndexOf('/'));
+/** The stop directory inside a node root: one file per issuer and revision (`auto-<rev>`, `manual-<rev>`, `manual-all`). */
+export const STOP_DIR_IN_NODE = STOP_DIRECTORY_IN_NODE;
 
 /** Options of {@link incidentRollout}. */
 export interface IncidentRolloutOptions {
@@ -126,6 +126,8 @@ export function clusterOf(r: TelemetryRollout | undefined, cluster: string): Clu
 /** A stop file as found on a node: its file name in the stop directory and its parsed content (or why not). */
 export interface StopFileOnDisk {
   file: string;
+  /** Who issued it, from its name (`auto`: the operator; `manual`: a person); undefined for a name no issuer makes. */
+  issuer?: StopIssuer;
   content?: StopFile;
   error?: string;
 }
@@ -164,39 +166,43 @@ export class IncidentTarget {
   }
 
   /**
-   * Every stop file on a node: every file in its stop directory but the transports' temp files, so a
-   * stop directory with one file per issuer reads the same way as today's single file.
+   * The stop files on a node: every file in its stop directory but the transports' temp files (dot-files,
+   * which agents skip too), or only those `issuer` wrote (by name: the operator's are `auto-<rev>`).
+   * The legacy single file is not read: nothing writes it any more, and {@link reset} removes it.
    */
-  stopFiles(node: string): StopFileOnDisk[] {
+  stopFiles(node: string, issuer?: StopIssuer): StopFileOnDisk[] {
     const dir = this.stopDir(node);
     if (!existsSync(dir) || !statSync(dir).isDirectory()) return [];
     return readdirSync(dir)
       .filter((f) => !f.startsWith('.'))
       .sort()
-      .map((file) => {
+      .map((file): StopFileOnDisk => {
+        const by = parseStopFileName(file)?.issuer;
+        const named = by === undefined ? { file } : { file, issuer: by };
         try {
-          return { file, content: parseStopFile(readFileSync(join(dir, file), 'utf8')) };
+          return { ...named, content: parseStopFile(readFileSync(join(dir, file), 'utf8')) };
         } catch (err) {
-          return { file, error: err instanceof Error ? err.message : String(err) };
+          return { ...named, error: err instanceof Error ? err.message : String(err) };
         }
-      });
+      })
+      .filter((f) => issuer === undefined || f.issuer === issuer);
   }
 
-  /** Node → its stop files, for the nodes that have any. */
-  stopFilesOn(nodes: readonly string[]): Map<string, StopFileOnDisk[]> {
+  /** Node → its stop files (or only `issuer`'s), for the nodes that have any. */
+  stopFilesOn(nodes: readonly string[], issuer?: StopIssuer): Map<string, StopFileOnDisk[]> {
     const out = new Map<string, StopFileOnDisk[]>();
     for (const n of nodes) {
-      const files = this.stopFiles(n);
+      const files = this.stopFiles(n, issuer);
       if (files.length > 0) out.set(n, files);
     }
     return out;
   }
 
-  /** Node → the issuedAt of its stop files naming `revision` (joined when several), for the nodes that have one. */
+  /** Node → the issuedAt of the operator's stop files naming `revision` (joined when several), for the nodes that have one. */
   issuedAt(nodes: readonly string[], revision: string): Map<string, string> {
     const out = new Map<string, string>();
     for (const n of nodes) {
-      const times = this.stopFiles(n)
+      const times = this.stopFiles(n, 'auto')
         .filter((f) => f.content?.revision === revision)
         .map((f) => f.content?.issuedAt ?? '');
       if (times.length > 0) out.set(n, times.join(','));
@@ -224,6 +230,44 @@ export class IncidentTarget {
   }
 
   /**
+   * Deletes a Node object, as a VM that is scaled away leaves its cluster, and returns what registers it
+   * again: the same name, labels (but our revision label), annotations, addresses, capacity and node
+   * info, created with its status the way the fleet registers its kwok nodes (kwok then makes it Ready;
+   * the not-ready taint is lifted by the node-lifecycle controller). The restore waits until it is Ready
+   * and untainted, so later scenarios see the fleet as it was. Needs the API server.
+   */
+  async deleteNode(node: string): Promise<() => Promise<void>> {
+    const saved = JSON.parse(await kubectl(this.cluster, ['get', 'node', node, '-o', 'json'])) as SavedNode;
+    await kubectl(this.cluster, ['delete', 'node', node, '--wait=true']);
+    return async () => {
+      const there = (await kubectl(this.cluster, ['get', 'node', node, '--ignore-not-found', '-o', 'name'])).trim();
+      if (there === '') {
+        const labels = { ...saved.metadata.labels };
+        delete labels[REVISION_LABEL];
+        const { addresses, capacity, allocatable, nodeInfo } = saved.status;
+        const body = {
+          apiVersion: 'v1',
+          kind: 'Node',
+          metadata: { name: node, labels, annotations: saved.metadata.annotations ?? {} },
+          spec: {},
+          status: { addresses, capacity, allocatable, nodeInfo },
+        };
+        await kubectl(this.cluster, ['create', '-f', '-'], { input: JSON.stringify(body) });
+      }
+      await eventually(
+        `${this.name}: node ${node} registered again, Ready and untainted`,
+        async () => {
+          const n = JSON.parse(await kubectl(this.cluster, ['get', 'node', node, '-o', 'json'])) as SavedNode;
+          const ready = n.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
+          return ready && (n.spec.taints ?? []).length === 0;
+        },
+        120_000,
+        1000,
+      );
+    };
+  }
+
+  /**
    * Lets pods without tolerations (the cluster-mode watcher) schedule only on `node`: every other node
    * is cordoned. DaemonSet pods tolerate cordons, so the node agents are not affected. Only pods
    * scheduled from now on are placed this way. Needs the API server.
@@ -242,13 +286,14 @@ export class IncidentTarget {
   /**
    * Puts the cluster back as the fleet started it, whatever a scenario left: no collector objects of any
    * rollout (and no agent left in the node runtime), no revision label, no cordon, no broken node, no
-   * stop file. Needs the API server.
+   * stop file (any issuer's, nor the legacy single file). Needs the API server.
    */
   async reset(): Promise<void> {
     const nodes = await this.nodeNames();
     for (const n of nodes) {
       this.fixNode(n);
       rmSync(this.stopDir(n), { recursive: true, force: true });
+      rmSync(join(this.rootDir, n, STOP_FILE_IN_NODE), { force: true });
     }
     await kubectl(this.cluster, ['uncordon', ...nodes]);
     await kubectl(this.cluster, ['label', 'nodes', '--all', `${REVISION_LABEL}-`]);
@@ -270,6 +315,13 @@ export class IncidentTarget {
       while ((await this.runtime.agents()).length > 0 && Date.now() < deadline) await sleep(500);
     }
   }
+}
+
+/** What {@link IncidentTarget.deleteNode} keeps of a Node to register it again. */
+interface SavedNode {
+  metadata: { labels?: Record<string, string>; annotations?: Record<string, string> };
+  spec: { taints?: unknown[] };
+  status: { addresses?: unknown; capacity?: unknown; allocatable?: unknown; nodeInfo?: unknown; conditions?: Array<{ type: string; status: string }> };
 }
 
 /** Resolves after `ms`. */
