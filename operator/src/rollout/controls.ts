@@ -37,6 +37,7 @@ export function handleControls(p: Pass): void {
       // cause is understood): they are removed once each API server answers (observe).
       const held = (s.clusters ?? []).filter((c) => c.breakGlass?.issuedAt && !c.breakGlass.clearedAt);
       for (const c of held) if (c.breakGlass) c.breakGlass.clearRequestedAt = p.now.toISOString();
+      p.rolloutEvent('Retry');
       p.record(
         'Normal',
         REASON.Retried,

@@ -207,13 +207,14 @@ export const ROLLOUT_MACHINE: Readonly<Record<RolloutPhase, RolloutState>> = {
       Promote: promote('Succeeded'),
       // Recorded for the afterSuccess policy; the phase stays.
       Unreachable: { to: 'Succeeded', actions: ['recordUnreachable'] },
+      // Lifts the stops afterSuccess Auto left in place (the phase stays).
+      Retry: { to: 'Succeeded', actions: ['liftStopsAfterSuccess'] },
     },
     ignores: [
       'Planned',
       'Pause',
       'Resume',
       'Abort',
-      'Retry',
       'GateFailed',
       'GateNoData',
       'ProjectionExceedsSLO',
