@@ -3,8 +3,8 @@
  * per scenario; writes the same as JSON (deterministic: the same seed and inputs give the same file).
  *
  *   --seed N          PRNG seed (default 1)
- *   --quick           the quick fleet (20 clusters, 50..3,000 nodes) and shorter horizons
- *   --scenario NAME   one of incident, operator-defaults, healthy (repeatable; default all)
+ *   --quick           the quick fleet (10 clusters, 50..2,000 nodes) and shorter horizons
+ *   --scenario NAME   one of incident, operator-defaults, healthy, healthy-ready (repeatable; default all)
  *   --fleet FILE      a fleet file (JSON array of { name, nodes }) instead of the generated one
  *   --model FILE      a calibration file instead of sim/model/calibration.json
  *   --out FILE        where to write the JSON (default sim/results/replay[-quick].json)

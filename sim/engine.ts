@@ -77,9 +77,13 @@ export class SimClock implements Clock {
   /** Instants processed (a measure of the engine's work, for the report). */
   instants = 0;
 
-  /** Starts at `start` (ms since the epoch). */
-  constructor(start = Date.UTC(2026, 0, 1)) {
+  /** Timers fire on multiples of this many ms (default 10: far below any modelled latency's spread). */
+  readonly resolutionMs: number;
+
+  /** Starts at `start` (ms since the epoch, a multiple of the resolution). */
+  constructor(start = Date.UTC(2026, 0, 1), resolutionMs = 10) {
     this.current = start;
+    this.resolutionMs = resolutionMs;
   }
 
   now(): Date {
@@ -96,7 +100,10 @@ export class SimClock implements Clock {
   }
 
   setTimer(ms: number, fn: () => void): () => void {
-    const t: Timer = { due: this.current + Math.max(0, Number.isFinite(ms) ? ms : 0), seq: this.seq++, fn, cancelled: false };
+    const due = this.current + Math.max(0, Number.isFinite(ms) ? ms : 0);
+    // Rounded up to the resolution: timers armed together fire in one instant (one turn of the event
+    // loop for all of them), which is most of the engine's speed; order within an instant is kept.
+    const t: Timer = { due: Math.ceil(due / this.resolutionMs) * this.resolutionMs, seq: this.seq++, fn, cancelled: false };
     this.heap.push(t);
     return () => {
       t.cancelled = true;

@@ -2,7 +2,7 @@
  * The fleet the replay runs on: cluster names and node counts. The default shape is the incident's:
  * about 150 clusters whose sizes are log-normal (median 400 nodes, sigma 1.0 in log space) clipped to
  * 50..7,500, with the smallest and the largest pinned at 50 and 7,500 so that every seed has both ends.
- * The quick fleet (for CI) is 20 clusters clipped to 50..3,000 with the same shape. `--fleet FILE`
+ * The quick fleet (for CI) is 10 clusters, median 300, clipped to 50..2,000. `--fleet FILE`
  * reads a JSON array of `{ "name": "...", "nodes": N }` instead.
  */
 import { readFileSync } from 'node:fs';
@@ -26,7 +26,7 @@ export interface FleetShape {
 /** The incident's fleet. */
 export const FULL_FLEET: FleetShape = { clusters: 150, minNodes: 50, maxNodes: 7500, medianNodes: 400, sigma: 1.0 };
 /** The quick fleet: small enough for a CI test, large enough that its biggest API servers fall. */
-export const QUICK_FLEET: FleetShape = { clusters: 20, minNodes: 50, maxNodes: 3000, medianNodes: 400, sigma: 1.0 };
+export const QUICK_FLEET: FleetShape = { clusters: 10, minNodes: 50, maxNodes: 2000, medianNodes: 300, sigma: 1.0 };
 
 /** A seeded fleet of the given shape, largest cluster first (names c000, c001, ... by size rank). */
 export function generateFleet(shape: FleetShape, seed: number): ClusterShape[] {

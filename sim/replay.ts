@@ -45,16 +45,24 @@ export const FULL_HORIZONS: Record<ScenarioName, number> = { incident: 1800, 'op
 /** Horizons of the quick replay. */
 export const QUICK_HORIZONS: Record<ScenarioName, number> = { incident: 1200, 'operator-defaults': 2 * 3600, healthy: 24 * 3600, 'healthy-ready': 24 * 3600 };
 
-/** What one scenario measured (all times in seconds after the revision was introduced). */
+/**
+ * What one scenario measured. Times of the bad revision (detection, rollback, recovery) are seconds
+ * after its first agent ran; the good revision's completion is seconds after the rollout was created.
+ */
 export interface ScenarioResult {
   scenario: ScenarioName;
   fleet: ReturnType<typeof describeFleet>;
   /** Virtual seconds simulated after the revision was introduced. */
   simulatedSeconds: number;
+  /** When the first bad agent ran, seconds after the revision was introduced (null: never). */
+  firstBadAgentSeconds: number | null;
   /** Nodes on which the bad revision's agent ran (unstopped), and their share of the fleet's nodes. */
   exposedNodes: number;
   exposedFraction: number;
-  /** First gate failure or unreachable cluster the operator reported (null: none, or no operator). */
+  /**
+   * First gate failure or unreachable cluster the operator reported (null: none, or no operator); for a
+   * good revision, a false alarm, counted from the rollout's creation.
+   */
   detectionSeconds: number | null;
   /** When the operator began rolling back (null: it did not). */
   rollbackSeconds: number | null;
@@ -65,7 +73,10 @@ export interface ScenarioResult {
   /** Clusters whose API server crashed at least once, and the cluster-seconds they were down. */
   clustersCrashed: number;
   downClusterSeconds: number;
-  /** Last moment any cluster was unhealthy (down, past SLO, or a bad agent running); null if still at the end. */
+  /**
+   * Last moment any cluster was unhealthy (down, past SLO, or a bad agent running); null if still
+   * unhealthy at the end, or no bad agent ever ran.
+   */
   recoverSeconds: number | null;
   /** When the rollout reached Succeeded (null: not within the horizon, or not this scenario). */
   completeSeconds: number | null;
@@ -73,11 +84,14 @@ export interface ScenarioResult {
   badAgentsActiveOnCrashedClusters: number;
   /** Bad agents still running unstopped at the end, fleet-wide. */
   badAgentsActiveAtEnd: number;
-  /** The rollout's phase at the end (operator scenarios). */
+  /** The rollout's phase at the end (operator scenarios), and its first cluster's message. */
   finalPhase: string | null;
+  finalMessage: string | null;
   /** Reconcile passes and those that threw. */
   passes: number;
   passErrors: number;
+  /** The first warnings the operator recorded (time in seconds after the revision was introduced). */
+  warnings: Array<{ t: number; reason: string; message: string }>;
   /** Per cluster, those touched by the scenario (crashed, past SLO, or exposed). */
   clusters: Array<ClusterStats & { exposed: number; badActiveAtEnd: number }>;
   /** API p99, availability and bad agents over time, for the three largest clusters. */
@@ -123,12 +137,11 @@ export async function runScenario(name: ScenarioName, o: ReplayOptions): Promise
         return phase === 'Succeeded' || phase === 'RolledBack' || phase === 'Failed';
       };
     } else {
-      // Done once the rollout has settled and the fleet has been healthy for ten minutes.
+      // Done once a bad agent has run and the fleet has then been healthy for ten minutes (whatever
+      // the rollout's phase: a rollback that cannot finish clearing its stop files is reported, not waited for).
       stop = () => {
-        const phase = store.current().status?.phase;
-        const settled = phase === 'RolledBack' || phase === 'Failed' || phase === 'Succeeded';
-        const quietSince = world.lastUnhealthyAt ?? t0;
-        return settled && world.clock.nowMs() - quietSince > 600_000 && world.active('list-everything') === 0;
+        if (world.firstBadAt === undefined || world.lastUnhealthyAt === undefined) return false;
+        return world.clock.nowMs() - world.lastUnhealthyAt > 600_000 && world.active('list-everything') === 0;
       };
     }
   }
@@ -136,9 +149,13 @@ export async function runScenario(name: ScenarioName, o: ReplayOptions): Promise
   operator?.stop();
   const at = world.clock.nowMs();
   const rel = (ms: number | undefined): number | null => (ms === undefined ? null : Math.round((ms - t0) / 1000));
+  const bad0 = world.firstBadAt;
+  // Bad-revision times count from its first agent; without one (a good revision), from the rollout's creation.
+  const base = bad0 ?? t0;
+  const sinceBad = (ms: number | undefined): number | null => (ms === undefined ? null : Math.round((ms - base) / 1000));
   const firstEvent = (reasons: string[]): number | null => {
     const e = world.events.find((x) => reasons.includes(x.reason));
-    return e === undefined ? null : Math.round(e.t - LEAD_IN_SECONDS);
+    return e === undefined ? null : sinceBad(world.start + e.t * 1000);
   };
   const stats = [...world.stats.values()];
   const clusters = stats
@@ -153,6 +170,7 @@ export async function runScenario(name: ScenarioName, o: ReplayOptions): Promise
     scenario: name,
     fleet: describeFleet(o.fleet),
     simulatedSeconds: Math.round((at - t0) / 1000),
+    firstBadAgentSeconds: rel(bad0),
     exposedNodes: exposed,
     exposedFraction: exposed / world.nodes,
     detectionSeconds: operator ? firstEvent(['GateFailed', 'ClusterUnreachable', 'ProjectionExceedsSLO']) : null,
@@ -162,11 +180,16 @@ export async function runScenario(name: ScenarioName, o: ReplayOptions): Promise
     clustersPastSlo: stats.filter((s) => s.pastSloSeconds > 0).length,
     clustersCrashed: stats.filter((s) => s.crashes > 0).length,
     downClusterSeconds: stats.reduce((a, s) => a + s.downSeconds, 0),
-    recoverSeconds: world.lastUnhealthyAt === undefined ? 0 : stillUnhealthy ? null : rel(world.lastUnhealthyAt),
+    recoverSeconds: world.lastUnhealthyAt === undefined || bad0 === undefined ? null : stillUnhealthy ? null : sinceBad(world.lastUnhealthyAt),
     completeSeconds: rel(completedAt),
     badAgentsActiveOnCrashedClusters: clusters.filter((c) => c.crashes > 0).reduce((a, c) => a + c.badActiveAtEnd, 0),
     badAgentsActiveAtEnd: world.active('list-everything'),
     finalPhase: operator ? (operator.store.current().status?.phase ?? 'Pending') : null,
+    finalMessage: operator ? (operator.store.current().status?.clusters?.find((c) => c.phase !== 'Pending')?.message?.slice(0, 300) ?? null) : null,
+    warnings: world.events
+      .filter((e) => e.type === 'Warning')
+      .slice(0, 12)
+      .map((e) => ({ t: Math.round(e.t - LEAD_IN_SECONDS), reason: e.reason, message: e.message.slice(0, 300) })),
     passes: world.passes,
     passErrors: world.passErrors,
     clusters,
@@ -205,14 +228,14 @@ export function formatTable(results: ScenarioResult[]): string {
     secs(r.rollbackSeconds),
     `${r.pastSloClusterSeconds} s (${r.clustersPastSlo} clusters, worst ${r.pastSloWorstClusterSeconds} s)`,
     `${r.clustersCrashed} (${r.downClusterSeconds} s down)`,
-    r.recoverSeconds === null ? `not within ${r.simulatedSeconds} s` : `${r.recoverSeconds} s`,
+    r.firstBadAgentSeconds === null ? '—' : r.recoverSeconds === null ? `not within ${r.simulatedSeconds} s` : `${r.recoverSeconds} s`,
     secs(r.completeSeconds),
     r.finalPhase ?? '—',
   ]);
   const head = [
     'scenario',
     'nodes exposed to the bad revision',
-    'detection',
+    'detection (after the first bad agent ran)',
     'rollback began',
     `cluster-seconds p99 > ${SLO_P99_SECONDS} s`,
     'API servers crashed',

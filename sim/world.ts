@@ -9,13 +9,13 @@
 import { Writable } from 'node:stream';
 import type { TelemetryRollout } from '../operator/src/api/types.generated.js';
 import { TransportBreakGlass, type BreakGlassBackends } from '../operator/src/breakglass/actuator.js';
+import type { InventoryStore, NodeInventory, SaveResult } from '../operator/src/breakglass/inventory.js';
 import { runWorkers, WorkQueue } from '../operator/src/controller/workqueue.js';
 import { ControlPlaneGateEvaluator } from '../operator/src/gates/evaluator.js';
 import { ClusterUnavailableError, type ClusterClient, type ClusterClientFactory, type ResolvedTarget } from '../operator/src/rollout/interfaces.js';
 import { collectorLoadPreflight } from '../operator/src/rollout/preflight.js';
 import { RolloutReconciler } from '../operator/src/rollout/reconciler.js';
 import { createLogger } from '../operator/src/util/logging.js';
-import { MemoryInventoryStore } from '../testkit/operator/breakglass/inventory.js';
 import { FakeRolloutStore } from '../testkit/operator/rollout/fakes.js';
 import { SimTransport } from './breakglass.js';
 import { SimCluster, type BehaviourOf } from './cluster.js';
@@ -72,6 +72,26 @@ class SimFactory implements ClusterClientFactory {
   }
 }
 
+/**
+ * The management cluster's inventory store, in memory and without the ConfigMap store's hashing and
+ * copying: the management cluster is not what the replay measures, and hashing a 7,500-node inventory
+ * after every relabel batch would dominate the simulator's own run time. (The real store pays that cost:
+ * it is part of the operator's own cost at fleet scale, which the replay does not measure.)
+ */
+class SimInventoryStore implements InventoryStore {
+  private readonly items = new Map<string, NodeInventory>();
+  async load(cluster: string): Promise<NodeInventory | undefined> {
+    return this.items.get(cluster);
+  }
+  async save(inv: NodeInventory): Promise<SaveResult> {
+    this.items.set(inv.cluster, inv);
+    return { written: true, hash: '' };
+  }
+  async delete(cluster: string): Promise<void> {
+    this.items.delete(cluster);
+  }
+}
+
 /** A warning event as the replay sees it: when, why, where. */
 export interface SeenEvent {
   t: number;
@@ -93,6 +113,8 @@ export class World {
   lastUnhealthyAt: number | undefined;
   /** The first time (ms) any cluster was past the SLO or down. */
   firstBreachAt: number | undefined;
+  /** The first time (ms) a bad agent ran anywhere (seen at a model step). */
+  firstBadAt: number | undefined;
   passes = 0;
   passErrors = 0;
   private readonly rng: Rng;
@@ -167,6 +189,7 @@ export class World {
       if (past) st.pastSloSeconds += dt;
       if (!r.up || past) this.firstBreachAt ??= now;
       if (!r.up || past || bad > 0) this.lastUnhealthyAt = now;
+      if (bad > 0) this.firstBadAt ??= now;
       const s = this.series.get(c.name);
       if (s && (now - this.start) % 10_000 < dt * 1000) s.push({ t: this.seconds(now), up: r.up, ...(r.p99 !== undefined ? { p99: round(r.p99) } : {}), badAgents: bad });
     }
@@ -185,7 +208,7 @@ export class World {
     const queue = new WorkQueue({ clock, name: 'telemetryrollouts' });
     const sink = new Writable({ write: (_c, _e, cb) => cb() });
     const logger = createLogger({ level: 'error', stream: sink });
-    const inventories = new MemoryInventoryStore();
+    const inventories = new SimInventoryStore();
     const backends: BreakGlassBackends = {
       inventory: () => inventories,
       secrets: () => ({ readSecretKey: async () => '' }),

@@ -159,8 +159,10 @@ export class ApiServerModel {
     this.list.reject(demand.listRps * (1 - accept) * dt);
     this.rejected += (smallRps + demand.listRps) * (1 - accept) * dt;
 
-    // Memory: the watch cache plus every LIST in flight (Little's law), times its amplification.
-    const inflight = demand.listRps * accept * Math.min(listMedian, T);
+    // Memory: the watch cache plus every LIST in flight, times its amplification. LISTs in flight are
+    // offered rate x latency (Little's law) up to what APF's seats admit at once; a saturated server
+    // keeps its seats full of slow LISTs, which is what exhausts its memory.
+    const inflight = Math.min(m.apfSeats / m.listSeatWidth, demand.listRps * Math.min(listMedian, T));
     const target = this.baseMemoryMiB + inflight * listMiB * m.listMemoryAmplification;
     this.memoryMiB += (target - this.memoryMiB) * (1 - Math.exp(-dt / m.memoryTimeConstantSeconds));
     const p99 = quantile99(nSmall, smallMedian, m.smallRequestSigma, nList, listMedian, m.listSigma, T);

@@ -40,6 +40,8 @@ export interface Model {
     memoryBaseMiB: number;
     memoryPerObjectKiB: number;
     listMemoryAmplification: number;
+    apfSeats: number;
+    listSeatWidth: number;
     memoryTimeConstantSeconds: number;
     baselineRequestsPerNodePerSecond: number;
     smallRequestMedianSeconds: number;
