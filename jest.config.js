@@ -22,7 +22,13 @@ export default {
     {
       ...common,
       displayName: 'unit',
-      testMatch: ['<rootDir>/lib/**/*.test.ts', '<rootDir>/operator/**/*.test.ts', '<rootDir>/collector/**/*.test.ts', '<rootDir>/e2e/**/*.unit.test.ts', '<rootDir>/sim/**/*.test.ts'],
+      testMatch: [
+        '<rootDir>/lib/**/*.test.ts',
+        '<rootDir>/operator/**/*.test.ts',
+        '<rootDir>/collector/**/*.test.ts',
+        '<rootDir>/e2e/**/*.unit.test.ts',
+        '<rootDir>/sim/**/*.test.ts',
+      ],
     },
     {
       ...common,

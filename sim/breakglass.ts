@@ -5,7 +5,14 @@
  * calibrated ssh figures; a NotReady node, or an unlucky one, fails.
  */
 import { parseStopFile } from '../operator/src/breakglass/stopfile.js';
-import { runPerNode, type BreakGlassTransport, type ClearOptions, type NodeListing, type NodeOutcome, type NodeTarget } from '../operator/src/breakglass/transport.js';
+import {
+  runPerNode,
+  type BreakGlassTransport,
+  type ClearOptions,
+  type NodeListing,
+  type NodeOutcome,
+  type NodeTarget,
+} from '../operator/src/breakglass/transport.js';
 import type { SimClock, Rng } from './engine.js';
 import type { SimCluster } from './cluster.js';
 import type { Model } from './model/calibration.js';
@@ -37,7 +44,11 @@ export class SimTransport implements BreakGlassTransport {
   }
 
   /** One node's round trip: the sampled time, then its outcome. */
-  private async reach(node: NodeTarget, signal: AbortSignal, act: (c: SimCluster, i: number) => string | undefined): Promise<{ ok: boolean; message?: string }> {
+  private async reach(
+    node: NodeTarget,
+    signal: AbortSignal,
+    act: (c: SimCluster, i: number) => string | undefined,
+  ): Promise<{ ok: boolean; message?: string }> {
     SimTransport.operations++;
     const b = this.model.breakGlass;
     const sigma = Math.log(b.perNodeP99Seconds / b.perNodeMedianSeconds) / 2.326;
@@ -68,7 +79,8 @@ export class SimTransport implements BreakGlassTransport {
     return runPerNode(nodes, this.opts(options.signal), (n, s) =>
       this.reach(n, s, (c, i) => {
         const named = c.stopFiles(i).find(([f]) => f === options.file)?.[1];
-        if (options.ifRevision !== undefined && named !== undefined && named !== options.ifRevision) return `${options.file} names another revision; left in place`;
+        if (options.ifRevision !== undefined && named !== undefined && named !== options.ifRevision)
+          return `${options.file} names another revision; left in place`;
         c.clearStop(i, options.file);
         return undefined;
       }),

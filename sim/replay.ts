@@ -185,7 +185,12 @@ export async function runScenario(name: ScenarioName, o: ReplayOptions): Promise
     badAgentsActiveOnCrashedClusters: clusters.filter((c) => c.crashes > 0).reduce((a, c) => a + c.badActiveAtEnd, 0),
     badAgentsActiveAtEnd: world.active('list-everything'),
     finalPhase: operator ? (operator.store.current().status?.phase ?? 'Pending') : null,
-    finalMessage: operator ? (operator.store.current().status?.clusters?.find((c) => c.phase !== 'Pending')?.message?.slice(0, 300) ?? null) : null,
+    finalMessage: operator
+      ? (operator.store
+          .current()
+          .status?.clusters?.find((c) => c.phase !== 'Pending')
+          ?.message?.slice(0, 300) ?? null)
+      : null,
     warnings: world.events
       .filter((e) => e.type === 'Warning')
       .slice(0, 12)

@@ -128,7 +128,12 @@ export class World {
     this.rng = new Rng(o.seed);
     this.tickSeconds = o.tickSeconds ?? 2;
     for (const shape of o.fleet) {
-      const c = new SimCluster(shape.name, shape.nodes, { clock: this.clock, rng: new Rng((o.seed ^ hash32(shape.name)) >>> 0), model: o.model, behaviourOf: o.behaviourOf });
+      const c = new SimCluster(shape.name, shape.nodes, {
+        clock: this.clock,
+        rng: new Rng((o.seed ^ hash32(shape.name)) >>> 0),
+        model: o.model,
+        behaviourOf: o.behaviourOf,
+      });
       this.clusters.set(shape.name, c);
       this.stats.set(shape.name, { name: shape.name, nodes: shape.nodes, crashes: 0, downSeconds: 0, pastSloSeconds: 0 });
     }
@@ -191,7 +196,8 @@ export class World {
       if (!r.up || past || bad > 0) this.lastUnhealthyAt = now;
       if (bad > 0) this.firstBadAt ??= now;
       const s = this.series.get(c.name);
-      if (s && (now - this.start) % 10_000 < dt * 1000) s.push({ t: this.seconds(now), up: r.up, ...(r.p99 !== undefined ? { p99: round(r.p99) } : {}), badAgents: bad });
+      if (s && (now - this.start) % 10_000 < dt * 1000)
+        s.push({ t: this.seconds(now), up: r.up, ...(r.p99 !== undefined ? { p99: round(r.p99) } : {}), badAgents: bad });
     }
     this.clock.setTimer(dt * 1000, () => this.tick());
   }
@@ -215,9 +221,15 @@ export class World {
     };
     const bgRng = this.rng.fork(7);
     const breakGlass = new TransportBreakGlass(backends, clock, logger, async (spec) => {
-      return new SimTransport({ clock, rng: bgRng, model: this.model, locate: this.locate, concurrency: spec.concurrency, timeoutSeconds: spec.timeoutSeconds });
+      return new SimTransport({
+        clock,
+        rng: bgRng,
+        model: this.model,
+        locate: this.locate,
+        concurrency: spec.concurrency,
+        timeoutSeconds: spec.timeoutSeconds,
+      });
     });
-    const world = this;
     const reconciler = new RolloutReconciler({
       rollouts: store,
       clusters: new SimFactory(this.clusters),
@@ -229,8 +241,8 @@ export class World {
         },
       },
       events: {
-        event(_r, type, reason, message) {
-          world.events.push({ t: world.seconds(), type, reason, message });
+        event: (_r, type, reason, message) => {
+          this.events.push({ t: this.seconds(), type, reason, message });
         },
       },
       clock,

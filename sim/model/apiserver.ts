@@ -188,7 +188,8 @@ export class ApiServerModel {
       ['GET', this.get],
       ['LIST', this.list],
     ] as const) {
-      for (let i = 0; i < BUCKETS.length; i++) out.push(`apiserver_request_duration_seconds_bucket{verb="${verb}",le="${BUCKETS[i]}"} ${Math.round(s.cum[i]!)}`);
+      for (let i = 0; i < BUCKETS.length; i++)
+        out.push(`apiserver_request_duration_seconds_bucket{verb="${verb}",le="${BUCKETS[i]}"} ${Math.round(s.cum[i]!)}`);
       out.push(`apiserver_request_duration_seconds_bucket{verb="${verb}",le="+Inf"} ${Math.round(s.count)}`);
       out.push(`apiserver_request_duration_seconds_sum{verb="${verb}"} ${s.sum.toFixed(3)}`);
       out.push(`apiserver_request_duration_seconds_count{verb="${verb}"} ${Math.round(s.count)}`);
