@@ -15,7 +15,9 @@ import { FULL_HORIZONS, QUICK_HORIZONS, runScenario, type ReplayOptions } from '
 
 const model = loadModel();
 const quick: ReplayOptions = { seed: 1, model, fleet: generateFleet(QUICK_FLEET, 1), horizons: QUICK_HORIZONS };
-const full: ReplayOptions = { seed: 1, model, fleet: generateFleet(FULL_FLEET, 1), horizons: FULL_HORIZONS };
+// 20 minutes are enough to see the canary fall and recover; the full replay goes on for an hour more
+// (the rollback's clearing of stop files on 7,500 nodes is retried all that time).
+const full: ReplayOptions = { seed: 1, model, fleet: generateFleet(FULL_FLEET, 1), horizons: { ...FULL_HORIZONS, 'operator-defaults': 1200 } };
 
 describe('bench:replay', () => {
   it('without the operator, the bad revision reaches every node and the largest API server falls', async () => {
@@ -49,8 +51,8 @@ describe('bench:replay', () => {
     expect(r.exposedNodes).toBeGreaterThan(0);
     expect(r.exposedNodes).toBeLessThanOrEqual(Math.ceil(full.fleet[0]!.nodes * 0.01) + 1);
     expect(r.detectionSeconds).not.toBeNull();
-    // Reported, not asserted: the share of the fleet's nodes exposed with the defaults (goal: <= 1 %).
-    process.stdout.write(`operator-defaults exposed ${r.exposedNodes} nodes (${(r.exposedFraction * 100).toFixed(3)} % of the fleet)\n`);
+    // The promise: at most 1 % of the fleet's nodes exposed with the defaults (it holds in this model).
+    expect(r.exposedFraction).toBeLessThanOrEqual(0.01);
   }, 60_000);
 
   it('a good revision completes on a fleet whose nodes are all Ready', async () => {

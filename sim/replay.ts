@@ -137,11 +137,15 @@ export async function runScenario(name: ScenarioName, o: ReplayOptions): Promise
         return phase === 'Succeeded' || phase === 'RolledBack' || phase === 'Failed';
       };
     } else {
-      // Done once a bad agent has run and the fleet has then been healthy for ten minutes (whatever
-      // the rollout's phase: a rollback that cannot finish clearing its stop files is reported, not waited for).
+      // Done once a bad agent has run, the fleet has then been healthy for ten minutes and the rollout
+      // has settled; or, if it does not settle (a rollback that cannot finish clearing its stop files),
+      // after an hour of health: reported with its phase, not waited for.
       stop = () => {
-        if (world.firstBadAt === undefined || world.lastUnhealthyAt === undefined) return false;
-        return world.clock.nowMs() - world.lastUnhealthyAt > 600_000 && world.active('list-everything') === 0;
+        if (world.firstBadAt === undefined || world.lastUnhealthyAt === undefined || world.active('list-everything') > 0) return false;
+        const quiet = world.clock.nowMs() - world.lastUnhealthyAt;
+        const phase = store.current().status?.phase;
+        const settled = phase === 'RolledBack' || phase === 'Failed' || phase === 'Succeeded';
+        return quiet > (settled ? 600_000 : 3_600_000);
       };
     }
   }
