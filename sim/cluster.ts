@@ -10,7 +10,7 @@
  * a few arrays; NodeInfo objects are built once and copied on each listNodes.
  */
 import type { SimClock, Rng } from './engine.js';
-import { ApiServerModel, type Demand } from './model/apiserver.js';
+import { ApiServerModel, NO_DEMAND, type Demand } from './model/apiserver.js';
 import { addDemand, agentDemand, type Behaviour } from './model/agents.js';
 import type { Model } from './model/calibration.js';
 import { ALL_REVISIONS } from '../operator/src/breakglass/stopfile.js';
@@ -112,7 +112,7 @@ export class SimCluster implements ClusterClient {
   /** The agents' demand on the API server now. */
   demand(): Demand {
     if (this.demandCache) return this.demandCache;
-    let d: Demand = { smallRps: 0, listRps: 0, listBytes: 0 };
+    let d: Demand = NO_DEMAND;
     for (const [rev, n] of this.active) if (n > 0) d = addDemand(d, agentDemand(this.model, this.behaviours.get(rev) ?? 'frugal', this.size, n));
     return (this.demandCache = d);
   }

@@ -6,7 +6,7 @@
  * declared configuration, so it lets the defect through; only the gates can see it.
  */
 import { estimateApiLoad } from '#collector/estimate.js';
-import type { Demand } from './apiserver.js';
+import { NO_DEMAND, type Demand, type ListClass } from './apiserver.js';
 import type { Model } from './calibration.js';
 
 /** How an agent behaves on the API server (what the image does, whatever its config declares). */
@@ -14,7 +14,7 @@ export type Behaviour = 'frugal' | 'list-everything';
 
 /** The demand of `agents` agents of one behaviour on a cluster of `nodes` nodes. */
 export function agentDemand(model: Model, behaviour: Behaviour, nodes: number, agents: number): Demand {
-  if (agents <= 0 || nodes <= 0) return { smallRps: 0, listRps: 0, listBytes: 0 };
+  if (agents <= 0 || nodes <= 0) return NO_DEMAND;
   const pods = Math.round(nodes * model.cluster.podsPerNode);
   const services = Math.round(pods * model.cluster.servicesPerPod);
   const size = { nodes, pods, services, endpointSlices: services };
@@ -24,24 +24,27 @@ export function agentDemand(model: Model, behaviour: Behaviour, nodes: number, a
       : { metadata: { mode: 'Naive' as const, naiveRelistSeconds: model.agents.defectRelistSeconds } };
   const e = estimateApiLoad(config, size);
   const share = agents / nodes;
-  let listRps = 0;
-  let listBytesPerSecond = 0;
+  const lists: ListClass[] = [];
   let smallRps = 0;
   for (const c of e.breakdown) {
-    // The watcher's share is the same with one agent or all: count it only for node agents' lines.
-    const perNode = c.instances === nodes ? share : 0;
-    if (c.verb === 'list' && c.quorumListsPerSecond > 0) {
-      listRps += c.requestsPerSecond * perNode;
-      listBytesPerSecond += c.bytesPerSecond * perNode;
+    // The watcher's share is the same with one agent or all: count only the node agents' lines.
+    if (c.instances !== nodes) continue;
+    if (c.verb === 'list' && c.quorumListsPerSecond > 0 && c.requestsPerSecond > 0) {
+      lists.push({ rps: c.requestsPerSecond * share, bytes: c.bytesPerSecond / c.requestsPerSecond });
     } else if (c.verb !== 'watch') {
-      smallRps += c.requestsPerSecond * perNode;
+      smallRps += c.requestsPerSecond * share;
     }
   }
-  return { smallRps, listRps, listBytes: listRps > 0 ? listBytesPerSecond / listRps : 0 };
+  return { smallRps, lists };
 }
 
-/** Adds demands (LIST sizes weighted by their rates). */
+/** Adds demands (LIST classes of the same size merge). */
 export function addDemand(a: Demand, b: Demand): Demand {
-  const listRps = a.listRps + b.listRps;
-  return { smallRps: a.smallRps + b.smallRps, listRps, listBytes: listRps > 0 ? (a.listRps * a.listBytes + b.listRps * b.listBytes) / listRps : 0 };
+  const lists = a.lists.map((l) => ({ ...l }));
+  for (const l of b.lists) {
+    const same = lists.find((x) => x.bytes === l.bytes);
+    if (same) same.rps += l.rps;
+    else lists.push({ ...l });
+  }
+  return { smallRps: a.smallRps + b.smallRps, lists };
 }

@@ -8,15 +8,27 @@
 import type { Model } from './calibration.js';
 import { tier } from './calibration.js';
 
-/** The load on the API server for one step, requests per second by kind. */
-export interface Demand {
-  /** Small requests (GET, PUT, PATCH of one object), besides the cluster's own baseline. */
-  smallRps: number;
-  /** LISTs without resourceVersion (cluster-wide, from etcd), per second. */
-  listRps: number;
-  /** Mean serialized size of those LISTs, bytes. */
-  listBytes: number;
+/** LISTs of one size: one resource listed cluster-wide without resourceVersion (from etcd). */
+export interface ListClass {
+  /** Requests per second. */
+  rps: number;
+  /** Serialized size of one response, bytes. */
+  bytes: number;
 }
+
+/** The load on the API server for one step, besides the cluster's own baseline. */
+export interface Demand {
+  /** Small requests (GET, PUT, PATCH of one object) per second. */
+  smallRps: number;
+  /**
+   * LISTs by size. Kept apart, not averaged: the p99 of a mix is the largest LIST's latency, which a
+   * mean size would hide (a pods LIST is 40x a services LIST).
+   */
+  lists: ListClass[];
+}
+
+/** No load. */
+export const NO_DEMAND: Demand = { smallRps: 0, lists: [] };
 
 /** The real kube-apiserver's latency buckets (seconds). */
 export const BUCKETS = [0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 45, 60];
@@ -140,32 +152,46 @@ export class ApiServerModel {
     }
     if (nowMs - this.upSince >= m.crashLoopResetSeconds * 1000) this.backoffIndex = 0;
     const smallRps = this.baselineRps + demand.smallRps;
-    const listMiB = demand.listBytes / 1048576;
-    const listService = listMiB * m.listSecondsPerMiB;
-    const cpu = smallRps * m.smallRequestCpuSeconds + demand.listRps * listService;
+    const lists = demand.lists.filter((l) => l.rps > 0);
+    let cpu = smallRps * m.smallRequestCpuSeconds;
+    let listRps = 0;
+    for (const l of lists) {
+      cpu += l.rps * (l.bytes / 1048576) * m.listSecondsPerMiB;
+      listRps += l.rps;
+    }
     const rho = cpu / this.cores;
     this.utilisation = rho;
     this.queueFactor = 1 / (1 - Math.min(rho, m.queueingCap));
     const accept = rho > 1 ? 1 / rho : 1;
     this.rejectedFraction = 1 - accept;
     const smallMedian = m.smallRequestMedianSeconds * this.queueFactor;
-    const listMedian = listService * this.queueFactor + smallMedian;
     const T = m.requestTimeoutSeconds;
     const nSmall = smallRps * accept * dt;
-    const nList = demand.listRps * accept * dt;
     this.get.add(nSmall, smallMedian, m.smallRequestSigma, T, '200');
     this.get.reject(smallRps * (1 - accept) * dt);
-    this.list.add(nList, listMedian, m.listSigma, T, '200', '504');
-    this.list.reject(demand.listRps * (1 - accept) * dt);
-    this.rejected += (smallRps + demand.listRps) * (1 - accept) * dt;
-
+    const classes: Array<{ n: number; median: number; sigma: number }> = [{ n: nSmall, median: smallMedian, sigma: m.smallRequestSigma }];
     // Memory: the watch cache plus every LIST in flight, times its amplification. LISTs in flight are
     // offered rate x latency (Little's law) up to what APF's seats admit at once; a saturated server
     // keeps its seats full of slow LISTs, which is what exhausts its memory.
-    const inflight = Math.min(m.apfSeats / m.listSeatWidth, demand.listRps * Math.min(listMedian, T));
-    const target = this.baseMemoryMiB + inflight * listMiB * m.listMemoryAmplification;
+    let inflight = 0;
+    let inflightMiB = 0;
+    for (const l of lists) {
+      const mib = l.bytes / 1048576;
+      const median = mib * m.listSecondsPerMiB * this.queueFactor + smallMedian;
+      const n = l.rps * accept * dt;
+      this.list.add(n, median, m.listSigma, T, '200', '504');
+      this.list.reject(l.rps * (1 - accept) * dt);
+      classes.push({ n, median, sigma: m.listSigma });
+      const k = l.rps * Math.min(median, T);
+      inflight += k;
+      inflightMiB += k * mib;
+    }
+    this.rejected += (smallRps + listRps) * (1 - accept) * dt;
+    const seatsForLists = m.apfSeats / m.listSeatWidth;
+    if (inflight > seatsForLists) inflightMiB *= seatsForLists / inflight;
+    const target = this.baseMemoryMiB + inflightMiB * m.listMemoryAmplification;
     this.memoryMiB += (target - this.memoryMiB) * (1 - Math.exp(-dt / m.memoryTimeConstantSeconds));
-    const p99 = quantile99(nSmall, smallMedian, m.smallRequestSigma, nList, listMedian, m.listSigma, T);
+    const p99 = quantile99(classes, T);
     const report: StepReport = { up: true, utilisation: rho, rejectedFraction: this.rejectedFraction, memoryMiB: this.memoryMiB };
     if (p99 !== undefined) report.p99 = p99;
     if (this.memoryMiB > this.memoryLimitMiB) {
@@ -217,11 +243,16 @@ export class ApiServerModel {
   }
 }
 
-/** The p99 of a mixture of two log-normal classes (latencies capped at `cap`), by bisection in log space. */
-function quantile99(n1: number, m1: number, s1: number, n2: number, m2: number, s2: number, cap: number): number | undefined {
-  const n = n1 + n2;
+/** The p99 of a mixture of log-normal classes (latencies capped at `cap`), by bisection in log space. */
+function quantile99(classes: Array<{ n: number; median: number; sigma: number }>, cap: number): number | undefined {
+  const n = classes.reduce((a, c) => a + c.n, 0);
   if (n <= 0) return undefined;
-  const cdf = (x: number): number => (n1 * (x >= cap ? 1 : lnCdf(x, m1, s1)) + n2 * (x >= cap ? 1 : lnCdf(x, m2, s2))) / n;
+  const cdf = (x: number): number => {
+    if (x >= cap) return 1;
+    let sum = 0;
+    for (const c of classes) sum += c.n * lnCdf(x, c.median, c.sigma);
+    return sum / n;
+  };
   let lo = Math.log(1e-4);
   let hi = Math.log(cap);
   if (cdf(Math.exp(hi) * 0.999999) < 0.99) return cap;
