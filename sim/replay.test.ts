@@ -38,6 +38,10 @@ describe('bench:replay', () => {
     expect(JSON.stringify(a)).toBe(JSON.stringify(b));
     const c = await runScenario('incident', { ...quick, seed: 2 });
     expect(JSON.stringify(c)).not.toBe(JSON.stringify(a));
+    // With the operator in the loop too (its passes, gates and break-glass interleave on virtual time).
+    const d = await runScenario('operator-defaults', quick);
+    const e = await runScenario('operator-defaults', quick);
+    expect(JSON.stringify(d)).toBe(JSON.stringify(e));
   }, 60_000);
 
   it('with the operator defaults, a cluster whose API server falls anyway has every bad agent stopped', async () => {
