@@ -1,13 +1,14 @@
 /**
  * `npm run bench:replay`: replays the incident on a simulated fleet in virtual time and prints a table
- * per scenario; writes the same as JSON (deterministic: the same seed and inputs give the same file).
+ * per scenario; writes the same as JSON (deterministic: the same seed and inputs give the same file) and
+ * an SVG of the largest clusters with the operator off and on.
  *
  *   --seed N          PRNG seed (default 1)
  *   --quick           the quick fleet (10 clusters, 50..2,000 nodes) and shorter horizons
  *   --scenario NAME   one of incident, operator-defaults, healthy, healthy-ready (repeatable; default all)
  *   --fleet FILE      a fleet file (JSON array of { name, nodes }) instead of the generated one
  *   --model FILE      a calibration file instead of sim/model/calibration.json
- *   --out FILE        where to write the JSON (default sim/results/replay[-quick].json)
+ *   --out FILE        where to write the JSON (default sim/results/replay[-quick].json); the SVG goes beside it
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -15,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { describeFleet, FULL_FLEET, generateFleet, loadFleet, QUICK_FLEET } from './fleet.js';
 import { DEFAULT_MODEL_PATH, loadModel } from './model/calibration.js';
+import { renderSvg } from './svg.js';
 import { formatTable, FULL_HORIZONS, QUICK_HORIZONS, runScenario, SCENARIOS, type ScenarioName, type ScenarioResult } from './replay.js';
 
 async function main(): Promise<void> {
@@ -52,7 +54,9 @@ async function main(): Promise<void> {
   const out = values.out ?? join(root, quick ? 'replay-quick.json' : 'replay.json');
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify({ seed, quick, model: { date: model.date }, fleet, results }, null, 1)}\n`);
-  console.log(`wrote ${out}`);
+  const svg = out.replace(/\.json$/, '') + '.svg';
+  writeFileSync(svg, renderSvg(results, Object.fromEntries(fleet.map((c) => [c.name, c.nodes]))));
+  console.log(`wrote ${out} and ${svg}`);
 }
 
 main().catch((err: unknown) => {
