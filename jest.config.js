@@ -1,7 +1,7 @@
 // Jest 30 in ESM mode: ts-jest with useESM, .js suffixes stripped from
 // relative imports; the package's own `#core/x.js` (and `#collector/x.js`) imports map to the TypeScript
 // sources, as package.json's "imports" do under the `types`/`source` conditions. Two projects: unit
-// tests beside the code, e2e tests against the real control plane.
+// tests beside the code (and the fleet simulator's, sim/), e2e tests against the real control plane.
 const common = {
   preset: 'ts-jest/presets/default-esm',
   extensionsToTreatAsEsm: ['.ts'],
@@ -22,7 +22,13 @@ export default {
     {
       ...common,
       displayName: 'unit',
-      testMatch: ['<rootDir>/lib/**/*.test.ts', '<rootDir>/operator/**/*.test.ts', '<rootDir>/collector/**/*.test.ts', '<rootDir>/e2e/**/*.unit.test.ts'],
+      testMatch: [
+        '<rootDir>/lib/**/*.test.ts',
+        '<rootDir>/operator/**/*.test.ts',
+        '<rootDir>/collector/**/*.test.ts',
+        '<rootDir>/e2e/**/*.unit.test.ts',
+        '<rootDir>/sim/**/*.test.ts',
+      ],
     },
     {
       ...common,

@@ -1,0 +1,284 @@
+/**
+ * A simulated world: the fleet's clusters in virtual time, the API server models stepped on a fixed
+ * tick, the measurements the replay reports, and (when the scenario uses it) the operator itself: the
+ * real RolloutReconciler driven by the real WorkQueue and worker loop, with the real gate evaluator
+ * reading the simulated /metrics and the real break-glass actuator writing stop files through the
+ * simulated transport. Only the management cluster is in memory (the rollout store and the node
+ * inventories, from testkit), as it is not what the replay measures.
+ */
+import { Writable } from 'node:stream';
+import type { TelemetryRollout } from '../operator/src/api/types.generated.js';
+import { TransportBreakGlass, type BreakGlassBackends } from '../operator/src/breakglass/actuator.js';
+import type { InventoryStore, NodeInventory, SaveResult } from '../operator/src/breakglass/inventory.js';
+import { runWorkers, WorkQueue } from '../operator/src/controller/workqueue.js';
+import { ControlPlaneGateEvaluator } from '../operator/src/gates/evaluator.js';
+import { ClusterUnavailableError, type ClusterClient, type ClusterClientFactory, type ResolvedTarget } from '../operator/src/rollout/interfaces.js';
+import { collectorLoadPreflight } from '../operator/src/rollout/preflight.js';
+import { RolloutReconciler } from '../operator/src/rollout/reconciler.js';
+import { createLogger } from '../operator/src/util/logging.js';
+import { FakeRolloutStore } from '../testkit/operator/rollout/fakes.js';
+import { SimTransport } from './breakglass.js';
+import { SimCluster, type BehaviourOf } from './cluster.js';
+import { hash32, Rng, SimClock } from './engine.js';
+import type { ClusterShape } from './fleet.js';
+import type { Behaviour } from './model/agents.js';
+import type { Model } from './model/calibration.js';
+
+/** The API SLO the replay counts breaches of (the gates' default absolute bound). */
+export const SLO_P99_SECONDS = 1;
+
+/** What the world measured of one cluster. */
+export interface ClusterStats {
+  name: string;
+  nodes: number;
+  crashes: number;
+  downSeconds: number;
+  pastSloSeconds: number;
+  firstCrashAt?: number;
+}
+
+/** One point of a watched cluster's time series (for plots). */
+export interface SeriesPoint {
+  t: number;
+  up: boolean;
+  p99?: number;
+  badAgents: number;
+}
+
+/** Options of a world. */
+export interface WorldOptions {
+  seed: number;
+  model: Model;
+  fleet: ClusterShape[];
+  /** What each image does on the API server. */
+  behaviourOf: BehaviourOf;
+  /** Model step, seconds (default 2). */
+  tickSeconds?: number;
+}
+
+/** Factory over the simulated clusters: every target is a cluster of the fleet. */
+class SimFactory implements ClusterClientFactory {
+  private readonly clusters: Map<string, SimCluster>;
+  constructor(clusters: Map<string, SimCluster>) {
+    this.clusters = clusters;
+  }
+  async resolveTargets(rollout: TelemetryRollout): Promise<ResolvedTarget[]> {
+    return (rollout.spec.targets.clusters ?? []).map((c) => ({ name: c.name, secretName: c.kubeconfigSecretRef.name, secretKey: c.kubeconfigSecretRef.key }));
+  }
+  async client(_r: TelemetryRollout, target: ResolvedTarget): Promise<ClusterClient> {
+    const c = this.clusters.get(target.name);
+    if (!c) throw new ClusterUnavailableError(target.name, 'SecretNotFound', `Secret ${target.secretName} not found`);
+    return c;
+  }
+}
+
+/**
+ * The management cluster's inventory store, in memory and without the ConfigMap store's hashing and
+ * copying: the management cluster is not what the replay measures, and hashing a 7,500-node inventory
+ * after every relabel batch would dominate the simulator's own run time. (The real store pays that cost:
+ * it is part of the operator's own cost at fleet scale, which the replay does not measure.)
+ */
+class SimInventoryStore implements InventoryStore {
+  private readonly items = new Map<string, NodeInventory>();
+  async load(cluster: string): Promise<NodeInventory | undefined> {
+    return this.items.get(cluster);
+  }
+  async save(inv: NodeInventory): Promise<SaveResult> {
+    this.items.set(inv.cluster, inv);
+    return { written: true, hash: '' };
+  }
+  async delete(cluster: string): Promise<void> {
+    this.items.delete(cluster);
+  }
+}
+
+/** A warning event as the replay sees it: when, why, where. */
+export interface SeenEvent {
+  t: number;
+  type: string;
+  reason: string;
+  message: string;
+}
+
+/** The simulated fleet in virtual time. */
+export class World {
+  readonly clock: SimClock;
+  readonly model: Model;
+  readonly clusters = new Map<string, SimCluster>();
+  readonly stats = new Map<string, ClusterStats>();
+  readonly start: number;
+  readonly series = new Map<string, SeriesPoint[]>();
+  readonly events: SeenEvent[] = [];
+  /** The latest time (ms) any cluster was unhealthy: down, past the SLO, or running a bad agent. */
+  lastUnhealthyAt: number | undefined;
+  /** The first time (ms) any cluster was past the SLO or down. */
+  firstBreachAt: number | undefined;
+  /** The first time (ms) a bad agent ran anywhere (seen at a model step). */
+  firstBadAt: number | undefined;
+  passes = 0;
+  passErrors = 0;
+  private readonly rng: Rng;
+  private readonly tickSeconds: number;
+  private readonly nodeOwner = new Map<string, SimCluster>();
+
+  constructor(o: WorldOptions) {
+    this.clock = new SimClock();
+    this.start = this.clock.nowMs();
+    this.model = o.model;
+    this.rng = new Rng(o.seed);
+    this.tickSeconds = o.tickSeconds ?? 2;
+    for (const shape of o.fleet) {
+      const c = new SimCluster(shape.name, shape.nodes, {
+        clock: this.clock,
+        rng: new Rng((o.seed ^ hash32(shape.name)) >>> 0),
+        model: o.model,
+        behaviourOf: o.behaviourOf,
+      });
+      this.clusters.set(shape.name, c);
+      this.stats.set(shape.name, { name: shape.name, nodes: shape.nodes, crashes: 0, downSeconds: 0, pastSloSeconds: 0 });
+    }
+    // The three largest clusters get a time series.
+    for (const c of [...this.clusters.values()].sort((a, b) => b.size - a.size).slice(0, 3)) this.series.set(c.name, []);
+    this.clock.setTimer(this.tickSeconds * 1000, () => this.tick());
+  }
+
+  /** Total nodes of the fleet. */
+  get nodes(): number {
+    let n = 0;
+    for (const c of this.clusters.values()) n += c.size;
+    return n;
+  }
+
+  /** Seconds since the world began. */
+  seconds(ms = this.clock.nowMs()): number {
+    return (ms - this.start) / 1000;
+  }
+
+  /** Finds a node's cluster and index (node names are unique across the fleet). */
+  locate = (node: string): { cluster: SimCluster; index: number } | undefined => {
+    const prefix = node.slice(0, node.lastIndexOf('-n'));
+    const c = this.nodeOwner.get(prefix) ?? this.clusters.get(prefix);
+    const index = c?.nodeIndex(node);
+    return c && index !== undefined ? { cluster: c, index } : undefined;
+  };
+
+  /** Nodes on which an agent of `behaviour` ever ran unstopped, fleet-wide. */
+  exposed(behaviour: Behaviour): number {
+    let n = 0;
+    for (const c of this.clusters.values()) n += c.exposedByBehaviour(behaviour);
+    return n;
+  }
+
+  /** Agents of `behaviour` running unstopped now, fleet-wide. */
+  active(behaviour: Behaviour): number {
+    let n = 0;
+    for (const c of this.clusters.values()) n += c.activeByBehaviour(behaviour);
+    return n;
+  }
+
+  /** One model step of every API server, and the measurements. */
+  private tick(): void {
+    const now = this.clock.nowMs();
+    const dt = this.tickSeconds;
+    for (const c of this.clusters.values()) {
+      const st = this.stats.get(c.name)!;
+      const crashesBefore = c.api.crashes;
+      const r = c.api.step(now, dt, c.demand());
+      if (c.api.crashes > crashesBefore) {
+        st.crashes = c.api.crashes;
+        st.firstCrashAt ??= this.seconds(now);
+      }
+      const bad = c.activeByBehaviour('list-everything');
+      const past = r.up && r.p99 !== undefined && r.p99 > SLO_P99_SECONDS;
+      if (!r.up) st.downSeconds += dt;
+      if (past) st.pastSloSeconds += dt;
+      if (!r.up || past) this.firstBreachAt ??= now;
+      if (!r.up || past || bad > 0) this.lastUnhealthyAt = now;
+      if (bad > 0) this.firstBadAt ??= now;
+      const s = this.series.get(c.name);
+      if (s && (now - this.start) % 10_000 < dt * 1000)
+        s.push({ t: this.seconds(now), up: r.up, ...(r.p99 !== undefined ? { p99: round(r.p99) } : {}), badAgents: bad });
+    }
+    this.clock.setTimer(dt * 1000, () => this.tick());
+  }
+
+  /**
+   * Starts the operator on `manifest` (a TelemetryRollout): the real reconciler behind the real work
+   * queue with 4 workers; a status write enqueues the key again, as the operator's informer does.
+   * Returns the store (to read the rollout) and a function that stops the workers.
+   */
+  startOperator(manifest: Record<string, unknown>): { store: FakeRolloutStore; stop: () => void } {
+    const clock = this.clock;
+    const store = new FakeRolloutStore(manifest);
+    const key = `${store.current().metadata?.namespace ?? 'default'}/${store.current().metadata?.name ?? ''}`;
+    const queue = new WorkQueue({ clock, name: 'telemetryrollouts' });
+    const sink = new Writable({ write: (_c, _e, cb) => cb() });
+    const logger = createLogger({ level: 'error', stream: sink });
+    const inventories = new SimInventoryStore();
+    const backends: BreakGlassBackends = {
+      inventory: () => inventories,
+      secrets: () => ({ readSecretKey: async () => '' }),
+    };
+    const bgRng = this.rng.fork(7);
+    const breakGlass = new TransportBreakGlass(backends, clock, logger, async (spec) => {
+      return new SimTransport({
+        clock,
+        rng: bgRng,
+        model: this.model,
+        locate: this.locate,
+        concurrency: spec.concurrency,
+        timeoutSeconds: spec.timeoutSeconds,
+      });
+    });
+    const reconciler = new RolloutReconciler({
+      rollouts: store,
+      clusters: new SimFactory(this.clusters),
+      gates: new ControlPlaneGateEvaluator({ clock }),
+      status: {
+        async writeStatus(r, s) {
+          await store.writeStatus(r, s);
+          queue.add(key);
+        },
+      },
+      events: {
+        event: (_r, type, reason, message) => {
+          this.events.push({ t: this.seconds(), type, reason, message });
+        },
+      },
+      clock,
+      breakGlass,
+      inventory: breakGlass,
+      options: { preflight: [collectorLoadPreflight()] },
+    });
+    const ac = new AbortController();
+    queue.add(key);
+    const done = runWorkers(
+      queue,
+      4,
+      async (k) => {
+        this.passes++;
+        try {
+          return await reconciler.reconcile(k);
+        } catch (err) {
+          this.passErrors++;
+          throw err;
+        }
+      },
+      { clock, logger, signal: ac.signal },
+    );
+    return {
+      store,
+      // Stops taking keys. What is in flight stays pending: virtual time no longer moves, and nothing
+      // holds a real resource, so it is simply dropped.
+      stop: () => {
+        ac.abort(new Error('replay over'));
+        void queue.shutDown();
+        void done;
+      },
+    };
+  }
+}
+
+function round(v: number): number {
+  return Math.round(v * 1000) / 1000;
+}
