@@ -164,9 +164,9 @@ export function interruptibleBreakGlass(inner: BreakGlassActuator, pass: PassSig
       pass.throwIfAborted();
       return inner.issue(rollout, cluster, revision, reason, options);
     },
-    clear: async (rollout, cluster, revision) => {
+    clear: async (rollout, cluster, revision, options) => {
       pass.throwIfAborted();
-      return inner.clear(rollout, cluster, revision);
+      return inner.clear(rollout, cluster, revision, options);
     },
   };
 }

@@ -123,8 +123,11 @@ describe('TransportBreakGlass', () => {
     await r.ready;
     r.transport.hanging.add('n1');
     await r.bg.issue(rollout, 'c1', REV, 'unreachable');
-    expect(await r.bg.clear(rollout, 'c1', REV)).toMatchObject({ ok: false });
+    expect(await r.bg.clear(rollout, 'c1', REV)).toMatchObject({ ok: false, inProgress: true, message: expect.stringContaining('still under way') });
     r.transport.release();
+    await r.bg.settled();
+    // The clear runs in the background too: started, then its outcome on the next call.
+    expect(await r.bg.clear(rollout, 'c1', REV)).toMatchObject({ ok: false, inProgress: true });
     await r.bg.settled();
     expect(await r.bg.clear(rollout, 'c1', REV)).toMatchObject({ ok: true });
     expect(r.transport.files.size).toBe(0);
@@ -166,7 +169,34 @@ describe('TransportBreakGlass', () => {
       async () => r.transport,
     );
     expect(await again.owed(rollout, 'c1')).toEqual([REV]);
+    await again.clear(rollout, 'c1', REV);
+    await again.settled();
     expect(await again.clear(rollout, 'c1', REV)).toMatchObject({ ok: true });
+    expect(await r.bg.owed(rollout, 'c1')).toEqual([]);
+  });
+
+  it('a clear goes again only to the nodes not cleared yet, and a NotReady node does not hold it', async () => {
+    const r = rig([node('n1'), node('n2'), node('n3')]);
+    await r.ready;
+    await r.bg.issue(rollout, 'c1', REV, 'unreachable');
+    await r.bg.settled();
+    await r.bg.issue(rollout, 'c1', REV, 'unreachable');
+    r.transport.failing.add('n2');
+    r.transport.failing.add('n3');
+    const clear = async (notReady: string[] = []) => {
+      await r.bg.clear(rollout, 'c1', REV, { notReady });
+      await r.bg.settled();
+      return r.bg.clear(rollout, 'c1', REV, { notReady });
+    };
+    const first = await clear();
+    expect(first).toMatchObject({ ok: false, message: expect.stringContaining('cleared on 1/3 nodes') });
+    expect(first.message).toContain('n2');
+    // n2 comes back; n3 is NotReady (its node is down): the clear completes, naming what it left.
+    r.transport.failing.delete('n2');
+    const second = await clear(['n3']);
+    expect(second).toMatchObject({ ok: true, message: expect.stringContaining('left on 1 NotReady nodes') });
+    expect(second.message).toContain('n3');
+    expect([...r.transport.files.keys()]).toEqual(['n3']);
     expect(await r.bg.owed(rollout, 'c1')).toEqual([]);
   });
 });

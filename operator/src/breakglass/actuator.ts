@@ -6,7 +6,7 @@
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { BreakGlassStatus, BreakGlassTransportSpec, TelemetryRollout } from '../api/types.generated.js';
-import type { BreakGlassActuator, InventoryChange, InventoryRecorder, IssueOptions, NodeInfo } from '../rollout/interfaces.js';
+import type { BreakGlassActuator, ClearResult, InventoryChange, InventoryRecorder, IssueOptions, NodeInfo } from '../rollout/interfaces.js';
 import type { Clock } from '#core/clock.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logging.js';
@@ -85,6 +85,7 @@ export class TransportBreakGlass implements BreakGlassActuator, InventoryRecorde
   private readonly logger?: Logger;
   private readonly makeTransport: TransportMaker;
   private readonly jobs = new Map<string, StopJob>();
+  private readonly clears = new Map<string, ClearJob>();
   /** Node names last recorded per inventory, to say which nodes left it. */
   private readonly recorded = new Map<string, Set<string>>();
   constructor(backends: BreakGlassBackends, clock: Clock, logger?: Logger, makeTransport?: TransportMaker) {
@@ -194,7 +195,7 @@ export class TransportBreakGlass implements BreakGlassActuator, InventoryRecorde
   /** Resolves once no attempt is under way (tests; shutdown). */
   async settled(): Promise<void> {
     for (;;) {
-      const running = [...this.jobs.values()].flatMap((j) => (j.running ? [j.running] : []));
+      const running = [...this.jobs.values(), ...this.clears.values()].flatMap((j) => (j.running ? [j.running] : []));
       if (running.length === 0) return;
       await Promise.allSettled(running);
     }
@@ -264,45 +265,97 @@ export class TransportBreakGlass implements BreakGlassActuator, InventoryRecorde
     }
   }
 
-  async clear(rollout: TelemetryRollout, cluster: string, revision: string): Promise<{ ok: boolean; message: string }> {
-    const ns = rollout.metadata?.namespace ?? 'default';
-    const job = this.jobs.get(`${rolloutName(rollout)}/${cluster}/${revision}`);
+  async clear(rollout: TelemetryRollout, cluster: string, revision: string, options: ClearStopOptions = {}): Promise<ClearResult> {
+    const key = `${rolloutName(rollout)}/${cluster}/${revision}`;
     // Never clear under an attempt still writing (its files would land after the clear).
-    if (job?.running) return { ok: false, message: 'an attempt to write the stop files is still under way' };
-    this.jobs.delete(`${rolloutName(rollout)}/${cluster}/${revision}`);
+    if (this.jobs.get(key)?.running) return { ok: false, inProgress: true, message: 'an attempt to write the stop files is still under way' };
+    let job = this.clears.get(key);
+    if (job?.running) return { ok: false, inProgress: true, message: `clearing the stop files (${job.cleared.size} nodes done so far)` };
+    if (job?.unread) {
+      const done = job.unread;
+      delete job.unread;
+      if (done.ok) {
+        this.clears.delete(key);
+        this.jobs.delete(key);
+      }
+      return done;
+    }
+    job ??= { cleared: new Set<string>() };
+    this.clears.set(key, job);
+    const j = job;
+    // Like the stop itself, the clear fans out in the background: a pass is never held by 5,000 nodes.
+    j.running = this.clearAttempt(j, rollout, cluster, revision, new Set(options.notReady ?? [])).finally(() => delete j.running);
+    return { ok: false, inProgress: true, message: 'clearing the stop files' };
+  }
+
+  /**
+   * One clear attempt: every inventoried node not cleared yet. A node that fails is tried again by the
+   * next attempt; a node that fails while NotReady does not hold the recovery (its stop file names a
+   * revision that no longer runs anywhere; it is named in the message and the event).
+   */
+  private async clearAttempt(job: ClearJob, rollout: TelemetryRollout, cluster: string, revision: string, notReady: Set<string>): Promise<void> {
+    const ns = rollout.metadata?.namespace ?? 'default';
     const spec = rollout.spec.breakGlass.transport;
-    if (!spec) return { ok: true, message: 'no transport configured' };
+    if (!spec) {
+      job.unread = { ok: true, message: 'no transport configured' };
+      return;
+    }
     try {
       const inv = await this.backends.inventory(ns).load(cluster);
-      if (!inv) return { ok: false, message: `no node inventory of ${cluster}` };
+      if (!inv) {
+        job.unread = { ok: false, message: `no node inventory of ${cluster}` };
+        return;
+      }
+      const nodes = inv.nodes.filter((n) => !job.cleared.has(n.name));
       const transport = await this.makeTransport(spec, this.backends.secrets(ns), this.clock);
       try {
-        const res = await clearBreakGlass({ transport, nodes: inv.nodes, revision, clock: this.clock, ...(this.logger ? { logger: this.logger } : {}) });
+        const res = await clearBreakGlass({ transport, nodes, revision, clock: this.clock, ...(this.logger ? { logger: this.logger } : {}) });
+        for (const o of res.outcomes) if (o.result === 'ok') job.cleared.add(o.node);
         const bad = res.outcomes.filter((o) => o.result !== 'ok');
-        const named = bad
-          .slice(0, MAX_FAILING_NODES)
-          .map((o) => `${o.node}: ${failingNode(o).message}`)
-          .join('; ');
-        if (bad.length > 0) {
-          return {
-            ok: false,
-            message: `${res.message}; not cleared on ${named}${bad.length > MAX_FAILING_NODES ? ` and ${bad.length - MAX_FAILING_NODES} more` : ''}`,
-          };
+        const blocking = bad.filter((o) => !notReady.has(o.node));
+        const named = (list: NodeOutcome[]) =>
+          list
+            .slice(0, MAX_FAILING_NODES)
+            .map((o) => `${o.node}: ${failingNode(o).message}`)
+            .join('; ') + (list.length > MAX_FAILING_NODES ? ` and ${list.length - MAX_FAILING_NODES} more` : '');
+        const total = inv.nodes.length;
+        if (blocking.length > 0) {
+          job.unread = { ok: false, message: `stop files of ${revision} cleared on ${job.cleared.size}/${total} nodes; not cleared on ${named(blocking)}` };
+          return;
         }
         try {
           await this.backends.ledger?.(ns).remove(rolloutName(rollout), cluster, revision);
         } catch (err) {
           // Still owed: the next recovery clears again (idempotent) and removes the entry then.
-          return { ok: false, message: `${res.message}; the stop ledger could not be updated: ${errorMessage(err)}` };
+          job.unread = { ok: false, message: `stop files cleared; the stop ledger could not be updated: ${errorMessage(err)}` };
+          return;
         }
-        return { ok: true, message: res.message };
+        job.unread = {
+          ok: true,
+          message:
+            `stop files of ${revision} cleared on ${job.cleared.size}/${total} nodes via ${transport.kind}` +
+            (bad.length ? `; left on ${bad.length} NotReady nodes (inert: nothing of ${revision} runs any more): ${named(bad)}` : ''),
+        };
       } finally {
         await transport.close();
       }
     } catch (err) {
-      return { ok: false, message: `clearing failed: ${errorMessage(err)}` };
+      job.unread = { ok: false, message: `clearing failed: ${errorMessage(err)}` };
     }
   }
+}
+
+/** Options of {@link TransportBreakGlass.clear}. */
+export interface ClearStopOptions {
+  /** Nodes NotReady now (from the live node list): their failures do not hold the recovery. */
+  notReady?: readonly string[];
+}
+
+/** One cluster's clear of one revision: the nodes done, and the attempt under way or just ended. */
+interface ClearJob {
+  cleared: Set<string>;
+  running?: Promise<void>;
+  unread?: { ok: boolean; message: string };
 }
 
 /** What a stop of one revision looks like so far (counts over the whole stop, not one attempt). */

@@ -194,6 +194,14 @@ export interface EventRecorder {
   event(rollout: TelemetryRollout, type: 'Normal' | 'Warning', reason: string, message: string): void;
 }
 
+/** What {@link BreakGlassActuator.clear} says. */
+export interface ClearResult {
+  ok: boolean;
+  message: string;
+  /** An attempt is under way: call again soon. */
+  inProgress?: boolean;
+}
+
 /** Options of {@link BreakGlassActuator.issue}. */
 export interface IssueOptions {
   /** The stop's first `issuedAt` (from status): a later attempt, even after a restart, writes the same file. */
@@ -214,8 +222,12 @@ export interface BreakGlassActuator {
    * for those nodes only.
    */
   issue(rollout: TelemetryRollout, cluster: string, revision: string, reason: string, options?: IssueOptions): Promise<BreakGlassStatus>;
-  /** Removes the stop files again (only called once no agent of the revision runs). Never throws. */
-  clear(rollout: TelemetryRollout, cluster: string, revision: string): Promise<{ ok: boolean; message: string }>;
+  /**
+   * Removes the stop files again (only called once no agent of the revision runs). Never throws. May
+   * return before the nodes are done (not ok, "clearing"): the caller calls again; each attempt goes to
+   * the nodes not cleared yet, and failures on the `notReady` nodes do not hold it.
+   */
+  clear(rollout: TelemetryRollout, cluster: string, revision: string, options?: { notReady?: readonly string[] }): Promise<ClearResult>;
   /**
    * Proves the transport works on a few inventoried nodes of `cluster` without writing a stop file
    * (ssh: connection, host key, user key, sudo, a writable directory); undefined when the transport has

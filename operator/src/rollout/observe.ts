@@ -98,14 +98,15 @@ export async function observeClusters(p: Pass): Promise<void> {
         // From the live node list: a node deleted meanwhile must not block the clear for good.
         const nodes = await client.listNodes().catch(() => undefined);
         if (nodes) await recordInventory(p, c, client, nodes);
-        const cleared = await p.ctx.d.breakGlass.clear(p.rollout, c.name, held.revision ?? p.revision);
+        const notReady = (nodes ?? []).filter((n) => !n.ready).map((n) => n.name);
+        const cleared = await p.ctx.d.breakGlass.clear(p.rollout, c.name, held.revision ?? p.revision, { notReady });
         if (cleared.ok) {
           held.clearedAt = iso(p.now);
           c.message = `all ${c.nodesTotal ?? 0} nodes on ${p.revision}; stop files removed on request`;
           p.record('Normal', REASON.BreakGlass, `${c.name}: stop files cleared (${cleared.message})`, c.name);
         } else {
-          c.message = `removing the stop files failed: ${cleared.message}`;
-          p.requeue(10_000);
+          c.message = cleared.inProgress ? cleared.message : `removing the stop files failed: ${cleared.message}`;
+          p.requeue(cleared.inProgress ? 1000 : 10_000);
         }
       } else if (held) {
         c.message = `API server back; the agents of ${p.revision} stay stopped by break-glass until a person lifts it: kubectl tro retry ${p.rollout.metadata?.name ?? ''}`;

@@ -143,14 +143,16 @@ async function rollBackCluster(p: Pass, c: ClusterStatus): Promise<RollbackOutco
     if (owed.size && bg) {
       // The inventory from the live node list first: a node deleted during the outage leaves it (with an
       // event), so clearing does not wait forever on a node that will never answer.
-      await recordInventory(p, c, client, await client.listNodes());
+      const live = await client.listNodes();
+      await recordInventory(p, c, client, live);
+      const notReady = live.filter((n) => !n.ready).map((n) => n.name);
       for (const revision of owed) {
         // Only now, with no agent of the bad revision left, may the stop files go.
-        const cleared = await bg.clear(p.rollout, c.name, revision);
+        const cleared = await bg.clear(p.rollout, c.name, revision, { notReady });
         if (!cleared.ok) {
-          // Not recovered while any node still holds our stop file: retried, and the next cluster goes on.
-          c.message = `rolling back: clearing stop files failed: ${cleared.message}`;
-          p.requeue(10_000);
+          // Not recovered while any (Ready) node still holds our stop file: retried, and the next cluster goes on.
+          c.message = cleared.inProgress ? `rolling back: ${cleared.message}` : `rolling back: clearing stop files failed: ${cleared.message}`;
+          p.requeue(cleared.inProgress ? 1000 : 10_000);
           return 'blocked';
         }
         if (c.breakGlass?.issuedAt && !c.breakGlass.clearedAt && (c.breakGlass.revision ?? p.revision) === revision) c.breakGlass.clearedAt = iso(p.now);
