@@ -156,7 +156,7 @@ async function rollBackCluster(p: Pass, c: ClusterStatus): Promise<RollbackOutco
           return 'blocked';
         }
         if (c.breakGlass?.issuedAt && !c.breakGlass.clearedAt && (c.breakGlass.revision ?? p.revision) === revision) c.breakGlass.clearedAt = iso(p.now);
-        p.record('Normal', REASON.BreakGlass, `${c.name}: stop files of ${revision} cleared (${cleared.message})`, c.name);
+        p.record('Normal', REASON.BreakGlass, `${c.name}: stop files cleared (${cleared.message})`, c.name);
       }
     }
     if (!c.previousRevision) {
