@@ -7,32 +7,17 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import { ApiException, Observable } from '@kubernetes/client-node';
+import { Observable } from '@kubernetes/client-node';
 import type { ConfigurationOptions, KubeConfig, ObservableMiddleware } from '@kubernetes/client-node';
 import { backoffDelayMs, parseRetryAfter, TRANSIENT_NETWORK_CODES, withBackoff, type BackoffPolicy } from '#core/backoff.js';
 import { SystemClock, type Clock } from '#core/clock.js';
-
-const isHttpStatus = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 100 && v <= 599;
+import { statusCode } from '../util/errors.js';
 
 /**
- * The HTTP status of an API error: `ApiException.code`, or a numeric `code`/`statusCode` in 100..599
- * on other errors (client-node's watch sets `statusCode`; fakes may set `code`), looking through a
- * chain of `cause`s so a wrapped error (`new Error('replace Lease', { cause })`) keeps its status.
- * Undefined for anything else: Node system errors (string `code`) and DOMExceptions (legacy numeric
- * `code`, e.g. 23 for TimeoutError) are not HTTP statuses.
+ * The HTTP status of an API error (ApiException, a wrapped error's cause...); one walker for the
+ * operator, kept in util/errors.ts where the reconciler, which does not depend on client-node, uses it too.
  */
-export function statusCode(err: unknown): number | undefined {
-  let e: unknown = err;
-  for (let depth = 0; depth < 5 && typeof e === 'object' && e !== null; depth++) {
-    if (e instanceof ApiException) return e.code;
-    if (e instanceof DOMException) return undefined;
-    const { code, statusCode: sc, cause } = e as { code?: unknown; statusCode?: unknown; cause?: unknown };
-    if (isHttpStatus(code)) return code;
-    if (isHttpStatus(sc)) return sc;
-    e = cause;
-  }
-  return undefined;
-}
+export { statusCode };
 
 /** Re-exported from the shared core, where the leader elector uses it too. */
 export { errorChain } from '#core/logger.js';

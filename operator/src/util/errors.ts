@@ -62,12 +62,23 @@ export const isTlsVerificationCode = (code: string): boolean => TLS_CODES.has(co
  */
 export const isAuthenticationError = (err: unknown): boolean => refusedBy(err, [401]);
 
-/** The first HTTP status (a numeric `code` or `statusCode`) on an error or its causes (at most 5 deep). */
-export function httpStatusOf(err: unknown): number | undefined {
-  for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const { code, statusCode } = e as { code?: unknown; statusCode?: unknown };
-    if (typeof code === 'number') return code;
-    if (typeof statusCode === 'number') return statusCode;
+const isHttpStatus = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 100 && v <= 599;
+
+/**
+ * The HTTP status of an API error: a numeric `code`/`statusCode` in 100..599 (client-node's
+ * ApiException and `ClusterRequestError` set `code`, its watch sets `statusCode`; fakes may set `code`),
+ * looking through a chain of `cause`s so a wrapped error (`new Error('replace Lease', { cause })`) keeps
+ * its status. Undefined for anything else: Node system errors (string `code`) and DOMExceptions (legacy
+ * numeric `code`, e.g. 23 for TimeoutError) are not HTTP statuses.
+ */
+export function statusCode(err: unknown): number | undefined {
+  let e: unknown = err;
+  for (let depth = 0; depth < 5 && typeof e === 'object' && e !== null; depth++) {
+    if (e instanceof DOMException) return undefined;
+    const { code, statusCode: sc, cause } = e as { code?: unknown; statusCode?: unknown; cause?: unknown };
+    if (isHttpStatus(code)) return code;
+    if (isHttpStatus(sc)) return sc;
+    e = cause;
   }
   return undefined;
 }
@@ -77,6 +88,6 @@ export function httpStatusOf(err: unknown): number | undefined {
  * Fairness, or max-inflight) or a 5xx. An overloaded server, not a broken kubeconfig.
  */
 export function isOverloadError(err: unknown): boolean {
-  const status = httpStatusOf(err);
+  const status = statusCode(err);
   return status !== undefined && (status === 429 || (status >= 500 && status <= 599));
 }
