@@ -6,6 +6,7 @@
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { PhaseFigures } from './breakglass-phase.js';
 
 /** The repository root (this file is e2e/bench/). */
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -55,26 +56,11 @@ export interface TransportRound {
   sampleFailures: string[];
 }
 
-/** One phase round (see breakglass-phase.ts). */
-export interface PhaseRound {
-  phase: string;
-  transport: string;
-  nodes: number;
-  concurrency: number;
-  nodesInventoried: number;
-  nodesRunningCandidate: number;
-  triggerToAllStoppedMs: number;
-  passMs: number;
-  inProgressAfterPass: boolean;
-  attemptEndMs: number;
-  nodesPendingAfter: number;
-  filesOnDisk: number;
-  filesNamingRevision: number;
-  allRunningStopped: boolean;
-  rolloutPhaseAfter: string;
-  clusterPhaseAfter: string;
-  statusMessage: string;
-}
+/**
+ * One phase round as the results file holds it: breakglass-phase.ts's figures, with the phase and the
+ * transport read back as plain strings.
+ */
+export type PhaseRound = Omit<PhaseFigures, 'phase' | 'transport'> & { phase: string; transport: string };
 
 /** The ssh fleet model (see breakglass-model.ts). */
 export interface SshModel {
