@@ -57,3 +57,14 @@ export async function recordInventory(p: Pass, c: ClusterStatus, client: Cluster
     p.record('Normal', REASON.InventoryChanged, `${c.name}: ${removed.length} nodes left the inventory (gone from the cluster): ${names}`, c.name);
   }
 }
+
+/**
+ * Before a clear: the inventory from the live node list (a node deleted meanwhile leaves it, so the
+ * clear does not wait for ever on a node that will never answer), and the nodes NotReady now, whose
+ * failures do not hold the clear.
+ */
+export async function refreshBeforeClear(p: Pass, c: ClusterStatus, client: ClusterClient): Promise<string[]> {
+  const live = await client.listNodes();
+  await recordInventory(p, c, client, live);
+  return live.filter((n) => !n.ready).map((n) => n.name);
+}

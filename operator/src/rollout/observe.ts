@@ -12,7 +12,7 @@ import { checkAccess, markCredentialsInvalid } from './credentials.js';
 import { evaluateGates } from './gating.js';
 import { ClusterUnavailableError } from './interfaces.js';
 import { isActive, rolloutCapabilities } from './machine.js';
-import { recordInventory } from './inventory.js';
+import { refreshBeforeClear } from './inventory.js';
 import { iso, PROBE_CONCURRENCY, since, type Pass } from './pass.js';
 import { startRollback } from './rollback.js';
 
@@ -96,9 +96,7 @@ export async function observeClusters(p: Pass): Promise<void> {
       const held = c.breakGlass?.issuedAt && !c.breakGlass.clearedAt ? c.breakGlass : undefined;
       if (held?.clearRequestedAt && p.ctx.d.breakGlass) {
         // From the live node list: a node deleted meanwhile must not block the clear for good.
-        const nodes = await client.listNodes().catch(() => undefined);
-        if (nodes) await recordInventory(p, c, client, nodes);
-        const notReady = (nodes ?? []).filter((n) => !n.ready).map((n) => n.name);
+        const notReady = await refreshBeforeClear(p, c, client).catch(() => []);
         const cleared = await p.ctx.d.breakGlass.clear(p.rollout, c.name, held.revision ?? p.revision, { notReady });
         if (cleared.ok) {
           held.clearedAt = iso(p.now);

@@ -12,7 +12,7 @@ import { revisionObjects, revisionRefs, sharedObjects } from './desired.js';
 import { REVISION_LABEL, type NodeInfo } from './interfaces.js';
 import { isActive, isTouched, rolloutCapabilities, type RolloutEvent } from './machine.js';
 import { runsCandidate } from './observe.js';
-import { recordInventory } from './inventory.js';
+import { recordInventory, refreshBeforeClear } from './inventory.js';
 import { iso, since, type Pass } from './pass.js';
 
 /** The fleet-wide circuit breaker: every cluster still moving stops where it is; `why` says what tripped it. */
@@ -143,9 +143,7 @@ async function rollBackCluster(p: Pass, c: ClusterStatus): Promise<RollbackOutco
     if (owed.size && bg) {
       // The inventory from the live node list first: a node deleted during the outage leaves it (with an
       // event), so clearing does not wait forever on a node that will never answer.
-      const live = await client.listNodes();
-      await recordInventory(p, c, client, live);
-      const notReady = live.filter((n) => !n.ready).map((n) => n.name);
+      const notReady = await refreshBeforeClear(p, c, client);
       for (const revision of owed) {
         // Only now, with no agent of the bad revision left, may the stop files go.
         const cleared = await bg.clear(p.rollout, c.name, revision, { notReady });
