@@ -1,6 +1,7 @@
 /**
  * `npm run bench:docs`: rewrites the generated sections of docs/benchmarks.md from the committed
- * benchmark results (today the break-glass figures, from e2e/bench/results/breakglass.json). `--check`
+ * benchmark results (the break-glass figures, from e2e/bench/results/breakglass.json, and the fleet
+ * replay's, from sim/results/replay.json). `--check`
  * only compares and fails when the doc is stale (`npm run bench:docs -- --check`; the unit test
  * e2e/bench/breakglass-doc.unit.test.ts does the same in CI).
  *
@@ -10,13 +11,14 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { withBreakGlassSection } from './breakglass-doc.js';
 import { readResults, REPO_ROOT } from './breakglass-results.js';
+import { readReplayResults, withReplaySection } from './replay-doc.js';
 
 /** The document this script generates sections of. */
 const DOC = 'docs/benchmarks.md';
 
 const path = join(REPO_ROOT, DOC);
 const current = readFileSync(path, 'utf8');
-const next = withBreakGlassSection(current, readResults());
+const next = withReplaySection(withBreakGlassSection(current, readResults()), readReplayResults(REPO_ROOT));
 if (process.argv.includes('--check')) {
   if (next !== current) {
     console.error(`${DOC} is stale: run npm run bench:docs`);
@@ -25,7 +27,7 @@ if (process.argv.includes('--check')) {
   console.log(`${DOC} matches the benchmark results`);
 } else if (next !== current) {
   writeFileSync(path, next);
-  console.log(`${DOC}: break-glass figures regenerated`);
+  console.log(`${DOC}: break-glass and fleet-replay figures regenerated`);
 } else {
   console.log(`${DOC} already matches the benchmark results`);
 }
