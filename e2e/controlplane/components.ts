@@ -1,6 +1,7 @@
 // Command lines and configuration files of the control-plane components, as pure functions of their
 // inputs so they can be read in one place and unit-tested without starting anything.
 import { stringify } from 'yaml';
+import { fileURLToPath } from 'node:url';
 
 /** Where one cluster's component files live and which ports it uses. */
 export interface ClusterLayout {
@@ -120,15 +121,20 @@ export function schedulerArgs(c: ClusterLayout): string[] {
 
 /**
  * The kwok stages a fleet uses, relative to the bin dir's `kwok-stages/`: nodes become Ready and renew
- * their Lease like a kubelet; pods become Running/Ready, complete, and are really deleted.
+ * their Lease like a kubelet; pods become Running/Ready and complete (deletion: {@link REPO_KWOK_STAGES}).
  */
 export const KWOK_STAGES = [
   'node/fast/node-initialize.yaml',
   'node/heartbeat-with-lease/node-heartbeat-with-lease.yaml',
   'pod/fast/pod-ready.yaml',
   'pod/fast/pod-complete.yaml',
-  'pod/fast/pod-delete.yaml',
 ];
+
+/**
+ * Stages of our own, absolute paths in the repository: pod deletion that keeps a pod Terminating for a
+ * moment, as a kubelet does while it stops the containers (kwok's fast stage removes it at once).
+ */
+export const REPO_KWOK_STAGES = [fileURLToPath(new URL('./kwok/pod-delete-graceful.yaml', import.meta.url))];
 
 /**
  * kwok managing every Node of the cluster. `--node-lease-duration-seconds` turns on Lease renewal; without
@@ -141,6 +147,7 @@ export function kwokArgs(c: ClusterLayout, stagesDir: string): string[] {
     `--cidr=${POD_CIDR}`,
     '--node-lease-duration-seconds=40',
     ...KWOK_STAGES.map((s) => `--config=${stagesDir}/${s}`),
+    ...REPO_KWOK_STAGES.map((s) => `--config=${s}`),
   ];
 }
 

@@ -1,8 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import {
   KWOK_STAGES,
+  REPO_KWOK_STAGES,
   POD_CIDR,
   SERVICE_CIDR,
   apiServerArgs,
@@ -75,7 +77,13 @@ describe('component command lines', () => {
   it('kwok manages all nodes with leases, a pod range apart from the service range, and every stage file', () => {
     const args = kwokArgs(layout, '/bin/kwok-stages');
     expect(args).toEqual(expect.arrayContaining(['--manage-all-nodes=true', `--cidr=${POD_CIDR}`, '--node-lease-duration-seconds=40']));
-    expect(args.filter((a) => a.startsWith('--config='))).toEqual(KWOK_STAGES.map((s) => `--config=/bin/kwok-stages/${s}`));
+    expect(args.filter((a) => a.startsWith('--config='))).toEqual([
+      ...KWOK_STAGES.map((s) => `--config=/bin/kwok-stages/${s}`),
+      ...REPO_KWOK_STAGES.map((s) => `--config=${s}`),
+    ]);
+    // Deleted pods stay Terminating a moment (ours), never removed at once (kwok's fast stage).
+    expect(KWOK_STAGES).not.toContain('pod/fast/pod-delete.yaml');
+    for (const s of REPO_KWOK_STAGES) expect(readFileSync(s, 'utf8')).toMatch(/durationMilliseconds: [1-9]\d{2,}/);
     expect(POD_CIDR.split('.').slice(0, 2)).not.toEqual(SERVICE_CIDR.split('.').slice(0, 2));
   });
 
