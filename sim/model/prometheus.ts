@@ -78,8 +78,9 @@ export class PrometheusModel {
     const s = this.series[job];
     s.push({ t, metrics, instance: start });
     this.scrapes[job]++;
-    // Nothing older than the lookback delta is ever read.
-    const horizon = t - Math.max(this.m.stalenessSeconds, 3600) * 1000;
+    // Kept for twice the lookback delta: enough for the default 30 s window and the staleness rule (a
+    // gate window longer than that sees only what is kept, which the simulator's scenarios never use).
+    const horizon = t - 2 * this.m.stalenessSeconds * 1000;
     while (s.length > 0 && s[0]!.t < horizon) s.shift();
   }
 
