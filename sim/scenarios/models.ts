@@ -11,9 +11,8 @@
  * - `nodes-churn-during-outage`: the bad revision, with nodes replaced all along (the model's churn rate);
  *   when the canary's API server falls, 5 % of its nodes are replaced within a minute, half of the nodes
  *   that ran the bad agent among them. Recovery must not be wedged by nodes that no longer exist.
- * - `token-expires-mid-rollout`: a good revision on Ready nodes; once the canary has succeeded and the
- *   next cluster has moved some of its nodes, that cluster's token is refused (HTTP 401) for 20 minutes,
- *   then renewed. If the rollout pauses after the renewal, a person retries it five minutes later (the
+ * - `token-expires-mid-rollout`: a good revision on Ready nodes; once a cluster (the canary) is moving the
+ *   nodes of its second step, its token is refused (HTTP 401) for 20 minutes, then renewed. If the rollout pauses after the renewal, a person retries it five minutes later (the
  *   documented remedy for a GateNoData pause); the findings say whether that was needed.
  */
 import { RETRY_ANNOTATION } from '../../operator/src/rollout/controls.js';
@@ -99,14 +98,22 @@ const prometheusDown: ModelScenario = {
     let badPodsAtDown = 0;
     let badPodsMaxAfter = 0;
     let clustersWithBadPodsMax = 0;
+    let stepAtDown: number | undefined;
+    let stepMaxAfter = -1;
+    let startedMaxAfter = 0;
     const phases = new Set<string>();
     every(world, 2000, () => {
       if (downAt === undefined && world.firstBadAt !== undefined) {
         downAt = world.clock.nowMs();
         for (const p of world.prometheus.values()) p.up = false;
         badPodsAtDown = badPods(world);
+        stepAtDown = Math.max(-1, ...(store.current().status?.clusters ?? []).filter((c) => c.phase !== 'Pending').map((c) => c.step ?? 0));
       }
       if (downAt === undefined) return;
+      // The furthest step of any cluster, and the clusters that have begun: neither may grow.
+      const cs = store.current().status?.clusters ?? [];
+      for (const c of cs) if (c.phase !== 'Pending') stepMaxAfter = Math.max(stepMaxAfter, c.step ?? 0);
+      startedMaxAfter = Math.max(startedMaxAfter, cs.filter((c) => c.phase !== 'Pending').length);
       badPodsMaxAfter = Math.max(badPodsMaxAfter, badPods(world));
       let clusters = 0;
       for (const c of world.clusters.values()) if (c.podsByBehaviour('list-everything') > 0 || c.exposedByBehaviour('list-everything') > 0) clusters++;
@@ -128,6 +135,9 @@ const prometheusDown: ModelScenario = {
         canary: canary?.name ?? null,
         canaryLastGate: cs?.lastGate?.verdict ?? null,
         canaryLastGateMessage: cs?.lastGate?.message?.slice(0, 200) ?? null,
+        stepAtPrometheusDown: stepAtDown ?? null,
+        stepMaxAfterPrometheusDown: stepMaxAfter,
+        clustersStartedMaxAfterPrometheusDown: startedMaxAfter,
         badPodsAtPrometheusDown: badPodsAtDown,
         badPodsMaxAfterPrometheusDown: badPodsMaxAfter,
         clustersWithBadRevisionMax: clustersWithBadPodsMax,
@@ -242,10 +252,10 @@ const tokenExpires: ModelScenario = {
         }
       }
       if (from === undefined) {
-        // Mid-rollout: the canary has succeeded and the next cluster is part-way, some of its nodes moved.
-        const done = st?.clusters?.some((c) => c.phase === 'Succeeded');
-        const next = st?.clusters?.find((c) => (c.phase === 'Progressing' || c.phase === 'Baking') && (world.clusters.get(c.name)?.labelledNodes() ?? 0) > 0);
-        if (!done || !next) return;
+        // Mid-rollout: a cluster moving the nodes of its second step (its first passed its gates and bake).
+        // On both fleets that is the canary.
+        const next = st?.clusters?.find((c) => c.phase === 'Progressing' && (c.step ?? 0) >= 1);
+        if (!next) return;
         victim = world.clusters.get(next.name);
         if (!victim) return;
         victim.credentialsRejected = true;
