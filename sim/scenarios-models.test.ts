@@ -3,6 +3,8 @@
  * - CoreDNS fails only once its records expire and cannot be refreshed from a dead API server;
  * - the modelled Prometheus answers the product's gate queries from its last scrapes, runs dry when
  *   scrapes stop, and refuses connections when down; the real PrometheusSource reads it;
+ * - a simulated cluster's joining node gets what its label places; a deleted one takes its agent and stop
+ *   files with it and leaves the node list;
  * - `prometheus-down`: the gates see NoData and the default NoData policy pauses: no advance past the
  *   canary's first step;
  * - `nodes-churn-during-outage`: nodes deleted during the canary's outage do not wedge the recovery, and
@@ -13,13 +15,14 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import { PrometheusSource } from '../operator/src/gates/prometheus.js';
-import { SimClock } from './engine.js';
+import { SimCluster } from './cluster.js';
+import { Rng, SimClock } from './engine.js';
 import { generateFleet, QUICK_FLEET } from './fleet.js';
 import { ApiServerModel, NO_DEMAND } from './model/apiserver.js';
 import { loadModel } from './model/calibration.js';
 import { CoreDnsModel } from './model/coredns.js';
 import { PrometheusModel } from './model/prometheus.js';
-import { QUICK_HORIZONS, runScenario, type ReplayOptions } from './replay.js';
+import { BAD_IMAGE, behaviourOf, QUICK_HORIZONS, runScenario, type ReplayOptions } from './replay.js';
 
 const model = loadModel();
 const quick: ReplayOptions = { seed: 1, model, fleet: generateFleet(QUICK_FLEET, 1), horizons: QUICK_HORIZONS };
@@ -122,6 +125,46 @@ describe('Prometheus model', () => {
     const m = await source.measure();
     expect(m.kind).toBe('nodata');
     if (m.kind === 'nodata') expect(m.message).toContain('ECONNREFUSED');
+  });
+});
+
+describe('SimCluster node churn', () => {
+  it('a joining node gets the pod its label places; a deleted node leaves the node list with its agent and stop files, and its name no longer resolves', async () => {
+    const clock = new SimClock();
+    const ready = { ...model, cluster: { ...model.cluster, notReadyFraction: 0 } };
+    const c = new SimCluster('k', 10, { clock, rng: new Rng(1), model: ready, behaviourOf, spare: 5 });
+    c.applyDirect({
+      apiVersion: 'apps/v1',
+      kind: 'DaemonSet',
+      metadata: { name: 'agent-r1', namespace: 'ns', labels: { 'telemetry.rollout.dev/collector-revision': 'r1', 'telemetry.rollout.dev/rollout': 'x' } },
+      spec: { template: { spec: { containers: [{ name: 'c', image: BAD_IMAGE }] } } },
+    });
+    // A client call completes once virtual time has moved past its latency.
+    const settle = async <T>(p: Promise<T>): Promise<T> => {
+      await clock.runUntil(clock.nowMs() + 5000);
+      return p;
+    };
+    const i = c.addNode();
+    const name = (await settle(c.listNodes())).map((n) => n.name).find((n) => c.nodeIndex(n) === i)!;
+    expect(c.liveNodes).toBe(11);
+    // Unlabelled, it gets nothing (the DaemonSet is not the stable one); labelled, it gets the pod.
+    await clock.runUntil(clock.nowMs() + 600_000);
+    expect(c.runningOn(i)).toBeUndefined();
+    await settle(c.setNodeRevision(name, 'r1'));
+    await clock.runUntil(clock.nowMs() + 600_000);
+    expect(c.runningOn(i)).toBe('r1');
+    expect(c.activeOn(i, 'list-everything')).toBe(true);
+    c.writeStop(i, 'stop', 'r1');
+    expect(c.activeOn(i, 'list-everything')).toBe(false);
+    c.removeNode(i);
+    expect(c.liveNodes).toBe(10);
+    expect(c.nodeIndex(name)).toBeUndefined();
+    expect(c.runningOn(i)).toBeUndefined();
+    expect(c.stopFiles(i)).toEqual([]);
+    expect(c.activeAgents('r1')).toBe(0);
+    // It ran the bad agent: that stays counted.
+    expect(c.wasExposed(i, 'list-everything')).toBe(true);
+    expect((await settle(c.listNodes())).map((n) => n.name)).not.toContain(name);
   });
 });
 
