@@ -12,6 +12,7 @@
 import type { SimClock, Rng } from './engine.js';
 import { ApiServerModel, NO_DEMAND, type Demand } from './model/apiserver.js';
 import { addDemand, agentDemand, type Behaviour } from './model/agents.js';
+import { CoreDnsModel } from './model/coredns.js';
 import type { Model } from './model/calibration.js';
 import { ALL_REVISIONS } from '../operator/src/breakglass/stopfile.js';
 import {
@@ -44,6 +45,17 @@ function httpError(cluster: string, op: string, code: number): Error {
   return Object.assign(new Error(`cluster ${cluster}: ${op}: HTTP ${code}${code === 429 ? ' (Too Many Requests)' : ''}`), { code });
 }
 
+/**
+ * The API server refusing the token: HTTP 401 with a Status body, as client-node's ApiException carries
+ * it (`code` and `body`); the message names the call, never the credentials.
+ */
+function unauthorized(cluster: string, op: string): Error {
+  return Object.assign(new Error(`cluster ${cluster}: ${op}: HTTP 401 (Unauthorized)`), {
+    code: 401,
+    body: { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'Unauthorized', reason: 'Unauthorized', code: 401 },
+  });
+}
+
 /** A connection refused (a crashed API server), classified as unreachable by the gates. */
 function refused(cluster: string): Error {
   return Object.assign(new Error(`cluster ${cluster}: connect ECONNREFUSED`), { code: 'ECONNREFUSED' });
@@ -54,6 +66,13 @@ export class SimCluster implements ClusterClient {
   readonly name: string;
   readonly size: number;
   readonly api: ApiServerModel;
+  /** The cluster's CoreDNS (its records go stale while the API server is down). */
+  readonly dns: CoreDnsModel;
+  /**
+   * The kubeconfig's token is refused (expired, not yet renewed): /readyz answers 401, as the product's
+   * client reports it, and every other call fails with a 401 shaped like client-node's.
+   */
+  credentialsRejected = false;
   /** Calls by operation (the operator's own load on this cluster). */
   readonly calls: Record<string, number> = {};
   private readonly clock: SimClock;
@@ -82,24 +101,43 @@ export class SimCluster implements ClusterClient {
   private readonly behaviours = new Map<string, Behaviour>();
   private demandCache: Demand | undefined;
 
-  constructor(name: string, size: number, o: { clock: SimClock; rng: Rng; model: Model; behaviourOf: BehaviourOf }) {
+  /** Node slots: the initial nodes, then those that join (node churn); a deleted node's slot stays empty. */
+  private readonly capacity: number;
+  /** Slots in use (initial nodes plus joined ones). */
+  private used: number;
+  /** Whether the node of each slot exists (not deleted). */
+  private readonly exists: Uint8Array;
+  /** Nodes deleted and nodes joined so far (node churn). */
+  nodesLeft = 0;
+  nodesJoined = 0;
+  /** What the operator's watch-backed node cache holds: the live nodes while the API server answers. */
+  private nodeSnapshot: NodeInfo[] | undefined;
+
+  /**
+   * `size` nodes, named `<cluster>-n<index>`; `spare` more slots for nodes that join later (node churn;
+   * default none, and then names and behaviour are those of a fixed cluster).
+   */
+  constructor(name: string, size: number, o: { clock: SimClock; rng: Rng; model: Model; behaviourOf: BehaviourOf; spare?: number }) {
     this.name = name;
     this.size = size;
+    this.capacity = size + (o.spare ?? 0);
+    this.used = size;
+    this.exists = new Uint8Array(this.capacity).fill(1, 0, size);
     this.clock = o.clock;
     this.rng = o.rng;
     this.model = o.model;
     this.behaviourOf = o.behaviourOf;
     this.api = new ApiServerModel(o.model, size, o.clock.nowMs());
-    this.ready = new Uint8Array(size);
-    this.target = new Array<string | undefined>(size);
-    this.running = new Array<string | undefined>(size);
-    this.pending = new Array<(() => void) | undefined>(size);
-    this.counted = new Array<string | undefined>(size);
-    this.stops = new Array<Map<string, string> | undefined>(size);
+    this.dns = new CoreDnsModel(o.model, size, o.clock.nowMs());
+    this.ready = new Uint8Array(this.capacity);
+    this.target = new Array<string | undefined>(this.capacity);
+    this.running = new Array<string | undefined>(this.capacity);
+    this.pending = new Array<(() => void) | undefined>(this.capacity);
+    this.counted = new Array<string | undefined>(this.capacity);
+    this.stops = new Array<Map<string, string> | undefined>(this.capacity);
     this.infos = [];
-    const width = String(size - 1).length;
-    for (let i = 0; i < size; i++) {
-      const n = `${name}-n${String(i).padStart(width, '0')}`;
+    for (let i = 0; i < this.used; i++) {
+      const n = this.nodeName(i);
       const ok = !this.rng.chance(o.model.cluster.notReadyFraction);
       this.ready[i] = ok ? 1 : 0;
       this.index.set(n, i);
@@ -139,8 +177,99 @@ export class SimCluster implements ClusterClient {
   /** Nodes that run a pod (started or not) of `revision`. */
   podsOf(revision: string): number {
     let n = 0;
-    for (let i = 0; i < this.size; i++) if (this.running[i] === revision || this.target[i] === revision) n++;
+    for (let i = 0; i < this.used; i++) if (this.exists[i] && (this.running[i] === revision || this.target[i] === revision)) n++;
     return n;
+  }
+
+  /** The name of slot `i`'s node (zero-padded to the widest slot, so names sort in slot order). */
+  private nodeName(i: number): string {
+    return `${this.name}-n${String(i).padStart(String(this.capacity - 1).length, '0')}`;
+  }
+
+  /** Nodes whose agent (started or about to start) is of a revision that behaves as `behaviour`. */
+  podsByBehaviour(behaviour: Behaviour): number {
+    let n = 0;
+    for (let i = 0; i < this.used; i++) {
+      if (!this.exists[i]) continue;
+      const r = this.running[i] ?? this.target[i];
+      if (r !== undefined && this.behaviours.get(r) === behaviour) n++;
+    }
+    return n;
+  }
+
+  /** Live nodes carrying a revision label (any revision): the nodes the rollout has moved. */
+  labelledNodes(): number {
+    let n = 0;
+    for (let i = 0; i < this.used; i++) if (this.exists[i] && this.infos[i]!.labels[REVISION_LABEL] !== undefined) n++;
+    return n;
+  }
+
+  /** Nodes that exist now. */
+  get liveNodes(): number {
+    return this.size - this.nodesLeft + this.nodesJoined;
+  }
+
+  /** The slots of the nodes that exist now. */
+  liveIndices(): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < this.used; i++) if (this.exists[i]) out.push(i);
+    return out;
+  }
+
+  /** The revision whose agent runs on node `i` (started, stopped or not), if any. */
+  runningOn(i: number): string | undefined {
+    return this.running[i];
+  }
+
+  /** Whether node `i` ever ran an agent of `behaviour` unstopped (it may have been deleted since). */
+  wasExposed(i: number, behaviour: Behaviour): boolean {
+    for (const [rev, seen] of this.exposedNodes) if (this.behaviours.get(rev) === behaviour && seen[i]) return true;
+    return false;
+  }
+
+  /** Whether node `i` runs an agent of `behaviour` that no stop file holds. */
+  activeOn(i: number, behaviour: Behaviour): boolean {
+    const r = this.activeRevision(i);
+    return r !== undefined && this.behaviours.get(r) === behaviour;
+  }
+
+  /** Whether node `i` exists (it was not deleted). */
+  nodeExists(i: number): boolean {
+    return this.exists[i] === 1;
+  }
+
+  /**
+   * Deletes node `i` (scale-down, repair): it leaves the node list, its pods and stop files go with it,
+   * and its name no longer resolves (break-glass cannot reach it). What it ran stays counted as exposed.
+   */
+  removeNode(i: number): void {
+    if (!this.exists[i]) return;
+    this.exists[i] = 0;
+    this.nodesLeft++;
+    this.index.delete(this.infos[i]!.name);
+    this.pending[i]?.();
+    this.pending[i] = undefined;
+    this.target[i] = undefined;
+    this.stops[i] = undefined;
+    this.setRunning(i, undefined);
+  }
+
+  /**
+   * A node joins (a new name, Ready, without labels): the DaemonSets place on it what its labels say (an
+   * unlabelled node gets the stable revision's pod, if there is one). Returns its slot.
+   * @throws {RangeError} when the cluster has no spare slot left.
+   */
+  addNode(): number {
+    if (this.used >= this.capacity) throw new RangeError(`cluster ${this.name}: no spare node slot`);
+    const i = this.used++;
+    const n = this.nodeName(i);
+    this.exists[i] = 1;
+    this.ready[i] = 1;
+    this.nodesJoined++;
+    this.index.set(n, i);
+    this.infos[i] = { name: n, labels: {}, addresses: [{ type: 'InternalIP', address: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` }], ready: true };
+    this.retarget(i);
+    return i;
   }
 
   /** The index of a node by name, or undefined. */
@@ -181,6 +310,10 @@ export class SimCluster implements ClusterClient {
 
   async probe(signal?: AbortSignal): Promise<ProbeResult> {
     this.calls.probe = (this.calls.probe ?? 0) + 1;
+    if (this.api.up && this.credentialsRejected) {
+      await this.clock.sleep(this.sample(this.api.smallLatency()), signal);
+      return { reachable: true, credentialsRejected: true, message: "GET /readyz answered HTTP 401 (the kubeconfig's credentials were rejected)" };
+    }
     if (!this.api.up) {
       await this.clock.sleep(this.model.apiserver.probeTimeoutSeconds * 1000, signal);
       return { reachable: false, message: `timeout after ${this.model.apiserver.probeTimeoutSeconds}s` };
@@ -200,7 +333,10 @@ export class SimCluster implements ClusterClient {
     } else {
       await this.clock.sleep(0, signal);
     }
-    return this.infos.map((n) => ({ ...n, labels: { ...n.labels } }));
+    // The watch keeps the cache current while the API server answers; while it is down the cache holds
+    // the nodes it last saw (deleted ones included, joined ones missing).
+    if (this.api.up || !this.nodeSnapshot) this.nodeSnapshot = this.liveIndices().map((i) => this.infos[i]!);
+    return this.nodeSnapshot.map((n) => ({ ...n, labels: { ...n.labels } }));
   }
 
   private nodesCached = false;
@@ -233,8 +369,8 @@ export class SimCluster implements ClusterClient {
       if (ds.namespace !== namespace || ds.rollout !== rollout) continue;
       let desired = 0;
       let ready = 0;
-      for (let i = 0; i < this.size; i++) {
-        if (this.target[i] !== ds.revision) continue;
+      for (let i = 0; i < this.used; i++) {
+        if (!this.exists[i] || this.target[i] !== ds.revision) continue;
         desired++;
         if (this.running[i] === ds.revision) ready++;
       }
@@ -246,7 +382,8 @@ export class SimCluster implements ClusterClient {
   async listCollectorPods(namespace: string, signal?: AbortSignal): Promise<CollectorPod[]> {
     await this.call('listCollectorPods', this.api.listLatency(this.podsOfAll() * 4096), signal);
     const pods: CollectorPod[] = [];
-    for (let i = 0; i < this.size; i++) {
+    for (let i = 0; i < this.used; i++) {
+      if (!this.exists[i]) continue;
       const node = this.infos[i]!.name;
       const r = this.running[i];
       const t = this.target[i];
@@ -269,7 +406,7 @@ export class SimCluster implements ClusterClient {
 
   private podsOfAll(): number {
     let n = 0;
-    for (let i = 0; i < this.size; i++) if (this.running[i] !== undefined || this.target[i] !== undefined) n++;
+    for (let i = 0; i < this.used; i++) if (this.exists[i] && (this.running[i] !== undefined || this.target[i] !== undefined)) n++;
     return n;
   }
 
@@ -287,6 +424,7 @@ export class SimCluster implements ClusterClient {
     }
     await this.clock.sleep(this.sample(medianSeconds + this.model.operator.clientRequestMedianSeconds), signal);
     if (!this.api.up) throw refused(this.name);
+    if (this.credentialsRejected) throw unauthorized(this.name, op);
     // APF isolates the operator's flow from the agents' (its own queues), so it is refused far less often.
     const refusal = this.api.rejectedFraction * this.model.apiserver.operatorFlowRejectionFactor;
     if (refusal > 0 && this.rng.chance(refusal)) throw httpError(this.name, op, 429);
@@ -329,7 +467,7 @@ export class SimCluster implements ClusterClient {
   }
 
   private retargetAll(): void {
-    for (let i = 0; i < this.size; i++) this.retarget(i);
+    for (let i = 0; i < this.used; i++) if (this.exists[i]) this.retarget(i);
   }
 
   /**
@@ -394,7 +532,7 @@ export class SimCluster implements ClusterClient {
     if (now === undefined) return;
     this.active.set(now, (this.active.get(now) ?? 0) + 1);
     let seen = this.exposedNodes.get(now);
-    if (!seen) this.exposedNodes.set(now, (seen = new Uint8Array(this.size)));
+    if (!seen) this.exposedNodes.set(now, (seen = new Uint8Array(this.capacity)));
     if (!seen[i]) {
       seen[i] = 1;
       this.exposedCount.set(now, (this.exposedCount.get(now) ?? 0) + 1);

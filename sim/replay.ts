@@ -14,6 +14,7 @@ import { SLO_P99_SECONDS, World, type ClusterStats, type SeriesPoint } from './w
 import { describeFleet, type ClusterShape } from './fleet.js';
 import type { Behaviour } from './model/agents.js';
 import type { Model } from './model/calibration.js';
+import { isModelScenario, MODEL_SCENARIO_NAMES, MODEL_SCENARIOS, type Findings } from './scenarios/models.js';
 
 /** The good collector image (frugal, as declared). */
 export const GOOD_IMAGE = 'registry.example/telemetry-collector:1.4.0';
@@ -23,8 +24,8 @@ export const BAD_IMAGE = 'registry.example/telemetry-collector:1.5.0';
 /** What each image does on the API server. */
 export const behaviourOf = (image: string): Behaviour => (image === BAD_IMAGE ? 'list-everything' : 'frugal');
 
-/** The scenarios, in the order the replay runs them. */
-export const SCENARIOS = ['incident', 'operator-defaults', 'healthy', 'healthy-ready'] as const;
+/** The scenarios, in the order the replay runs them (then the model scenarios of scenarios/models.ts). */
+export const SCENARIOS = ['incident', 'operator-defaults', 'healthy', 'healthy-ready', ...MODEL_SCENARIO_NAMES] as const;
 /** A scenario's name. */
 export type ScenarioName = (typeof SCENARIOS)[number];
 
@@ -41,9 +42,25 @@ export interface ReplayOptions {
 }
 
 /** Horizons of the full replay. */
-export const FULL_HORIZONS: Record<ScenarioName, number> = { incident: 1800, 'operator-defaults': 3 * 3600, healthy: 48 * 3600, 'healthy-ready': 48 * 3600 };
+export const FULL_HORIZONS: Record<ScenarioName, number> = {
+  incident: 1800,
+  'operator-defaults': 3 * 3600,
+  healthy: 48 * 3600,
+  'healthy-ready': 48 * 3600,
+  ...modelHorizons('full'),
+};
 /** Horizons of the quick replay. */
-export const QUICK_HORIZONS: Record<ScenarioName, number> = { incident: 1200, 'operator-defaults': 2 * 3600, healthy: 24 * 3600, 'healthy-ready': 24 * 3600 };
+export const QUICK_HORIZONS: Record<ScenarioName, number> = {
+  incident: 1200,
+  'operator-defaults': 2 * 3600,
+  healthy: 24 * 3600,
+  'healthy-ready': 24 * 3600,
+  ...modelHorizons('quick'),
+};
+
+function modelHorizons(which: 'full' | 'quick'): Record<(typeof MODEL_SCENARIO_NAMES)[number], number> {
+  return Object.fromEntries(MODEL_SCENARIO_NAMES.map((n) => [n, MODEL_SCENARIOS[n].horizons[which]])) as Record<(typeof MODEL_SCENARIO_NAMES)[number], number>;
+}
 
 /**
  * What one scenario measured. Times of the bad revision (detection, rollback, recovery) are seconds
@@ -74,6 +91,13 @@ export interface ScenarioResult {
   clustersCrashed: number;
   downClusterSeconds: number;
   /**
+   * Cluster-seconds in which CoreDNS answered service names with SERVFAIL (its records expired while the
+   * API server was down), summed over the fleet, the worst cluster's, and the clusters that had any.
+   */
+  dnsFailClusterSeconds: number;
+  dnsFailWorstClusterSeconds: number;
+  clustersWithDnsFailures: number;
+  /**
    * Last moment any cluster was unhealthy (down, past SLO, or a bad agent running); null if still
    * unhealthy at the end, or no bad agent ever ran.
    */
@@ -94,8 +118,10 @@ export interface ScenarioResult {
   warnings: Array<{ t: number; reason: string; message: string }>;
   /** Per cluster, those touched by the scenario (crashed, past SLO, or exposed). */
   clusters: Array<ClusterStats & { exposed: number; badActiveAtEnd: number }>;
-  /** API p99, availability and bad agents over time, for the three largest clusters. */
+  /** API p99, availability, bad agents and CoreDNS SERVFAILs over time, for the three largest clusters. */
   series: Record<string, SeriesPoint[]>;
+  /** A model scenario's own findings (scenarios/models.ts); null for the others. */
+  checks: Findings | null;
 }
 
 /** A TelemetryRollout over the whole fleet with the default spec and a break-glass transport. */
@@ -116,24 +142,34 @@ export function rolloutManifest(fleet: ClusterShape[], image: string): Record<st
 
 /** Runs one scenario and measures it. */
 export async function runScenario(name: ScenarioName, o: ReplayOptions): Promise<ScenarioResult> {
-  const model = name === 'healthy-ready' ? { ...o.model, cluster: { ...o.model.cluster, notReadyFraction: 0 } } : o.model;
-  const world = new World({ seed: o.seed, model, fleet: o.fleet, behaviourOf });
+  const plan = isModelScenario(name) ? MODEL_SCENARIOS[name] : undefined;
+  const model = name === 'healthy-ready' || plan?.allNodesReady ? { ...o.model, cluster: { ...o.model.cluster, notReadyFraction: 0 } } : o.model;
+  const world = new World({ seed: o.seed, model, fleet: o.fleet, behaviourOf, ...plan?.world });
   const t0 = world.start + LEAD_IN_SECONDS * 1000;
   const end = t0 + o.horizons[name] * 1000;
   await world.clock.runUntil(t0);
   let operator: ReturnType<World['startOperator']> | undefined;
   let completedAt: number | undefined;
   let stop: () => boolean = () => false;
+  let findings: (() => Findings) | undefined;
   if (name === 'incident') {
     for (const c of world.clusters.values()) c.applyDirect(incidentDaemonSet());
   } else {
-    const good = name === 'healthy' || name === 'healthy-ready';
-    operator = world.startOperator(rolloutManifest(o.fleet, good ? GOOD_IMAGE : BAD_IMAGE));
+    const good = plan ? plan.revision === 'good' : name === 'healthy' || name === 'healthy-ready';
+    const manifest = rolloutManifest(o.fleet, good ? GOOD_IMAGE : BAD_IMAGE);
+    plan?.manifest?.(manifest as Parameters<NonNullable<typeof plan.manifest>>[0]);
+    operator = world.startOperator(manifest);
     const store = operator.store;
+    if (plan) findings = plan.arm({ world, store, kick: operator.kick, fleet: o.fleet, t0 });
     if (good) {
+      let pausedSince: number | undefined;
       stop = () => {
         const phase = store.current().status?.phase;
         if (phase === 'Succeeded') completedAt ??= world.clock.nowMs();
+        // A model scenario's rollout that paused waits for a person, who is not modelled: ten minutes
+        // of pause end it (reported with its phase).
+        pausedSince = phase === 'Paused' ? (pausedSince ?? world.clock.nowMs()) : undefined;
+        if (plan && pausedSince !== undefined && world.clock.nowMs() - pausedSince > 600_000) return true;
         return phase === 'Succeeded' || phase === 'RolledBack' || phase === 'Failed';
       };
     } else {
@@ -184,6 +220,9 @@ export async function runScenario(name: ScenarioName, o: ReplayOptions): Promise
     clustersPastSlo: stats.filter((s) => s.pastSloSeconds > 0).length,
     clustersCrashed: stats.filter((s) => s.crashes > 0).length,
     downClusterSeconds: stats.reduce((a, s) => a + s.downSeconds, 0),
+    dnsFailClusterSeconds: stats.reduce((a, s) => a + s.dnsFailSeconds, 0),
+    dnsFailWorstClusterSeconds: Math.max(0, ...stats.map((s) => s.dnsFailSeconds)),
+    clustersWithDnsFailures: stats.filter((s) => s.dnsFailSeconds > 0).length,
     recoverSeconds: world.lastUnhealthyAt === undefined || bad0 === undefined ? null : stillUnhealthy ? null : sinceBad(world.lastUnhealthyAt),
     completeSeconds: rel(completedAt),
     badAgentsActiveOnCrashedClusters: clusters.filter((c) => c.crashes > 0).reduce((a, c) => a + c.badActiveAtEnd, 0),
@@ -203,6 +242,7 @@ export async function runScenario(name: ScenarioName, o: ReplayOptions): Promise
     passErrors: world.passErrors,
     clusters,
     series: Object.fromEntries(world.series),
+    checks: findings ? findings() : null,
   };
 }
 
@@ -237,6 +277,7 @@ export function formatTable(results: ScenarioResult[]): string {
     secs(r.rollbackSeconds),
     `${r.pastSloClusterSeconds} s (${r.clustersPastSlo} clusters, worst ${r.pastSloWorstClusterSeconds} s)`,
     `${r.clustersCrashed} (${r.downClusterSeconds} s down)`,
+    `${r.dnsFailClusterSeconds} s (${r.clustersWithDnsFailures} clusters, worst ${r.dnsFailWorstClusterSeconds} s)`,
     r.firstBadAgentSeconds === null ? '—' : r.recoverSeconds === null ? `not within ${r.simulatedSeconds} s` : `${r.recoverSeconds} s`,
     secs(r.completeSeconds),
     r.finalPhase ?? '—',
@@ -248,6 +289,7 @@ export function formatTable(results: ScenarioResult[]): string {
     'rollback began',
     `cluster-seconds p99 > ${SLO_P99_SECONDS} s`,
     'API servers crashed',
+    'cluster-seconds of DNS SERVFAIL',
     'recovered',
     'good revision complete',
     'final phase',

@@ -11,7 +11,7 @@ import type { TelemetryRollout } from '../operator/src/api/types.generated.js';
 import { TransportBreakGlass, type BreakGlassBackends } from '../operator/src/breakglass/actuator.js';
 import type { InventoryStore, NodeInventory, SaveResult } from '../operator/src/breakglass/inventory.js';
 import { runWorkers, WorkQueue } from '../operator/src/controller/workqueue.js';
-import { ControlPlaneGateEvaluator } from '../operator/src/gates/evaluator.js';
+import { ControlPlaneGateEvaluator, DefaultSourceFactory } from '../operator/src/gates/evaluator.js';
 import { ClusterUnavailableError, type ClusterClient, type ClusterClientFactory, type ResolvedTarget } from '../operator/src/rollout/interfaces.js';
 import { collectorLoadPreflight } from '../operator/src/rollout/preflight.js';
 import { RolloutReconciler } from '../operator/src/rollout/reconciler.js';
@@ -23,6 +23,7 @@ import { hash32, Rng, SimClock } from './engine.js';
 import type { ClusterShape } from './fleet.js';
 import type { Behaviour } from './model/agents.js';
 import type { Model } from './model/calibration.js';
+import { PrometheusModel } from './model/prometheus.js';
 
 /** The API SLO the replay counts breaches of (the gates' default absolute bound). */
 export const SLO_P99_SECONDS = 1;
@@ -34,6 +35,8 @@ export interface ClusterStats {
   crashes: number;
   downSeconds: number;
   pastSloSeconds: number;
+  /** Seconds in which CoreDNS answered service names with SERVFAIL (records expired, API server down). */
+  dnsFailSeconds: number;
   firstCrashAt?: number;
 }
 
@@ -43,6 +46,8 @@ export interface SeriesPoint {
   up: boolean;
   p99?: number;
   badAgents: number;
+  /** CoreDNS SERVFAIL answers per second. */
+  servfail: number;
 }
 
 /** Options of a world. */
@@ -54,6 +59,18 @@ export interface WorldOptions {
   behaviourOf: BehaviourOf;
   /** Model step, seconds (default 2). */
   tickSeconds?: number;
+  /** Give every cluster a Prometheus server ({@link prometheusUrl}) scraping it from the start. */
+  prometheus?: boolean;
+  /**
+   * Node churn: nodes are replaced (one deleted, one joins) at the model's `churn.replacedFractionPerHour`
+   * on every cluster, and scenarios may replace more ({@link World.replaceNodes}).
+   */
+  churn?: boolean;
+}
+
+/** The address of a cluster's modelled Prometheus server (what a target's `metrics.prometheusURL` names). */
+export function prometheusUrl(cluster: string): string {
+  return `http://prometheus.${cluster}.sim:9090`;
 }
 
 /** Factory over the simulated clusters: every target is a cluster of the fleet. */
@@ -63,7 +80,13 @@ class SimFactory implements ClusterClientFactory {
     this.clusters = clusters;
   }
   async resolveTargets(rollout: TelemetryRollout): Promise<ResolvedTarget[]> {
-    return (rollout.spec.targets.clusters ?? []).map((c) => ({ name: c.name, secretName: c.kubeconfigSecretRef.name, secretKey: c.kubeconfigSecretRef.key }));
+    // As the product's factory does: the target's metric sources go with it.
+    return (rollout.spec.targets.clusters ?? []).map((c) => ({
+      name: c.name,
+      secretName: c.kubeconfigSecretRef.name,
+      secretKey: c.kubeconfigSecretRef.key,
+      ...(c.metrics ? { metrics: { ...c.metrics } } : {}),
+    }));
   }
   async client(_r: TelemetryRollout, target: ResolvedTarget): Promise<ClusterClient> {
     const c = this.clusters.get(target.name);
@@ -109,6 +132,8 @@ export class World {
   readonly start: number;
   readonly series = new Map<string, SeriesPoint[]>();
   readonly events: SeenEvent[] = [];
+  /** Each cluster's Prometheus server, by its URL's host (only with the `prometheus` option). */
+  readonly prometheus = new Map<string, PrometheusModel>();
   /** The latest time (ms) any cluster was unhealthy: down, past the SLO, or running a bad agent. */
   lastUnhealthyAt: number | undefined;
   /** The first time (ms) any cluster was past the SLO or down. */
@@ -120,6 +145,8 @@ export class World {
   private readonly rng: Rng;
   private readonly tickSeconds: number;
   private readonly nodeOwner = new Map<string, SimCluster>();
+  private readonly churn: boolean;
+  private churnRng: Rng | undefined;
 
   constructor(o: WorldOptions) {
     this.clock = new SimClock();
@@ -127,19 +154,76 @@ export class World {
     this.model = o.model;
     this.rng = new Rng(o.seed);
     this.tickSeconds = o.tickSeconds ?? 2;
+    this.churn = o.churn ?? false;
+    if (this.churn) this.churnRng = this.rng.fork(11);
     for (const shape of o.fleet) {
       const c = new SimCluster(shape.name, shape.nodes, {
         clock: this.clock,
         rng: new Rng((o.seed ^ hash32(shape.name)) >>> 0),
         model: o.model,
         behaviourOf: o.behaviourOf,
+        // Room for the nodes that join: the background rate plus a scenario's burst.
+        ...(o.churn ? { spare: Math.ceil(shape.nodes * 0.25) + 8 } : {}),
       });
       this.clusters.set(shape.name, c);
-      this.stats.set(shape.name, { name: shape.name, nodes: shape.nodes, crashes: 0, downSeconds: 0, pastSloSeconds: 0 });
+      this.stats.set(shape.name, { name: shape.name, nodes: shape.nodes, crashes: 0, downSeconds: 0, pastSloSeconds: 0, dnsFailSeconds: 0 });
+    }
+    if (o.prometheus) {
+      for (const c of this.clusters.values()) {
+        const p = new PrometheusModel(o.model, { apiserver: () => (c.api.up ? c.api.metricsText() : undefined), coredns: () => c.dns.metricsText() });
+        this.prometheus.set(new URL(prometheusUrl(c.name)).host, p);
+        const scrape = (): void => {
+          p.scrape(this.clock.nowMs());
+          this.clock.setTimer(p.intervalMs, scrape);
+        };
+        this.clock.setTimer(p.intervalMs, scrape);
+      }
     }
     // The three largest clusters get a time series.
     for (const c of [...this.clusters.values()].sort((a, b) => b.size - a.size).slice(0, 3)) this.series.set(c.name, []);
     this.clock.setTimer(this.tickSeconds * 1000, () => this.tick());
+  }
+
+  /**
+   * The fetch the gates' URL sources use: a modelled Prometheus answers its query API after its query
+   * latency; one that is down, or an address no model serves, refuses the connection (as undici reports it).
+   */
+  readonly fetch = (async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    const url = new URL(input instanceof Request ? input.url : input);
+    const p = this.prometheus.get(url.host);
+    await this.clock.sleep(this.model.prometheus.queryMedianSeconds * 1000, init?.signal ?? undefined);
+    if (!p?.up || url.pathname !== '/api/v1/query') {
+      throw new TypeError('fetch failed', { cause: Object.assign(new Error(`connect ECONNREFUSED ${url.host}`), { code: 'ECONNREFUSED' }) });
+    }
+    const a = p.query(url.searchParams.get('query') ?? '', this.clock.nowMs());
+    return new Response(JSON.stringify(a.body), { status: a.status, headers: { 'content-type': 'application/json' } });
+  }) as typeof fetch;
+
+  /**
+   * Replaces `n` nodes of `c`: deletes `n` (those of `first` first, then drawn at random among the
+   * live ones) and lets as many new ones join. Returns the deleted slots.
+   */
+  replaceNodes(c: SimCluster, n: number, first: readonly number[] = []): number[] {
+    const rng = (this.churnRng ??= this.rng.fork(11));
+    const gone: number[] = [];
+    for (const i of first) {
+      if (gone.length >= n) break;
+      if (c.nodeExists(i)) {
+        c.removeNode(i);
+        gone.push(i);
+      }
+    }
+    const live = c.liveIndices();
+    while (gone.length < n && live.length > 0) {
+      const k = Math.floor(rng.next() * live.length);
+      const i = live[k]!;
+      live[k] = live[live.length - 1]!;
+      live.pop();
+      c.removeNode(i);
+      gone.push(i);
+    }
+    for (let k = 0; k < gone.length; k++) c.addNode();
+    return gone;
   }
 
   /** Total nodes of the fleet. */
@@ -188,6 +272,14 @@ export class World {
         st.crashes = c.api.crashes;
         st.firstCrashAt ??= this.seconds(now);
       }
+      if (this.churn) {
+        // Replacements in this step: a Poisson count, drawn as its integer part plus one more by chance.
+        const expected = c.liveNodes * (this.model.churn.replacedFractionPerHour / 3600) * dt;
+        const n = Math.floor(expected) + (this.churnRng!.chance(expected - Math.floor(expected)) ? 1 : 0);
+        if (n > 0) this.replaceNodes(c, n);
+      }
+      const dns = c.dns.step(now, dt, r.up);
+      if (dns.servfailPerSecond > 0) st.dnsFailSeconds += dt;
       const bad = c.activeByBehaviour('list-everything');
       const past = r.up && r.p99 !== undefined && r.p99 > SLO_P99_SECONDS;
       if (!r.up) st.downSeconds += dt;
@@ -197,7 +289,13 @@ export class World {
       if (bad > 0) this.firstBadAt ??= now;
       const s = this.series.get(c.name);
       if (s && (now - this.start) % 10_000 < dt * 1000)
-        s.push({ t: this.seconds(now), up: r.up, ...(r.p99 !== undefined ? { p99: round(r.p99) } : {}), badAgents: bad });
+        s.push({
+          t: this.seconds(now),
+          up: r.up,
+          ...(r.p99 !== undefined ? { p99: round(r.p99) } : {}),
+          badAgents: bad,
+          servfail: Math.round(dns.servfailPerSecond),
+        });
     }
     this.clock.setTimer(dt * 1000, () => this.tick());
   }
@@ -205,9 +303,10 @@ export class World {
   /**
    * Starts the operator on `manifest` (a TelemetryRollout): the real reconciler behind the real work
    * queue with 4 workers; a status write enqueues the key again, as the operator's informer does.
-   * Returns the store (to read the rollout) and a function that stops the workers.
+   * Returns the store (to read the rollout), a function that enqueues the rollout (what the informer
+   * does when a person changes it) and one that stops the workers.
    */
-  startOperator(manifest: Record<string, unknown>): { store: FakeRolloutStore; stop: () => void } {
+  startOperator(manifest: Record<string, unknown>): { store: FakeRolloutStore; kick: () => void; stop: () => void } {
     const clock = this.clock;
     const store = new FakeRolloutStore(manifest);
     const key = `${store.current().metadata?.namespace ?? 'default'}/${store.current().metadata?.name ?? ''}`;
@@ -233,7 +332,8 @@ export class World {
     const reconciler = new RolloutReconciler({
       rollouts: store,
       clusters: new SimFactory(this.clusters),
-      gates: new ControlPlaneGateEvaluator({ clock }),
+      // The product's default sources, with URL sources answered by the modelled Prometheus servers.
+      gates: new ControlPlaneGateEvaluator({ clock, sources: new DefaultSourceFactory(clock, { fetch: this.fetch }) }),
       status: {
         async writeStatus(r, s) {
           await store.writeStatus(r, s);
@@ -268,6 +368,7 @@ export class World {
     );
     return {
       store,
+      kick: () => queue.add(key),
       // Stops taking keys. What is in flight stays pending: virtual time no longer moves, and nothing
       // holds a real resource, so it is simply dropped.
       stop: () => {

@@ -19,6 +19,9 @@ export interface CalibrationFile {
   cluster: Section;
   apiserver: Section;
   agents: Section;
+  coredns: Section;
+  prometheus: Section;
+  churn: Section;
   breakGlass: Section;
   operator: Section;
 }
@@ -58,6 +61,9 @@ export interface Model {
     probeTimeoutSeconds: number;
   };
   agents: { defectRelistSeconds: number };
+  coredns: { queriesPerPodPerSecond: number; serviceLookupFraction: number; staleServeSeconds: number; requestMedianSeconds: number; requestSigma: number };
+  prometheus: { scrapeIntervalSeconds: number; stalenessSeconds: number; queryMedianSeconds: number };
+  churn: { replacedFractionPerHour: number };
   breakGlass: { perNodeMedianSeconds: number; perNodeP99Seconds: number; failureProbability: number };
   operator: { clientRequestMedianSeconds: number };
 }
@@ -81,6 +87,9 @@ export function parseModel(file: CalibrationFile): Model {
     cluster: values(file.cluster, 'cluster'),
     apiserver: values(file.apiserver, 'apiserver'),
     agents: values(file.agents, 'agents'),
+    coredns: values(file.coredns, 'coredns'),
+    prometheus: values(file.prometheus, 'prometheus'),
+    churn: values(file.churn, 'churn'),
     breakGlass: values(file.breakGlass, 'breakGlass'),
     operator: values(file.operator, 'operator'),
   };

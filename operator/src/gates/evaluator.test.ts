@@ -9,6 +9,7 @@ import { FakeClock } from '../../../testkit/core/fakeclock.js';
 import {
   BASELINE_WARMUP_SECONDS,
   ControlPlaneGateEvaluator,
+  DefaultSourceFactory,
   MIN_SAMPLES,
   RELATIVE_FLOOR_SECONDS,
   baselineWarmupSeconds,
@@ -136,6 +137,32 @@ function run(curve: (f: number, call: number) => Measurement, gates: Record<stri
   };
   return { store, drive, registry, clock };
 }
+
+describe('DefaultSourceFactory', () => {
+  it("queries a target's Prometheus through the fetch it was given (the fleet simulator's seam), and judges the answer", async () => {
+    const asked: string[] = [];
+    const fetchImpl = (async (input: string | URL) => {
+      const url = new URL(input);
+      asked.push(`${url.host} ${url.searchParams.get('query') ?? ''}`);
+      const value = (url.searchParams.get('query') ?? '').startsWith('histogram_quantile(0.99, sum by (le) (rate(apiserver_') ? '2.5' : '0';
+      return new Response(JSON.stringify({ status: 'success', data: { resultType: 'vector', result: [{ metric: {}, value: [0, value] }] } }), { status: 200 });
+    }) as typeof fetch;
+    const clock = new FakeClock();
+    const evaluator = new ControlPlaneGateEvaluator({ clock, sources: new DefaultSourceFactory(clock, { fetch: fetchImpl }) });
+    const ctx: GateContext = {
+      rollout: validateRollout(manifest()).defaulted as unknown as TelemetryRollout,
+      target: { name: 'a', secretName: 'a', secretKey: 'value', metrics: { prometheusURL: 'http://prometheus.a.example:9090' } },
+      client: new FakeCluster('a', 20),
+      fraction: 0.1,
+      consecutiveFailures: 0,
+    };
+    const ev = await evaluator.evaluate(ctx);
+    expect(asked.length).toBeGreaterThan(0);
+    expect(asked.every((a) => a.startsWith('prometheus.a.example:9090 '))).toBe(true);
+    expect(ev.verdict).toBe('Fail');
+    expect(ev.failed).toContain('apiServerP99Seconds');
+  });
+});
 
 describe('ControlPlaneGateEvaluator.captureBaseline', () => {
   const ctxOf = (): GateContext => ({

@@ -81,6 +81,16 @@ export interface SourceFactory {
   source(ctx: GateContext): MetricSource;
 }
 
+/** Options of {@link DefaultSourceFactory}. */
+export interface DefaultSourceFactoryOptions {
+  /**
+   * The fetch of the sources that read a URL (a Prometheus server, a CoreDNS metrics endpoint). Default
+   * the global fetch. The fleet simulator passes one that answers in virtual time from its modelled
+   * Prometheus servers, so the gates it runs go through the same source selection as the operator's.
+   */
+  fetch?: typeof fetch;
+}
+
 /**
  * The default sources: a Prometheus server when the target names one; otherwise the API server's own
  * /metrics through the cluster client, plus CoreDNS's metrics endpoint when the target names one.
@@ -88,8 +98,10 @@ export interface SourceFactory {
 export class DefaultSourceFactory implements SourceFactory {
   private readonly cache = new Map<string, { fingerprint: string; client: unknown; source: MetricSource }>();
   private readonly clock?: Clock;
-  constructor(clock?: Clock) {
+  private readonly fetch?: typeof fetch;
+  constructor(clock?: Clock, options: DefaultSourceFactoryOptions = {}) {
     this.clock = clock;
+    if (options.fetch) this.fetch = options.fetch;
   }
 
   source(ctx: GateContext): MetricSource {
@@ -100,13 +112,14 @@ export class DefaultSourceFactory implements SourceFactory {
     // A rebuilt client (rotated kubeconfig) gets a new source: the old one scrapes through the old client.
     if (hit && hit.fingerprint === fingerprint && hit.client === ctx.client) return hit.source;
     const clock = this.clock ? { clock: this.clock } : {};
+    const fetchImpl = this.fetch ? { fetch: this.fetch } : {};
     let source: MetricSource;
     const m = ctx.target.metrics;
     if (m?.prometheusURL) {
-      source = new PrometheusSource({ url: m.prometheusURL, windowSeconds: g.windowSeconds, queries: { ...(g.promQL ?? {}) }, ...clock });
+      source = new PrometheusSource({ url: m.prometheusURL, windowSeconds: g.windowSeconds, queries: { ...(g.promQL ?? {}) }, ...clock, ...fetchImpl });
     } else {
       const parts = [{ name: 'apiserver', source: new ApiServerMetricsSource(ctx.client, clock) as MetricSource }];
-      if (m?.coreDNSMetricsURL) parts.push({ name: 'coredns', source: new TextEndpointSource(m.coreDNSMetricsURL, { ...clock }) });
+      if (m?.coreDNSMetricsURL) parts.push({ name: 'coredns', source: new TextEndpointSource(m.coreDNSMetricsURL, { ...clock, ...fetchImpl }) });
       source = new CompositeSource(parts);
     }
     this.cache.set(key, { fingerprint, client: ctx.client, source });
