@@ -210,7 +210,7 @@ export interface ClusterStatus {
    */
   stepPercent?: number;
   /**
-   * When the step started (its baseline was captured and relabelling began); the progress deadline counts from here.
+   * When the step started (its baseline was captured and relabelling began); the progress deadline counts from here. Moved forward by the time the cluster was held (its API server unreachable, or refusing the credentials), so a step is judged on the time it was watched.
    */
   stepStartedAt?: string;
   /**

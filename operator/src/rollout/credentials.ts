@@ -11,6 +11,7 @@
 import type { ClusterStatus } from '../api/types.generated.js';
 import { isCredentialError } from '../util/errors.js';
 import { REASON } from './conditions.js';
+import { resumeAfterHold } from './hold.js';
 import type { ClusterClient } from './interfaces.js';
 import { iso, type Pass } from './pass.js';
 
@@ -30,6 +31,7 @@ export function markCredentialsInvalid(p: Pass, c: ClusterStatus, why: string): 
 /** The CredentialsAccepted event: a call went through again. */
 export function markCredentialsAccepted(p: Pass, c: ClusterStatus): void {
   if (!c.credentialsInvalidSince) return;
+  resumeAfterHold(p, c, c.credentialsInvalidSince);
   delete c.credentialsInvalidSince;
   p.rolloutEvent('CredentialsAccepted');
   p.record('Normal', REASON.CredentialsAccepted, 'the API server accepts the credentials again', c.name);

@@ -10,6 +10,7 @@ import { breakGlassAfterSuccess, maybeBreakGlass } from './breakglass.js';
 import { REASON } from './conditions.js';
 import { checkAccess, markCredentialsInvalid } from './credentials.js';
 import { evaluateGates } from './gating.js';
+import { resumeAfterHold } from './hold.js';
 import { ClusterUnavailableError } from './interfaces.js';
 import { isActive, rolloutCapabilities } from './machine.js';
 import { refreshBeforeClear } from './inventory.js';
@@ -114,6 +115,7 @@ export async function observeClusters(p: Pass): Promise<void> {
       continue;
     }
     c.reachable = true;
+    if (c.unreachableSince) resumeAfterHold(p, c, c.unreachableSince);
     delete c.unreachableSince;
     if (probe.credentialsRejected) {
       // Answered, but refused the kubeconfig: a broken Secret, not an outage (no break-glass, no gates).

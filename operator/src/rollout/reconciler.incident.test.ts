@@ -186,6 +186,63 @@ describe('RolloutReconciler: credentials refused', () => {
   }
 });
 
+describe('RolloutReconciler: a hold is not time the step was watched', () => {
+  // Found by the fleet simulator (token-expires-mid-rollout): a hold longer than the progress deadline
+  // rolled the whole fleet back on the first pass after it, and a NoData before and after a hold paused it.
+  const spec = (failureLimit: number) => ({
+    strategy: { stages: [{ name: 's', clusters: 1, nodeSteps: [50, 100], bakeSeconds: 60 }] },
+    gates: { intervalSeconds: 5, windowSeconds: 5, scrapeIntervalSeconds: 1, coreDNS: { cacheTTLSeconds: 0 }, failureLimit, onNoData: 'Pause' },
+    breakGlass: { unreachableAfterSeconds: 3600 },
+  });
+  const held = async (w: ReturnType<typeof world>, seconds: number, heldOn: () => boolean) => {
+    const t0 = w.clock.nowMs();
+    await drive(w, () => w.clock.nowMs() - t0 > seconds * 1000);
+    expect(heldOn()).toBe(true);
+  };
+
+  for (const hold of ['credentials refused', 'API server unreachable'] as const) {
+    it(`${hold} for 20 minutes while a step waits for its agents: the step goes on with its deadline counted from what was watched, no rollback`, async () => {
+      const w = world({ a: 8 }, spec(3));
+      await drive(w, (ro) => ro.status?.clusters?.[0]?.phase === 'Progressing' && ro.status.clusters[0].nodesUpdated === 4);
+      const rev = w.store.current().status!.revision!;
+      // The step's agents are not ready yet (a slow image pull), and then the cluster is held.
+      w.cluster('a').notReady.add(rev);
+      if (hold === 'credentials refused') w.cluster('a').credentials = 'expired';
+      else w.cluster('a').reachable = false;
+      await held(w, 1200, () => {
+        const c = w.store.current().status!.clusters![0]!;
+        return c.phase === 'Progressing' && (c.credentialsInvalidSince !== undefined || c.reachable === false);
+      });
+      w.cluster('a').credentials = 'valid';
+      w.cluster('a').reachable = true;
+      // Back, and the agents still need a minute: far less than the deadline since the step was last watched.
+      const back = w.clock.nowMs();
+      await drive(w, () => w.clock.nowMs() - back > 60_000);
+      expect(phase(w)).toBe('Progressing');
+      w.cluster('a').notReady.delete(rev);
+      await drive(w, () => phase(w) === 'Succeeded' || phase(w) === 'RolledBack');
+      expect(phase(w)).toBe('Succeeded');
+      expect(reasons(w)).not.toContain('ProgressDeadlineExceeded');
+    });
+  }
+
+  it('a NoData before a hold and the first one after it are not two in a row: no pause', async () => {
+    let noData = true;
+    const w = world({ a: 8 }, spec(2), new ScriptedGates(() => (noData ? 'NoData' : 'Pass')));
+    await drive(w, (ro) => ro.status?.clusters?.[0]?.lastGate?.verdict === 'NoData');
+    expect(w.store.current().status!.clusters![0]!.lastGate!.consecutiveFailures).toBe(1);
+    w.cluster('a').credentials = 'expired';
+    await held(w, 1200, () => w.store.current().status!.clusters![0]!.credentialsInvalidSince !== undefined);
+    w.cluster('a').credentials = 'valid';
+    // The first evaluation after the hold is NoData (a new baseline), the next ones pass.
+    await drive(w, (ro) => (ro.status?.clusters?.[0]?.lastGate?.time ?? '') > new Date(w.clock.nowMs() - 1).toISOString() || phase(w) === 'Paused');
+    expect(phase(w)).not.toBe('Paused');
+    noData = false;
+    await drive(w, () => phase(w) === 'Succeeded' || phase(w) === 'Paused' || phase(w) === 'RolledBack');
+    expect(phase(w)).toBe('Succeeded');
+  });
+});
+
 describe('RolloutReconciler: break-glass retried until confirmed', () => {
   it('an attempt in which nodes fail is sent again with backoff until every node confirms, then never again', async () => {
     let bg: FakeBreakGlass | undefined;
