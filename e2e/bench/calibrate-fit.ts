@@ -47,6 +47,10 @@ export interface BackgroundPoint {
   apiserverCpuPerSecond: number;
   etcdCpuPerSecond: number;
   rssMiB: number;
+  /** The window's resource requests (not WATCH) by latency: `[upper bound s, cumulative count]`, finite bounds. */
+  latencyBuckets: Array<[number, number]>;
+  /** Requests the histogram observed in the window (its +Inf bucket). */
+  observations: number;
 }
 
 /** WATCHes held open: what they cost while nothing changes. */
@@ -160,6 +164,52 @@ export function linearFit(xs: readonly number[], ys: readonly number[]): { a: nu
   return { a: my - b * mx, b };
 }
 
+/** The standard normal CDF (Abramowitz-Stegun 7.1.26, |error| < 1.5e-7). */
+function phi(z: number): number {
+  const x = Math.abs(z) / Math.SQRT2;
+  const t = 1 / (1 + 0.3275911 * x);
+  const y = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
+  return z >= 0 ? (1 + y) / 2 : (1 - y) / 2;
+}
+
+/** The inverse of {@link phi}, by bisection. */
+function probit(p: number): number {
+  let lo = -10;
+  let hi = 10;
+  for (let i = 0; i < 60; i++) {
+    const mid = (lo + hi) / 2;
+    if (phi(mid) < p) lo = mid;
+    else hi = mid;
+  }
+  return (lo + hi) / 2;
+}
+
+/**
+ * A log-normal fitted to latency histograms (summed): every finite bucket whose cumulative share F is
+ * strictly between 0 and 1 gives a point (probit(F), ln(bound)) on the line ln(x) = ln(median) + sigma·z.
+ * Undefined with fewer than two such buckets.
+ */
+export function logNormalFromBuckets(
+  windows: ReadonlyArray<{ latencyBuckets: Array<[number, number]>; observations: number }>,
+): { median: number; sigma: number; observations: number } | undefined {
+  const total = windows.reduce((a, w) => a + w.observations, 0);
+  if (total <= 0) return undefined;
+  const byBound = new Map<number, number>();
+  for (const w of windows) for (const [le, n] of w.latencyBuckets) byBound.set(le, (byBound.get(le) ?? 0) + n);
+  const zs: number[] = [];
+  const lns: number[] = [];
+  for (const [le, n] of [...byBound].sort((a, b) => a[0] - b[0])) {
+    const f = n / total;
+    if (f > 0 && f < 1) {
+      zs.push(probit(f));
+      lns.push(Math.log(le));
+    }
+  }
+  const fit = linearFit(zs, lns);
+  if (!fit || fit.b <= 0) return undefined;
+  return { median: Math.exp(fit.a), sigma: fit.b, observations: Math.round(total) };
+}
+
 /** A fitted parameter: its new value and the source string the calibration file gives it. */
 export interface Fitted {
   value: number;
@@ -168,24 +218,48 @@ export interface Fitted {
 
 const r3 = (x: number) => Number(x.toPrecision(3));
 
+/** Where a calibration's note begins in a source it only annotates (so a later run replaces the note). */
+const NOTE = ' | bound from ';
+
+/** `source` with the calibration's `note` in place of any earlier one. */
+function annotate(source: string | undefined, note: string): string {
+  const own = (source ?? 'assumed: no source').split(NOTE)[0] ?? '';
+  return `${own}${NOTE}${note}`;
+}
+
 /**
- * The parameters the measurements determine, each with its source. A parameter the measurements cannot
- * determine (e.g. no memory growth seen: the Go heap had room) is left out and keeps its old value.
+ * The parameters the measurements determine, each with its source. A parameter the measurements only
+ * bound (memory: RSS is a high-water mark) keeps its value when the bound allows it, its source (from
+ * `sources`, the file's) annotated with the bound; one they say nothing about is left out.
  */
-export function fitParameters(model: Model, ms: Measurements): Record<string, Fitted> {
+export function fitParameters(model: Model, ms: Measurements, sources: Readonly<Record<string, string>> = {}): Record<string, Fitted> {
   const out: Record<string, Fitted> = {};
   const at = `sim:calibrate on the local control plane (${ms.controlPlane}), ${ms.date}, ${ms.cores} shared cores`;
   const gets = ms.points.filter((p) => p.verb === 'GET');
-  if (gets.length > 0) {
-    const g = gets.reduce((a, b) => (b.requests > a.requests ? b : a));
+  const g = gets.length > 0 ? gets.reduce((a, b) => (b.requests > a.requests ? b : a)) : undefined;
+  const getNote = g
+    ? `; GETs of one pod alone, one at a time: median ${r3(g.p50 * 1000)} ms, sigma ${r3(g.logSigma)}, ${r3(g.apiserverCpu * 1000)} ms of CPU each (measuredPoints)`
+    : '';
+  // The model's small requests are mostly the cluster's own baseline (lease renewals, status patches,
+  // controllers' GETs), so they are measured on the idle cluster, where that is all the API server does.
+  const rest = logNormalFromBuckets(ms.background);
+  if (rest) {
+    out.smallRequestMedianSeconds = {
+      value: r3(rest.median),
+      source: `fitted: ${at}: log-normal fitted (least squares on the probit of each bucket's share) to the latency histogram of the idle cluster's resource requests at every size, pooled (${rest.observations} requests)${getNote}`,
+    };
+    out.smallRequestSigma = { value: r3(rest.sigma), source: `fitted: the same fit's sigma` };
+  } else if (g) {
     out.smallRequestMedianSeconds = { value: r3(g.p50), source: `measured: ${at}: median client latency of ${g.requests} GETs of one pod, one at a time` };
     if (Number.isFinite(g.logSigma)) out.smallRequestSigma = { value: r3(g.logSigma), source: `measured: ${at}: sigma of ln(latency) of the same GETs` };
-    if (g.apiserverCpu > 0)
-      out.smallRequestCpuSeconds = {
-        value: r3(g.apiserverCpu),
-        source: `measured: ${at}: kube-apiserver CPU seconds per GET (/proc delta over the batch, the cluster's background rate subtracted)`,
-      };
   }
+  const restRps = ms.background.reduce((a, b) => a + b.requestsPerSecond, 0);
+  const restCpu = ms.background.reduce((a, b) => a + b.apiserverCpuPerSecond, 0);
+  if (restRps > 0 && restCpu > 0)
+    out.smallRequestCpuSeconds = {
+      value: r3(restCpu / restRps),
+      source: `measured: ${at}: kube-apiserver CPU of the idle cluster over the requests it served (/proc and apiserver_request_total, every size pooled: ${ms.background.map((b) => `${b.nodes} nodes ${r3((b.apiserverCpuPerSecond / b.requestsPerSecond) * 1000)} ms`).join(', ')}): all it does per baseline request, watch fan-out included${getNote}`,
+    };
   const small = out.smallRequestMedianSeconds?.value ?? model.apiserver.smallRequestMedianSeconds;
   const base: Model = { ...model, apiserver: { ...model.apiserver, smallRequestMedianSeconds: small } };
   const lists = ms.points.filter((p) => p.verb === 'LIST');
@@ -206,11 +280,14 @@ export function fitParameters(model: Model, ms: Measurements): Record<string, Fi
       .map((p) => (p.rssPeakMiB - p.rssBeforeMiB) / (p.concurrency * (p.bytes / MIB)))
       .filter((a) => a > 0);
     if (amp.length > 0) {
-      const a = Math.max(...amp);
-      out.listMemoryAmplification = {
-        value: r3(a),
-        source: `measured: ${at}: largest kube-apiserver RSS growth during a batch over the MiB of LISTs in flight (concurrency x response size), ${amp.map(r3).join(', ')} over the concurrent batches; RSS grows only where the Go heap had no room left, so this is a lower bound`,
-      };
+      // A lower bound only: RSS grows only where the Go heap had no room left. It replaces the value
+      // only when the value contradicts it; otherwise it is cited beside the value's own source.
+      const lower = r3(Math.max(...amp));
+      const what = `kube-apiserver RSS grew by ${lower}x the MiB of LISTs in flight (concurrency x response size; largest of ${amp.map(r3).join(', ')} over the concurrent batches), a lower bound (RSS grows only where the Go heap had no room left)`;
+      out.listMemoryAmplification =
+        model.apiserver.listMemoryAmplification >= lower
+          ? { value: model.apiserver.listMemoryAmplification, source: annotate(sources.listMemoryAmplification, `${at}: ${what}; consistent with the value`) }
+          : { value: lower, source: `measured: ${at}: ${what}; the value is that bound` };
     }
   }
   const bg = ms.background;
@@ -220,17 +297,23 @@ export function fitParameters(model: Model, ms: Measurements): Record<string, Fi
       value: r3(perNode),
       source: `measured: ${at}: requests/s of the idle cluster over its nodes (${bg.map((b) => `${b.nodes} nodes ${r3(b.requestsPerSecond)}/s`).join(', ')}; kwok's heartbeats and the controllers)`,
     };
-    const objects = bg.map((b) => b.pods + b.nodes);
+    const first = bg.reduce((a, b) => (b.nodes < a.nodes ? b : a));
+    out.memoryBaseMiB = {
+      value: first.rssMiB,
+      source: `measured: ${at}: kube-apiserver RSS at rest on ${first.nodes} nodes and ${first.pods} pods, before any measured LIST`,
+    };
     const fit = linearFit(
-      objects,
+      bg.map((b) => b.pods + b.nodes),
       bg.map((b) => b.rssMiB),
     );
     if (fit && fit.b > 0) {
-      out.memoryPerObjectKiB = {
-        value: r3(fit.b * 1024),
-        source: `fitted: ${at}: slope of kube-apiserver RSS at rest against objects stored (${bg.map((b) => `${b.pods + b.nodes} objects ${r3(b.rssMiB)} MiB`).join(', ')}); RSS also keeps what earlier LISTs grew, so an upper bound`,
-      };
-      if (fit.a > 0) out.memoryBaseMiB = { value: r3(fit.a), source: `fitted: the same line's intercept (kube-apiserver RSS with no objects)` };
+      // An upper bound only: RSS at rest keeps what earlier LISTs and the objects' creation grew.
+      const upper = r3(fit.b * 1024);
+      const what = `the slope of kube-apiserver RSS at rest against objects stored is ${upper} KiB per object (${bg.map((b) => `${b.pods + b.nodes} objects ${r3(b.rssMiB)} MiB`).join(', ')}), an upper bound (RSS keeps what earlier LISTs and the objects' creation grew)`;
+      out.memoryPerObjectKiB =
+        model.apiserver.memoryPerObjectKiB <= upper
+          ? { value: model.apiserver.memoryPerObjectKiB, source: annotate(sources.memoryPerObjectKiB, `${at}: ${what}; consistent with the value`) }
+          : { value: upper, source: `measured: ${at}: ${what}; the value is that bound` };
     }
   }
   return out;

@@ -23,6 +23,7 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { CoreV1Api } from '@kubernetes/client-node';
+import { format, resolveConfig } from 'prettier';
 import { DEFAULT_MODEL_PATH, loadModel, parseModel, type CalibrationFile, type Model } from '../../sim/model/calibration.js';
 import { attachFleet, startFleet, type ClusterHandle, type Fleet } from '../controlplane/fleet.js';
 import { waitUntil } from '../controlplane/net.js';
@@ -96,8 +97,7 @@ async function ensureNamespace(c: ClusterHandle): Promise<void> {
   );
 }
 
-async function main(): Promise<void> {
-  const before = loadModel();
+async function measure(): Promise<Measurements> {
   const loadAverageStart = loadavg();
   const cores = cpus().length;
   let fleet: Fleet | undefined;
@@ -142,6 +142,8 @@ async function main(): Promise<void> {
         apiserverCpuPerSecond: Number(bg.apiserverCpu.toPrecision(3)),
         etcdCpuPerSecond: Number(bg.etcdCpu.toPrecision(3)),
         rssMiB: Math.round(bg.rss / MIB),
+        latencyBuckets: bg.latencyBuckets.filter(([le]) => Number.isFinite(le)).map(([le, n]) => [le, Math.round(n)]),
+        observations: Math.round(bg.latencyBuckets.find(([le]) => !Number.isFinite(le))?.[1] ?? 0),
       });
       say(
         `${size} nodes: at rest ${bg.requestsPerSecond.toFixed(1)} req/s, kube-apiserver ${bg.apiserverCpu.toFixed(2)} cores, RSS ${(bg.rss / MIB).toFixed(0)} MiB`,
@@ -191,48 +193,7 @@ async function main(): Promise<void> {
       points,
       ...(watch ? { watch } : {}),
     };
-    const fitted = fitParameters(before, ms);
-    const file = JSON.parse(readFileSync(OUT, 'utf8')) as CalibrationFile & Record<string, unknown>;
-    const next = calibratedFile(file, fitted, ms);
-    const after: Model = parseModel(next as unknown as CalibrationFile);
-    const tmp = `${OUT}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify(next, null, 2)}\n`);
-    renameSync(tmp, OUT);
-
-    const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
-    console.log(
-      `\n=== sim:calibrate (${cores} cores, load average ${ms.loadAverageStart.join(' ')} at the start, ${ms.loadAverageEnd.join(' ')} at the end; ${ms.durationSeconds} s) ===\n`,
-    );
-    console.log(
-      table(
-        points.map((p) => ({
-          verb: p.verb,
-          resource: p.resource,
-          nodes: p.nodes,
-          pods: p.pods,
-          clients: p.concurrency,
-          n: p.requests,
-          MiB: f(p.bytes / MIB, 2),
-          'wire KiB': f(p.wireBytes / 1024),
-          'p50 ms': f(p.p50 * 1000),
-          'p99 ms': f(p.p99 * 1000),
-          'server mean ms': f(p.serverMean * 1000),
-          'apiserver CPU ms': f(p.apiserverCpu * 1000),
-          'etcd CPU ms': f(p.etcdCpu * 1000),
-          'RSS MiB before/peak': `${p.rssBeforeMiB}/${p.rssPeakMiB}`,
-          'model before ms': f(predict(before, p, cores) * 1000),
-          'model after ms': f(predict(after, p, cores) * 1000),
-        })),
-      ),
-    );
-    console.log(`\nAt rest:\n${table(backgrounds.map((b) => ({ ...b })))}`);
-    if (watch) console.log(`\nWATCH: ${JSON.stringify(watch)}`);
-    console.log(
-      `\nParameters (apiserver):\n${table(
-        Object.entries(fitted).map(([k, v]) => ({ parameter: k, before: String(before.apiserver[k as keyof Model['apiserver']]), after: String(v.value) })),
-      )}`,
-    );
-    console.log(`\nWrote ${OUT}.`);
+    return ms;
   } finally {
     api?.close();
     if (fleet) {
@@ -245,6 +206,81 @@ async function main(): Promise<void> {
           .catch(() => undefined);
     }
   }
+}
+
+/** The source string of every apiserver entry of a calibration file. */
+function sourcesOf(file: CalibrationFile): Record<string, string> {
+  return Object.fromEntries(Object.entries(file.apiserver).map(([k, e]) => [k, e.source]));
+}
+
+/** Fits the parameters to `ms`, rewrites the calibration file and prints the table. */
+async function write(before: Model, ms: Measurements): Promise<void> {
+  const cores = ms.cores;
+  const points = ms.points;
+  const backgrounds = ms.background;
+  const watch = ms.watch;
+  const file = JSON.parse(readFileSync(OUT, 'utf8')) as CalibrationFile & Record<string, unknown>;
+  const fitted = fitParameters(before, ms, sourcesOf(file));
+  const next = calibratedFile(file, fitted, ms);
+  const after: Model = parseModel(next as unknown as CalibrationFile);
+  const tmp = `${OUT}.tmp`;
+  // Formatted as the repository's prettier check wants it, so a run leaves a clean diff.
+  writeFileSync(tmp, await format(JSON.stringify(next), { ...(await resolveConfig(OUT)), filepath: OUT }));
+  renameSync(tmp, OUT);
+
+  const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+  console.log(
+    `\n=== sim:calibrate (${cores} cores, load average ${ms.loadAverageStart.join(' ')} at the start, ${ms.loadAverageEnd.join(' ')} at the end; ${ms.durationSeconds} s) ===\n`,
+  );
+  console.log(
+    table(
+      points.map((p) => ({
+        verb: p.verb,
+        resource: p.resource,
+        nodes: p.nodes,
+        pods: p.pods,
+        clients: p.concurrency,
+        n: p.requests,
+        MiB: f(p.bytes / MIB, 2),
+        'wire KiB': f(p.wireBytes / 1024),
+        'p50 ms': f(p.p50 * 1000),
+        'p99 ms': f(p.p99 * 1000),
+        'server mean ms': f(p.serverMean * 1000),
+        'apiserver CPU ms': f(p.apiserverCpu * 1000),
+        'etcd CPU ms': f(p.etcdCpu * 1000),
+        'RSS MiB before/peak': `${p.rssBeforeMiB}/${p.rssPeakMiB}`,
+        'model before ms': f(predict(before, p, cores) * 1000),
+        'model after ms': f(predict(after, p, cores) * 1000),
+      })),
+    ),
+  );
+  console.log(
+    `\nAt rest:\n${table(
+      backgrounds.map(({ latencyBuckets, ...b }) => ({
+        ...b,
+        'share ≤5/25/50 ms': [0.005, 0.025, 0.05].map((le) => f((latencyBuckets.find(([x]) => x === le)?.[1] ?? 0) / Math.max(1, b.observations), 2)).join('/'),
+      })),
+    )}`,
+  );
+  if (watch) console.log(`\nWATCH: ${JSON.stringify(watch)}`);
+  console.log(
+    `\nParameters (apiserver):\n${table(
+      Object.entries(fitted).map(([k, v]) => ({ parameter: k, before: String(before.apiserver[k as keyof Model['apiserver']]), after: String(v.value) })),
+    )}`,
+  );
+  console.log(`\nWrote ${OUT}.`);
+}
+
+async function main(): Promise<void> {
+  const before = loadModel(OUT);
+  if (process.argv.includes('--refit')) {
+    // The points of the last run, fitted again (after a change to the model or to the fit).
+    const file = JSON.parse(readFileSync(OUT, 'utf8')) as { measuredPoints?: Measurements };
+    if (!file.measuredPoints) throw new Error(`${OUT}: no measuredPoints to refit`);
+    await write(before, file.measuredPoints);
+    return;
+  }
+  await write(before, await measure());
 }
 
 main().then(

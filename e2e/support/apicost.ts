@@ -11,7 +11,8 @@ import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { keepFamilies, samplesNamed } from '../../operator/src/gates/promselect.js';
-import { parsePrometheusText } from '../../operator/src/gates/promtext.js';
+import { parsePrometheusText, type Sample } from '../../operator/src/gates/promtext.js';
+import { histogramIncrease } from '../../operator/src/gates/quantile.js';
 import type { ClusterHandle } from '../controlplane/fleet.js';
 import { httpGet, waitUntil } from '../controlplane/net.js';
 import { PAUSE_IMAGE } from '../controlplane/nodes.js';
@@ -144,28 +145,51 @@ export interface Background {
   requestsPerSecond: number;
   /** kube-apiserver RSS, bytes, at the end of the window. */
   rss: number;
+  /**
+   * The window's latency histogram of resource requests (not WATCH, not /metrics or other non-resource
+   * paths, not long-running subresources): `[upper bound, cumulative count]`, +Inf last.
+   */
+  latencyBuckets: Array<[number, number]>;
 }
 
-async function requestTotal(c: ClusterHandle): Promise<number> {
+/** The latency histogram of everything but WATCHes and long-running requests, and the request total. */
+interface RestScrape {
+  requests: number;
+  buckets: Sample[];
+}
+
+const LONG_RUNNING = new Set(['log', 'exec', 'portforward', 'attach', 'proxy']);
+
+async function restScrape(c: ClusterHandle): Promise<RestScrape> {
   const r = await httpGet(`${c.apiServerURL}/metrics`, { ca: readFileSync(c.caFile), token: c.adminToken, timeoutMs: 60_000 });
-  const parsed = parsePrometheusText(keepFamilies(r.body, new Set(['apiserver_request_total'])));
-  return samplesNamed(parsed, 'apiserver_request_total').reduce((a, s) => a + s.value, 0);
+  if (r.status !== 200) throw new Error(`${c.name}: GET /metrics: HTTP ${r.status}`);
+  const parsed = parsePrometheusText(keepFamilies(r.body, new Set(['apiserver_request_total', 'apiserver_request_duration_seconds'])));
+  return {
+    requests: samplesNamed(parsed, 'apiserver_request_total').reduce((a, s) => a + s.value, 0),
+    buckets: samplesNamed(parsed, 'apiserver_request_duration_seconds_bucket'),
+  };
 }
 
 /** Measures the background over `ms` with nothing else sent but two /metrics scrapes. */
 export async function background(c: ClusterHandle, ms: number): Promise<Background> {
-  const n0 = await requestTotal(c);
+  const s0 = await restScrape(c);
   const p0 = procSample(c);
   await new Promise((r) => setTimeout(r, ms));
   const p1 = procSample(c);
-  const n1 = await requestTotal(c);
+  const s1 = await restScrape(c);
   const dt = (p1.at - p0.at) / 1000;
+  const inc = histogramIncrease(
+    s0.buckets,
+    s1.buckets,
+    (l) => l.verb !== 'WATCH' && l.verb !== 'CONNECT' && !LONG_RUNNING.has(l.subresource ?? '') && l.resource !== '' && l.resource !== undefined,
+  );
   return {
     apiserverCpu: (p1.apiserverTicks - p0.apiserverTicks) / CLK_TCK / dt,
     etcdCpu: (p1.etcdTicks - p0.etcdTicks) / CLK_TCK / dt,
-    // The two scrapes themselves are not the background.
-    requestsPerSecond: Math.max(0, n1 - n0 - 1) / dt,
+    // The first scrape itself is not the background (the second is counted after it was read).
+    requestsPerSecond: Math.max(0, s1.requests - s0.requests - 1) / dt,
     rss: p1.rss,
+    latencyBuckets: inc.buckets.map((b) => [b.upperBound, b.count]),
   };
 }
 
