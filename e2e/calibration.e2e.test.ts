@@ -25,7 +25,7 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { OBJECT_BYTES } from '#collector/estimate.js';
 import { loadModel } from '../sim/model/calibration.js';
-import { predictListLatency } from './bench/calibrate-fit.js';
+import { predictListLatency } from '../sim/model/predict.js';
 import type { ClusterHandle } from './controlplane/fleet.js';
 import { createNamespace, deleteNamespace, dumpOnFailure, targetClusters } from './controlplane/testing.js';
 import { ApiClient, background, batch, createPods, median, type Batch } from './support/apicost.js';

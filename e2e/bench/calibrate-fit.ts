@@ -3,8 +3,8 @@
  * point, the fits of its parameters to the measured points, and the calibration file written from them.
  * The measuring half (e2e/bench/calibrate.ts) needs the real control plane; this half is unit-tested.
  */
-import { ApiServerModel } from '../../sim/model/apiserver.js';
 import type { CalibrationFile, Model } from '../../sim/model/calibration.js';
+import { predictListLatency, predictSmallLatency } from '../../sim/model/predict.js';
 
 const MIB = 1048576;
 
@@ -77,31 +77,6 @@ export interface Measurements {
   background: BackgroundPoint[];
   points: MeasuredPoint[];
   watch?: WatchPoint;
-}
-
-/**
- * The model's median latency of a LIST of `bytes` sent by `concurrency` clients back to back (a closed
- * loop) to an API server of `cores` on a cluster of `nodes`: the fixed point of "latency = the model's
- * LIST latency at the utilisation that concurrency/latency LISTs per second cause". This is the
- * simulator's own ApiServerModel, stepped once per trial latency, not a re-derivation of it.
- */
-export function predictListLatency(model: Model, p: { nodes: number; bytes: number; concurrency: number; cores: number }): number {
-  const m: Model = { ...model, apiserver: { ...model.apiserver, coresByNodes: [[Number.MAX_SAFE_INTEGER, p.cores]] } };
-  let r = (p.bytes / MIB) * m.apiserver.listSecondsPerMiB + m.apiserver.smallRequestMedianSeconds;
-  for (let i = 0; i < 80; i++) {
-    const api = new ApiServerModel(m, p.nodes, 0);
-    api.step(2000, 2, { smallRps: 0, lists: [{ rps: p.concurrency / r, bytes: p.bytes }] });
-    r = (r + api.listLatency(p.bytes)) / 2;
-  }
-  return r;
-}
-
-/** The model's median latency of one small request (GET of one object) on an otherwise idle cluster. */
-export function predictSmallLatency(model: Model, nodes: number, cores: number): number {
-  const m: Model = { ...model, apiserver: { ...model.apiserver, coresByNodes: [[Number.MAX_SAFE_INTEGER, cores]] } };
-  const api = new ApiServerModel(m, nodes, 0);
-  api.step(2000, 2, { smallRps: 0, lists: [] });
-  return api.smallLatency();
 }
 
 /** The model's prediction for a measured point (median latency, seconds). */

@@ -12,10 +12,10 @@ import {
   fitParameters,
   linearFit,
   logNormalFromBuckets,
-  predictListLatency,
   type MeasuredPoint,
   type Measurements,
 } from './calibrate-fit.js';
+import { predictListLatency } from '../../sim/model/predict.js';
 
 const MIB = 1048576;
 
