@@ -43,6 +43,8 @@ export interface ProcessFigures {
 /** One fleet size: a rollout over every target, then a steady-state window. */
 export interface FleetRun {
   clusters: number;
+  /** The operator's node flags for this run (the production flags unless TRO_OPERATOR_NODE_FLAGS said otherwise). */
+  nodeFlags: string;
   nodesPerCluster: number;
   /** The rollout's final phase, or `OperatorExited` / `Timeout` when it never got there. */
   outcome: string;
@@ -75,8 +77,6 @@ export interface FleetRun {
 /** The whole results file. */
 export interface FleetResults {
   environment: BenchEnvironment;
-  /** The operator's node flags for the run. */
-  nodeFlags: string;
   /** The memory limit config/manager/manager.yaml ships, MiB. */
   shippedLimitMiB: number;
   settings: { steadySeconds: number; maxConcurrentClusters: number; readyDelayMs: number; stages: string };
@@ -105,6 +105,7 @@ export function parseFleetResults(text: string): FleetResults {
       if (!isNum(run[k])) throw new Error(`${w}.${k}: not a measured number`);
     }
     if (typeof run.outcome !== 'string') throw new Error(`${w}.outcome: missing`);
+    if (typeof run.nodeFlags !== 'string') throw new Error(`${w}.nodeFlags: missing`);
     checkNumbers(run.rollout, `${w}.rollout`);
     checkNumbers(run.passesRollout, `${w}.passesRollout`);
     checkNumbers(run.requestsRollout, `${w}.requestsRollout`);

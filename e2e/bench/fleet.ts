@@ -10,7 +10,8 @@
 // Env: TRO_BENCH_FLEET_SIZES (100,300,1000), TRO_BENCH_FLEET_NODES (nodes per cluster, 20),
 // TRO_BENCH_STEADY_SECONDS (60), TRO_BENCH_FLEET_CONCURRENCY (the fleet stage's maxConcurrentClusters,
 // 100), TRO_BENCH_FLEET_TIMEOUT_SECONDS (per rollout, 600), TRO_OPERATOR_NODE_FLAGS (as bench:operator),
-// TRO_BENCH_NOTE (said about the machine in the results), TRO_BENCH_NO_WRITE=1 (print only).
+// TRO_BENCH_NOTE (said about the machine in the results), TRO_BENCH_NO_WRITE=1 (print only),
+// TRO_BENCH_FLEET_APPEND=1 (add the runs to those of the results file, e.g. a series with other node flags).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
@@ -24,7 +25,7 @@ import { OPERATOR_NAMESPACE, operatorNodeFlags, prepareFleet, startOperator, typ
 import { CLK_TCK, procStat } from '../support/procstat.js';
 import { REPO_ROOT } from './breakglass-results.js';
 import { histogramDelta, passFigures, readHistogram, requestFigures, type HistogramReading, type StubCounts } from './fleet-measure.js';
-import { writeFleetResults, type FleetResults, type FleetRun, type ProcessFigures } from './fleet-results.js';
+import { readFleetResults, writeFleetResults, type FleetResults, type FleetRun, type ProcessFigures } from './fleet-results.js';
 
 const SIZES = (process.env.TRO_BENCH_FLEET_SIZES ?? '100,300,1000').split(',').map(Number);
 const NODES = Number(process.env.TRO_BENCH_FLEET_NODES ?? 20);
@@ -247,6 +248,7 @@ async function runSize(clusters: number): Promise<FleetRun> {
     log(`  rollout ${outcome} after ${rolloutSeconds} s`);
     const run: FleetRun = {
       clusters,
+      nodeFlags: operatorNodeFlags().join(' ') || '(none)',
       nodesPerCluster: NODES,
       outcome,
       ...(error ? { error } : {}),
@@ -306,9 +308,10 @@ function printTable(r: FleetResults): void {
   const cols = Object.keys(rows[0] ?? {});
   const w = cols.map((c) => Math.max(c.length, ...rows.map((row) => String(row[c as keyof typeof row]).length)));
   const line = (vals: string[]) => '  ' + vals.map((v, i) => v.padEnd(w[i]!)).join('  ');
-  console.log(`\n=== bench:fleet (node flags ${r.nodeFlags}; shipped limit ${r.shippedLimitMiB} MiB) ===`);
+  console.log(`\n=== bench:fleet (shipped limit ${r.shippedLimitMiB} MiB) ===`);
   console.log([line(cols), ...rows.map((row) => line(cols.map((c) => String(row[c as keyof typeof row]))))].join('\n'));
   for (const x of r.runs) {
+    console.log(`  ${x.clusters}: node flags ${x.nodeFlags}`);
     if (x.error) console.log(`  ${x.clusters}: ${x.error}`);
     if (x.memoryAtEnd) console.log(`  ${x.clusters}: memory at the rollout's end ${JSON.stringify(x.memoryAtEnd)}`);
     if (Object.keys(x.unknownPaths).length) console.log(`  ${x.clusters}: unknown paths ${JSON.stringify(x.unknownPaths)}`);
@@ -338,7 +341,6 @@ async function main(): Promise<void> {
       loadAverageEnd: 0,
       ...(process.env.TRO_BENCH_NOTE ? { note: process.env.TRO_BENCH_NOTE } : {}),
     },
-    nodeFlags: operatorNodeFlags().join(' ') || '(none)',
     shippedLimitMiB: shippedLimitMiB(),
     settings: {
       steadySeconds: STEADY,
@@ -366,6 +368,8 @@ async function main(): Promise<void> {
   results.environment.loadAverageEnd = loadavg()[0]!;
   printTable(results);
   if (process.env.TRO_BENCH_NO_WRITE !== '1') {
+    // TRO_BENCH_FLEET_APPEND=1: add these runs to the committed ones (e.g. a second series with other node flags).
+    if (process.env.TRO_BENCH_FLEET_APPEND === '1') results.runs = [...readFleetResults().runs, ...results.runs];
     writeFleetResults(results);
     console.log('\nwrote e2e/bench/results/fleet.json (npm run bench:docs regenerates docs/benchmarks.md from it)');
   }
