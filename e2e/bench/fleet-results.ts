@@ -77,6 +77,8 @@ export interface FleetRun {
 /** The whole results file. */
 export interface FleetResults {
   environment: BenchEnvironment;
+  /** The production node flags (the image's ENTRYPOINT and the manifest's NODE_OPTIONS), to tell the runs' flags apart. */
+  productionNodeFlags: string;
   /** The memory limit config/manager/manager.yaml ships, MiB. */
   shippedLimitMiB: number;
   settings: { steadySeconds: number; maxConcurrentClusters: number; readyDelayMs: number; stages: string };
@@ -98,6 +100,7 @@ function checkNumbers(obj: unknown, where: string, optional: string[] = []): voi
 export function parseFleetResults(text: string): FleetResults {
   const r = JSON.parse(text) as FleetResults;
   if (!isNum(r.shippedLimitMiB)) throw new Error('shippedLimitMiB: not a measured number');
+  if (typeof r.productionNodeFlags !== 'string') throw new Error('productionNodeFlags: missing');
   if (!Array.isArray(r.runs) || r.runs.length === 0) throw new Error('runs: none');
   r.runs.forEach((run, i) => {
     const w = `runs[${i}]`;

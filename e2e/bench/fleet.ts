@@ -21,7 +21,7 @@ import { DEFAULT_E2E_EXTRA_USERS } from '../controlplane/default-fleet.js';
 import { startFleet, type Fleet } from '../controlplane/fleet.js';
 import { httpGet } from '../controlplane/net.js';
 import { FLEET_INFO_ENV, kubectl, kubectlResult, managementCluster } from '../controlplane/testing.js';
-import { OPERATOR_NAMESPACE, operatorNodeFlags, prepareFleet, startOperator, type OperatorProcess } from '../support/operator.js';
+import { OPERATOR_NAMESPACE, operatorNodeFlags, prepareFleet, productionNodeFlags, startOperator, type OperatorProcess } from '../support/operator.js';
 import { CLK_TCK, procStat } from '../support/procstat.js';
 import { REPO_ROOT } from './breakglass-results.js';
 import { histogramDelta, passFigures, readHistogram, requestFigures, type HistogramReading, type StubCounts } from './fleet-measure.js';
@@ -210,6 +210,8 @@ async function runSize(clusters: number): Promise<FleetRun> {
     let outcome = 'Timeout';
     let error: string | undefined;
     let lastReport = 0;
+    // The latest histogram reading, so the passes of an operator that dies mid-rollout are still counted up to then.
+    let hLast = h0;
     for (;;) {
       if (op.proc.exitCode !== null || op.proc.signalCode !== null) {
         outcome = 'OperatorExited';
@@ -230,6 +232,7 @@ async function runSize(clusters: number): Promise<FleetRun> {
       }
       if (Date.now() - lastReport > 30_000) {
         lastReport = Date.now();
+        hLast = await reconcileHistogram(op).catch(() => hLast);
         const done = r?.obj.status?.clusters?.filter((c) => c.phase === 'Succeeded').length ?? 0;
         log(`  ${Math.round((Date.now() - t0) / 1000)} s: ${phase ?? '(no status)'}, ${done}/${clusters} clusters done, RSS ${mib(procStat(pid).rss)} MiB`);
       }
@@ -243,7 +246,7 @@ async function runSize(clusters: number): Promise<FleetRun> {
     const rollout = s1.stop();
     const alive = op.proc.exitCode === null && op.proc.signalCode === null;
     const c1 = await stub.stats();
-    const h1 = alive ? await reconcileHistogram(op) : h0;
+    const h1 = alive ? await reconcileHistogram(op) : hLast;
     const memoryAtEnd = alive ? memoryOf(await op.metrics()) : undefined;
     log(`  rollout ${outcome} after ${rolloutSeconds} s`);
     const run: FleetRun = {
@@ -341,6 +344,7 @@ async function main(): Promise<void> {
       loadAverageEnd: 0,
       ...(process.env.TRO_BENCH_NOTE ? { note: process.env.TRO_BENCH_NOTE } : {}),
     },
+    productionNodeFlags: productionNodeFlags().join(' '),
     shippedLimitMiB: shippedLimitMiB(),
     settings: {
       steadySeconds: STEADY,
@@ -369,7 +373,13 @@ async function main(): Promise<void> {
   printTable(results);
   if (process.env.TRO_BENCH_NO_WRITE !== '1') {
     // TRO_BENCH_FLEET_APPEND=1: add these runs to the committed ones (e.g. a second series with other node flags).
-    if (process.env.TRO_BENCH_FLEET_APPEND === '1') results.runs = [...readFleetResults().runs, ...results.runs];
+    // The environment stays the first invocation's (its date and starting load), with the load at this end.
+    if (process.env.TRO_BENCH_FLEET_APPEND === '1') {
+      const prev = readFleetResults();
+      results.runs = [...prev.runs, ...results.runs];
+      const note = [prev.environment.note, `Runs with other node flags appended at ${results.environment.date}.`].filter(Boolean).join(' ');
+      results.environment = { ...prev.environment, loadAverageEnd: results.environment.loadAverageEnd, note };
+    }
     writeFleetResults(results);
     console.log('\nwrote e2e/bench/results/fleet.json (npm run bench:docs regenerates docs/benchmarks.md from it)');
   }
