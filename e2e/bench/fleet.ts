@@ -9,7 +9,7 @@
 // npm run bench:docs) and prints a table.
 // Env: TRO_BENCH_FLEET_SIZES (100,300,1000), TRO_BENCH_FLEET_NODES (nodes per cluster, 20),
 // TRO_BENCH_STEADY_SECONDS (60), TRO_BENCH_FLEET_CONCURRENCY (the fleet stage's maxConcurrentClusters,
-// 100), TRO_BENCH_FLEET_TIMEOUT_SECONDS (per rollout, 600), TRO_OPERATOR_NODE_FLAGS (as bench:operator),
+// 100), TRO_BENCH_FLEET_TIMEOUT_SECONDS (per rollout, 1200: the 1,000-cluster rollout took 879 s on 2 shared cores), TRO_OPERATOR_NODE_FLAGS (as bench:operator),
 // TRO_BENCH_NOTE (said about the machine in the results), TRO_BENCH_NO_WRITE=1 (print only),
 // TRO_BENCH_FLEET_APPEND=1 (add the runs to those of the results file, e.g. a series with other node flags).
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -31,7 +31,7 @@ const SIZES = (process.env.TRO_BENCH_FLEET_SIZES ?? '100,300,1000').split(',').m
 const NODES = Number(process.env.TRO_BENCH_FLEET_NODES ?? 20);
 const STEADY = Number(process.env.TRO_BENCH_STEADY_SECONDS ?? 60);
 const CONCURRENCY = Number(process.env.TRO_BENCH_FLEET_CONCURRENCY ?? 100);
-const TIMEOUT = Number(process.env.TRO_BENCH_FLEET_TIMEOUT_SECONDS ?? 600);
+const TIMEOUT = Number(process.env.TRO_BENCH_FLEET_TIMEOUT_SECONDS ?? 1200);
 const READY_DELAY_MS = 2000;
 const FLEET_LABEL = 'telemetry.rollout.dev/bench-fleet';
 const ROLLOUT = 'bench-fleet';
