@@ -10,9 +10,9 @@
  * leadership is lost (the Deployment restarts it clean) or when the graceful shutdown overruns 25 s.
  */
 import { hostname } from 'node:os';
-import { KubeConfig } from '@kubernetes/client-node';
 import { Command } from 'commander';
 import { runUntilStopped } from './controller/manager.js';
+import { PooledKubeConfig } from './cluster/pooledkubeconfig.js';
 import { buildOperator } from './operator.js';
 import { createLogger } from './util/logging.js';
 
@@ -40,7 +40,8 @@ async function main(argv: string[]): Promise<void> {
     .parse(argv);
   const f = program.opts<Flags>();
   const logger = createLogger({ defaultMeta: { component: 'operator' } });
-  const kc = new KubeConfig();
+  // Pooled: the management cluster's requests share one connection pool (cluster/pooledkubeconfig.ts says why).
+  const kc = new PooledKubeConfig();
   if (f.kubeconfig) kc.loadFromFile(f.kubeconfig);
   else kc.loadFromDefault();
   const namespace = f.namespace ?? process.env.WATCH_NAMESPACE ?? undefined;

@@ -25,6 +25,7 @@ import { createLogger, type Logger } from '../util/logging.js';
 import { ClusterRequestError, DEFAULT_REQUEST_TIMEOUT_MS, KubeApis, describeRequest } from './kubeapi.js';
 import { NO_RESPONSE_CODE, unregisteredRequestCounter, type RequestCounter } from './metrics.js';
 import { NodeCache } from './nodecache.js';
+import { PooledKubeConfig } from './pooledkubeconfig.js';
 import { watchPath } from './watch.js';
 
 /** Default timeout of {@link KubeClusterClient.probe}. */
@@ -237,10 +238,11 @@ export class KubeClusterClient implements ClusterClient {
     return res.body;
   }
 
-  /** Stops the node watch. Other calls still work afterwards; listNodes does not. Idempotent. */
+  /** Stops the node watch and closes the pooled connections. Other calls still work afterwards; listNodes does not. Idempotent. */
   async close(): Promise<void> {
     this.closed = true;
     await this.nodeCache?.stop();
+    if (this.kc instanceof PooledKubeConfig) await this.kc.closeConnections();
   }
 
   private makeNodeCache(): NodeCache {

@@ -17,8 +17,9 @@
  * agent's loader makes the same ones); what differs is policy: the agent reads files on its node, the
  * operator refuses them.
  */
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
+import { PooledKubeConfig } from './pooledkubeconfig.js';
 import { credentialPluginOf, serverUrlProblem } from '#core/kubeconfig.js';
 import { KubeconfigSyntaxError, parseKubeconfigYaml } from '#core/kubeconfigyaml.js';
 
@@ -159,7 +160,8 @@ export function parseKubeconfig(text: string): KubeConfig {
         ? [{ name: userName, user: pick(user, ['token', 'client-certificate-data', 'client-key-data', 'username', 'password', 'as']) }]
         : [],
   };
-  const kc = new KubeConfig();
+  // Pooled: every request to this cluster shares one connection pool (pooledkubeconfig.ts says why).
+  const kc = new PooledKubeConfig();
   try {
     kc.loadFromString(stringify(minimal));
   } catch {

@@ -12,7 +12,8 @@ import { markCredentialsInvalid } from './credentials.js';
 import { revisionObjects, revisionRefs, sharedObjects } from './desired.js';
 import { REVISION_LABEL, type ClusterClient } from './interfaces.js';
 import { isActive, resumeEvent } from './machine.js';
-import { iso, type Pass } from './pass.js';
+import { PROBE_CONCURRENCY, iso, type Pass } from './pass.js';
+import { mapLimit } from '../breakglass/maplimit.js';
 import { runsCandidate } from './observe.js';
 import { haltFleet, startRollback } from './rollback.js';
 import { bake, beginStep, relabelStep } from './steps.js';
@@ -163,22 +164,24 @@ async function finalize(p: Pass): Promise<void> {
   p.record('Normal', REASON.Succeeded, `revision ${p.revision} is on every node of ${s.clusters?.length ?? 0} clusters`);
 }
 
-/** Runs `fn` on every cluster's client; returns the clusters where it could not (no client, or an error). */
+/**
+ * Runs `fn` on every cluster's client, {@link PROBE_CONCURRENCY} clusters at a time (one after
+ * another, the pass that finishes a rollout grew with the fleet: a few requests per cluster, in series);
+ * returns the clusters where it could not (no client, or an error), in rollout order. `fn` only touches
+ * its own cluster, so the clusters' order of completion changes nothing.
+ */
 async function eachCluster(p: Pass, fn: (client: ClusterClient) => Promise<void>): Promise<string[]> {
-  const pending: string[] = [];
-  for (const c of p.status.clusters ?? []) {
+  const outcomes = await mapLimit(p.status.clusters ?? [], PROBE_CONCURRENCY, async (c): Promise<string | undefined> => {
     const client = p.clients.get(c.name);
-    if (!client) {
-      pending.push(c.name);
-      continue;
-    }
+    if (!client) return c.name;
     try {
       await fn(client);
+      return undefined;
     } catch (err) {
-      pending.push(`${c.name} (${errorMessage(err)})`);
+      return `${c.name} (${errorMessage(err)})`;
     }
-  }
-  return pending;
+  });
+  return outcomes.filter((o): o is string => o !== undefined);
 }
 
 /** How often a failed transport check is repeated while the cluster waits in Preflight. */
