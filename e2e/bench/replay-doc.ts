@@ -31,7 +31,35 @@ export function readReplayResults(root: string): ReplayResults {
   const r = JSON.parse(readFileSync(join(root, REPLAY_RESULTS_FILE), 'utf8')) as ReplayResults;
   if (r.quick) throw new Error(`${REPLAY_RESULTS_FILE} holds a --quick run; the doc describes the full fleet (npm run bench:replay)`);
   if (!Array.isArray(r.results) || r.results.length === 0) throw new Error(`${REPLAY_RESULTS_FILE} holds no scenario`);
+  checkFigures(r);
   return r;
+}
+
+/** The figures the table prints: each must be a number in every scenario (a file from an older replay lacks some). */
+const FIGURES = [
+  'simulatedSeconds',
+  'exposedNodes',
+  'exposedFraction',
+  'pastSloClusterSeconds',
+  'pastSloWorstClusterSeconds',
+  'clustersPastSlo',
+  'clustersCrashed',
+  'downClusterSeconds',
+  'dnsFailClusterSeconds',
+  'dnsFailWorstClusterSeconds',
+  'clustersWithDnsFailures',
+] as const;
+
+/** Throws, naming the scenario and the field, when a figure the doc prints is missing or not a number. */
+export function checkFigures(r: ReplayResults): void {
+  for (const s of r.results) {
+    for (const f of FIGURES) {
+      const v = (s as unknown as Record<string, unknown>)[f];
+      if (typeof v !== 'number' || !Number.isFinite(v)) {
+        throw new Error(`${REPLAY_RESULTS_FILE}: scenario ${String(s.scenario)} has no figure ${f} (got ${JSON.stringify(v)}); run npm run bench:replay`);
+      }
+    }
+  }
 }
 
 const pct = (x: number): string => `${(x * 100).toFixed(2)} %`;

@@ -210,9 +210,17 @@ export interface ClusterStatus {
    */
   stepPercent?: number;
   /**
-   * When the step started (its baseline was captured and relabelling began); the progress deadline counts from here. Moved forward by the time the cluster was held (its API server unreachable, or refusing the credentials), so a step is judged on the time it was watched.
+   * When the step started (its baseline was captured and relabelling began). Moved forward by the time the cluster was held (its API server unreachable, or refusing the credentials), so a step is judged on the time it was watched.
    */
   stepStartedAt?: string;
+  /**
+   * When the step last made progress (a node labelled, or one more of its agents ready), or its start; the progress deadline counts from here, as a Deployment's does, so a large step that keeps moving is not cut short. Moved forward by a hold, as stepStartedAt.
+   */
+  progressedAt?: string;
+  /**
+   * Agents of the new revision ready on the step's nodes, at the last look.
+   */
+  nodesReady?: number;
   /**
    * When the step's nodes were all labelled and their agents ready, and the bake began.
    */

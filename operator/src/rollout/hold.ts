@@ -23,6 +23,7 @@ export function resumeAfterHold(p: Pass, c: ClusterStatus, heldSince: string | u
     return Number.isFinite(moved) ? iso(new Date(Math.min(moved, p.now.getTime()))) : at;
   };
   if (c.stepStartedAt) c.stepStartedAt = shift(c.stepStartedAt);
+  if (c.progressedAt) c.progressedAt = shift(c.progressedAt);
   if (c.bakeStartedAt) c.bakeStartedAt = shift(c.bakeStartedAt);
   if (c.lastGate?.verdict === 'NoData') c.lastGate.consecutiveFailures = 0;
 }

@@ -337,6 +337,22 @@ describe('RolloutReconciler: gates and failures', () => {
     expect(w.store.current().status?.reason).toBe('ProgressDeadlineExceeded');
   });
 
+  it('a step that keeps moving outlives the progress deadline (it counts time without progress, as a Deployment does); one that stops fails it', async () => {
+    // 40 nodes at 0.1 relabels/s: 400 s of relabelling alone, past a 120 s deadline, every node a progress.
+    const slow = { strategy: { stages: [{ name: 's', clusters: 1, nodeSteps: [100], bakeSeconds: 10 }], nodeRelabelQPS: 0.1 } };
+    const w = world({ a: 40 }, slow, new ScriptedGates(), { progressDeadlineSeconds: 120 });
+    const t0 = w.clock.nowMs();
+    await drive(w, () => phase(w) === 'Succeeded' || phase(w) === 'RolledBack');
+    expect(phase(w)).toBe('Succeeded');
+    expect(w.clock.nowMs() - t0).toBeGreaterThan(300_000);
+    // The same step whose agents stop becoming ready half-way: rolled back once 120 s pass without progress.
+    const w2 = world({ a: 40 }, slow, new ScriptedGates(), { progressDeadlineSeconds: 120 });
+    await drive(w2, (ro) => (ro.status?.clusters?.[0]?.nodesUpdated ?? 0) >= 20);
+    w2.cluster('a').notReady.add(w2.store.current().status!.revision!);
+    await drive(w2, () => phase(w2) === 'RolledBack');
+    expect(w2.store.current().status?.reason).toBe('ProgressDeadlineExceeded');
+  });
+
   it('a preflight refusal fails the rollout before any node moves', async () => {
     const w = world({ a: 4 }, {}, new ScriptedGates(), { preflight: [() => 'projected 900 req/s exceeds the budget of 50 req/s'] });
     await drive(w, () => phase(w) === 'Failed');

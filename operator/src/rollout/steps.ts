@@ -30,6 +30,8 @@ export async function beginStep(p: Pass, c: ClusterStatus, client: ClusterClient
   c.step = step;
   c.stepPercent = stage.nodeSteps[step] ?? 100;
   c.stepStartedAt = iso(p.now);
+  c.progressedAt = c.stepStartedAt;
+  delete c.nodesReady;
   delete c.bakeStartedAt;
   c.message = `step ${step + 1}/${stage.nodeSteps.length}: moving to ${c.stepPercent}% of nodes`;
   p.record('Normal', REASON.StepStarted, `${c.name}: step ${step + 1}/${stage.nodeSteps.length} (${c.stepPercent}% of nodes)`, c.name);
@@ -59,6 +61,8 @@ export async function relabelStep(p: Pass, c: ClusterStatus, client: ClusterClie
     await recordInventory(p, c, client, seen);
   }
   c.nodesUpdated = labelled;
+  // Progress resets the deadline (as a Deployment's progressDeadlineSeconds): a node labelled now.
+  if (justLabelled.size > 0) c.progressedAt = iso(p.now);
   const step = (c.step ?? 0) + 1;
   if (labelled < want) {
     c.message = `step ${step}: labelled ${labelled}/${want} nodes`;
@@ -67,11 +71,14 @@ export async function relabelStep(p: Pass, c: ClusterStatus, client: ClusterClie
   }
   const ds = (await client.listCollectorDaemonSets(p.rollout.spec.collector.namespace, p.rolloutLabel)).find((d) => d.revision === p.revision);
   const ready = ds ? ds.numberReady : 0;
+  // ... or one more agent ready than at the last look.
+  if (ready > (c.nodesReady ?? 0)) c.progressedAt = iso(p.now);
+  c.nodesReady = ready;
   if (!ds || !ds.observed || ds.desiredNumberScheduled < labelled || ready < labelled) {
     c.message = `step ${step}: ${ready}/${labelled} agents ready`;
     const deadline = p.ctx.progressDeadlineSeconds;
-    if (since(p.now, c.stepStartedAt) > deadline) {
-      c.message = `step ${step}: only ${ready}/${labelled} agents ready after ${deadline}s`;
+    if (since(p.now, c.progressedAt ?? c.stepStartedAt) > deadline) {
+      c.message = `step ${step}: only ${ready}/${labelled} agents ready, none more for ${deadline}s`;
       p.clusterEvent(c, 'ProgressDeadlineExceeded');
       haltFleet(p, `progress deadline on ${c.name}`);
       startRollback(p, 'ProgressDeadlineExceeded', REASON.ProgressDeadlineExceeded, `${c.name}: ${c.message}`);
