@@ -338,10 +338,19 @@ describe('RolloutReconciler: gates and failures', () => {
   });
 
   it('a step that keeps moving outlives the progress deadline (it counts time without progress, as a Deployment does); one that stops fails it', async () => {
-    // 40 nodes at 0.1 relabels/s: 400 s of relabelling alone, past a 120 s deadline, every node a progress.
+    // 40 nodes at 0.1 relabels/s: 400 s of relabelling alone, past a 120 s deadline, every node a
+    // progress; the last agents then take a minute to be ready (a slow image pull).
     const slow = { strategy: { stages: [{ name: 's', clusters: 1, nodeSteps: [100], bakeSeconds: 10 }], nodeRelabelQPS: 0.1 } };
     const w = world({ a: 40 }, slow, new ScriptedGates(), { progressDeadlineSeconds: 120 });
     const t0 = w.clock.nowMs();
+    await drive(w, (ro) => (ro.status?.clusters?.[0]?.nodesUpdated ?? 0) >= 39);
+    const rev = w.store.current().status!.revision!;
+    w.cluster('a').notReady.add(rev);
+    await drive(w, (ro) => (ro.status?.clusters?.[0]?.nodesUpdated ?? 0) >= 40);
+    const labelledAt = w.clock.nowMs();
+    await drive(w, () => w.clock.nowMs() - labelledAt > 60_000 || phase(w) === 'RolledBack');
+    expect(phase(w)).toBe('Progressing');
+    w.cluster('a').notReady.delete(rev);
     await drive(w, () => phase(w) === 'Succeeded' || phase(w) === 'RolledBack');
     expect(phase(w)).toBe('Succeeded');
     expect(w.clock.nowMs() - t0).toBeGreaterThan(300_000);
