@@ -81,6 +81,13 @@ export class SimCluster implements ClusterClient {
   private readonly exposedCount = new Map<string, number>();
   private readonly behaviours = new Map<string, Behaviour>();
   private demandCache: Demand | undefined;
+  /** Nodes on which a stop file was ever written. */
+  private readonly everStopped: Uint8Array;
+  /**
+   * Every node relabel that landed, in order: when (ms), the node's index and the revision (null: the
+   * label removed). What the fault scenarios read to say no node was relabelled forward twice.
+   */
+  readonly labelLog: Array<{ t: number; node: number; revision: string | null }> = [];
 
   constructor(name: string, size: number, o: { clock: SimClock; rng: Rng; model: Model; behaviourOf: BehaviourOf }) {
     this.name = name;
@@ -96,6 +103,7 @@ export class SimCluster implements ClusterClient {
     this.pending = new Array<(() => void) | undefined>(size);
     this.counted = new Array<string | undefined>(size);
     this.stops = new Array<Map<string, string> | undefined>(size);
+    this.everStopped = new Uint8Array(size);
     this.infos = [];
     const width = String(size - 1).length;
     for (let i = 0; i < size; i++) {
@@ -153,10 +161,28 @@ export class SimCluster implements ClusterClient {
     return this.ready[i] === 1;
   }
 
+  /** The revision the DaemonSets place on node `i` now, and the one its agent runs (if any). */
+  agentOf(i: number): { target: string | undefined; running: string | undefined } {
+    return { target: this.target[i], running: this.running[i] };
+  }
+
+  /** Whether a stop file was ever written on node `i`. */
+  wasStopped(i: number): boolean {
+    return this.everStopped[i] === 1;
+  }
+
+  /** Nodes holding at least one stop file now. */
+  nodesWithStopFiles(): number {
+    let n = 0;
+    for (const m of this.stops) if (m && m.size > 0) n++;
+    return n;
+  }
+
   /** Writes a stop file on node `i` naming `revision` (break-glass). */
   writeStop(i: number, file: string, revision: string): void {
     const m = (this.stops[i] ??= new Map());
     m.set(file, revision);
+    this.everStopped[i] = 1;
     this.settle(i);
   }
 
@@ -212,6 +238,7 @@ export class SimCluster implements ClusterClient {
     const info = this.infos[i]!;
     if (revision === null) delete info.labels[REVISION_LABEL];
     else info.labels[REVISION_LABEL] = revision;
+    this.labelLog.push({ t: this.clock.nowMs(), node: i, revision });
     this.retarget(i);
   }
 
