@@ -144,6 +144,12 @@ export class SimCluster implements ClusterClient {
     return n;
   }
 
+  /** Whether an agent of `behaviour` ever ran unstopped on node `i`. */
+  exposedTo(behaviour: Behaviour, i: number): boolean {
+    for (const [rev, seen] of this.exposedNodes) if (this.behaviours.get(rev) === behaviour && seen[i] === 1) return true;
+    return false;
+  }
+
   /** Nodes that run a pod (started or not) of `revision`. */
   podsOf(revision: string): number {
     let n = 0;

@@ -6,7 +6,8 @@
  *   break-glass transport, which has no default);
  * - `healthy`: a good revision through the operator with the same spec, until it completes (or ends);
  * - `healthy-ready`: the same on a fleet whose nodes are all Ready (the model's NotReady fraction set to
- *   0): a NotReady node's agent never becomes ready, which holds a step until its deadline.
+ *   0): a NotReady node's agent never becomes ready, which holds a step until its deadline;
+ * - the overlapping-fault scenarios of faults.ts (their own model or fleet where they say so).
  * The bad revision declares the frugal (Kubelet) mode, so preflight lets it through; its image LISTs the
  * whole cluster (agents.ts), which only the gates can see.
  */
@@ -14,6 +15,7 @@ import { SLO_P99_SECONDS, World, type ClusterStats, type SeriesPoint } from './w
 import { describeFleet, type ClusterShape } from './fleet.js';
 import type { Behaviour } from './model/agents.js';
 import type { Model } from './model/calibration.js';
+import { FAULT_HORIZONS, FAULT_PLANS, FAULT_SCENARIOS, isFaultScenario, type FaultReport } from './faults.js';
 
 /** The good collector image (frugal, as declared). */
 export const GOOD_IMAGE = 'registry.example/telemetry-collector:1.4.0';
@@ -24,7 +26,7 @@ export const BAD_IMAGE = 'registry.example/telemetry-collector:1.5.0';
 export const behaviourOf = (image: string): Behaviour => (image === BAD_IMAGE ? 'list-everything' : 'frugal');
 
 /** The scenarios, in the order the replay runs them. */
-export const SCENARIOS = ['incident', 'operator-defaults', 'healthy', 'healthy-ready'] as const;
+export const SCENARIOS = ['incident', 'operator-defaults', 'healthy', 'healthy-ready', ...FAULT_SCENARIOS] as const;
 /** A scenario's name. */
 export type ScenarioName = (typeof SCENARIOS)[number];
 
@@ -41,9 +43,21 @@ export interface ReplayOptions {
 }
 
 /** Horizons of the full replay. */
-export const FULL_HORIZONS: Record<ScenarioName, number> = { incident: 1800, 'operator-defaults': 3 * 3600, healthy: 48 * 3600, 'healthy-ready': 48 * 3600 };
+export const FULL_HORIZONS: Record<ScenarioName, number> = {
+  incident: 1800,
+  'operator-defaults': 3 * 3600,
+  healthy: 48 * 3600,
+  'healthy-ready': 48 * 3600,
+  ...FAULT_HORIZONS.full,
+};
 /** Horizons of the quick replay. */
-export const QUICK_HORIZONS: Record<ScenarioName, number> = { incident: 1200, 'operator-defaults': 2 * 3600, healthy: 24 * 3600, 'healthy-ready': 24 * 3600 };
+export const QUICK_HORIZONS: Record<ScenarioName, number> = {
+  incident: 1200,
+  'operator-defaults': 2 * 3600,
+  healthy: 24 * 3600,
+  'healthy-ready': 24 * 3600,
+  ...FAULT_HORIZONS.quick,
+};
 
 /**
  * What one scenario measured. Times of the bad revision (detection, rollback, recovery) are seconds
@@ -96,6 +110,8 @@ export interface ScenarioResult {
   clusters: Array<ClusterStats & { exposed: number; badActiveAtEnd: number }>;
   /** API p99, availability and bad agents over time, for the three largest clusters. */
   series: Record<string, SeriesPoint[]>;
+  /** The fault scenarios' own measurements (faults.ts). */
+  faults?: FaultReport;
 }
 
 /** A TelemetryRollout over the whole fleet with the default spec and a break-glass transport. */
@@ -116,20 +132,25 @@ export function rolloutManifest(fleet: ClusterShape[], image: string): Record<st
 
 /** Runs one scenario and measures it. */
 export async function runScenario(name: ScenarioName, o: ReplayOptions): Promise<ScenarioResult> {
-  const model = name === 'healthy-ready' ? { ...o.model, cluster: { ...o.model.cluster, notReadyFraction: 0 } } : o.model;
-  const world = new World({ seed: o.seed, model, fleet: o.fleet, behaviourOf });
+  const fault = isFaultScenario(name) ? FAULT_PLANS[name] : undefined;
+  const baseModel = name === 'healthy-ready' ? { ...o.model, cluster: { ...o.model.cluster, notReadyFraction: 0 } } : o.model;
+  const model = fault?.model?.(baseModel) ?? baseModel;
+  const fleet = fault?.fleet?.(o.fleet) ?? o.fleet;
+  const world = new World({ seed: o.seed, model, fleet, behaviourOf });
   const t0 = world.start + LEAD_IN_SECONDS * 1000;
   const end = t0 + o.horizons[name] * 1000;
   await world.clock.runUntil(t0);
   let operator: ReturnType<World['startOperator']> | undefined;
   let completedAt: number | undefined;
   let stop: () => boolean = () => false;
+  let faultReport: (() => FaultReport) | undefined;
   if (name === 'incident') {
     for (const c of world.clusters.values()) c.applyDirect(incidentDaemonSet());
   } else {
-    const good = name === 'healthy' || name === 'healthy-ready';
-    operator = world.startOperator(rolloutManifest(o.fleet, good ? GOOD_IMAGE : BAD_IMAGE));
+    const good = name === 'healthy' || name === 'healthy-ready' || fault?.good === true;
+    operator = world.startOperator(rolloutManifest(fleet, good ? GOOD_IMAGE : BAD_IMAGE));
     const store = operator.store;
+    faultReport = fault?.arm(world, operator, t0);
     if (good) {
       stop = () => {
         const phase = store.current().status?.phase;
@@ -172,7 +193,7 @@ export async function runScenario(name: ScenarioName, o: ReplayOptions): Promise
   const stillUnhealthy = world.lastUnhealthyAt !== undefined && at - world.lastUnhealthyAt < 5000;
   return {
     scenario: name,
-    fleet: describeFleet(o.fleet),
+    fleet: describeFleet(fleet),
     simulatedSeconds: Math.round((at - t0) / 1000),
     firstBadAgentSeconds: rel(bad0),
     exposedNodes: exposed,
@@ -203,6 +224,7 @@ export async function runScenario(name: ScenarioName, o: ReplayOptions): Promise
     passErrors: world.passErrors,
     clusters,
     series: Object.fromEntries(world.series),
+    ...(faultReport ? { faults: faultReport() } : {}),
   };
 }
 
