@@ -12,6 +12,9 @@
  *   relabels (a new reconciler, queue and actuator on the same rollout status, inventories and ledger).
  * - `operator-restart-during-breakglass`: the API server killed during the rollback as above, and the
  *   operator restarted while the break-glass attempt is under way (the attempt in memory is lost).
+ * - `operator-restart-mid-step`: the same canary; the operator restarts while the canary's first step
+ *   relabels forward (before the fix of the gates' warm-up, this paused the rollout with the candidate
+ *   running: the step's first evaluation NoData, then the new process's first scrape NoData again).
  * - `slow-pod-start-5000-nodes`: one cluster of 5,000 nodes, all Ready, whose agent pods start slowly
  *   (log-normal, median 20 s, p99 3 minutes), and a good revision: what the step deadline (600 s) and the
  *   relabel pace (5/s) make of it.
@@ -29,6 +32,7 @@ export const FAULT_SCENARIOS = [
   'rollback-then-apiserver-dies-while-clearing',
   'operator-restart-mid-rollback',
   'operator-restart-during-breakglass',
+  'operator-restart-mid-step',
   'slow-pod-start-5000-nodes',
 ] as const;
 /** A fault scenario's name. */
@@ -44,6 +48,7 @@ export const FAULT_HORIZONS: Record<'full' | 'quick', Record<FaultScenarioName, 
     'rollback-then-apiserver-dies-while-clearing': 3 * 3600,
     'operator-restart-mid-rollback': 3 * 3600,
     'operator-restart-during-breakglass': 3 * 3600,
+    'operator-restart-mid-step': 3 * 3600,
     'slow-pod-start-5000-nodes': 24 * 3600,
   },
   quick: {
@@ -51,6 +56,7 @@ export const FAULT_HORIZONS: Record<'full' | 'quick', Record<FaultScenarioName, 
     'rollback-then-apiserver-dies-while-clearing': 2 * 3600,
     'operator-restart-mid-rollback': 2 * 3600,
     'operator-restart-during-breakglass': 2 * 3600,
+    'operator-restart-mid-step': 2 * 3600,
     'slow-pod-start-5000-nodes': 12 * 3600,
   },
 };
@@ -130,6 +136,8 @@ interface Faults {
   restartDuringRollback?: boolean;
   /** Restart the operator while a break-glass attempt is under way. */
   restartDuringBreakGlass?: boolean;
+  /** Restart the operator while the first step relabels forward. */
+  restartDuringFirstStep?: boolean;
 }
 
 /** Arms `f` on the fleet's first cluster and measures the outcome. */
@@ -178,6 +186,13 @@ function armFaults(f: Faults): FaultPlan['arm'] {
     };
     if (f.killDuringRollback) w.when(relabellingBack, () => kill('API server killed while the rollback relabels'));
     if (f.restartDuringRollback) w.when(relabellingBack, () => restart('operator restarted while the rollback relabels'));
+    if (f.restartDuringFirstStep) {
+      w.when(
+        () => op.store.current().status?.phase === 'Progressing' && /^step 1: labelled/.test(status()?.message ?? ''),
+        () => restart('operator restarted while the first step relabels'),
+        100,
+      );
+    }
     if (f.killWhileClearing) {
       w.when(
         () => injected.length > 0 && status()?.phase === 'RollingBack' && (status()?.message ?? '').includes('clearing the stop files'),
@@ -269,6 +284,7 @@ export const FAULT_PLANS: Record<FaultScenarioName, FaultPlan> = {
   'rollback-then-apiserver-dies-while-clearing': { good: false, model: surviving, arm: armFaults({ killDuringRollback: true, killWhileClearing: true }) },
   'operator-restart-mid-rollback': { good: false, model: surviving, arm: armFaults({ restartDuringRollback: true }) },
   'operator-restart-during-breakglass': { good: false, model: surviving, arm: armFaults({ killDuringRollback: true, restartDuringBreakGlass: true }) },
+  'operator-restart-mid-step': { good: false, model: surviving, arm: armFaults({ restartDuringFirstStep: true }) },
   'slow-pod-start-5000-nodes': {
     good: true,
     fleet: () => [{ name: 'c000', nodes: SLOW_START_NODES }],
