@@ -86,7 +86,7 @@ export interface FaultReport {
   operatorProcesses: number;
   /** Whether break-glass was issued on the cluster while the rollout was RollingBack. */
   breakGlassDuringRollback: boolean;
-  /** Nodes the DaemonSets placed the bad revision on when its API server was first killed (null: never killed). */
+  /** Ready nodes the DaemonSets placed the bad revision on when its API server was first killed (null: never killed). */
   nodesOnBadAtKill: number | null;
   /** Of those, the nodes that got a stop file. */
   ofThoseStopped: number | null;
@@ -168,7 +168,8 @@ function armFaults(f: Faults): FaultPlan['arm'] {
       note(what);
       if (onBadAtKill === undefined) {
         onBadAtKill = [];
-        for (let i = 0; i < cluster.size; i++) if (cluster.agentOf(i).target === candidateOf(op)) onBadAtKill.push(i);
+        // Ready nodes only: a NotReady node runs no agent, and its sshd does not answer a stop file either.
+        for (let i = 0; i < cluster.size; i++) if (cluster.nodeReady(i) && cluster.agentOf(i).target === candidateOf(op)) onBadAtKill.push(i);
       }
       w.crash(name, KILL_SECONDS);
       w.when(
