@@ -31,14 +31,20 @@ export class SimTransport implements BreakGlassTransport {
   private readonly rng: Rng;
   private readonly model: Model;
   private readonly locate: NodeLocator;
+  private readonly alive: () => boolean;
   /** Node operations attempted (for the report). */
   static operations = 0;
 
-  constructor(o: { clock: SimClock; rng: Rng; model: Model; locate: NodeLocator; concurrency: number; timeoutSeconds: number }) {
+  /**
+   * `alive`: whether the operator process that made this transport still runs; a dead one's attempts
+   * reach no node (its connections died with it). Default: always.
+   */
+  constructor(o: { clock: SimClock; rng: Rng; model: Model; locate: NodeLocator; concurrency: number; timeoutSeconds: number; alive?: () => boolean }) {
     this.clock = o.clock;
     this.rng = o.rng;
     this.model = o.model;
     this.locate = o.locate;
+    this.alive = o.alive ?? (() => true);
     this.concurrency = o.concurrency;
     this.timeoutMs = o.timeoutSeconds * 1000;
   }
@@ -53,6 +59,7 @@ export class SimTransport implements BreakGlassTransport {
     const b = this.model.breakGlass;
     const sigma = Math.log(b.perNodeP99Seconds / b.perNodeMedianSeconds) / 2.326;
     await this.clock.sleep(this.rng.logNormal(b.perNodeMedianSeconds * 1000, sigma), signal);
+    if (!this.alive()) return { ok: false, message: 'ssh: the operator process is gone' };
     const at = this.locate(node.name);
     if (!at) return { ok: false, message: 'ssh: Could not resolve hostname' };
     if (!at.cluster.nodeReady(at.index)) {

@@ -5,8 +5,8 @@
  *
  *   --seed N          PRNG seed (default 1)
  *   --quick           the quick fleet (10 clusters, 50..2,000 nodes) and shorter horizons
- *   --scenario NAME   one of incident, operator-defaults, healthy, healthy-ready, prometheus-down,
- *                     nodes-churn-during-outage, token-expires-mid-rollout (repeatable; default all)
+ *   --scenario NAME   one of incident, operator-defaults, healthy, healthy-ready, a model scenario of
+ *                     scenarios/models.ts or a fault scenario of faults.ts (repeatable; default all)
  *   --fleet FILE      a fleet file (JSON array of { name, nodes }) instead of the generated one
  *   --model FILE      a calibration file instead of sim/model/calibration.json
  *   --out FILE        where to write the JSON (default sim/results/replay[-quick].json); the SVG goes beside it

@@ -100,6 +100,13 @@ export class SimCluster implements ClusterClient {
   private readonly exposedCount = new Map<string, number>();
   private readonly behaviours = new Map<string, Behaviour>();
   private demandCache: Demand | undefined;
+  /** Nodes on which a stop file was ever written. */
+  private readonly everStopped: Uint8Array;
+  /**
+   * Every node relabel that landed, in order: when (ms), the node's index and the revision (null: the
+   * label removed). What the fault scenarios read to say no node was relabelled forward twice.
+   */
+  readonly labelLog: Array<{ t: number; node: number; revision: string | null }> = [];
 
   /** Node slots: the initial nodes, then those that join (node churn); a deleted node's slot stays empty. */
   private readonly capacity: number;
@@ -135,6 +142,7 @@ export class SimCluster implements ClusterClient {
     this.pending = new Array<(() => void) | undefined>(this.capacity);
     this.counted = new Array<string | undefined>(this.capacity);
     this.stops = new Array<Map<string, string> | undefined>(this.capacity);
+    this.everStopped = new Uint8Array(this.capacity);
     this.infos = [];
     for (let i = 0; i < this.used; i++) {
       const n = this.nodeName(i);
@@ -172,6 +180,12 @@ export class SimCluster implements ClusterClient {
     let n = 0;
     for (const [rev, c] of this.exposedCount) if (this.behaviours.get(rev) === behaviour) n += c;
     return n;
+  }
+
+  /** Whether an agent of `behaviour` ever ran unstopped on node `i`. */
+  exposedTo(behaviour: Behaviour, i: number): boolean {
+    for (const [rev, seen] of this.exposedNodes) if (this.behaviours.get(rev) === behaviour && seen[i] === 1) return true;
+    return false;
   }
 
   /** Nodes that run a pod (started or not) of `revision`. */
@@ -282,10 +296,28 @@ export class SimCluster implements ClusterClient {
     return this.ready[i] === 1;
   }
 
+  /** The revision the DaemonSets place on node `i` now, and the one its agent runs (if any). */
+  agentOf(i: number): { target: string | undefined; running: string | undefined } {
+    return { target: this.target[i], running: this.running[i] };
+  }
+
+  /** Whether a stop file was ever written on node `i`. */
+  wasStopped(i: number): boolean {
+    return this.everStopped[i] === 1;
+  }
+
+  /** Nodes holding at least one stop file now. */
+  nodesWithStopFiles(): number {
+    let n = 0;
+    for (const m of this.stops) if (m && m.size > 0) n++;
+    return n;
+  }
+
   /** Writes a stop file on node `i` naming `revision` (break-glass). */
   writeStop(i: number, file: string, revision: string): void {
     const m = (this.stops[i] ??= new Map());
     m.set(file, revision);
+    this.everStopped[i] = 1;
     this.settle(i);
   }
 
@@ -348,6 +380,7 @@ export class SimCluster implements ClusterClient {
     const info = this.infos[i]!;
     if (revision === null) delete info.labels[REVISION_LABEL];
     else info.labels[REVISION_LABEL] = revision;
+    this.labelLog.push({ t: this.clock.nowMs(), node: i, revision });
     this.retarget(i);
   }
 

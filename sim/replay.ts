@@ -6,7 +6,8 @@
  *   break-glass transport, which has no default);
  * - `healthy`: a good revision through the operator with the same spec, until it completes (or ends);
  * - `healthy-ready`: the same on a fleet whose nodes are all Ready (the model's NotReady fraction set to
- *   0): a NotReady node's agent never becomes ready, which holds a step until its deadline.
+ *   0): a NotReady node's agent never becomes ready, which holds a step until its deadline;
+ * - the overlapping-fault scenarios of faults.ts (their own model or fleet where they say so).
  * The bad revision declares the frugal (Kubelet) mode, so preflight lets it through; its image LISTs the
  * whole cluster (agents.ts), which only the gates can see.
  */
@@ -15,6 +16,7 @@ import { describeFleet, type ClusterShape } from './fleet.js';
 import type { Behaviour } from './model/agents.js';
 import type { Model } from './model/calibration.js';
 import { isModelScenario, MODEL_SCENARIO_NAMES, MODEL_SCENARIOS, type Findings } from './scenarios/models.js';
+import { FAULT_HORIZONS, FAULT_PLANS, FAULT_SCENARIOS, isFaultScenario, type FaultReport } from './faults.js';
 
 /** The good collector image (frugal, as declared). */
 export const GOOD_IMAGE = 'registry.example/telemetry-collector:1.4.0';
@@ -24,8 +26,8 @@ export const BAD_IMAGE = 'registry.example/telemetry-collector:1.5.0';
 /** What each image does on the API server. */
 export const behaviourOf = (image: string): Behaviour => (image === BAD_IMAGE ? 'list-everything' : 'frugal');
 
-/** The scenarios, in the order the replay runs them (then the model scenarios of scenarios/models.ts). */
-export const SCENARIOS = ['incident', 'operator-defaults', 'healthy', 'healthy-ready', ...MODEL_SCENARIO_NAMES] as const;
+/** The scenarios, in the order the replay runs them (then the model scenarios of scenarios/models.ts and the fault scenarios of faults.ts). */
+export const SCENARIOS = ['incident', 'operator-defaults', 'healthy', 'healthy-ready', ...MODEL_SCENARIO_NAMES, ...FAULT_SCENARIOS] as const;
 /** A scenario's name. */
 export type ScenarioName = (typeof SCENARIOS)[number];
 
@@ -48,6 +50,7 @@ export const FULL_HORIZONS: Record<ScenarioName, number> = {
   healthy: 48 * 3600,
   'healthy-ready': 48 * 3600,
   ...modelHorizons('full'),
+  ...FAULT_HORIZONS.full,
 };
 /** Horizons of the quick replay. */
 export const QUICK_HORIZONS: Record<ScenarioName, number> = {
@@ -56,6 +59,7 @@ export const QUICK_HORIZONS: Record<ScenarioName, number> = {
   healthy: 24 * 3600,
   'healthy-ready': 24 * 3600,
   ...modelHorizons('quick'),
+  ...FAULT_HORIZONS.quick,
 };
 
 function modelHorizons(which: 'full' | 'quick'): Record<(typeof MODEL_SCENARIO_NAMES)[number], number> {
@@ -122,6 +126,8 @@ export interface ScenarioResult {
   series: Record<string, SeriesPoint[]>;
   /** A model scenario's own findings (scenarios/models.ts); null for the others. */
   checks: Findings | null;
+  /** The fault scenarios' own measurements (faults.ts). */
+  faults?: FaultReport;
 }
 
 /** A TelemetryRollout over the whole fleet with the default spec and a break-glass transport. */
@@ -143,8 +149,11 @@ export function rolloutManifest(fleet: ClusterShape[], image: string): Record<st
 /** Runs one scenario and measures it. */
 export async function runScenario(name: ScenarioName, o: ReplayOptions): Promise<ScenarioResult> {
   const plan = isModelScenario(name) ? MODEL_SCENARIOS[name] : undefined;
-  const model = name === 'healthy-ready' || plan?.allNodesReady ? { ...o.model, cluster: { ...o.model.cluster, notReadyFraction: 0 } } : o.model;
-  const world = new World({ seed: o.seed, model, fleet: o.fleet, behaviourOf, ...plan?.world });
+  const fault = isFaultScenario(name) ? FAULT_PLANS[name] : undefined;
+  const baseModel = name === 'healthy-ready' || plan?.allNodesReady ? { ...o.model, cluster: { ...o.model.cluster, notReadyFraction: 0 } } : o.model;
+  const model = fault?.model?.(baseModel) ?? baseModel;
+  const fleet = fault?.fleet?.(o.fleet) ?? o.fleet;
+  const world = new World({ seed: o.seed, model, fleet, behaviourOf, ...plan?.world });
   const t0 = world.start + LEAD_IN_SECONDS * 1000;
   const end = t0 + o.horizons[name] * 1000;
   await world.clock.runUntil(t0);
@@ -152,15 +161,17 @@ export async function runScenario(name: ScenarioName, o: ReplayOptions): Promise
   let completedAt: number | undefined;
   let stop: () => boolean = () => false;
   let findings: (() => Findings) | undefined;
+  let faultReport: (() => FaultReport) | undefined;
   if (name === 'incident') {
     for (const c of world.clusters.values()) c.applyDirect(incidentDaemonSet());
   } else {
-    const good = plan ? plan.revision === 'good' : name === 'healthy' || name === 'healthy-ready';
-    const manifest = rolloutManifest(o.fleet, good ? GOOD_IMAGE : BAD_IMAGE);
+    const good = plan ? plan.revision === 'good' : name === 'healthy' || name === 'healthy-ready' || fault?.good === true;
+    const manifest = rolloutManifest(fleet, good ? GOOD_IMAGE : BAD_IMAGE);
     plan?.manifest?.(manifest as Parameters<NonNullable<typeof plan.manifest>>[0]);
     operator = world.startOperator(manifest);
     const store = operator.store;
-    if (plan) findings = plan.arm({ world, store, kick: operator.kick, fleet: o.fleet, t0 });
+    if (plan) findings = plan.arm({ world, store, kick: operator.kick, fleet, t0 });
+    faultReport = fault?.arm(world, operator, t0);
     if (good) {
       let pausedSince: number | undefined;
       stop = () => {
@@ -208,7 +219,7 @@ export async function runScenario(name: ScenarioName, o: ReplayOptions): Promise
   const stillUnhealthy = world.lastUnhealthyAt !== undefined && at - world.lastUnhealthyAt < 5000;
   return {
     scenario: name,
-    fleet: describeFleet(o.fleet),
+    fleet: describeFleet(fleet),
     simulatedSeconds: Math.round((at - t0) / 1000),
     firstBadAgentSeconds: rel(bad0),
     exposedNodes: exposed,
@@ -243,6 +254,7 @@ export async function runScenario(name: ScenarioName, o: ReplayOptions): Promise
     clusters,
     series: Object.fromEntries(world.series),
     checks: findings ? findings() : null,
+    ...(faultReport ? { faults: faultReport() } : {}),
   };
 }
 

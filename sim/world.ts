@@ -10,6 +10,7 @@ import { Writable } from 'node:stream';
 import type { TelemetryRollout } from '../operator/src/api/types.generated.js';
 import { TransportBreakGlass, type BreakGlassBackends } from '../operator/src/breakglass/actuator.js';
 import type { InventoryStore, NodeInventory, SaveResult } from '../operator/src/breakglass/inventory.js';
+import type { OwedStops, StopLedger } from '../operator/src/breakglass/stopledger.js';
 import { runWorkers, WorkQueue } from '../operator/src/controller/workqueue.js';
 import { ControlPlaneGateEvaluator, DefaultSourceFactory } from '../operator/src/gates/evaluator.js';
 import { ClusterUnavailableError, type ClusterClient, type ClusterClientFactory, type ResolvedTarget } from '../operator/src/rollout/interfaces.js';
@@ -73,11 +74,32 @@ export function prometheusUrl(cluster: string): string {
   return `http://prometheus.${cluster}.sim:9090`;
 }
 
+/** The error every call of a stopped operator process gets: it no longer runs, so it acts on nothing. */
+const processGone = (): Error => new Error('the operator process is gone (restarted)');
+
+/**
+ * `target` as seen by one operator process: each method refuses once the process is gone (`alive`
+ * false). A call already under way lands (the request was sent), but its process does nothing after it.
+ * The check is synchronous and the target's own promise is returned, so a live process pays no extra turn.
+ */
+function guarded<T extends object>(target: T, alive: () => boolean): T {
+  return new Proxy(target, {
+    get(t, prop, receiver) {
+      const v: unknown = Reflect.get(t, prop, receiver);
+      if (typeof v !== 'function') return v;
+      return (...args: unknown[]) => (alive() ? (v as (...a: unknown[]) => unknown).apply(t, args) : Promise.reject(processGone()));
+    },
+  });
+}
+
 /** Factory over the simulated clusters: every target is a cluster of the fleet. */
 class SimFactory implements ClusterClientFactory {
   private readonly clusters: Map<string, SimCluster>;
-  constructor(clusters: Map<string, SimCluster>) {
+  private readonly alive: () => boolean;
+  private readonly guardedClients = new Map<string, ClusterClient>();
+  constructor(clusters: Map<string, SimCluster>, alive: () => boolean) {
     this.clusters = clusters;
+    this.alive = alive;
   }
   async resolveTargets(rollout: TelemetryRollout): Promise<ResolvedTarget[]> {
     // As the product's factory does: the target's metric sources go with it.
@@ -91,7 +113,11 @@ class SimFactory implements ClusterClientFactory {
   async client(_r: TelemetryRollout, target: ResolvedTarget): Promise<ClusterClient> {
     const c = this.clusters.get(target.name);
     if (!c) throw new ClusterUnavailableError(target.name, 'SecretNotFound', `Secret ${target.secretName} not found`);
-    return c;
+    // One client per cluster for the process's life, as the product's factory caches them (the gate
+    // evaluator keeps its scrape state per client object).
+    let g = this.guardedClients.get(c.name);
+    if (!g) this.guardedClients.set(c.name, (g = guarded<ClusterClient>(c, this.alive)));
+    return g;
   }
 }
 
@@ -113,6 +139,44 @@ class SimInventoryStore implements InventoryStore {
   async delete(cluster: string): Promise<void> {
     this.items.delete(cluster);
   }
+}
+
+/**
+ * The stop ledger in the management cluster, in memory: like the ConfigMap ledger it outlives an
+ * operator process, so a restarted operator still knows which stops it owes.
+ */
+class SimStopLedger implements StopLedger {
+  private readonly owedStops = new Map<string, OwedStops>();
+  async record(rollout: string, cluster: string, revision: string, issuedAt: string): Promise<void> {
+    const k = `${rollout}/${cluster}`;
+    this.owedStops.set(k, { ...this.owedStops.get(k), [revision]: issuedAt });
+  }
+  async remove(rollout: string, cluster: string, revision: string): Promise<void> {
+    const o = this.owedStops.get(`${rollout}/${cluster}`);
+    if (o) delete o[revision];
+  }
+  async owed(rollout: string, cluster: string): Promise<OwedStops> {
+    return { ...this.owedStops.get(`${rollout}/${cluster}`) };
+  }
+}
+
+/** The operator as the replay drives it: its rollout store (which outlives a process) and its controls. */
+export interface OperatorHandle {
+  /** The rollout (spec and status), as the management cluster's API server keeps it. */
+  store: FakeRolloutStore;
+  /** Enqueues the rollout in the running process (what its informer does when a person changes it). */
+  kick: () => void;
+  /** Stops the running process for good (the end of the replay). */
+  stop: () => void;
+  /**
+   * Kills the running process and starts a new one on the same store, inventories and stop ledger (a
+   * crash and a restart, or a leader change): a new reconciler, work queue, gate evaluator and
+   * break-glass actuator; what the old one held in memory (pacing, an attempt under way) is lost, and
+   * nothing it still had in flight acts any more.
+   */
+  restart: () => void;
+  /** Processes started so far (1 before any restart). */
+  generation: () => number;
 }
 
 /** A warning event as the replay sees it: when, why, where. */
@@ -301,24 +365,90 @@ export class World {
   }
 
   /**
-   * Starts the operator on `manifest` (a TelemetryRollout): the real reconciler behind the real work
-   * queue with 4 workers; a status write enqueues the key again, as the operator's informer does.
-   * Returns the store (to read the rollout), a function that enqueues the rollout (what the informer
-   * does when a person changes it) and one that stops the workers.
+   * Calls `fn` at `seconds` after the world began (a scenario's fault at a fixed moment); a past moment
+   * means now. Returns a function that cancels it.
    */
-  startOperator(manifest: Record<string, unknown>): { store: FakeRolloutStore; kick: () => void; stop: () => void } {
-    const clock = this.clock;
+  at(seconds: number, fn: () => void): () => void {
+    return this.clock.at(this.start + seconds * 1000, fn);
+  }
+
+  /**
+   * Calls `fn` once, at the first poll (every `pollMs` of virtual time) at which `pred` holds: a fault
+   * tied to a state of the rollout rather than a moment ("while the rollback is relabelling").
+   * Returns a function that cancels it.
+   */
+  when(pred: () => boolean, fn: () => void, pollMs = 500): () => void {
+    let cancelled = false;
+    const poll = (): void => {
+      if (cancelled) return;
+      if (pred()) fn();
+      else this.clock.setTimer(pollMs, poll);
+    };
+    this.clock.setTimer(0, poll);
+    return () => {
+      cancelled = true;
+    };
+  }
+
+  /**
+   * Kills `cluster`'s API server now, whatever its load, for `downSeconds` (then it restarts, as after
+   * an OOM crash). Counted with the crashes the load causes.
+   */
+  crash(cluster: string, downSeconds: number): void {
+    const c = this.clusters.get(cluster);
+    if (!c) throw new Error(`no cluster ${cluster}`);
+    const now = this.clock.nowMs();
+    c.api.forceCrash(now, downSeconds);
+    const st = this.stats.get(cluster)!;
+    st.crashes = c.api.crashes;
+    st.firstCrashAt ??= this.seconds(now);
+  }
+
+  /**
+   * Starts the operator on `manifest` (a TelemetryRollout): the real reconciler behind the real work
+   * queue with 4 workers; a status write enqueues the key again, as the operator's informer does. The
+   * rollout store, the node inventories and the stop ledger belong to the management cluster and
+   * outlive a process: {@link OperatorHandle.restart} starts a new process on them.
+   */
+  startOperator(manifest: Record<string, unknown>): OperatorHandle {
     const store = new FakeRolloutStore(manifest);
+    const inventories = new SimInventoryStore();
+    const ledger = new SimStopLedger();
+    let generation = 0;
+    let current = this.runOperator(store, inventories, ledger, ++generation);
+    return {
+      store,
+      kick: () => current.kick(),
+      stop: () => current.stop(),
+      restart: () => {
+        current.stop();
+        current = this.runOperator(store, inventories, ledger, ++generation);
+      },
+      generation: () => generation,
+    };
+  }
+
+  /** One operator process on the management cluster's state; returns what enqueues its rollout and what kills it. */
+  private runOperator(
+    store: FakeRolloutStore,
+    inventories: SimInventoryStore,
+    ledger: SimStopLedger,
+    generation: number,
+  ): { kick: () => void; stop: () => void } {
+    const clock = this.clock;
+    let alive = true;
+    const isAlive = (): boolean => alive;
     const key = `${store.current().metadata?.namespace ?? 'default'}/${store.current().metadata?.name ?? ''}`;
     const queue = new WorkQueue({ clock, name: 'telemetryrollouts' });
     const sink = new Writable({ write: (_c, _e, cb) => cb() });
     const logger = createLogger({ level: 'error', stream: sink });
-    const inventories = new SimInventoryStore();
     const backends: BreakGlassBackends = {
-      inventory: () => inventories,
+      inventory: () => guarded<InventoryStore>(inventories, isAlive),
       secrets: () => ({ readSecretKey: async () => '' }),
+      ledger: () => guarded<StopLedger>(ledger, isAlive),
     };
-    const bgRng = this.rng.fork(7);
+    // The first process draws from the stream it always did (salt 7), so a replay without a restart is unchanged.
+    const bgRng = this.rng.fork(6 + generation);
     const breakGlass = new TransportBreakGlass(backends, clock, logger, async (spec) => {
       return new SimTransport({
         clock,
@@ -327,22 +457,25 @@ export class World {
         locate: this.locate,
         concurrency: spec.concurrency,
         timeoutSeconds: spec.timeoutSeconds,
+        alive: isAlive,
       });
     });
     const reconciler = new RolloutReconciler({
-      rollouts: store,
-      clusters: new SimFactory(this.clusters),
+      rollouts: guarded(store, isAlive),
+      clusters: new SimFactory(this.clusters, isAlive),
       // The product's default sources, with URL sources answered by the modelled Prometheus servers.
       gates: new ControlPlaneGateEvaluator({ clock, sources: new DefaultSourceFactory(clock, { fetch: this.fetch }) }),
       status: {
         async writeStatus(r, s) {
+          // A dead process writes nothing (its pass in flight ends without its status write).
+          if (!alive) throw processGone();
           await store.writeStatus(r, s);
           queue.add(key);
         },
       },
       events: {
         event: (_r, type, reason, message) => {
-          this.events.push({ t: this.seconds(), type, reason, message });
+          if (alive) this.events.push({ t: this.seconds(), type, reason, message });
         },
       },
       clock,
@@ -356,23 +489,23 @@ export class World {
       queue,
       4,
       async (k) => {
-        this.passes++;
+        if (alive) this.passes++;
         try {
           return await reconciler.reconcile(k);
         } catch (err) {
-          this.passErrors++;
+          if (alive) this.passErrors++;
           throw err;
         }
       },
       { clock, logger, signal: ac.signal },
     );
+    // Stops taking keys. What is in flight stays pending or fails on its next call: virtual time goes on
+    // (after a restart) or no longer moves (the end), and nothing holds a real resource.
     return {
-      store,
       kick: () => queue.add(key),
-      // Stops taking keys. What is in flight stays pending: virtual time no longer moves, and nothing
-      // holds a real resource, so it is simply dropped.
       stop: () => {
-        ac.abort(new Error('replay over'));
+        alive = false;
+        ac.abort(new Error('operator process stopped'));
         void queue.shutDown();
         void done;
       },

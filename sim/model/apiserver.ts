@@ -206,6 +206,18 @@ export class ApiServerModel {
     return report;
   }
 
+  /**
+   * Kills the process now, whatever its load (a scenario's fault: a node failure, an OOM from someone
+   * else's load): down for `downSeconds`, after which the next step restarts it as after a crash. Does not
+   * advance the crash-loop backoff (this death is not the load's doing).
+   */
+  forceCrash(nowMs: number, downSeconds: number): void {
+    this.crashes++;
+    this.up = false;
+    this.downUntil = Math.max(this.downUntil, nowMs + downSeconds * 1000);
+    this.utilisation = 0;
+  }
+
   /** The /metrics page: the series the gates and the preflight read, from the running instance's counters. */
   metricsText(): string {
     const out: string[] = [];

@@ -8,6 +8,7 @@ import { RolloutReconciler } from '../rollout/reconciler.js';
 import { FakeClock } from '../../../testkit/core/fakeclock.js';
 import {
   BASELINE_WARMUP_SECONDS,
+  MIN_RESCRAPE_MS,
   ControlPlaneGateEvaluator,
   DefaultSourceFactory,
   MIN_SAMPLES,
@@ -264,6 +265,46 @@ describe('ControlPlaneGateEvaluator in the reconciler', () => {
     const started = (w.store.current().status?.history ?? []).filter((h) => h.reason === 'StepStarted').map((h) => h.message);
     expect(started).toEqual([...new Set(started)]);
     expect(started).toHaveLength(3);
+  });
+
+  it("after an operator restart, the new evaluator's first scrape (warming up) is no verdict: it neither pauses the rollout nor counts towards failureLimit", async () => {
+    // Found by the simulator (sim/, a restart a few seconds into the canary's first step): the first
+    // evaluation of a step had been NoData (a scrape moments after the baseline's), the restarted
+    // operator's first scrape of the target is NoData again ("warming up"), and with failureLimit 2 the
+    // rollout paused (onNoData: Pause) with the candidate running, for want of a second scrape.
+    const clock = new FakeClock();
+    const store = new FakeRolloutStore(manifest());
+    const factory = new FakeClusterFactory().add(new FakeCluster('a', 20));
+    const process = (script: (call: number) => Measurement) => {
+      const scrapes: number[] = [];
+      const sources: SourceFactory = { source: () => ({ measure: async () => (scrapes.push(clock.now().getTime()), script(scrapes.length - 1)) }) };
+      const gates = new ControlPlaneGateEvaluator({ clock, sources });
+      return { scrapes, r: new RolloutReconciler({ rollouts: store, clusters: factory, gates, status: store, events: new FakeEvents(), clock }) };
+    };
+    const drive = async (r: RolloutReconciler, until: (ro: TelemetryRollout) => boolean) => {
+      for (let i = 0; i < 2000; i++) {
+        const res = await r.reconcile('default/r').catch(() => ({ requeueAfterMs: 1000 }));
+        expect(store.current().status?.phase).not.toBe('Paused');
+        if (until(store.current())) return;
+        await clock.advance(res.requeueAfterMs ?? 1000);
+      }
+      throw new Error(`no convergence: ${JSON.stringify(store.current().status).slice(0, 2000)}`);
+    };
+    const warming: Measurement = { kind: 'nodata', at: new Date(0), message: 'warming up: first scrape' };
+    // The first process: a warm-up and the baseline, then one NoData evaluation.
+    const first = process((call) =>
+      call === 0 ? warming : call === 1 ? ok({ apiServerP99Seconds: 0.2 }) : { kind: 'nodata', at: new Date(0), message: 'no metrics' },
+    );
+    await drive(first.r, (ro) => ro.status?.clusters?.[0]?.lastGate?.verdict === 'NoData');
+    expect(store.current().status?.clusters?.[0]?.lastGate?.consecutiveFailures).toBe(1);
+    // Restarted: a new evaluator, whose first scrape only warms up.
+    const second = process((call) => (call === 0 ? warming : ok({ apiServerP99Seconds: 0.2 })));
+    await drive(second.r, (ro) => ro.status?.clusters?.[0]?.lastGate?.verdict === 'Pass');
+    // The warm-up scrape, then one more at least a second later (not one per pass in between), which judged.
+    expect(second.scrapes).toHaveLength(2);
+    expect((second.scrapes[1] as number) - (second.scrapes[0] as number)).toBeGreaterThanOrEqual(MIN_RESCRAPE_MS);
+    expect(store.current().status?.clusters?.[0]?.lastGate?.consecutiveFailures).toBe(0);
+    await drive(second.r, (ro) => ro.status?.phase === 'Succeeded');
   });
 
   it('noise around the baseline passes all the way', async () => {

@@ -46,6 +46,9 @@ export function latencyFloorSeconds(gates: GatesSpec): number {
  */
 export const BASELINE_WARMUP_SECONDS = { min: 10, max: 30 } as const;
 
+/** Shortest time between two scrapes of one target while an evaluation warms up (the scrape's minimum window). */
+export const MIN_RESCRAPE_MS = 1000;
+
 /** The warm-up wait of a first baseline, seconds: the gate interval within {@link BASELINE_WARMUP_SECONDS}. */
 export function baselineWarmupSeconds(gates: GatesSpec): number {
   return Math.min(BASELINE_WARMUP_SECONDS.max, Math.max(BASELINE_WARMUP_SECONDS.min, gates.intervalSeconds));
@@ -225,6 +228,12 @@ export class ControlPlaneGateEvaluator implements GateEvaluator {
   private readonly lastOk = new Map<string, { at: Date; values: SignalValues }>();
   /** When each target's first baseline found its source warming up (clock ms), until it is measured. */
   private readonly warming = new Map<string, number>();
+  /** Targets this evaluator has scraped at least once (for a baseline or an evaluation). */
+  private readonly scraped = new Set<string>();
+  /** When this evaluator first scraped a target for an evaluation (clock ms), during that warm-up window. */
+  private readonly evalWarming = new Map<string, number>();
+  /** When each target was last scraped for an evaluation (clock ms). */
+  private readonly evalScrapedAt = new Map<string, number>();
   private readonly measured?: Gauge;
   private readonly bounds?: Gauge;
   private readonly verdicts?: Counter;
@@ -264,6 +273,7 @@ export class ControlPlaneGateEvaluator implements GateEvaluator {
     const left = began === undefined ? 0 : began + waitMs - this.clock.now().getTime();
     if (left > 0) return { retryAfterMs: left, message };
     const m = await this.sources.source(ctx).measure(ctx.signal);
+    this.scraped.add(key);
     if (m.kind === 'nodata' && !this.lastOk.has(key) && began === undefined) {
       // A scraping source that has never measured this target only holds its first scrape now ("warming
       // up"), so the first step of every cluster (the canary's first batch, where detection matters most)
@@ -284,9 +294,31 @@ export class ControlPlaneGateEvaluator implements GateEvaluator {
   }
 
   async evaluate(ctx: GateContext): Promise<GateEvaluation> {
+    const key = this.key(ctx);
+    // A target this evaluator has never scraped (a restarted operator, in the middle of a step): its
+    // first scrape only starts a window, so a NoData then says nothing of the target. For one warm-up
+    // window (as for a first baseline) a NoData asks the reconciler to come back instead of counting
+    // towards failureLimit; Pass, Fail and unreachable count at once. Found by the simulator: a restart
+    // right after a step's first (too-early) NoData paused the rollout with the candidate running.
+    const now = this.clock.now().getTime();
+    const waitMs = baselineWarmupSeconds(ctx.rollout.spec.gates) * 1000;
+    let began = this.evalWarming.get(key);
+    const warmingMessage = `measuring (a new evaluator's first scrape needs a window of up to ${waitMs / 1000}s)`;
+    // Within the window, no two scrapes less than a second apart (the scrape's own minimum window).
+    if (began !== undefined && now - began < waitMs && now - (this.evalScrapedAt.get(key) ?? 0) < MIN_RESCRAPE_MS) {
+      return { verdict: 'NoData', retryAfterMs: (this.evalScrapedAt.get(key) ?? 0) + MIN_RESCRAPE_MS - now, message: warmingMessage };
+    }
+    if (began === undefined && !this.scraped.has(key)) this.evalWarming.set(key, (began = now));
     const m = await this.sources.source(ctx).measure(ctx.signal);
-    if (m.kind === 'ok') this.lastOk.set(this.key(ctx), { at: m.at, values: reliableValues(m) });
+    this.scraped.add(key);
+    this.evalScrapedAt.set(key, now);
+    if (m.kind === 'ok') this.lastOk.set(key, { at: m.at, values: reliableValues(m) });
     const ev = judge(m, ctx.rollout.spec.gates, ctx.baseline);
+    if (began !== undefined && now - began < waitMs && ev.verdict === 'NoData' && !ev.unreachable) {
+      return { ...ev, retryAfterMs: Math.max(MIN_RESCRAPE_MS, began + waitMs - now), message: `${warmingMessage}: ${ev.message ?? ''}` };
+    }
+    // A verdict, or the window is up: from now on every evaluation counts.
+    this.evalWarming.delete(key);
     const labels = { namespace: ctx.rollout.metadata?.namespace ?? '', name: ctx.rollout.metadata?.name ?? '', cluster: ctx.target.name };
     this.verdicts?.inc({ ...labels, verdict: ev.unreachable ? 'Unreachable' : ev.verdict });
     for (const [signal, v] of Object.entries(ev.measurements ?? {})) this.measured?.set({ ...labels, signal }, v);

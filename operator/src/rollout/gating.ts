@@ -33,6 +33,12 @@ export async function evaluateGates(p: Pass, c: ClusterStatus, client: ClusterCl
     consecutiveFailures: c.lastGate?.consecutiveFailures ?? 0,
   });
   if (ev.unreachable) return ev.message ?? '';
+  if (ev.retryAfterMs !== undefined) {
+    // No verdict yet (the evaluator's first scrape of the target, after a restart): nothing is recorded
+    // or counted; the evaluation is made once the evaluator has a window.
+    p.requeue(ev.retryAfterMs);
+    return undefined;
+  }
   recordGate(p, c, ev);
   p.requeue(gates.intervalSeconds * 1000);
   return undefined;

@@ -154,7 +154,16 @@ export interface GateContext {
 }
 
 /** One gate evaluation: verdict, measurements and thresholds (GateResult of the API). */
-export type GateEvaluation = GateResult & { verdict: 'Pass' | 'Fail' | 'NoData'; unreachable?: boolean };
+export type GateEvaluation = GateResult & {
+  verdict: 'Pass' | 'Fail' | 'NoData';
+  unreachable?: boolean;
+  /**
+   * No verdict yet: call again after this long. The evaluator's first scrape of a target it has never
+   * measured (a new operator process, mid-step) only starts a window; the reconciler neither records nor
+   * counts it, so a restart cannot pause or roll back a rollout on its own.
+   */
+  retryAfterMs?: number;
+};
 
 /**
  * The outcome of {@link GateEvaluator.captureBaseline}: a baseline, none (the step goes on under the
