@@ -17,7 +17,10 @@ import { haltFleet, startRollback } from './rollback.js';
  */
 export async function evaluateGates(p: Pass, c: ClusterStatus, client: ClusterClient): Promise<string | undefined> {
   const gates = p.rollout.spec.gates;
-  const age = since(p.now, c.lastGate?.time);
+  // The step's baseline is a scrape too: an evaluation moments after it (a status write wakes the
+  // reconciler at once) has no window to measure and was NoData at the start of every step, which
+  // counted towards failureLimit (with failureLimit 1 and onNoData Pause, every step paused).
+  const age = Math.min(since(p.now, c.lastGate?.time), since(p.now, c.baseline?.capturedAt));
   if (age < gates.intervalSeconds) {
     p.requeue((gates.intervalSeconds - age) * 1000);
     return undefined;

@@ -362,6 +362,38 @@ describe('RolloutReconciler: gates and failures', () => {
     expect(w2.store.current().status?.reason).toBe('ProgressDeadlineExceeded');
   });
 
+  it("a step's first gate evaluation waits a gate interval after its baseline (no evaluation without a window), and failureLimit 1 does not pause every step", async () => {
+    const times: Array<{ op: 'baseline' | 'evaluate'; at: number }> = [];
+    class Timed extends ScriptedGates {
+      constructor(private readonly now: () => number) {
+        super();
+      }
+      override async captureBaseline() {
+        times.push({ op: 'baseline', at: this.now() });
+        return { baseline: { capturedAt: new Date(this.now()).toISOString(), values: { apiServerP99Seconds: 0.1 } } };
+      }
+      override async evaluate(ctx: Parameters<ScriptedGates['evaluate']>[0]) {
+        times.push({ op: 'evaluate', at: this.now() });
+        return super.evaluate(ctx);
+      }
+    }
+    const steps = {
+      strategy: { stages: [{ name: 's', clusters: 1, nodeSteps: [25, 50, 100], bakeSeconds: 30 }] },
+      gates: { intervalSeconds: 10, failureLimit: 1 },
+    };
+    let now = () => 0;
+    const w = world({ a: 8 }, steps, new Timed(() => now()));
+    now = () => w.clock.nowMs();
+    await drive(w, () => phase(w) === 'Succeeded' || phase(w) === 'Paused' || phase(w) === 'RolledBack');
+    expect(phase(w)).toBe('Succeeded');
+    let lastBaseline: number | undefined;
+    for (const t of times) {
+      if (t.op === 'baseline') lastBaseline = t.at;
+      else if (lastBaseline !== undefined) expect(t.at - lastBaseline).toBeGreaterThanOrEqual(10_000);
+    }
+    expect(times.filter((t) => t.op === 'baseline').length).toBeGreaterThanOrEqual(3);
+  });
+
   it('a preflight refusal fails the rollout before any node moves', async () => {
     const w = world({ a: 4 }, {}, new ScriptedGates(), { preflight: [() => 'projected 900 req/s exceeds the budget of 50 req/s'] });
     await drive(w, () => phase(w) === 'Failed');
