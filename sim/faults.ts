@@ -267,7 +267,7 @@ function stepsBegun(w: World): string[] {
 
 /** The first step that missed its progress deadline (the rollback it started says so), or null. */
 function deadlineMissed(w: World, t0: number): { t: number; message: string } | null {
-  const e = w.events.find((x) => / agents ready after \d+s/.test(x.message));
+  const e = w.events.find((x) => / agents ready(, none more for| after) \d+s/.test(x.message));
   return e ? { t: Math.round(w.start / 1000 + e.t - t0 / 1000), message: e.message.slice(0, 300) } : null;
 }
 

@@ -24,8 +24,11 @@ function expectCleanRecovery(r: ScenarioResult, f: FaultReport): void {
   expect(r.recoverSeconds).not.toBeNull();
   // Nothing of ours left behind: no stop file on any node of the fleet.
   expect(f.stopFilesAtEnd).toBe(0);
-  // Only the canary's first step ran the candidate, and no step began twice.
-  expect(f.steps).toEqual([`${f.cluster}: step 1/4`]);
+  // Only the canary's first steps ran the candidate (how many the gates let through is the calibrated
+  // model's business: one or two), in order, and no step began twice.
+  expect(f.steps.length).toBeGreaterThanOrEqual(1);
+  expect(f.steps.length).toBeLessThanOrEqual(2);
+  expect(f.steps).toEqual(f.steps.map((_, i) => `${f.cluster}: step ${i + 1}/4`));
   expect(f.stepsRepeated).toBe(0);
   expect(f.nodesRelabelledForwardTwice).toBe(0);
   expect(r.passErrors).toBe(0);
@@ -41,7 +44,8 @@ function expectStoppedDuringRollback(r: ScenarioResult, f: FaultReport): void {
   expect(f.nodesOnBadAtKill).toBeGreaterThan(0);
   expect(f.nodesOnBadAtKill).toBeLessThan(r.exposedNodes);
   expect(f.breakGlassDuringRollback).toBe(true);
-  expect(r.warnings.some((w) => w.reason === 'BreakGlass' && /stop files on \d+\/\d+ nodes \(0 failed, 0 timed out\)/.test(w.message))).toBe(true);
+  // No write failed; a NotReady node of the step (no agent runs there, no sshd answers) may time out.
+  expect(r.warnings.some((w) => w.reason === 'BreakGlass' && /stop files on \d+\/\d+ nodes \(0 failed, \d+ timed out\)/.test(w.message))).toBe(true);
   // A stop file on every node still on the bad revision at the kill, and on every node that ever ran it.
   expect(f.ofThoseStopped).toBe(f.nodesOnBadAtKill);
   expect(f.nodesRanBad).toBe(r.exposedNodes);
@@ -117,26 +121,23 @@ describe('bench:replay fault scenarios', () => {
   }, 60_000);
 
   // About 40 s of wall time alone (some 8,000 passes over a 5,000-node cluster); more on a busy machine.
-  it('slow-pod-start-5000-nodes: the 100 % step misses its 600 s deadline and a good revision is rolled back (the known defect of issue 15)', async () => {
-    // Cut short once the rollback has begun (2,653 s in with seed 1): its 1,000 s of relabelling 5,000
-    // nodes back (every pass lists and inventories 5,000 nodes) would double the test's time; the replay
-    // itself runs it to RolledBack.
-    const r = await runScenario('slow-pod-start-5000-nodes', { ...quick, horizons: { ...QUICK_HORIZONS, 'slow-pod-start-5000-nodes': 2700 } });
+  it('slow-pod-start-5000-nodes: a good revision completes on 5,000 nodes whose agents start slowly; the 100 % step outlives 600 s because it keeps moving', async () => {
+    const r = await runScenario('slow-pod-start-5000-nodes', quick);
     const f = faultsOf(r);
     expect(r.fleet.nodes).toBe(5000);
     // The good revision harms nothing: no crash, no SLO breach, nothing exposed.
     expect(r.exposedNodes).toBe(0);
     expect(r.clustersCrashed).toBe(0);
     expect(r.clustersPastSlo).toBe(0);
-    // Steps of 1, 5 and 25 % complete; the 100 % step (3,750 relabels at 5/s: 750 s) cannot be ready
-    // within the 600 s that start when it begins, so it fails and the rollout rolls back.
+    // Steps of 1, 5, 25 and 100 %: the last one's 3,750 relabels at 5/s take 750 s, past the 600 s
+    // progress deadline, which counts time without progress (before, it counted from the step's start
+    // and rolled this good revision back: found here).
     expect(f.steps).toEqual(['c000: step 1/4', 'c000: step 2/4', 'c000: step 3/4', 'c000: step 4/4']);
-    expect(f.deadline?.message).toMatch(/c000: step 4: only \d+\/5000 agents ready after 600s/);
-    expect(f.deadline!.t).toBeLessThan(2700);
-    expect(r.completeSeconds).toBeNull();
-    expect(r.finalPhase).toBe('RollingBack');
-    expect(r.warnings.some((w) => w.reason === 'RollingBack' && /step 4: only \d+\/5000 agents ready after 600s/.test(w.message))).toBe(true);
-  }, 120_000);
+    expect(f.deadline).toBeNull();
+    expect(r.warnings.some((w) => w.reason === 'RollingBack')).toBe(false);
+    expect(r.finalPhase).toBe('Succeeded');
+    expect(r.completeSeconds).not.toBeNull();
+  }, 180_000);
 
   it('is deterministic with a restart and a kill (the same seed gives the same result)', async () => {
     const a = await runScenario('operator-restart-during-breakglass', quick);

@@ -157,9 +157,17 @@ const nodesChurn: ModelScenario = {
     let burstAt: number | undefined;
     let replaced = 0;
     let exposedDeleted = 0;
+    let killed = false;
     every(world, 2000, () => {
       canary ??= firstBadCluster(world);
-      if (!canary || burstAt !== undefined || canary.api.up) return;
+      if (!canary || burstAt !== undefined) return;
+      // The outage: the canary's API server falls under the bad agents' load, or, where the calibrated
+      // model's API server bears that load, it is killed 30 s after the first bad agent ran (5 minutes).
+      if (canary.api.up && !killed && world.firstBadAt !== undefined && world.clock.nowMs() - world.firstBadAt >= 30_000) {
+        killed = true;
+        world.crash(canary.name, 300);
+      }
+      if (canary.api.up) return;
       // The canary's API server has fallen: 5 % of its nodes replaced within the next minute, in six
       // batches; a quarter of the nodes that ran the bad agent go first (every fourth, in slot order).
       burstAt = world.clock.nowMs();
