@@ -412,6 +412,8 @@ export class World {
    */
   startOperator(manifest: Record<string, unknown>): OperatorHandle {
     const store = new FakeRolloutStore(manifest);
+    // Only the current object is read; keeping every status written would fill the heap on a long replay.
+    store.keepWrites = false;
     const inventories = new SimInventoryStore();
     const ledger = new SimStopLedger();
     let generation = 0;
