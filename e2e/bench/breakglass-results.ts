@@ -4,6 +4,7 @@
  * "TBD" cannot reach the generated doc), and the writer the benchmark uses.
  */
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PhaseFigures } from './breakglass-phase.js';
@@ -13,6 +14,23 @@ export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..
 
 /** Where the results live, relative to the repository root. */
 export const RESULTS_FILE = 'e2e/bench/results/breakglass.json';
+
+/**
+ * The machine and the load at the start of a run (`loadAverageEnd` is filled in at its end); the note
+ * from `TRO_BENCH_NOTE` when set (for example: the machine was shared).
+ */
+export function benchEnvironment(startedAt: Date): BenchEnvironment {
+  return {
+    date: startedAt.toISOString(),
+    cores: availableParallelism(),
+    cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+    loadAverageStart: loadavg()[0]!,
+    loadAverageEnd: 0,
+    ...(process.env.TRO_BENCH_NOTE ? { note: process.env.TRO_BENCH_NOTE } : {}),
+  };
+}
 
 /** The machine and the run. */
 export interface BenchEnvironment {

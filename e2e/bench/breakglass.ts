@@ -21,7 +21,7 @@
  * Needs openssh-server (/usr/sbin/sshd) for the ssh rounds. CPU-heavy: run it on a quiet machine.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeInventory, makeInventory } from '../../operator/src/breakglass/inventory.js';
 import { ExecTransport } from '../../operator/src/breakglass/exec.js';
@@ -35,7 +35,7 @@ import { renderBreakGlassSection, GOAL_MS } from './breakglass-doc.js';
 import { measureBreakGlass, processTreeCpuMs, quantile, type BreakGlassFigures, type MeasureOptions } from './breakglass-measure.js';
 import { concurrencyFor, modelFleet } from './breakglass-model.js';
 import { measurePhase } from './breakglass-phase.js';
-import { writeResults, type BreakGlassResults, type SshModel, type TransportRound } from './breakglass-results.js';
+import { benchEnvironment, writeResults, type BreakGlassResults, type SshModel, type TransportRound } from './breakglass-results.js';
 import { benchNodes, defaultTransportConcurrency, execCommand, onDiskUnder } from './breakglass-setup.js';
 
 function arg(name: string, fallback: string): number[] {
@@ -79,15 +79,7 @@ const defaultConcurrency = defaultTransportConcurrency();
 const concurrency = arg('concurrency', String(defaultConcurrency))[0] ?? defaultConcurrency;
 const startedAt = new Date();
 const results: BreakGlassResults = {
-  environment: {
-    date: startedAt.toISOString(),
-    cores: availableParallelism(),
-    cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
-    node: process.version,
-    platform: `${process.platform} ${process.arch}`,
-    loadAverageStart: loadavg()[0]!,
-    loadAverageEnd: 0,
-  },
+  environment: benchEnvironment(startedAt),
   transports: [],
   phases: [],
   inventory: [],

@@ -30,6 +30,7 @@ import { waitUntil } from '../controlplane/net.js';
 import { createNodes, KUBELET_VERSION } from '../controlplane/nodes.js';
 import { ApiClient, background, batch, createPods, holdWatches, logSigma, quantile, type Background, type Batch } from '../support/apicost.js';
 import { calibratedFile, fitParameters, predict, type BackgroundPoint, type MeasuredPoint, type Measurements } from './calibrate-fit.js';
+import { textTable } from './table.js';
 
 const SIZES = (process.env.TRO_CALIBRATE_NODES ?? '50,200,500')
   .split(',')
@@ -45,13 +46,7 @@ const t0 = Date.now();
 const say = (s: string) => process.stderr.write(`[calibrate +${((Date.now() - t0) / 1000).toFixed(0)}s] ${s}\n`);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-function table(rows: Array<Record<string, string | number>>): string {
-  if (!rows.length) return '  (none)';
-  const cols = Object.keys(rows[0] ?? {});
-  const w = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c]).length)));
-  const line = (vals: string[]) => '  ' + vals.map((v, i) => v.padStart(w[i] ?? 0)).join('  ');
-  return [line(cols), ...rows.map((r) => line(cols.map((c) => String(r[c]))))].join('\n');
-}
+const table = textTable;
 
 function point(verb: MeasuredPoint['verb'], resource: MeasuredPoint['resource'], nodes: number, pods: number, concurrency: number, b: Batch): MeasuredPoint {
   const objects = resource === 'pods' ? (verb === 'GET' ? 1 : pods) : verb === 'GET' ? 1 : nodes;

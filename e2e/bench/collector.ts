@@ -43,6 +43,7 @@ import {
   type ApiRow,
   type ApiWindow,
 } from '../noderuntime/testing.js';
+import { textTable } from './table.js';
 
 const COUNTS = (process.env.TRO_BENCH_NODES ?? '50,100,200')
   .split(',')
@@ -56,13 +57,7 @@ const NONE = 'none';
 const kib = (b: number) => (b / 1024).toFixed(1);
 const r1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '-');
 
-function table(rows: Array<Record<string, string | number>>): string {
-  if (!rows.length) return '  (none)';
-  const cols = Object.keys(rows[0] ?? {});
-  const w = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c]).length)));
-  const line = (vals: string[]) => '  ' + vals.map((v, i) => v.padStart(w[i] ?? 0)).join('  ');
-  return [line(cols), ...rows.map((r) => line(cols.map((c) => String(r[c]))))].join('\n');
-}
+const table = textTable;
 
 /** Rows of the paths agents use: cluster-scope LIST of pods/services/endpoints and GET of a Node. */
 const agentPath = (r: ApiRow) =>

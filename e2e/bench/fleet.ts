@@ -14,7 +14,7 @@
 // TRO_BENCH_FLEET_APPEND=1 (add the runs to those of the results file, e.g. a series with other node flags).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { DEFAULT_E2E_EXTRA_USERS } from '../controlplane/default-fleet.js';
@@ -23,7 +23,7 @@ import { httpGet } from '../controlplane/net.js';
 import { FLEET_INFO_ENV, kubectl, kubectlResult, managementCluster } from '../controlplane/testing.js';
 import { OPERATOR_NAMESPACE, operatorNodeFlags, prepareFleet, productionNodeFlags, startOperator, type OperatorProcess } from '../support/operator.js';
 import { CLK_TCK, procStat } from '../support/procstat.js';
-import { REPO_ROOT } from './breakglass-results.js';
+import { benchEnvironment, REPO_ROOT } from './breakglass-results.js';
 import { histogramDelta, passFigures, readHistogram, requestFigures, type HistogramReading, type StubCounts } from './fleet-measure.js';
 import { readFleetResults, writeFleetResults, type FleetResults, type FleetRun, type ProcessFigures } from './fleet-results.js';
 
@@ -334,16 +334,7 @@ function shippedLimitMiB(): number {
 
 async function main(): Promise<void> {
   const results: FleetResults = {
-    environment: {
-      date: new Date().toISOString(),
-      cores: availableParallelism(),
-      cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
-      node: process.version,
-      platform: `${process.platform} ${process.arch}`,
-      loadAverageStart: loadavg()[0]!,
-      loadAverageEnd: 0,
-      ...(process.env.TRO_BENCH_NOTE ? { note: process.env.TRO_BENCH_NOTE } : {}),
-    },
+    environment: benchEnvironment(new Date()),
     productionNodeFlags: productionNodeFlags().join(' '),
     shippedLimitMiB: shippedLimitMiB(),
     settings: {

@@ -365,8 +365,10 @@ describe('RolloutReconciler: gates and failures', () => {
   it("a step's first gate evaluation waits a gate interval after its baseline (no evaluation without a window), and failureLimit 1 does not pause every step", async () => {
     const times: Array<{ op: 'baseline' | 'evaluate'; at: number }> = [];
     class Timed extends ScriptedGates {
-      constructor(private readonly now: () => number) {
+      private readonly now: () => number;
+      constructor(now: () => number) {
         super();
+        this.now = now;
       }
       override async captureBaseline() {
         times.push({ op: 'baseline', at: this.now() });
