@@ -93,9 +93,14 @@ export function renderReplaySection(r: ReplayResults): string {
   // A good revision that did not complete is a finding, not a footnote: say why, in the operator's words.
   const failedGood = r.results.filter((s) => s.firstBadAgentSeconds === null && s.completeSeconds === null && s.finalPhase !== null);
   if (failedGood.length > 0) {
-    lines.push('A good revision that did not complete, and the operator\u2019s reason:', '');
+    lines.push('A good revision that did not complete, and why:', '');
     for (const s of failedGood) {
-      const why = s.warnings.find((w) => w.reason === 'RollingBack' || w.reason === 'Failed')?.message ?? s.finalMessage ?? 'no reason recorded';
+      const rolledBack = s.warnings.find((w) => w.reason === 'RollingBack' || w.reason === 'Failed')?.message;
+      const why =
+        rolledBack ??
+        (s.finalPhase === 'Progressing'
+          ? 'still moving when the replay\u2019s horizon ended it: not a failure, a limit of the run'
+          : (s.finalMessage ?? 'no reason recorded'));
       lines.push(`- \`${s.scenario}\`: ${s.finalPhase} after ${s.simulatedSeconds} s (${why.replace(/\|/g, '\\|')}).`);
     }
     lines.push('');

@@ -227,7 +227,8 @@ const TOKEN_REFUSED_MS = 20 * 60_000;
 const tokenExpires: ModelScenario = {
   revision: 'good',
   allNodesReady: true,
-  horizons: { full: 48 * 3600, quick: 24 * 3600 },
+  // Full fleet: 3 hours, past the canary's renewal and into the fleet stage (see FULL_HORIZONS's healthy).
+  horizons: { full: 3 * 3600, quick: 24 * 3600 },
   arm(ctx) {
     const { world, store } = ctx;
     let victim: SimCluster | undefined;
