@@ -6,6 +6,7 @@
 import { POD_LIST_INTERVAL_MS } from '../../operator/src/rollout/pass.js';
 import type { BreakGlassResults, PhaseRound, TransportRound } from './breakglass-results.js';
 import { RESULTS_FILE } from './breakglass-results.js';
+import { replaceSection } from './docsection.js';
 
 /** The marker lines between which docs/benchmarks.md holds the generated break-glass figures. */
 export const BREAKGLASS_BEGIN = `<!-- BEGIN GENERATED: break-glass figures (npm run bench:docs; from ${RESULTS_FILE}) -->`;
@@ -135,8 +136,5 @@ export function renderBreakGlassSection(r: BreakGlassResults): string {
 
 /** `doc` with its break-glass section replaced by the one rendered from `r` (the markers must be present). */
 export function withBreakGlassSection(doc: string, r: BreakGlassResults): string {
-  const a = doc.indexOf(BREAKGLASS_BEGIN);
-  const b = doc.indexOf(BREAKGLASS_END);
-  if (a < 0 || b < a) throw new Error('docs/benchmarks.md has no generated break-glass section (markers missing)');
-  return doc.slice(0, a) + renderBreakGlassSection(r) + doc.slice(b + BREAKGLASS_END.length);
+  return replaceSection(doc, BREAKGLASS_BEGIN, BREAKGLASS_END, renderBreakGlassSection(r), 'break-glass');
 }

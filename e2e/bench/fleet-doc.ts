@@ -6,6 +6,7 @@
  */
 import type { FleetResults, FleetRun } from './fleet-results.js';
 import { FLEET_RESULTS_FILE } from './fleet-results.js';
+import { replaceSection } from './docsection.js';
 
 /** The marker lines between which docs/benchmarks.md holds the generated fleet figures. */
 export const FLEET_BEGIN = `<!-- BEGIN GENERATED: fleet figures (npm run bench:docs; from ${FLEET_RESULTS_FILE}) -->`;
@@ -180,8 +181,5 @@ export function renderFleetSection(r: FleetResults): string {
 
 /** `doc` with its fleet section replaced by the one rendered from `r` (the markers must be present). */
 export function withFleetSection(doc: string, r: FleetResults): string {
-  const a = doc.indexOf(FLEET_BEGIN);
-  const b = doc.indexOf(FLEET_END);
-  if (a < 0 || b < a) throw new Error('docs/benchmarks.md has no generated fleet section (markers missing)');
-  return doc.slice(0, a) + renderFleetSection(r) + doc.slice(b + FLEET_END.length);
+  return replaceSection(doc, FLEET_BEGIN, FLEET_END, renderFleetSection(r), 'fleet');
 }

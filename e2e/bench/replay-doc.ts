@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatTable, type ScenarioResult } from '../../sim/replay.js';
 import type { ClusterShape } from '../../sim/fleet.js';
+import { replaceSection } from './docsection.js';
 
 /** Where the full replay's results live, relative to the repository root. */
 export const REPLAY_RESULTS_FILE = 'sim/results/replay.json';
@@ -115,8 +116,5 @@ export function renderReplaySection(r: ReplayResults): string {
 
 /** The doc with its replay section replaced by the one the results give. */
 export function withReplaySection(doc: string, r: ReplayResults): string {
-  const a = doc.indexOf(REPLAY_BEGIN);
-  const b = doc.indexOf(REPLAY_END);
-  if (a < 0 || b < a) throw new Error('docs/benchmarks.md has no generated fleet-replay section (markers missing)');
-  return doc.slice(0, a) + renderReplaySection(r) + doc.slice(b + REPLAY_END.length);
+  return replaceSection(doc, REPLAY_BEGIN, REPLAY_END, renderReplaySection(r), 'fleet-replay');
 }
